@@ -1,0 +1,53 @@
+#include "store/allocator.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#if RINGCACHE_MIMALLOC
+#include <mimalloc.h>
+#endif
+
+namespace ringcache::store {
+
+void* allocator_alloc(std::size_t bytes, std::size_t alignment) noexcept {
+#if RINGCACHE_MIMALLOC
+  return mi_malloc_aligned(bytes, alignment);
+#else
+  void* p = nullptr;
+  if (posix_memalign(&p, alignment, bytes) != 0) return nullptr;
+  return p;
+#endif
+}
+
+void allocator_free(void* p) noexcept {
+#if RINGCACHE_MIMALLOC
+  mi_free(p);
+#else
+  std::free(p);
+#endif
+}
+
+bool allocator_is_mimalloc() noexcept {
+#if RINGCACHE_MIMALLOC
+  // Debian's libmimalloc exports malloc itself: when it is really linked,
+  // plain malloc() lands in a mimalloc region.
+  void* probe = std::malloc(64);
+  if (probe == nullptr) return false;
+  std::memset(probe, 0, 64);
+  bool ok = mi_is_in_heap_region(probe);
+  std::free(probe);
+  return ok;
+#else
+  return false;
+#endif
+}
+
+const char* allocator_name() noexcept {
+#if RINGCACHE_MIMALLOC
+  return "mimalloc";
+#else
+  return "libc";
+#endif
+}
+
+}  // namespace ringcache::store

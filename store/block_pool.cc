@@ -1,0 +1,77 @@
+#include "store/block_pool.h"
+
+#include <cassert>
+#include <new>
+
+#include "store/allocator.h"
+
+namespace ringcache::store {
+
+// Records of allocated blocks, kept outside the blocks so that freeing at
+// destruction does not depend on what the blocks hold.
+struct BlockPool::Chunk {
+  static constexpr uint32_t kBlocksPerChunk = 510;
+  Chunk* next = nullptr;
+  uint32_t count = 0;
+  char* blocks[kBlocksPerChunk];
+};
+
+BlockPool::BlockPool(uint32_t block_bytes, uint64_t blocks_max)
+    : block_bytes_(block_bytes), blocks_max_(blocks_max) {
+  assert(block_bytes_ >= 1024 && (block_bytes_ & (block_bytes_ - 1)) == 0);
+}
+
+BlockPool::~BlockPool() {
+  for (Chunk* c = all_; c != nullptr;) {
+    for (uint32_t i = 0; i < c->count; ++i) allocator_free(c->blocks[i]);
+    Chunk* next = c->next;
+    allocator_free(c);
+    c = next;
+  }
+}
+
+char* BlockPool::take() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_ != nullptr) {
+      FreeBlock* b = free_;
+      free_ = b->next;
+      free_count_.fetch_sub(1, std::memory_order_relaxed);
+      return reinterpret_cast<char*>(b);
+    }
+    if (allocated_.load(std::memory_order_relaxed) >= blocks_max_) return nullptr;
+    // Count it now so two threads cannot both pass the budget check.
+    allocated_.fetch_add(1, std::memory_order_relaxed);
+  }
+  auto* block = static_cast<char*>(allocator_alloc(block_bytes_, 64));
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (block != nullptr && (all_ == nullptr || all_->count == Chunk::kBlocksPerChunk)) {
+    auto* c = static_cast<Chunk*>(allocator_alloc(sizeof(Chunk), alignof(Chunk)));
+    if (c == nullptr) {
+      allocator_free(block);
+      block = nullptr;
+    } else {
+      new (c) Chunk();
+      c->next = all_;
+      all_ = c;
+    }
+  }
+  if (block == nullptr) {
+    allocated_.fetch_sub(1, std::memory_order_relaxed);
+    alloc_failures_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  all_->blocks[all_->count++] = block;
+  return block;
+}
+
+void BlockPool::give(char* block) {
+  assert(block != nullptr);
+  auto* b = reinterpret_cast<FreeBlock*>(block);
+  std::lock_guard<std::mutex> lock(mutex_);
+  b->next = free_;
+  free_ = b;
+  free_count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace ringcache::store

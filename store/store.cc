@@ -1,0 +1,533 @@
+// The store facade: put / get / del / reservations, per-thread handles, stats.
+#include "store/store.h"
+
+#include <algorithm>
+#include <bit>
+#include <cassert>
+#include <cstring>
+#include <stdexcept>
+#include <utility>
+
+#include "store/store_impl.h"
+
+namespace ringcache::store {
+
+namespace {
+
+uint8_t ttl_class_for(uint32_t expires_at, uint32_t now) {
+  if (expires_at == 0) return 0;
+  const uint64_t ttl = expires_at > now ? expires_at - now : 1;
+  const uint64_t c = 1 + (63 - static_cast<uint64_t>(std::countl_zero(ttl)));
+  return static_cast<uint8_t>(std::min<uint64_t>(c, kTtlClasses - 1));
+}
+
+bool expired(const ItemFields& f, uint32_t now) { return f.expires_at != 0 && f.expires_at <= now; }
+
+void raise_max_expiry(Segment* s, uint32_t expires_at) {
+  if (expires_at > s->max_expires_at.load(std::memory_order_relaxed)) {
+    s->max_expires_at.store(expires_at, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Store
+
+Store::Store(const StoreConfig& config) : impl_(std::make_unique<StoreImpl>(config)) {}
+Store::~Store() = default;
+const StoreConfig& Store::config() const { return impl_->config; }
+uint32_t Store::now_s() const { return impl_->now_s(); }
+uint64_t Store::shared_item_max_bytes() const { return impl_->shared_item_max; }
+
+StoreStats Store::stats() const {
+  StoreImpl& s = *impl_;
+  StoreStats out;
+  int64_t keys = s.shared.keys.load(std::memory_order_relaxed);
+  int64_t item_bytes = s.shared.item_bytes.load(std::memory_order_relaxed);
+  int64_t live_bytes = s.shared.live_bytes.load(std::memory_order_relaxed);
+  int64_t hits = s.shared.hits.load(std::memory_order_relaxed);
+  int64_t misses = s.shared.misses.load(std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(s.threads_mutex);
+    for (const ThreadState* t : s.threads) {
+      keys += t->keys.get();
+      item_bytes += t->item_bytes.get();
+      live_bytes += t->live_bytes.get();
+      hits += t->hits.get();
+      misses += t->misses.get();
+    }
+  }
+  // Per-thread deltas are read without a common snapshot: clamp transient
+  // negatives instead of reporting 2^64.
+  out.keys = static_cast<uint64_t>(std::max<int64_t>(0, keys));
+  out.item_bytes = static_cast<uint64_t>(std::max<int64_t>(0, item_bytes));
+  out.live_bytes = static_cast<uint64_t>(std::max<int64_t>(0, live_bytes));
+  out.hits = static_cast<uint64_t>(hits);
+  out.misses = static_cast<uint64_t>(misses);
+  out.evictions = s.shared.evictions.load(std::memory_order_relaxed);
+  out.evicted_segments = s.shared.evicted_segments.load(std::memory_order_relaxed);
+  out.expirations = s.shared.expirations.load(std::memory_order_relaxed);
+  out.segments = static_cast<uint64_t>(std::max<int64_t>(0, s.shared.segments.load()));
+  out.blocks_bytes = s.pool->blocks_allocated() * s.block_bytes;
+  out.index_bytes = s.primary_bytes + s.index_blocks.load(std::memory_order_relaxed) * s.block_bytes;
+  out.memory_limit_bytes = s.config.memory_limit_bytes;
+  out.alloc_failures = s.pool->alloc_failures();
+  return out;
+}
+
+// ---------------------------------------------------------------- StoreThread
+
+StoreThread::StoreThread(Store& store) : store_(store), impl_(*store.impl_), state_(new ThreadState()) {
+  state_->epoch = impl_.epoch.join();
+  if (state_->epoch == nullptr) {
+    delete state_;
+    throw std::runtime_error("store: more StoreThread handles than StoreConfig::threads_max");
+  }
+  std::lock_guard<std::mutex> lock(impl_.threads_mutex);
+  impl_.threads.push_back(state_);
+}
+
+StoreThread::~StoreThread() {
+  seal_open_segments();
+  {
+    std::lock_guard<std::mutex> lock(impl_.threads_mutex);
+    std::erase(impl_.threads, state_);
+    impl_.shared.keys.fetch_add(state_->keys.get());
+    impl_.shared.item_bytes.fetch_add(state_->item_bytes.get());
+    impl_.shared.live_bytes.fetch_add(state_->live_bytes.get());
+    impl_.shared.hits.fetch_add(state_->hits.get());
+    impl_.shared.misses.fetch_add(state_->misses.get());
+  }
+  impl_.epoch.leave(state_->epoch);
+  delete state_;
+}
+
+StoreThread::ReadSection::ReadSection(StoreThread& t) : thread_(t) {
+  t.impl_.epoch.enter(t.state_->epoch);
+}
+StoreThread::ReadSection::~ReadSection() { thread_.impl_.epoch.exit(thread_.state_->epoch); }
+
+void StoreThread::seal_open_segments() {
+  for (auto& open : state_->open) {
+    if (open != nullptr) {
+      impl_.seal(open);
+      open = nullptr;
+    }
+  }
+}
+
+void StoreThread::expire() {
+  // Bounded per call so a worker's event loop is never held for long.
+  constexpr int kExpireSegmentsPerCall = 64;
+  for (int i = 0; i < kExpireSegmentsPerCall && impl_.evict_one(state_, true); ++i) {
+  }
+}
+
+bool StoreThread::find(std::string_view key, ItemView& out) {
+  const uint64_t hash = hash_key(key);
+  const uint64_t slot =
+      impl_.index->find(hash, [&](uint64_t v) { return impl_.slot_matches(v, key, hash); });
+  if (slot != 0) {
+    Segment* s = impl_.segment_by_id(slot_segment(slot));
+    const uint32_t offset = slot_offset(slot);
+    const DecodedHeader h = impl_.header_at(s, offset);
+    if (!h.fields.tombstone && !expired(h.fields, impl_.now_s())) {
+      out.segment_ = s;
+      out.key_size_ = h.fields.key_size;
+      out.value_size_ = h.fields.value_size;
+      out.flags_ = h.fields.flags;
+      out.expires_at_ = h.fields.expires_at;
+      out.version_ = h.fields.version;
+      out.cas_ = StoreImpl::cas_of(s, offset, h, impl_.config.versioned);
+      out.contiguous_ = s->kind == SegmentKind::shared;
+      if (out.contiguous_) {
+        out.value_offset_ = offset + h.header_bytes + h.fields.key_size;
+        out.value_ = s->block() + out.value_offset_;
+      } else {
+        out.value_offset_ = h.header_bytes + h.fields.key_size;
+      }
+      state_->hits.add(1);
+      return true;
+    }
+  }
+  state_->misses.add(1);
+  return false;
+}
+
+DelStatus StoreThread::del(std::string_view key) {
+  const uint64_t hash = hash_key(key);
+  ReadSection section(*this);
+  HashIndex::Locked locked(*impl_.index, hash);
+  std::atomic<uint64_t>* slot =
+      locked.find([&](uint64_t v) { return impl_.slot_matches(v, key, hash); });
+  if (slot == nullptr) return DelStatus::not_found;
+  const uint64_t old = slot->load(std::memory_order_relaxed);
+  const Segment* s = impl_.segment_by_id(slot_segment(old));
+  const DecodedHeader h = impl_.header_at(s, slot_offset(old));
+  slot->store(0, std::memory_order_release);
+  state_->keys.add(-1);
+  state_->item_bytes.add(-static_cast<int64_t>(h.total_bytes()));
+  state_->live_bytes.add(-static_cast<int64_t>(h.fields.key_size + h.fields.value_size));
+  const bool was_live = !h.fields.tombstone && !expired(h.fields, impl_.now_s());
+  return was_live ? DelStatus::deleted : DelStatus::not_found;
+}
+
+namespace {
+
+// Links a written item into the index, replacing the key's previous item.
+// The segment must be pinned by the caller.
+PutStatus publish(StoreImpl& impl, ThreadState* st, EpochDomain::Participant* reader,
+                  Segment* s, uint32_t offset, uint64_t hash, std::string_view key,
+                  uint64_t item_bytes) {
+  const uint64_t slot_value = make_slot(hash_tag(hash), s->id, offset);
+  const int64_t live =
+      static_cast<int64_t>(item_bytes) - static_cast<int64_t>(impl.header_at(s, offset).header_bytes);
+  Bucket* spare = nullptr;
+  for (;;) {
+    bool need_bucket = false;
+    {
+      impl.epoch.enter(reader);
+      {
+        HashIndex::Locked locked(*impl.index, hash);
+        if (s->state.load(std::memory_order_seq_cst) == SegmentState::evicting) {
+          impl.epoch.exit(reader);
+          return PutStatus::evicted;
+        }
+        std::atomic<uint64_t>* slot =
+            locked.find([&](uint64_t v) { return impl.slot_matches(v, key, hash); });
+        if (slot != nullptr) {
+          const uint64_t old = slot->load(std::memory_order_relaxed);
+          const DecodedHeader h =
+              impl.header_at(impl.segment_by_id(slot_segment(old)), slot_offset(old));
+          slot->store(slot_value, std::memory_order_release);
+          st->item_bytes.add(static_cast<int64_t>(item_bytes) -
+                             static_cast<int64_t>(h.total_bytes()));
+          st->live_bytes.add(live - static_cast<int64_t>(h.fields.key_size + h.fields.value_size));
+        } else {
+          slot = locked.find_empty();
+          if (slot == nullptr && spare != nullptr) {
+            locked.add_overflow(spare);
+            spare = nullptr;
+            slot = locked.find_empty();
+          }
+          if (slot == nullptr) {
+            need_bucket = true;
+          } else {
+            slot->store(slot_value, std::memory_order_release);
+            st->keys.add(1);
+            st->item_bytes.add(static_cast<int64_t>(item_bytes));
+            st->live_bytes.add(live);
+          }
+        }
+      }
+      impl.epoch.exit(reader);
+    }
+    if (!need_bucket) {
+      // A spare left over (another writer extended the chain first) stays
+      // in the index block: it is 64 bytes, and rare.
+      return PutStatus::stored;
+    }
+    spare = impl.alloc_overflow_bucket(st);
+    if (spare == nullptr) return PutStatus::no_memory;
+  }
+}
+
+struct Placement {
+  Segment* segment = nullptr;
+  uint32_t offset = 0;
+  uint32_t header_bytes = 0;
+};
+
+// Space for a whole item in this thread's open segment of the item's TTL
+// class; writes the header. The segment comes back pinned.
+Placement place_shared(StoreImpl& impl, ThreadState* st, ItemFields& f, uint8_t ttl_class) {
+  Segment*& open = st->open[ttl_class];
+  for (;;) {
+    if (open != nullptr) {
+      if (f.expires_at != 0 && open->expiry_base.load(std::memory_order_relaxed) == 0) {
+        open->expiry_base.store(f.expires_at, std::memory_order_relaxed);
+      }
+      const uint32_t base = open->expiry_base.load(std::memory_order_relaxed);
+      const ExpiryCode code = expiry_code_for(f, base);
+      const uint32_t header = item_header_bytes(f, code, impl.config.versioned);
+      const uint64_t need = header + f.key_size + f.value_size;
+      if (open->write_offset + need <= impl.block_bytes) {
+        Placement p{open, open->write_offset, header};
+        encode_item_header(open->block() + p.offset, f, code, base, impl.config.versioned);
+        open->write_offset += static_cast<uint32_t>(need);
+        raise_max_expiry(open, f.expires_at);
+        impl.pin(open);
+        return p;
+      }
+      impl.seal(open);
+      open = nullptr;
+    }
+    assert(open == nullptr);
+    open = impl.new_segment(st, SegmentKind::shared, ttl_class);
+    if (open == nullptr) return {};
+  }
+}
+
+}  // namespace
+
+PutStatus StoreThread::put(std::string_view key, std::string_view value, const ItemMeta& meta) {
+  const uint32_t now = impl_.now_s();
+  ItemFields f{key.size(), value.size(), meta.flags, meta.expires_at, meta.version, false};
+  if (expired(f, now)) {
+    // memcached semantics: storing an already-expired item removes the key.
+    del(key);
+    return PutStatus::stored;
+  }
+  const uint64_t upper =
+      item_header_bytes(f, ExpiryCode::absolute32, impl_.config.versioned) + key.size() + value.size();
+  if (upper > impl_.shared_item_max) {
+    Reservation r = reserve(key, value.size(), meta);
+    if (r.ok()) r.append(value);
+    return r.commit();
+  }
+  const Placement p = place_shared(impl_, state_, f, ttl_class_for(f.expires_at, now));
+  if (p.segment == nullptr) return PutStatus::no_memory;
+  char* item = p.segment->block() + p.offset;
+  std::memcpy(item + p.header_bytes, key.data(), key.size());
+  std::memcpy(item + p.header_bytes + key.size(), value.data(), value.size());
+  const PutStatus status = publish(impl_, state_, state_->epoch, p.segment, p.offset,
+                                   hash_key(key), key, p.header_bytes + key.size() + value.size());
+  impl_.unpin(p.segment);
+  return status;
+}
+
+Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, const ItemMeta& meta) {
+  Reservation r;
+  r.thread_ = this;
+  r.hash_ = hash_key(key);
+  r.value_size_ = value_size;
+  r.expires_at_ = meta.expires_at;
+  const uint32_t now = impl_.now_s();
+  ItemFields f{key.size(), value_size, meta.flags, meta.expires_at, meta.version, false};
+  const uint8_t ttl_class = ttl_class_for(f.expires_at, now);
+  const uint64_t upper =
+      item_header_bytes(f, ExpiryCode::absolute32, impl_.config.versioned) + key.size() + value_size;
+  if (upper <= impl_.shared_item_max) {
+    const Placement p = place_shared(impl_, state_, f, ttl_class);
+    if (p.segment == nullptr) {
+      r.status_ = PutStatus::no_memory;
+      return r;
+    }
+    char* item = p.segment->block() + p.offset;
+    std::memcpy(item + p.header_bytes, key.data(), key.size());
+    r.segment_ = p.segment;
+    r.offset_ = p.offset;
+    r.key_ = std::string_view(item + p.header_bytes, key.size());
+    r.write_ = item + p.header_bytes + key.size();
+    r.write_end_ = r.write_ + value_size;
+    r.item_bytes_ = p.header_bytes + key.size() + value_size;
+    r.status_ = PutStatus::stored;
+    return r;
+  }
+  Segment* s = impl_.new_segment(state_, SegmentKind::large, ttl_class);
+  if (s == nullptr) {
+    r.status_ = PutStatus::no_memory;
+    return r;
+  }
+  impl_.pin(s);
+  s->large_hash = r.hash_;
+  s->expiry_base.store(f.expires_at, std::memory_order_relaxed);
+  const ExpiryCode code = expiry_code_for(f, f.expires_at);
+  const uint32_t header = item_header_bytes(f, code, impl_.config.versioned);
+  r.item_bytes_ = header + key.size() + value_size;
+  s->large_bytes = r.item_bytes_;
+  raise_max_expiry(s, f.expires_at);
+  char* item = s->block() + kSegmentHeaderBytes;
+  encode_item_header(item, f, code, f.expires_at, impl_.config.versioned);
+  r.segment_ = s;
+  r.offset_ = kSegmentHeaderBytes;
+  r.block_ = s->block();
+  r.write_ = item + header;
+  r.write_end_ = s->block() + impl_.block_bytes;
+  r.status_ = PutStatus::stored;
+  // The key goes through the same path as the value; written_ counts value
+  // bytes only, so write the key first, then reset it.
+  const char* key_in_block = r.write_;
+  const bool key_fits = key.size() <= static_cast<uint64_t>(r.write_end_ - r.write_);
+  r.value_size_ = key.size() + value_size;
+  if (!r.append(key)) return r;
+  r.value_size_ = value_size;
+  r.written_ = 0;
+  if (key_fits) {
+    r.key_ = std::string_view(key_in_block, key.size());
+  } else {
+    r.key_copy_.assign(key);
+    r.key_ = r.key_copy_;
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- Reservation
+
+Reservation::Reservation(Reservation&& o) noexcept { *this = std::move(o); }
+
+Reservation& Reservation::operator=(Reservation&& o) noexcept {
+  if (this != &o) {
+    release();
+    thread_ = std::exchange(o.thread_, nullptr);
+    segment_ = std::exchange(o.segment_, nullptr);
+    block_ = o.block_;
+    write_ = o.write_;
+    write_end_ = o.write_end_;
+    key_copy_ = std::move(o.key_copy_);
+    key_ = key_copy_.empty() ? o.key_ : std::string_view(key_copy_);
+    hash_ = o.hash_;
+    value_size_ = o.value_size_;
+    written_ = o.written_;
+    item_bytes_ = o.item_bytes_;
+    offset_ = o.offset_;
+    expires_at_ = o.expires_at_;
+    status_ = std::exchange(o.status_, PutStatus::aborted);
+  }
+  return *this;
+}
+
+Reservation::~Reservation() { release(); }
+
+void Reservation::abort() {
+  if (status_ == PutStatus::stored) status_ = PutStatus::aborted;
+  release();
+}
+
+void Reservation::release() {
+  if (segment_ == nullptr) return;
+  StoreImpl& impl = thread_->impl_;
+  Segment* s = std::exchange(segment_, nullptr);
+  if (s->kind == SegmentKind::large && s->state.load() == SegmentState::filling) {
+    // Never published: nobody else can see it.
+    s->refs.fetch_sub(1, std::memory_order_relaxed);
+    impl.discard_unpublished(s);
+  } else {
+    impl.unpin(s);
+  }
+}
+
+bool Reservation::append(std::string_view bytes) {
+  if (!ok()) return false;
+  assert(bytes.size() <= remaining());
+  StoreImpl& impl = thread_->impl_;
+  while (!bytes.empty()) {
+    if (write_ == write_end_) {
+      // Only large items reach the end of a block with bytes to go.
+      assert(segment_->kind == SegmentKind::large);
+      char* next = impl.alloc_block(thread_->state_);
+      if (next == nullptr) {
+        status_ = PutStatus::no_memory;
+        release();
+        return false;
+      }
+      std::memset(next, 0, kChainHeaderBytes);
+      if (block_ == segment_->block()) {
+        segment_->chain_next = next;
+      } else {
+        std::memcpy(block_, &next, sizeof(next));
+      }
+      ++segment_->blocks;
+      block_ = next;
+      write_ = next + kChainHeaderBytes;
+      write_end_ = next + impl.block_bytes;
+    }
+    const size_t n = std::min<size_t>(bytes.size(), static_cast<size_t>(write_end_ - write_));
+    std::memcpy(write_, bytes.data(), n);
+    write_ += n;
+    written_ += n;
+    bytes.remove_prefix(n);
+  }
+  return true;
+}
+
+PutStatus Reservation::commit() {
+  if (thread_ == nullptr) return status_;
+  if (status_ != PutStatus::stored || remaining() != 0) {
+    if (status_ == PutStatus::stored) status_ = PutStatus::aborted;
+    release();
+    return status_;
+  }
+  StoreImpl& impl = thread_->impl_;
+  ThreadState* st = thread_->state_;
+  if (expires_at_ != 0 && expires_at_ <= impl.now_s()) {
+    release();
+    thread_->del(key_);
+    return status_;
+  }
+  if (segment_->kind == SegmentKind::large) impl.seal(segment_);
+  status_ = publish(impl, st, st->epoch, segment_, offset_, hash_, key_, item_bytes_);
+  release();
+  return status_;
+}
+
+// ---------------------------------------------------------------- ItemView
+
+std::string_view ItemView::value() const {
+  assert(contiguous_);
+  return {value_, value_size_};
+}
+
+uint64_t ItemView::copy_value(uint64_t offset, char* dst, uint64_t n) const {
+  if (offset >= value_size_) return 0;
+  n = std::min(n, value_size_ - offset);
+  if (contiguous_) {
+    std::memcpy(dst, value_ + offset, n);
+    return n;
+  }
+  const char* cursor = nullptr;
+  uint64_t base = 0;
+  for (uint64_t done = 0; done < n;) {
+    std::string_view span = StoreImpl::large_span(segment_, value_offset_ + offset + done, &cursor, &base);
+    const uint64_t k = std::min<uint64_t>(span.size(), n - done);
+    std::memcpy(dst + done, span.data(), k);
+    done += k;
+  }
+  return n;
+}
+
+PinnedItem ItemView::pin() const {
+  PinnedItem p;
+  segment_->owner->pin(segment_);
+  p.segment_ = segment_;
+  p.value_offset_ = value_offset_;
+  p.value_size_ = value_size_;
+  return p;
+}
+
+// ---------------------------------------------------------------- PinnedItem
+
+PinnedItem::PinnedItem(PinnedItem&& o) noexcept { *this = std::move(o); }
+
+PinnedItem& PinnedItem::operator=(PinnedItem&& o) noexcept {
+  if (this != &o) {
+    reset();
+    segment_ = std::exchange(o.segment_, nullptr);
+    value_offset_ = o.value_offset_;
+    value_size_ = o.value_size_;
+    cursor_block_ = o.cursor_block_;
+    cursor_base_ = o.cursor_base_;
+  }
+  return *this;
+}
+
+PinnedItem::~PinnedItem() { reset(); }
+
+void PinnedItem::reset() {
+  if (segment_ != nullptr) {
+    Segment* s = std::exchange(segment_, nullptr);
+    s->owner->unpin(s);
+  }
+}
+
+std::string_view PinnedItem::value_chunk(uint64_t offset) const {
+  assert(segment_ != nullptr && offset < value_size_);
+  if (segment_->kind == SegmentKind::shared) {
+    return {segment_->block() + value_offset_ + offset, value_size_ - offset};
+  }
+  std::string_view span =
+      StoreImpl::large_span(segment_, value_offset_ + offset, &cursor_block_, &cursor_base_);
+  return span.substr(0, std::min<uint64_t>(span.size(), value_size_ - offset));
+}
+
+}  // namespace ringcache::store

@@ -1,0 +1,267 @@
+// The store: one segmented hash store shared by every worker thread.
+//
+// Items are appended into large segments (StoreConfig::segment_size_bytes,
+// 1 MiB by default) taken from a pool of equal-sized blocks. An item larger
+// than half a segment gets a chain of blocks of its own, which enters the same
+// FIFO as one segment. When the budget is reached, or when the allocator fails
+// under RLIMIT_AS, the oldest sealed segment is evicted whole: its items leave
+// the index and its block returns to the pool. Expired segments go first.
+//
+// Threads: every thread that touches the store owns one StoreThread. Reads
+// never lock: they announce an epoch (store/epoch.h) and look up the shared
+// HashIndex; writers take one bucket lock stripe for the index update only.
+// A segment's memory is reused only after every reader that might see it has
+// left its read section, or, for a PinnedItem / Reservation, has dropped its
+// pin. Eviction never waits for a pin: it unlinks the segment at once and the
+// last pin returns the memory.
+//
+// The store knows nothing of sockets or protocols: keys and values are byte
+// strings (std::string_view may hold any bytes, NULs included).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace ringcache::store {
+
+class Segment;
+class Store;
+class StoreThread;
+struct StoreImpl;
+struct ThreadState;
+
+inline constexpr uint64_t kMiB = 1024ull * 1024;
+
+struct StoreConfig {
+  // Budget for segments and the index together (SPEC §3 `-m`).
+  uint64_t memory_limit_bytes = 64 * kMiB;
+  // Segment (block) size; items up to half of it are packed into shared
+  // segments. At most 16 MiB (the index keeps 24-bit offsets), at least 1 KiB.
+  uint32_t segment_size_bytes = 1u << 20;
+  // Primary hash buckets (7 items each, 64 bytes); 0 derives the count from
+  // the budget assuming ~256-byte items. Overflow buckets are added on demand.
+  uint64_t index_buckets = 0;
+  // Every item carries a 64-bit replication version (8 bytes per item).
+  bool versioned = false;
+  // Most StoreThread handles alive at once.
+  uint32_t threads_max = 256;
+  // Seconds clock used for expiry; nullptr = CLOCK_REALTIME (unix seconds).
+  uint32_t (*clock_s)() = nullptr;
+};
+
+// Optional per-item fields. Each costs bytes only when used.
+struct ItemMeta {
+  uint32_t flags = 0;        // memcached client flags
+  uint32_t expires_at = 0;   // clock_s() seconds; 0 = never expires
+  uint64_t version = 0;      // kept only when StoreConfig::versioned
+};
+
+enum class PutStatus : uint8_t {
+  stored,
+  no_memory,     // nothing evictable left: EUNK; the previous value is unchanged
+  evicted,       // a reservation's segment was evicted before commit: EUNK
+  aborted,       // the reservation was not filled or was aborted
+};
+
+enum class DelStatus : uint8_t { deleted, not_found };
+
+struct StoreStats {
+  uint64_t keys = 0;             // items present (expired ones until reclaimed)
+  uint64_t live_bytes = 0;       // key + value bytes of present items
+  uint64_t item_bytes = 0;       // header + key + value bytes of present items
+  uint64_t evictions = 0;        // items removed by eviction
+  uint64_t evicted_segments = 0; // segments evicted
+  uint64_t expirations = 0;      // items removed because they expired
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t segments = 0;         // segments holding items (open, sealed, large)
+  uint64_t blocks_bytes = 0;     // memory held in blocks (used + pooled)
+  uint64_t index_bytes = 0;      // primary + overflow buckets
+  uint64_t memory_limit_bytes = 0;
+  uint64_t alloc_failures = 0;   // allocator failures answered by eviction
+};
+
+// A present item, seen from inside a get() callback. Valid only there.
+class ItemView {
+ public:
+  uint64_t key_size() const { return key_size_; }
+  uint64_t value_size() const { return value_size_; }
+  uint32_t flags() const { return flags_; }
+  uint32_t expires_at() const { return expires_at_; }
+  uint64_t version() const { return version_; }
+  // Unique per stored write of a key (memcached CAS).
+  uint64_t cas() const { return cas_; }
+  // True when the value is one contiguous span (every item in a shared
+  // segment; large items are chunked).
+  bool contiguous() const { return contiguous_; }
+  std::string_view value() const;  // requires contiguous()
+  // Copies up to n value bytes starting at offset; returns bytes copied.
+  uint64_t copy_value(uint64_t offset, char* dst, uint64_t n) const;
+  // A reference that outlives the callback (for sending large values).
+  class PinnedItem pin() const;
+
+ private:
+  friend class StoreThread;
+  friend struct StoreImpl;
+  Segment* segment_ = nullptr;
+  const char* value_ = nullptr;    // first value byte
+  uint64_t value_offset_ = 0;      // value's offset in the item's byte stream
+  uint64_t key_size_ = 0;
+  uint64_t value_size_ = 0;
+  uint64_t version_ = 0;
+  uint64_t cas_ = 0;
+  uint32_t flags_ = 0;
+  uint32_t expires_at_ = 0;
+  bool contiguous_ = true;
+};
+
+// Keeps an item's memory alive after the read section, even if its segment is
+// evicted meanwhile. Move-only; dropping it may return memory to the pool.
+class PinnedItem {
+ public:
+  PinnedItem() = default;
+  PinnedItem(PinnedItem&&) noexcept;
+  PinnedItem& operator=(PinnedItem&&) noexcept;
+  PinnedItem(const PinnedItem&) = delete;
+  PinnedItem& operator=(const PinnedItem&) = delete;
+  ~PinnedItem();
+
+  explicit operator bool() const { return segment_ != nullptr; }
+  uint64_t value_size() const { return value_size_; }
+  // The longest contiguous run of value bytes starting at offset (< size).
+  // Sequential calls with growing offsets cost O(1) each.
+  std::string_view value_chunk(uint64_t offset) const;
+  void reset();
+
+ private:
+  friend class ItemView;
+  Segment* segment_ = nullptr;
+  uint64_t value_offset_ = 0;
+  uint64_t value_size_ = 0;
+  // Cursor over a chunked item: the block holding stream offset cursor_base_.
+  mutable const char* cursor_block_ = nullptr;
+  mutable uint64_t cursor_base_ = 0;
+};
+
+// A value written in pieces: reserve(key, size) then append() as bytes arrive,
+// then commit(). Memory is claimed as bytes arrive (one block at a time for
+// large values), so an announced size alone claims at most one block.
+// Dropping an uncommitted reservation aborts it.
+class Reservation {
+ public:
+  Reservation() = default;
+  Reservation(Reservation&&) noexcept;
+  Reservation& operator=(Reservation&&) noexcept;
+  Reservation(const Reservation&) = delete;
+  Reservation& operator=(const Reservation&) = delete;
+  ~Reservation();
+
+  // False once the reservation failed (status() says why) or finished.
+  bool ok() const { return thread_ != nullptr && status_ == PutStatus::stored; }
+  PutStatus status() const { return status_; }
+  uint64_t remaining() const { return value_size_ - written_; }
+  // Copies bytes into the item (at most remaining()); false when memory ran
+  // out, after which the reservation is dead and commit() reports why.
+  bool append(std::string_view bytes);
+  // Publishes the item (requires remaining() == 0).
+  PutStatus commit();
+  void abort();
+
+ private:
+  friend class StoreThread;
+  void release();
+  StoreThread* thread_ = nullptr;
+  Segment* segment_ = nullptr;   // pinned while the reservation lives
+  char* block_ = nullptr;        // block being written (large items)
+  char* write_ = nullptr;        // next byte to write in the current block
+  char* write_end_ = nullptr;    // end of the current block's payload
+  std::string_view key_;         // the key as stored (or in key_copy_)
+  std::string key_copy_;         // only for keys that do not fit one block
+  uint64_t hash_ = 0;
+  uint64_t value_size_ = 0;
+  uint64_t written_ = 0;
+  uint64_t item_bytes_ = 0;
+  uint32_t offset_ = 0;          // item offset in its first block
+  uint32_t expires_at_ = 0;
+  PutStatus status_ = PutStatus::aborted;
+};
+
+class Store {
+ public:
+  explicit Store(const StoreConfig& config);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const StoreConfig& config() const;
+  StoreStats stats() const;
+  uint32_t now_s() const;
+  // Largest key + value + header that fits in a shared segment.
+  uint64_t shared_item_max_bytes() const;
+
+ private:
+  friend class StoreThread;
+  friend class ItemView;
+  friend class PinnedItem;
+  std::unique_ptr<StoreImpl> impl_;
+};
+
+// Per-thread handle. Not thread-safe itself: one per thread.
+class StoreThread {
+ public:
+  explicit StoreThread(Store& store);
+  ~StoreThread();
+  StoreThread(const StoreThread&) = delete;
+  StoreThread& operator=(const StoreThread&) = delete;
+
+  PutStatus put(std::string_view key, std::string_view value,
+                const ItemMeta& meta = {});
+  // Calls visit(const ItemView&) while the item is protected; returns whether
+  // the key was present (and not expired).
+  template <class Visit>
+  bool get(std::string_view key, Visit&& visit);
+  DelStatus del(std::string_view key);
+  Reservation reserve(std::string_view key, uint64_t value_size,
+                      const ItemMeta& meta = {});
+  // Reclaims whole segments whose items have all expired. Cheap; call about
+  // once a second from each worker.
+  void expire();
+  // Seals this thread's open segments so they become evictable.
+  void seal_open_segments();
+
+  Store& store() { return store_; }
+
+ private:
+  friend class Reservation;
+  friend struct StoreImpl;
+  class ReadSection {
+   public:
+    explicit ReadSection(StoreThread& t);
+    ~ReadSection();
+    ReadSection(const ReadSection&) = delete;
+    ReadSection& operator=(const ReadSection&) = delete;
+
+   private:
+    StoreThread& thread_;
+  };
+  bool find(std::string_view key, ItemView& out);
+
+  Store& store_;
+  StoreImpl& impl_;
+  ThreadState* state_;
+};
+
+template <class Visit>
+bool StoreThread::get(std::string_view key, Visit&& visit) {
+  ReadSection section(*this);
+  ItemView view;
+  if (!find(key, view)) return false;
+  visit(static_cast<const ItemView&>(view));
+  return true;
+}
+
+}  // namespace ringcache::store

@@ -1,0 +1,326 @@
+// Segment lifecycle: creation, sealing into the FIFO, eviction, recycling.
+#include "store/store_impl.h"
+
+#include <algorithm>
+#include <bit>
+#include <cassert>
+#include <cstring>
+#include <ctime>
+#include <new>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "store/allocator.h"
+
+namespace ringcache::store {
+
+uint64_t hash_key(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
+
+namespace {
+
+uint32_t realtime_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<uint32_t>(ts.tv_sec);
+}
+
+// Primary buckets assumed when the config leaves it open: one bucket (7
+// slots) per 7 items of ~256 bytes each, i.e. the index is ~3.5% of the
+// budget; denser stores chain overflow buckets.
+constexpr uint64_t kAssumedItemBytes = 256;
+constexpr uint64_t kPrimaryBucketsMin = 64;
+
+uint32_t effective_block_bytes(const StoreConfig& c) {
+  uint64_t b = std::clamp<uint64_t>(c.segment_size_bytes, 1024, kSegmentBytesMax);
+  b = std::bit_floor(b);
+  // Keep at least 8 segments in the budget so eviction has something to
+  // choose from.
+  while (b > 1024 && b * 8 > c.memory_limit_bytes) b /= 2;
+  return static_cast<uint32_t>(b);
+}
+
+}  // namespace
+
+StoreImpl::StoreImpl(const StoreConfig& c)
+    : config(c), block_bytes(effective_block_bytes(c)), epoch(c.threads_max) {
+  shared_item_max = (block_bytes - kSegmentHeaderBytes) / 2;
+  uint64_t buckets = config.index_buckets;
+  if (buckets == 0) {
+    buckets = std::max(kPrimaryBucketsMin,
+                       config.memory_limit_bytes / (kAssumedItemBytes * Bucket::kSlots));
+  }
+  primary_bytes = buckets * sizeof(Bucket);
+  primary = static_cast<Bucket*>(allocator_alloc(primary_bytes, 64));
+  if (primary == nullptr) throw std::bad_alloc();
+  std::memset(static_cast<void*>(primary), 0, primary_bytes);
+  index = std::make_unique<HashIndex>(primary, buckets);
+
+  const uint64_t blocks_budget =
+      config.memory_limit_bytes > primary_bytes ? config.memory_limit_bytes - primary_bytes : 0;
+  const uint64_t blocks_max = std::max<uint64_t>(2, blocks_budget / block_bytes);
+  pool = std::make_unique<BlockPool>(block_bytes, blocks_max);
+  // Every live segment holds at least one block; evicted-but-pinned ones
+  // have given their id back already.
+  ids_max = static_cast<uint32_t>(std::min<uint64_t>(kSegmentIdMax, blocks_max + 1));
+  segments_by_id = std::make_unique<std::atomic<Segment*>[]>(ids_max + 1);
+  free_ids.reserve(ids_max);
+  threads.reserve(config.threads_max);
+}
+
+StoreImpl::~StoreImpl() {
+  // Blocks (segments, chains, overflow buckets) are freed by the pool.
+  pool.reset();
+  allocator_free(primary);
+}
+
+uint32_t StoreImpl::now_s() const { return config.clock_s ? config.clock_s() : realtime_s(); }
+
+char* StoreImpl::alloc_block(ThreadState* st) {
+  assert(st == nullptr || !epoch.inside(st->epoch));
+  for (;;) {
+    if (char* b = pool->take()) return b;
+    if (!evict_one(st, false)) return nullptr;
+  }
+}
+
+Segment* StoreImpl::new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_class) {
+  char* block = alloc_block(st);
+  if (block == nullptr) return nullptr;
+  uint32_t id = 0;
+  {
+    std::lock_guard<std::mutex> lock(fifo_mutex);
+    if (!free_ids.empty()) {
+      id = free_ids.back();
+      free_ids.pop_back();
+    } else if (next_id <= ids_max) {
+      id = next_id++;
+    }
+  }
+  if (id == 0) {  // cannot happen while ids_max >= blocks_max + 1
+    pool->give(block);
+    return nullptr;
+  }
+  auto* s = new (block) Segment();
+  s->id = id;
+  s->kind = kind;
+  s->ttl_class = ttl_class;
+  s->seq = next_seq.fetch_add(1, std::memory_order_relaxed);
+  s->write_offset = kSegmentHeaderBytes;
+  s->block_bytes = block_bytes;
+  s->owner = this;
+  s->state.store(kind == SegmentKind::shared ? SegmentState::open : SegmentState::filling,
+                 std::memory_order_relaxed);
+  segments_by_id[id].store(s, std::memory_order_release);
+  shared.segments.fetch_add(1, std::memory_order_relaxed);
+  return s;
+}
+
+void StoreImpl::seal(Segment* s) {
+  std::lock_guard<std::mutex> lock(fifo_mutex);
+  s->state.store(SegmentState::sealed, std::memory_order_release);
+  s->fifo_prev = fifo_tail;
+  s->fifo_next = nullptr;
+  (fifo_tail ? fifo_tail->fifo_next : fifo_head) = s;
+  fifo_tail = s;
+  const uint8_t c = s->ttl_class;
+  if (c != 0) {
+    s->class_prev = class_tail[c];
+    s->class_next = nullptr;
+    (class_tail[c] ? class_tail[c]->class_next : class_head[c]) = s;
+    class_tail[c] = s;
+  }
+}
+
+bool StoreImpl::slot_matches(uint64_t slot, std::string_view key, uint64_t hash) const {
+  const Segment* s = segment_by_id(slot_segment(slot));
+  if (s == nullptr) return false;
+  const uint32_t offset = slot_offset(slot);
+  if (s->kind == SegmentKind::shared) {
+    const DecodedHeader h = header_at(s, offset);
+    return h.fields.key_size == key.size() &&
+           std::memcmp(s->block() + offset + h.header_bytes, key.data(), key.size()) == 0;
+  }
+  if (s->large_hash != hash) return false;
+  const DecodedHeader h = header_at(s, offset);
+  if (h.fields.key_size != key.size()) return false;
+  const char* cursor = nullptr;
+  uint64_t base = 0;
+  uint64_t pos = h.header_bytes;
+  for (uint64_t done = 0; done < key.size();) {
+    std::string_view span = large_span(s, pos + done, &cursor, &base);
+    const uint64_t n = std::min<uint64_t>(span.size(), key.size() - done);
+    if (std::memcmp(span.data(), key.data() + done, n) != 0) return false;
+    done += n;
+  }
+  return true;
+}
+
+std::string_view StoreImpl::large_span(const Segment* s, uint64_t pos, const char** cursor_block,
+                                       uint64_t* cursor_base) {
+  const uint64_t first_payload = s->block_bytes - kSegmentHeaderBytes;
+  if (pos < first_payload) {
+    return {s->block() + kSegmentHeaderBytes + pos,
+            std::min<uint64_t>(first_payload, s->large_bytes) - pos};
+  }
+  const uint64_t payload = s->block_bytes - kChainHeaderBytes;
+  const char* block = *cursor_block;
+  uint64_t base = *cursor_base;
+  if (block == nullptr || base > pos) {
+    block = s->chain_next;
+    base = first_payload;
+  }
+  while (pos >= base + payload) {
+    char* next = nullptr;
+    std::memcpy(&next, block, sizeof(next));
+    block = next;
+    base += payload;
+  }
+  assert(block != nullptr);
+  *cursor_block = block;
+  *cursor_base = base;
+  const uint64_t end = std::min(base + payload, s->large_bytes);
+  return {block + kChainHeaderBytes + (pos - base), end - pos};
+}
+
+bool StoreImpl::unlink_item(Segment* s, uint32_t offset, uint64_t hash, int64_t* item_bytes,
+                            int64_t* live_bytes) {
+  HashIndex::Locked locked(*index, hash);
+  std::atomic<uint64_t>* slot = locked.find_exact(make_slot(hash_tag(hash), s->id, offset));
+  if (slot == nullptr) return false;
+  slot->store(0, std::memory_order_release);
+  const DecodedHeader h = header_at(s, offset);
+  *item_bytes += static_cast<int64_t>(h.total_bytes());
+  *live_bytes += static_cast<int64_t>(h.fields.key_size + h.fields.value_size);
+  return true;
+}
+
+bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
+  assert(st == nullptr || !epoch.inside(st->epoch));
+  Segment* victim = nullptr;
+  bool expired = false;
+  for (int attempt = 0; attempt < 2 && victim == nullptr; ++attempt) {
+    {
+      std::lock_guard<std::mutex> lock(fifo_mutex);
+      const uint32_t now = now_s();
+      for (uint32_t c = 1; c < kTtlClasses && victim == nullptr; ++c) {
+        Segment* head = class_head[c];
+        if (head != nullptr && head->max_expires_at.load(std::memory_order_relaxed) <= now) {
+          victim = head;
+          expired = true;
+        }
+      }
+      if (victim == nullptr && !expired_only) victim = fifo_head;
+      if (victim != nullptr) {
+        (victim->fifo_prev ? victim->fifo_prev->fifo_next : fifo_head) = victim->fifo_next;
+        (victim->fifo_next ? victim->fifo_next->fifo_prev : fifo_tail) = victim->fifo_prev;
+        const uint8_t c = victim->ttl_class;
+        if (c != 0) {
+          (victim->class_prev ? victim->class_prev->class_next : class_head[c]) = victim->class_next;
+          (victim->class_next ? victim->class_next->class_prev : class_tail[c]) = victim->class_prev;
+        }
+        victim->state.store(SegmentState::evicting, std::memory_order_seq_cst);
+      }
+    }
+    // Nothing sealed: this thread's own open segments become evictable.
+    if (victim == nullptr && !expired_only && st != nullptr && attempt == 0) {
+      bool sealed_any = false;
+      for (auto& open : st->open) {
+        if (open != nullptr) {
+          seal(open);
+          open = nullptr;
+          sealed_any = true;
+        }
+      }
+      if (!sealed_any) break;
+    }
+  }
+  if (victim == nullptr) return false;
+
+  int64_t items = 0, item_bytes = 0, live_bytes = 0;
+  if (victim->kind == SegmentKind::shared) {
+    for (uint32_t off = kSegmentHeaderBytes; off < victim->write_offset;) {
+      const DecodedHeader h = header_at(victim, off);
+      const std::string_view key(victim->block() + off + h.header_bytes, h.fields.key_size);
+      if (unlink_item(victim, off, hash_key(key), &item_bytes, &live_bytes)) ++items;
+      off += static_cast<uint32_t>(h.total_bytes());
+    }
+  } else if (unlink_item(victim, kSegmentHeaderBytes, victim->large_hash, &item_bytes,
+                         &live_bytes)) {
+    ++items;
+  }
+  shared.keys.fetch_sub(items, std::memory_order_relaxed);
+  shared.item_bytes.fetch_sub(item_bytes, std::memory_order_relaxed);
+  shared.live_bytes.fetch_sub(live_bytes, std::memory_order_relaxed);
+  (expired ? shared.expirations : shared.evictions)
+      .fetch_add(static_cast<uint64_t>(items), std::memory_order_relaxed);
+  if (!expired) shared.evicted_segments.fetch_add(1, std::memory_order_relaxed);
+
+  // No reader may still hold a pointer found through the index.
+  epoch.synchronize();
+  segments_by_id[victim->id].store(nullptr, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(fifo_mutex);
+    free_ids.push_back(victim->id);
+  }
+  const uint64_t prev = victim->refs.fetch_or(kSegmentEvictedBit, std::memory_order_acq_rel);
+  if (prev == 0) recycle(victim);
+  return true;
+}
+
+void StoreImpl::unpin(Segment* s) {
+  const uint64_t left = s->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
+  if (left == kSegmentEvictedBit) recycle(s);
+}
+
+void StoreImpl::recycle(Segment* s) {
+  char* next = s->kind == SegmentKind::large ? s->chain_next : nullptr;
+  const uint32_t blocks = s->blocks;
+  s->~Segment();
+  pool->give(reinterpret_cast<char*>(s));
+  for (uint32_t i = 1; i < blocks; ++i) {
+    assert(next != nullptr);
+    char* after = nullptr;
+    std::memcpy(&after, next, sizeof(after));
+    pool->give(next);
+    next = after;
+  }
+  shared.segments.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void StoreImpl::discard_unpublished(Segment* s) {
+  assert(s->state.load() == SegmentState::filling);
+  segments_by_id[s->id].store(nullptr, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(fifo_mutex);
+    free_ids.push_back(s->id);
+  }
+  recycle(s);
+}
+
+Bucket* StoreImpl::alloc_overflow_bucket(ThreadState* st) {
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(fifo_mutex);
+      if (index_block != nullptr && index_block_used + sizeof(Bucket) <= block_bytes) {
+        auto* b = new (index_block + index_block_used) Bucket();
+        for (auto& slot : b->slots) slot.store(0, std::memory_order_relaxed);
+        b->next_and_lock.store(0, std::memory_order_relaxed);
+        index_block_used += sizeof(Bucket);
+        return b;
+      }
+    }
+    char* block = alloc_block(st);
+    if (block == nullptr) return nullptr;
+    std::lock_guard<std::mutex> lock(fifo_mutex);
+    if (index_block != nullptr && index_block_used + sizeof(Bucket) <= block_bytes) {
+      pool->give(block);  // another thread refilled meanwhile
+    } else {
+      index_block = block;
+      index_block_used = 0;
+      index_blocks.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+}  // namespace ringcache::store

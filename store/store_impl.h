@@ -1,0 +1,112 @@
+// Internals shared by store.cc and store_impl.cc; not part of the API.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <vector>
+
+#include "store/block_pool.h"
+#include "store/epoch.h"
+#include "store/hash_index.h"
+#include "store/item.h"
+#include "store/segment.h"
+#include "store/store.h"
+
+namespace ringcache::store {
+
+uint64_t hash_key(std::string_view key);
+
+// A counter written by one thread only (relaxed load + store, no locked
+// instruction on the hot path) and read by stats() from any thread.
+struct OwnedCounter {
+  std::atomic<int64_t> value{0};
+  void add(int64_t d) { value.store(value.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+  int64_t get() const { return value.load(std::memory_order_relaxed); }
+};
+
+struct alignas(64) ThreadState {
+  EpochDomain::Participant* epoch = nullptr;
+  Segment* open[kTtlClasses] = {};
+  OwnedCounter keys, item_bytes, live_bytes, hits, misses;
+};
+
+// Counters for events that happen once per segment (or on threads without a
+// ThreadState, such as the last unpin), so shared atomics cost nothing.
+struct SharedCounters {
+  std::atomic<int64_t> keys{0}, item_bytes{0}, live_bytes{0}, hits{0}, misses{0};
+  std::atomic<uint64_t> evictions{0}, evicted_segments{0}, expirations{0};
+  std::atomic<int64_t> segments{0};
+};
+
+struct StoreImpl {
+  explicit StoreImpl(const StoreConfig& config);
+  ~StoreImpl();
+
+  uint32_t now_s() const;
+
+  // Segments.
+  Segment* new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_class);
+  void seal(Segment* s);
+  char* alloc_block(ThreadState* st);
+  // Evicts one segment (an expired one first; with expired_only, only
+  // those). False when there was nothing to evict.
+  bool evict_one(ThreadState* st, bool expired_only);
+  void pin(Segment* s) { s->refs.fetch_add(1, std::memory_order_relaxed); }
+  void unpin(Segment* s);
+  void recycle(Segment* s);
+  void discard_unpublished(Segment* s);  // a large segment never published
+  Bucket* alloc_overflow_bucket(ThreadState* st);
+
+  // Items.
+  Segment* segment_by_id(uint32_t id) const {
+    return segments_by_id[id].load(std::memory_order_acquire);
+  }
+  DecodedHeader header_at(const Segment* s, uint32_t offset) const {
+    return decode_item_header(s->block() + offset, s->expiry_base.load(std::memory_order_relaxed),
+                              config.versioned);
+  }
+  bool slot_matches(uint64_t slot, std::string_view key, uint64_t hash) const;
+  // Contiguous bytes of a large item's byte stream from `pos`.
+  static std::string_view large_span(const Segment* s, uint64_t pos, const char** cursor_block,
+                                     uint64_t* cursor_base);
+  static uint64_t cas_of(const Segment* s, uint32_t offset, const DecodedHeader& h, bool versioned) {
+    return versioned ? h.fields.version : (s->seq << kOffsetBits) | offset;
+  }
+
+  // Removes one published item's slot if it still points at (s, offset).
+  // Returns the item's bytes when it was live.
+  bool unlink_item(Segment* s, uint32_t offset, uint64_t hash, int64_t* item_bytes,
+                   int64_t* live_bytes);
+
+  StoreConfig config;
+  uint32_t block_bytes = 0;
+  uint64_t shared_item_max = 0;
+  uint64_t primary_bytes = 0;
+  Bucket* primary = nullptr;
+  std::unique_ptr<HashIndex> index;
+  std::unique_ptr<BlockPool> pool;
+  EpochDomain epoch;
+  uint32_t ids_max = 0;
+  std::unique_ptr<std::atomic<Segment*>[]> segments_by_id;
+
+  std::mutex fifo_mutex;  // FIFO lists, ids, overflow carving
+  Segment* fifo_head = nullptr;
+  Segment* fifo_tail = nullptr;
+  Segment* class_head[kTtlClasses] = {};
+  Segment* class_tail[kTtlClasses] = {};
+  std::vector<uint32_t> free_ids;  // capacity reserved up front: never reallocates
+  uint32_t next_id = 1;
+  char* index_block = nullptr;
+  uint32_t index_block_used = 0;
+  std::atomic<uint64_t> index_blocks{0};
+  std::atomic<uint64_t> next_seq{1};
+
+  SharedCounters shared;
+  std::mutex threads_mutex;
+  std::vector<ThreadState*> threads;  // capacity threads_max
+};
+
+}  // namespace ringcache::store

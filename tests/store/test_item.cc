@@ -1,0 +1,106 @@
+// Pins the item and index layouts: their sizes are the per-item overhead.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <string>
+
+#include "store/hash_index.h"
+#include "store/item.h"
+#include "store/segment.h"
+
+using namespace ringcache::store;
+
+TEST_CASE("layout sizes are pinned") {
+  CHECK(sizeof(Bucket) == 64);
+  CHECK(alignof(Bucket) == 64);
+  CHECK(sizeof(Segment) <= kSegmentHeaderBytes);
+  CHECK(kItemHeaderBytesMax == 25);
+  CHECK(kSegmentIdMax == (1u << 24) - 1);
+}
+
+TEST_CASE("header bytes: pay only for the fields used") {
+  ItemFields f;
+  f.key_size = 16;
+  f.value_size = 100;
+  // flags byte + 1-byte key length + 1-byte value length.
+  CHECK(item_header_bytes(f, ExpiryCode::never, false) == 3);
+  // A versioned store adds the 8-byte version to every item.
+  CHECK(item_header_bytes(f, ExpiryCode::never, true) == 11);
+  f.flags = 7;
+  CHECK(item_header_bytes(f, ExpiryCode::never, false) == 4);
+  f.flags = 70000;
+  CHECK(item_header_bytes(f, ExpiryCode::never, false) == 7);
+  f.flags = 7;
+  f.expires_at = 1000;
+  CHECK(item_header_bytes(f, ExpiryCode::delta16, false) == 6);
+  CHECK(item_header_bytes(f, ExpiryCode::absolute32, false) == 8);
+  // Every field: flags, expiry, version.
+  CHECK(item_header_bytes(f, ExpiryCode::delta16, true) == 14);
+  f.key_size = 300;
+  f.value_size = 70000;
+  CHECK(item_header_bytes(f, ExpiryCode::never, false) == 1 + 2 + 3 + 1);
+  f.key_size = (1ull << 32) - 1;
+  f.value_size = (1ull << 32) - 1;
+  f.flags = 0xffffffffu;
+  CHECK(item_header_bytes(f, ExpiryCode::absolute32, true) == kItemHeaderBytesMax);
+}
+
+TEST_CASE("headers round-trip for every width and expiry code") {
+  const uint64_t sizes[] = {0, 1, 255, 256, 65535, 65536, (1u << 24) - 1, 1u << 24, 0xffffffffull};
+  const uint32_t flag_values[] = {0, 1, 255, 256, 65535, 65536, 0xffffffffu};
+  for (bool versioned : {false, true}) {
+    for (uint64_t k : sizes) {
+      for (uint64_t v : sizes) {
+        for (uint32_t flags : flag_values) {
+          for (int code = 0; code < 4; ++code) {
+            ItemFields f;
+            f.key_size = k;
+            f.value_size = v;
+            f.flags = flags;
+            f.version = versioned ? 0x0123456789abcdefull : 0;
+            const uint32_t base = 100000;
+            const auto expiry = static_cast<ExpiryCode>(code);
+            if (expiry == ExpiryCode::delta16) f.expires_at = base - 32768;
+            if (expiry == ExpiryCode::absolute32) f.expires_at = 0xfffffff0u;
+            if (expiry == ExpiryCode::tombstone) {
+              f.expires_at = 123;
+              f.tombstone = true;
+            }
+            char buf[kItemHeaderBytesMax + 1];
+            std::memset(buf, 0x5a, sizeof(buf));
+            const uint32_t n = encode_item_header(buf, f, expiry, base, versioned);
+            CHECK(n == item_header_bytes(f, expiry, versioned));
+            CHECK(buf[n] == 0x5a);  // nothing written past the header
+            const DecodedHeader d = decode_item_header(buf, base, versioned);
+            CHECK(d.header_bytes == n);
+            CHECK(d.fields.key_size == k);
+            CHECK(d.fields.value_size == v);
+            CHECK(d.fields.flags == flags);
+            CHECK(d.fields.expires_at == f.expires_at);
+            CHECK(d.fields.tombstone == f.tombstone);
+            CHECK(d.fields.version == f.version);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("delta16 expiry is chosen only within range of the segment base") {
+  ItemFields f;
+  f.expires_at = 50000;
+  CHECK(expiry_code_for(f, 0) == ExpiryCode::absolute32);
+  CHECK(expiry_code_for(f, 50000 - 32767) == ExpiryCode::delta16);
+  CHECK(expiry_code_for(f, 50000 + 32768) == ExpiryCode::delta16);
+  CHECK(expiry_code_for(f, 50000 - 32768) == ExpiryCode::absolute32);
+  f.expires_at = 0;
+  CHECK(expiry_code_for(f, 1234) == ExpiryCode::never);
+}
+
+TEST_CASE("index slots pack tag, segment id and offset") {
+  const uint64_t s = make_slot(0xbeef, kSegmentIdMax, (1u << 24) - 1);
+  CHECK(slot_tag(s) == 0xbeef);
+  CHECK(slot_segment(s) == kSegmentIdMax);
+  CHECK(slot_offset(s) == (1u << 24) - 1);
+  CHECK(make_slot(0, 1, 0) != 0);  // a used slot is never the empty value
+}
