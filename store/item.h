@@ -11,11 +11,15 @@
 //   value length  little-endian, 1/2/3/4 bytes
 //   flags         0/1/2/4 bytes
 //   expiry        0/2/4 bytes
-//   version       8 bytes, only in a versioned store (StoreConfig::versioned)
+//   versioned stores only (StoreConfig::versioned):
+//     byte 1      bit 0: version width  0: int32 delta from the segment's version base
+//                                       1: full 64 bits   (bits 1-7 unused, zero)
+//     version     4 or 8 bytes
 //   key bytes, value bytes
 //
 // Nothing is aligned: items pack back to back in a segment. A 16-byte key
-// with a 100-byte value and no optional field costs 3 header bytes. CAS is
+// with a 100-byte value and no optional field costs 3 header bytes; with
+// every field (flags < 256, expiry, version near the segment's) 11. CAS is
 // not stored: it is the version in a versioned store, and otherwise derived
 // from where the item lives (segment sequence number, offset), which changes
 // with every write. Per-item cost is pinned by tests/store/test_item.cc.
@@ -27,8 +31,8 @@
 
 namespace ringcache::store {
 
-inline constexpr uint32_t kItemHeaderBytesMax = 1 + 4 + 4 + 4 + 4 + 8;
-static_assert(kItemHeaderBytesMax == 25);
+inline constexpr uint32_t kItemHeaderBytesMax = 1 + 4 + 4 + 4 + 4 + 1 + 8;
+static_assert(kItemHeaderBytesMax == 26);
 
 enum class ExpiryCode : uint8_t { never = 0, delta16 = 1, absolute32 = 2, tombstone = 3 };
 
@@ -39,6 +43,12 @@ struct ItemFields {
   uint32_t expires_at = 0;  // 0 = never
   uint64_t version = 0;
   bool tombstone = false;
+};
+
+// Per-segment bases that let items store small deltas; 0 = not set yet.
+struct SegmentBases {
+  uint32_t expiry = 0;
+  uint64_t version = 0;
 };
 
 struct DecodedHeader {
@@ -86,18 +96,26 @@ inline ExpiryCode expiry_code_for(const ItemFields& f, uint32_t segment_expiry_b
   return ExpiryCode::absolute32;
 }
 
-inline uint32_t item_header_bytes(const ItemFields& f, ExpiryCode expiry, bool versioned) {
+inline bool version_fits_delta32(uint64_t version, uint64_t base) {
+  if (base == 0) return false;
+  const auto delta = static_cast<int64_t>(version - base);
+  return delta >= INT32_MIN && delta <= INT32_MAX;
+}
+
+inline uint32_t item_header_bytes(const ItemFields& f, ExpiryCode expiry, bool versioned,
+                                  uint64_t version_base = 0) {
   using namespace item_detail;
   uint32_t n = 1 + width_for(f.key_size, false) + width_for(f.value_size, true) +
                flags_width(f.flags);
   n += expiry == ExpiryCode::never ? 0 : expiry == ExpiryCode::delta16 ? 2 : 4;
-  n += versioned ? 8 : 0;
+  if (versioned) n += 1 + (version_fits_delta32(f.version, version_base) ? 4 : 8);
   return n;
 }
 
 // Writes the header at `out`; returns its size.
 inline uint32_t encode_item_header(char* out, const ItemFields& f, ExpiryCode expiry,
-                                   uint32_t segment_expiry_base, bool versioned) {
+                                   const SegmentBases& bases, bool versioned) {
+  const uint32_t segment_expiry_base = bases.expiry;
   using namespace item_detail;
   assert(f.key_size < (1ull << 32) && f.value_size < (1ull << 32));
   const uint32_t kw = width_for(f.key_size, false);
@@ -129,15 +147,23 @@ inline uint32_t encode_item_header(char* out, const ItemFields& f, ExpiryCode ex
       break;
   }
   if (versioned) {
-    put_le(out + at, f.version, 8);
-    at += 8;
+    if (version_fits_delta32(f.version, bases.version)) {
+      out[at++] = 0;
+      put_le(out + at, static_cast<uint32_t>(static_cast<int32_t>(f.version - bases.version)), 4);
+      at += 4;
+    } else {
+      out[at++] = 1;
+      put_le(out + at, f.version, 8);
+      at += 8;
+    }
   }
-  assert(at == item_header_bytes(f, expiry, versioned));
+  assert(at == item_header_bytes(f, expiry, versioned, bases.version));
   return at;
 }
 
-inline DecodedHeader decode_item_header(const char* in, uint32_t segment_expiry_base,
+inline DecodedHeader decode_item_header(const char* in, const SegmentBases& bases,
                                         bool versioned) {
+  const uint32_t segment_expiry_base = bases.expiry;
   using namespace item_detail;
   DecodedHeader d;
   const auto b0 = static_cast<uint8_t>(in[0]);
@@ -171,8 +197,16 @@ inline DecodedHeader decode_item_header(const char* in, uint32_t segment_expiry_
       break;
   }
   if (versioned) {
-    d.fields.version = get_le(in + at, 8);
-    at += 8;
+    const auto width_bit = static_cast<uint8_t>(in[at++]);
+    assert(width_bit <= 1);
+    if (width_bit == 0) {
+      auto delta = static_cast<int32_t>(static_cast<uint32_t>(get_le(in + at, 4)));
+      d.fields.version = bases.version + static_cast<uint64_t>(static_cast<int64_t>(delta));
+      at += 4;
+    } else {
+      d.fields.version = get_le(in + at, 8);
+      at += 8;
+    }
   }
   d.header_bytes = at;
   return d;

@@ -24,6 +24,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "store/item.h"
+
 namespace ringcache::store {
 
 struct StoreImpl;
@@ -43,7 +45,8 @@ class alignas(64) Segment {
   uint64_t seq = 0;           // creation order, part of the CAS of unversioned items
   // Owner-written while open or filling; immutable once sealed/committed.
   uint32_t write_offset = 0;  // shared: first free byte (from the block start)
-  std::atomic<uint32_t> expiry_base{0};  // base for delta16 expiry codes; 0 = unset, then fixed
+  std::atomic<uint32_t> expiry_base{0};   // base for delta16 expiry codes; 0 = unset, then fixed
+  std::atomic<uint64_t> version_base{0};  // base for delta32 versions; 0 = unset, then fixed
   uint64_t large_hash = 0;    // large: hash of the key
   uint64_t large_bytes = 0;   // large: item bytes (header + key + value)
   char* chain_next = nullptr; // large: second block
@@ -59,6 +62,9 @@ class alignas(64) Segment {
   uint32_t block_bytes = 0;
   StoreImpl* owner = nullptr;  // whose pool the blocks return to
 
+  SegmentBases bases() const {
+    return {expiry_base.load(std::memory_order_relaxed), version_base.load(std::memory_order_relaxed)};
+  }
   char* block() { return reinterpret_cast<char*>(this); }
   const char* block() const { return reinterpret_cast<const char*>(this); }
 };

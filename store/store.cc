@@ -123,6 +123,8 @@ void StoreThread::expire() {
   }
 }
 
+bool StoreThread::evict_oldest() { return impl_.evict_one(state_, false); }
+
 bool StoreThread::find(std::string_view key, ItemView& out) {
   const uint64_t hash = hash_key(key);
   const uint64_t slot =
@@ -244,16 +246,20 @@ Placement place_shared(StoreImpl& impl, ThreadState* st, ItemFields& f, uint8_t 
   Segment*& open = st->open[ttl_class];
   for (;;) {
     if (open != nullptr) {
+      // The first item that uses a base sets it; it never changes after.
       if (f.expires_at != 0 && open->expiry_base.load(std::memory_order_relaxed) == 0) {
         open->expiry_base.store(f.expires_at, std::memory_order_relaxed);
       }
-      const uint32_t base = open->expiry_base.load(std::memory_order_relaxed);
-      const ExpiryCode code = expiry_code_for(f, base);
-      const uint32_t header = item_header_bytes(f, code, impl.config.versioned);
+      if (impl.config.versioned && open->version_base.load(std::memory_order_relaxed) == 0) {
+        open->version_base.store(f.version, std::memory_order_relaxed);
+      }
+      const SegmentBases bases = open->bases();
+      const ExpiryCode code = expiry_code_for(f, bases.expiry);
+      const uint32_t header = item_header_bytes(f, code, impl.config.versioned, bases.version);
       const uint64_t need = header + f.key_size + f.value_size;
       if (open->write_offset + need <= impl.block_bytes) {
         Placement p{open, open->write_offset, header};
-        encode_item_header(open->block() + p.offset, f, code, base, impl.config.versioned);
+        encode_item_header(open->block() + p.offset, f, code, bases, impl.config.versioned);
         open->write_offset += static_cast<uint32_t>(need);
         raise_max_expiry(open, f.expires_at);
         impl.pin(open);
@@ -332,13 +338,15 @@ Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, cons
   impl_.pin(s);
   s->large_hash = r.hash_;
   s->expiry_base.store(f.expires_at, std::memory_order_relaxed);
-  const ExpiryCode code = expiry_code_for(f, f.expires_at);
-  const uint32_t header = item_header_bytes(f, code, impl_.config.versioned);
+  s->version_base.store(f.version, std::memory_order_relaxed);
+  const SegmentBases bases = s->bases();
+  const ExpiryCode code = expiry_code_for(f, bases.expiry);
+  const uint32_t header = item_header_bytes(f, code, impl_.config.versioned, bases.version);
   r.item_bytes_ = header + key.size() + value_size;
   s->large_bytes = r.item_bytes_;
   raise_max_expiry(s, f.expires_at);
   char* item = s->block() + kSegmentHeaderBytes;
-  encode_item_header(item, f, code, f.expires_at, impl_.config.versioned);
+  encode_item_header(item, f, code, bases, impl_.config.versioned);
   r.segment_ = s;
   r.offset_ = kSegmentHeaderBytes;
   r.block_ = s->block();

@@ -232,6 +232,9 @@ class StoreThread {
   void expire();
   // Seals this thread's open segments so they become evictable.
   void seal_open_segments();
+  // Evicts the oldest sealed segment now (benchmarks, operators); false
+  // when nothing is evictable.
+  bool evict_oldest();
 
   Store& store() { return store_; }
 

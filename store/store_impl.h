@@ -65,8 +65,7 @@ struct StoreImpl {
     return segments_by_id[id].load(std::memory_order_acquire);
   }
   DecodedHeader header_at(const Segment* s, uint32_t offset) const {
-    return decode_item_header(s->block() + offset, s->expiry_base.load(std::memory_order_relaxed),
-                              config.versioned);
+    return decode_item_header(s->block() + offset, s->bases(), config.versioned);
   }
   bool slot_matches(uint64_t slot, std::string_view key, uint64_t hash) const;
   // Contiguous bytes of a large item's byte stream from `pos`.
