@@ -1,0 +1,232 @@
+// Store microbenchmarks: GET hit/miss, PUT, a 90/10 GET/PUT mix, with 1 and
+// 2 threads and values of 16 B to 64 KiB, over a store of 1 M items (fewer
+// for large values, so the store fits this 24 GiB machine: at most 2 GiB of
+// values); the cost of evicting one segment; and the bytes of overhead per
+// item (index + header + every per-item field).
+//
+//   ninja -C build-release benchmarks/store_benchmark
+//   build-release/benchmarks/store_benchmark --benchmark_min_time=0.5
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "store/store.h"
+
+using namespace ringcache::store;
+
+namespace {
+
+constexpr uint64_t kItemsMax = 1'000'000;
+constexpr uint64_t kValueBytesTotalMax = 2ull << 30;
+constexpr size_t kKeyBytes = 16;
+
+std::string key_of(uint64_t i) {
+  char buf[kKeyBytes + 1];
+  std::snprintf(buf, sizeof(buf), "key:%012llu", static_cast<unsigned long long>(i));
+  return std::string(buf, kKeyBytes);
+}
+
+struct Fixture {
+  std::unique_ptr<Store> store;
+  std::vector<std::string> keys;
+  std::string value;
+  uint64_t items = 0;
+};
+
+uint64_t items_for(size_t value_bytes) {
+  return std::min<uint64_t>(kItemsMax, kValueBytesTotalMax / value_bytes);
+}
+
+// One filled store per value size, built once and shared by every thread.
+Fixture& fixture(size_t value_bytes) {
+  static std::mutex mutex;
+  static std::map<size_t, std::unique_ptr<Fixture>> fixtures;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& f = fixtures[value_bytes];
+  if (f) return *f;
+  // Only one fixture alive at a time keeps the machine's memory in check.
+  fixtures.clear();
+  auto& g = fixtures[value_bytes];
+  g = std::make_unique<Fixture>();
+  g->items = items_for(value_bytes);
+  StoreConfig c;
+  // Room for every item twice over, so the timed PUTs never evict.
+  c.memory_limit_bytes = 2 * g->items * (value_bytes + kKeyBytes + 8) + (64ull << 20);
+  g->store = std::make_unique<Store>(c);
+  g->value.assign(value_bytes, 'v');
+  g->keys.reserve(g->items);
+  StoreThread t(*g->store);
+  for (uint64_t i = 0; i < g->items; ++i) {
+    g->keys.push_back(key_of(i));
+    t.put(g->keys.back(), g->value);
+  }
+  return *g;
+}
+
+void report(benchmark::State& state, const Fixture& f, uint64_t value_bytes) {
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * value_bytes));
+  state.counters["items_in_store"] = static_cast<double>(f.items);
+}
+
+void BM_get_hit(benchmark::State& state) {
+  const auto value_bytes = static_cast<size_t>(state.range(0));
+  Fixture& f = fixture(value_bytes);
+  StoreThread t(*f.store);
+  std::string out(value_bytes, '\0');
+  std::mt19937_64 rng(static_cast<uint64_t>(state.thread_index()) + 1);
+  for (auto _ : state) {
+    const std::string& key = f.keys[rng() % f.items];
+    const bool hit = t.get(key, [&](const ItemView& v) { v.copy_value(0, out.data(), v.value_size()); });
+    benchmark::DoNotOptimize(hit);
+  }
+  report(state, f, value_bytes);
+}
+
+void BM_get_miss(benchmark::State& state) {
+  const auto value_bytes = static_cast<size_t>(state.range(0));
+  Fixture& f = fixture(value_bytes);
+  StoreThread t(*f.store);
+  std::mt19937_64 rng(static_cast<uint64_t>(state.thread_index()) + 1);
+  std::string key = key_of(0);
+  for (auto _ : state) {
+    key[4] = static_cast<char>('A' + rng() % 26);  // never stored: keys start "key:0"
+    std::memcpy(key.data() + 8, &f.keys[rng() % f.items][8], 8);
+    const bool hit = t.get(key, [](const ItemView&) {});
+    benchmark::DoNotOptimize(hit);
+  }
+  report(state, f, 0);
+}
+
+void BM_put(benchmark::State& state) {
+  const auto value_bytes = static_cast<size_t>(state.range(0));
+  Fixture& f = fixture(value_bytes);
+  StoreThread t(*f.store);
+  std::mt19937_64 rng(static_cast<uint64_t>(state.thread_index()) + 1);
+  for (auto _ : state) {
+    const PutStatus s = t.put(f.keys[rng() % f.items], f.value);
+    benchmark::DoNotOptimize(s);
+  }
+  report(state, f, value_bytes);
+}
+
+void BM_mix_90_10(benchmark::State& state) {
+  const auto value_bytes = static_cast<size_t>(state.range(0));
+  Fixture& f = fixture(value_bytes);
+  StoreThread t(*f.store);
+  std::string out(value_bytes, '\0');
+  std::mt19937_64 rng(static_cast<uint64_t>(state.thread_index()) + 1);
+  uint64_t n = 0;
+  for (auto _ : state) {
+    const uint64_t r = rng();
+    const std::string& key = f.keys[r % f.items];
+    if ((++n % 10) == 0) {
+      benchmark::DoNotOptimize(t.put(key, f.value));
+    } else {
+      benchmark::DoNotOptimize(
+          t.get(key, [&](const ItemView& v) { v.copy_value(0, out.data(), v.value_size()); }));
+    }
+  }
+  report(state, f, value_bytes);
+}
+
+#define STORE_ARGS ->Arg(16)->Arg(100)->Arg(1024)->Arg(4096)->Arg(65536)->Threads(1)->Threads(2)->UseRealTime()
+BENCHMARK(BM_get_hit) STORE_ARGS;
+BENCHMARK(BM_get_miss)->Arg(100)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_put) STORE_ARGS;
+BENCHMARK(BM_mix_90_10) STORE_ARGS;
+
+// Evicting one 1 MiB segment of 100-byte items: unlink every item from the
+// index, wait for readers, recycle the block.
+void BM_evict_segment(benchmark::State& state) {
+  StoreConfig c;
+  c.memory_limit_bytes = 256ull << 20;
+  Store store(c);
+  StoreThread t(store);
+  const std::string value(100, 'v');
+  uint64_t next = 0, evicted = 0, items_before = 0;
+  auto refill = [&] {
+    for (int i = 0; i < 200'000; ++i) t.put(key_of(next++), value);
+    t.seal_open_segments();
+  };
+  refill();
+  for (auto _ : state) {
+    if (!t.evict_oldest()) {
+      state.PauseTiming();
+      refill();
+      state.ResumeTiming();
+      t.evict_oldest();
+    }
+    ++evicted;
+  }
+  items_before = store.stats().evictions;
+  state.counters["items_per_segment"] =
+      static_cast<double>(items_before) / static_cast<double>(store.stats().evicted_segments);
+  state.SetItemsProcessed(static_cast<int64_t>(evicted));
+}
+BENCHMARK(BM_evict_segment)->Unit(benchmark::kMicrosecond);
+
+// Overhead per item: everything the store spends beyond key and value bytes,
+// measured on a store of 1 M items of 100-byte values. Arg 0: no optional
+// field; arg 1: every field (flags, expiry, replication version).
+void BM_overhead_per_item(benchmark::State& state) {
+  const bool every_field = state.range(0) == 1;
+  for (auto _ : state) {
+    StoreConfig c;
+    c.memory_limit_bytes = 160ull << 20;
+    c.versioned = every_field;
+    Store store(c);
+    StoreThread t(store);
+    const std::string value(100, 'v');
+    ItemMeta meta;
+    if (every_field) {
+      meta.flags = 42;
+      meta.expires_at = store.now_s() + 3600;
+      meta.version = 0x0123456789abcdefull;
+    }
+    for (uint64_t i = 0; i < kItemsMax; ++i) t.put(key_of(i), value, meta);
+    const StoreStats s = store.stats();
+    const double items = static_cast<double>(s.keys);
+    state.counters["keys"] = items;
+    state.counters["index_bytes_per_item"] = static_cast<double>(s.index_bytes) / items;
+    state.counters["header_bytes_per_item"] =
+        static_cast<double>(s.item_bytes - s.live_bytes) / items;
+    state.counters["overhead_bytes_per_item"] =
+        static_cast<double>(s.index_bytes + s.item_bytes - s.live_bytes) / items;
+    // Memory holding user data (key + value) out of all the store holds.
+    state.counters["user_data_fraction"] =
+        static_cast<double>(s.live_bytes) / static_cast<double>(s.blocks_bytes + s.index_bytes);
+  }
+}
+BENCHMARK(BM_overhead_per_item)->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+// The assignment's comparison point: a 64 MiB budget filled beyond capacity
+// with 100-byte values (evicting all along); how much of it holds user data.
+void BM_fill_64mib_100b(benchmark::State& state) {
+  for (auto _ : state) {
+    StoreConfig c;
+    c.memory_limit_bytes = 64ull << 20;
+    Store store(c);
+    StoreThread t(store);
+    const std::string value(100, 'v');
+    for (uint64_t i = 0; i < 1'500'000; ++i) t.put(key_of(i), value);
+    const StoreStats s = store.stats();
+    state.counters["keys"] = static_cast<double>(s.keys);
+    state.counters["user_data_fraction_of_limit"] =
+        static_cast<double>(s.live_bytes) / static_cast<double>(c.memory_limit_bytes);
+    state.counters["values_fraction_of_limit"] =
+        static_cast<double>(s.keys * 100) / static_cast<double>(c.memory_limit_bytes);
+  }
+}
+BENCHMARK(BM_fill_64mib_100b)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
