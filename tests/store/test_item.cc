@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "store/allocator.h"
 #include "store/hash_index.h"
 #include "store/item.h"
 #include "store/segment.h"
@@ -111,4 +112,10 @@ TEST_CASE("index slots pack tag, segment id and offset") {
   CHECK(slot_segment(s) == kSegmentIdMax);
   CHECK(slot_offset(s) == (1u << 24) - 1);
   CHECK(make_slot(0, 1, 0) != 0);  // a used slot is never the empty value
+}
+
+TEST_CASE("the allocator behind the store is the one the build chose") {
+  // With --as-needed linking a build can silently keep glibc's malloc; the
+  // daemon refuses to start then, and this pins that the check works.
+  CHECK(ringcache::store::allocator_is_mimalloc() == (RINGCACHE_MIMALLOC == 1));
 }

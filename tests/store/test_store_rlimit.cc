@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <new>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -100,6 +101,16 @@ int child() {
                static_cast<unsigned long long>(s.keys));
   if (s.alloc_failures == 0 || s.evictions == 0) return 14;  // the limit must have bitten
   if (s.blocks_bytes > kLimitBytes) return 15;
+  // A failed operator new throws instead of aborting (Debian's mimalloc
+  // aborts unless the program defines its own operator new).
+  try {
+    // Stored through a volatile so the compiler cannot elide the pair.
+    static char* volatile sink;
+    sink = new char[1ull << 30];
+    delete[] sink;
+    return 17;  // 1 GiB cannot fit under this limit
+  } catch (const std::bad_alloc&) {
+  }
   return 0;
 }
 
