@@ -125,7 +125,7 @@ void StoreThread::expire() {
 
 bool StoreThread::evict_oldest() { return impl_.evict_one(state_, false); }
 
-bool StoreThread::find(std::string_view key, ItemView& out) {
+bool StoreThread::find(std::string_view key, ItemView& out, bool count) {
   const uint64_t hash = hash_key(key);
   const uint64_t slot =
       impl_.index->find(hash, [&](uint64_t v) { return impl_.slot_matches(v, key, hash); });
@@ -133,7 +133,8 @@ bool StoreThread::find(std::string_view key, ItemView& out) {
     Segment* s = impl_.segment_by_id(slot_segment(slot));
     const uint32_t offset = slot_offset(slot);
     const DecodedHeader h = impl_.header_at(s, offset);
-    if (!h.fields.tombstone && !expired(h.fields, impl_.now_s())) {
+    if (!h.fields.tombstone && !impl_.flushed(s) &&
+        (h.fields.expires_at == 0 || !expired(h.fields, impl_.now_s()))) {
       out.segment_ = s;
       out.key_size_ = h.fields.key_size;
       out.value_size_ = h.fields.value_size;
@@ -148,11 +149,11 @@ bool StoreThread::find(std::string_view key, ItemView& out) {
       } else {
         out.value_offset_ = h.header_bytes + h.fields.key_size;
       }
-      state_->hits.add(1);
+      if (count) state_->hits.add(1);
       return true;
     }
   }
-  state_->misses.add(1);
+  if (count) state_->misses.add(1);
   return false;
 }
 
@@ -167,68 +168,113 @@ DelStatus StoreThread::del(std::string_view key) {
   const Segment* s = impl_.segment_by_id(slot_segment(old));
   const DecodedHeader h = impl_.header_at(s, slot_offset(old));
   slot->store(0, std::memory_order_release);
-  state_->keys.add(-1);
   state_->item_bytes.add(-static_cast<int64_t>(h.total_bytes()));
-  state_->live_bytes.add(-static_cast<int64_t>(h.fields.key_size + h.fields.value_size));
-  const bool was_live = !h.fields.tombstone && !expired(h.fields, impl_.now_s());
+  if (!h.fields.tombstone) {
+    state_->keys.add(-1);
+    state_->live_bytes.add(-static_cast<int64_t>(h.fields.key_size + h.fields.value_size));
+  }
+  const bool was_live =
+      !h.fields.tombstone && !impl_.flushed(s) && !expired(h.fields, impl_.now_s());
   return was_live ? DelStatus::deleted : DelStatus::not_found;
 }
 
 namespace {
 
-// Links a written item into the index, replacing the key's previous item.
-// The segment must be pinned by the caller.
-PutStatus publish(StoreImpl& impl, ThreadState* st, EpochDomain::Participant* reader,
-                  Segment* s, uint32_t offset, uint64_t hash, std::string_view key,
-                  uint64_t item_bytes) {
-  const uint64_t slot_value = make_slot(hash_tag(hash), s->id, offset);
-  const int64_t live =
-      static_cast<int64_t>(item_bytes) - static_cast<int64_t>(impl.header_at(s, offset).header_bytes);
+struct PublishRequest {
+  Segment* segment;
+  uint32_t offset;
+  uint64_t hash;
+  std::string_view key;
+  uint64_t item_bytes;
+  uint64_t live_bytes;  // key + value, 0 for a tombstone
+  bool tombstone;
+  uint64_t version;
+  PutOptions options;
+};
+
+// Whether the put may replace what the index holds for the key (`old`, 0
+// when absent), under the put's mode.
+PutStatus check_condition(StoreImpl& impl, const PublishRequest& r, uint64_t old) {
+  bool present = false;
+  uint64_t old_version = 0;
+  uint64_t old_cas = 0;
+  if (old != 0) {
+    Segment* s = impl.segment_by_id(slot_segment(old));
+    const DecodedHeader h = impl.header_at(s, slot_offset(old));
+    present = !h.fields.tombstone && !impl.flushed(s) && !expired(h.fields, impl.now_s());
+    old_version = h.fields.version;
+    old_cas = StoreImpl::cas_of(s, slot_offset(old), h, impl.config.versioned);
+  }
+  switch (r.options.mode) {
+    case PutMode::set:
+      return PutStatus::stored;
+    case PutMode::add:
+      return present ? PutStatus::not_stored : PutStatus::stored;
+    case PutMode::replace:
+      return present ? PutStatus::stored : PutStatus::not_stored;
+    case PutMode::cas:
+      if (!present) return PutStatus::not_found;
+      return old_cas == r.options.cas ? PutStatus::stored : PutStatus::exists;
+    case PutMode::newer:
+      // Tombstones and expired items still hold their version: a late,
+      // older write must not resurrect a deleted key.
+      return old != 0 && old_version >= r.version ? PutStatus::older : PutStatus::stored;
+  }
+  assert(false);
+  return PutStatus::aborted;
+}
+
+// Links a written item into the index, replacing the key's previous item
+// if the put's condition holds. The segment must be pinned by the caller.
+PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
+  const uint64_t slot_value = make_slot(hash_tag(r.hash), r.segment->id, r.offset);
   Bucket* spare = nullptr;
   for (;;) {
+    PutStatus status = PutStatus::stored;
     bool need_bucket = false;
+    impl.epoch.enter(st->epoch);
     {
-      impl.epoch.enter(reader);
-      {
-        HashIndex::Locked locked(*impl.index, hash);
-        if (s->state.load(std::memory_order_seq_cst) == SegmentState::evicting) {
-          impl.epoch.exit(reader);
-          return PutStatus::evicted;
+      HashIndex::Locked locked(*impl.index, r.hash);
+      std::atomic<uint64_t>* slot =
+          locked.find([&](uint64_t v) { return impl.slot_matches(v, r.key, r.hash); });
+      const uint64_t old = slot != nullptr ? slot->load(std::memory_order_relaxed) : 0;
+      if (r.segment->state.load(std::memory_order_seq_cst) == SegmentState::evicting) {
+        status = PutStatus::evicted;
+      } else {
+        status = check_condition(impl, r, old);
+      }
+      if (status == PutStatus::stored && slot == nullptr) {
+        slot = locked.find_empty();
+        if (slot == nullptr && spare != nullptr) {
+          locked.add_overflow(spare);
+          spare = nullptr;
+          slot = locked.find_empty();
         }
-        std::atomic<uint64_t>* slot =
-            locked.find([&](uint64_t v) { return impl.slot_matches(v, key, hash); });
-        if (slot != nullptr) {
-          const uint64_t old = slot->load(std::memory_order_relaxed);
+        if (slot == nullptr) need_bucket = true;
+      }
+      if (status == PutStatus::stored && !need_bucket) {
+        int64_t keys = r.tombstone ? 0 : 1;
+        int64_t item_bytes = static_cast<int64_t>(r.item_bytes);
+        int64_t live_bytes = static_cast<int64_t>(r.live_bytes);
+        if (old != 0) {
           const DecodedHeader h =
               impl.header_at(impl.segment_by_id(slot_segment(old)), slot_offset(old));
-          slot->store(slot_value, std::memory_order_release);
-          st->item_bytes.add(static_cast<int64_t>(item_bytes) -
-                             static_cast<int64_t>(h.total_bytes()));
-          st->live_bytes.add(live - static_cast<int64_t>(h.fields.key_size + h.fields.value_size));
-        } else {
-          slot = locked.find_empty();
-          if (slot == nullptr && spare != nullptr) {
-            locked.add_overflow(spare);
-            spare = nullptr;
-            slot = locked.find_empty();
-          }
-          if (slot == nullptr) {
-            need_bucket = true;
-          } else {
-            slot->store(slot_value, std::memory_order_release);
-            st->keys.add(1);
-            st->item_bytes.add(static_cast<int64_t>(item_bytes));
-            st->live_bytes.add(live);
+          item_bytes -= static_cast<int64_t>(h.total_bytes());
+          if (!h.fields.tombstone) {
+            keys -= 1;
+            live_bytes -= static_cast<int64_t>(h.fields.key_size + h.fields.value_size);
           }
         }
+        slot->store(slot_value, std::memory_order_release);
+        st->keys.add(keys);
+        st->item_bytes.add(item_bytes);
+        st->live_bytes.add(live_bytes);
       }
-      impl.epoch.exit(reader);
     }
-    if (!need_bucket) {
-      // A spare left over (another writer extended the chain first) stays
-      // in the index block: it is 64 bytes, and rare.
-      return PutStatus::stored;
-    }
+    impl.epoch.exit(st->epoch);
+    // A spare left over (another writer extended the chain first) stays in
+    // the index block: it is 64 bytes, and rare.
+    if (!need_bucket) return status;
     spare = impl.alloc_overflow_bucket(st);
     if (spare == nullptr) return PutStatus::no_memory;
   }
@@ -245,6 +291,11 @@ struct Placement {
 Placement place_shared(StoreImpl& impl, ThreadState* st, ItemFields& f, uint8_t ttl_class) {
   Segment*& open = st->open[ttl_class];
   for (;;) {
+    // After a flush_all, items must land in segments created after it.
+    if (open != nullptr && impl.flushed(open)) {
+      impl.seal(open);
+      open = nullptr;
+    }
     if (open != nullptr) {
       // The first item that uses a base sets it; it never changes after.
       if (f.expires_at != 0 && open->expiry_base.load(std::memory_order_relaxed) == 0) {
@@ -276,18 +327,32 @@ Placement place_shared(StoreImpl& impl, ThreadState* st, ItemFields& f, uint8_t 
 
 }  // namespace
 
-PutStatus StoreThread::put(std::string_view key, std::string_view value, const ItemMeta& meta) {
+PutStatus StoreThread::put(std::string_view key, std::string_view value, const ItemMeta& meta,
+                           const PutOptions& options) {
+  const ItemFields f{key.size(), value.size(), meta.flags, meta.expires_at, meta.version, false};
+  return put_fields(key, value, f, options);
+}
+
+PutStatus StoreThread::put_fields(std::string_view key, std::string_view value,
+                                  const ItemFields& fields, const PutOptions& options) {
   const uint32_t now = impl_.now_s();
-  ItemFields f{key.size(), value.size(), meta.flags, meta.expires_at, meta.version, false};
-  if (expired(f, now)) {
-    // memcached semantics: storing an already-expired item removes the key.
-    del(key);
-    return PutStatus::stored;
+  impl_.flush_seq_now(now);
+  ItemFields f = fields;
+  if (!f.tombstone && expired(f, now)) {
+    // memcached semantics: storing an already-expired item removes the key,
+    // when the put's condition holds.
+    if (options.mode == PutMode::set) {
+      del(key);
+      return PutStatus::stored;
+    }
+    f.expires_at = now;  // stored, and invisible at once
   }
   const uint64_t upper =
       item_header_bytes(f, ExpiryCode::absolute32, impl_.config.versioned) + key.size() + value.size();
   if (upper > impl_.shared_item_max) {
-    Reservation r = reserve(key, value.size(), meta);
+    assert(!f.tombstone);
+    ItemMeta meta{f.flags, f.expires_at, f.version};
+    Reservation r = reserve(key, value.size(), meta, options);
     if (r.ok()) r.append(value);
     return r.commit();
   }
@@ -296,15 +361,123 @@ PutStatus StoreThread::put(std::string_view key, std::string_view value, const I
   char* item = p.segment->block() + p.offset;
   std::memcpy(item + p.header_bytes, key.data(), key.size());
   std::memcpy(item + p.header_bytes + key.size(), value.data(), value.size());
-  const PutStatus status = publish(impl_, state_, state_->epoch, p.segment, p.offset,
-                                   hash_key(key), key, p.header_bytes + key.size() + value.size());
+  const PublishRequest request{p.segment,
+                               p.offset,
+                               hash_key(key),
+                               key,
+                               p.header_bytes + key.size() + value.size(),
+                               f.tombstone ? 0 : key.size() + value.size(),
+                               f.tombstone,
+                               f.version,
+                               options};
+  const PutStatus status = publish(impl_, state_, request);
   impl_.unpin(p.segment);
   return status;
 }
 
-Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, const ItemMeta& meta) {
+PutStatus StoreThread::del_versioned(std::string_view key, uint64_t version, uint32_t expires_at) {
+  ItemFields f{key.size(), 0, 0, expires_at, version, true};
+  return put_fields(key, {}, f, PutOptions{PutMode::newer, 0});
+}
+
+void StoreThread::flush_all(uint32_t at_s) {
+  const uint32_t now = impl_.now_s();
+  if (at_s <= now) {
+    impl_.flush_pending_at_s.store(0, std::memory_order_relaxed);
+    impl_.flush_seq.store(impl_.next_seq.fetch_add(1, std::memory_order_relaxed) + 1,
+                          std::memory_order_release);
+  } else {
+    impl_.flush_pending_at_s.store(at_s, std::memory_order_release);
+  }
+}
+
+bool StoreThread::read_for_update(std::string_view key, std::string& value, ItemMeta& meta,
+                                  uint64_t& cas) {
+  ReadSection section(*this);
+  ItemView view;
+  if (!find(key, view, false)) return false;
+  value.resize(view.value_size());
+  view.copy_value(0, value.data(), value.size());
+  meta = ItemMeta{view.flags(), view.expires_at(), view.version()};
+  cas = view.cas();
+  return true;
+}
+
+namespace {
+// Read-modify-write attempts before giving up on a key under heavy
+// concurrent writes (each failed attempt means another write succeeded).
+constexpr int kUpdateAttemptsMax = 16;
+}  // namespace
+
+PutStatus StoreThread::concat(std::string_view key, std::string_view data, bool prepend) {
+  std::string value;
+  for (int attempt = 0; attempt < kUpdateAttemptsMax; ++attempt) {
+    ItemMeta meta;
+    uint64_t cas = 0;
+    if (!read_for_update(key, value, meta, cas)) return PutStatus::not_stored;
+    if (prepend) {
+      value.insert(0, data);
+    } else {
+      value.append(data);
+    }
+    const PutStatus st = put(key, value, meta, PutOptions{PutMode::cas, cas});
+    if (st == PutStatus::not_found) return PutStatus::not_stored;
+    if (st != PutStatus::exists) return st;
+  }
+  return PutStatus::exists;
+}
+
+ArithStatus StoreThread::add_delta(std::string_view key, uint64_t delta, bool decrement,
+                                   uint64_t* new_value) {
+  constexpr size_t kDigitsMax = 20;
+  std::string value;
+  for (int attempt = 0; attempt < kUpdateAttemptsMax; ++attempt) {
+    ItemMeta meta;
+    uint64_t cas = 0;
+    if (!read_for_update(key, value, meta, cas)) return ArithStatus::not_found;
+    // memcached accepts trailing spaces (its own in-place decr padding).
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\r' || value.back() == '\n')) {
+      value.pop_back();
+    }
+    if (value.empty() || value.size() > kDigitsMax) return ArithStatus::not_number;
+    uint64_t current = 0;
+    for (char c : value) {
+      if (c < '0' || c > '9') return ArithStatus::not_number;
+      const uint64_t digit = static_cast<uint64_t>(c - '0');
+      if (current > (UINT64_MAX - digit) / 10) return ArithStatus::not_number;
+      current = current * 10 + digit;
+    }
+    const uint64_t next = decrement ? (delta > current ? 0 : current - delta) : current + delta;
+    const std::string digits = std::to_string(next);
+    const PutStatus st = put(key, digits, meta, PutOptions{PutMode::cas, cas});
+    if (st == PutStatus::stored) {
+      *new_value = next;
+      return ArithStatus::ok;
+    }
+    if (st == PutStatus::not_found) return ArithStatus::not_found;
+    if (st != PutStatus::exists) return ArithStatus::no_memory;
+  }
+  return ArithStatus::no_memory;
+}
+
+PutStatus StoreThread::touch(std::string_view key, uint32_t expires_at) {
+  std::string value;
+  for (int attempt = 0; attempt < kUpdateAttemptsMax; ++attempt) {
+    ItemMeta meta;
+    uint64_t cas = 0;
+    if (!read_for_update(key, value, meta, cas)) return PutStatus::not_found;
+    meta.expires_at = expires_at;
+    const PutStatus st = put(key, value, meta, PutOptions{PutMode::cas, cas});
+    if (st != PutStatus::exists) return st;
+  }
+  return PutStatus::exists;
+}
+
+Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, const ItemMeta& meta,
+                                 const PutOptions& options) {
   Reservation r;
   r.thread_ = this;
+  r.options_ = options;
   r.hash_ = hash_key(key);
   r.value_size_ = value_size;
   r.expires_at_ = meta.expires_at;
@@ -390,6 +563,7 @@ Reservation& Reservation::operator=(Reservation&& o) noexcept {
     item_bytes_ = o.item_bytes_;
     offset_ = o.offset_;
     expires_at_ = o.expires_at_;
+    options_ = o.options_;
     status_ = std::exchange(o.status_, PutStatus::aborted);
   }
   return *this;
@@ -458,13 +632,23 @@ PutStatus Reservation::commit() {
   }
   StoreImpl& impl = thread_->impl_;
   ThreadState* st = thread_->state_;
-  if (expires_at_ != 0 && expires_at_ <= impl.now_s()) {
+  if (expires_at_ != 0 && expires_at_ <= impl.now_s() && options_.mode == PutMode::set) {
+    thread_->del(key_);  // key_ may live in the segment: delete before unpinning
     release();
-    thread_->del(key_);
     return status_;
   }
   if (segment_->kind == SegmentKind::large) impl.seal(segment_);
-  status_ = publish(impl, st, st->epoch, segment_, offset_, hash_, key_, item_bytes_);
+  const DecodedHeader h = impl.header_at(segment_, offset_);
+  const PublishRequest request{segment_,
+                               offset_,
+                               hash_,
+                               key_,
+                               item_bytes_,
+                               h.fields.key_size + h.fields.value_size,
+                               false,
+                               h.fields.version,
+                               options_};
+  status_ = publish(impl, st, request);
   release();
   return status_;
 }

@@ -30,6 +30,7 @@ namespace ringcache::store {
 
 class Segment;
 class Store;
+struct ItemFields;
 class StoreThread;
 struct StoreImpl;
 struct ThreadState;
@@ -65,9 +66,31 @@ enum class PutStatus : uint8_t {
   no_memory,     // nothing evictable left: EUNK; the previous value is unchanged
   evicted,       // a reservation's segment was evicted before commit: EUNK
   aborted,       // the reservation was not filled or was aborted
+  not_stored,    // add: the key is present; replace/append/prepend: it is absent
+  exists,        // cas: the item changed since its cas was read
+  not_found,     // cas/touch: no such key
+  older,         // newer: the store holds a version at least as new
 };
 
 enum class DelStatus : uint8_t { deleted, not_found };
+
+// When a put takes effect (memcached's set/add/replace/cas, and
+// replication's newest-wins). Checked atomically with the index update.
+enum class PutMode : uint8_t {
+  set,      // always
+  add,      // only if the key is absent (or expired)
+  replace,  // only if the key is present
+  cas,      // only if present and its cas() equals PutOptions::cas
+  newer,    // only if ItemMeta::version is greater than the present item's,
+            // tombstones included (versioned stores)
+};
+
+struct PutOptions {
+  PutMode mode = PutMode::set;
+  uint64_t cas = 0;
+};
+
+enum class ArithStatus : uint8_t { ok, not_found, not_number, no_memory };
 
 struct StoreStats {
   uint64_t keys = 0;             // items present (expired ones until reclaimed)
@@ -187,6 +210,7 @@ class Reservation {
   uint64_t item_bytes_ = 0;
   uint32_t offset_ = 0;          // item offset in its first block
   uint32_t expires_at_ = 0;
+  PutOptions options_;
   PutStatus status_ = PutStatus::aborted;
 };
 
@@ -219,14 +243,33 @@ class StoreThread {
   StoreThread& operator=(const StoreThread&) = delete;
 
   PutStatus put(std::string_view key, std::string_view value,
-                const ItemMeta& meta = {});
+                const ItemMeta& meta = {}, const PutOptions& options = {});
   // Calls visit(const ItemView&) while the item is protected; returns whether
   // the key was present (and not expired).
   template <class Visit>
   bool get(std::string_view key, Visit&& visit);
   DelStatus del(std::string_view key);
   Reservation reserve(std::string_view key, uint64_t value_size,
-                      const ItemMeta& meta = {});
+                      const ItemMeta& meta = {}, const PutOptions& options = {});
+
+  // Read-modify-write operations (memcached text protocol). Each reads the
+  // item, builds the new one and stores it only if the item did not change
+  // meanwhile (its cas), retrying a bounded number of times; flags and
+  // expiry are kept. A value being appended to must be a shared-segment
+  // item or fit in memory twice.
+  PutStatus concat(std::string_view key, std::string_view data, bool prepend);
+  // incr/decr of a decimal value (at most 20 digits): incr wraps at 2^64,
+  // decr stops at 0. The new value is stored as its decimal digits.
+  ArithStatus add_delta(std::string_view key, uint64_t delta, bool decrement,
+                        uint64_t* new_value);
+  // Sets a new expiry (0 = never); not_found when absent.
+  PutStatus touch(std::string_view key, uint32_t expires_at);
+  // Replication: replaces the key by a tombstone carrying `version` if that
+  // is newer than what the store holds; the tombstone expires at
+  // `expires_at` (it only has to outlive late writes).
+  PutStatus del_versioned(std::string_view key, uint64_t version, uint32_t expires_at);
+  // Every item stored before `at_s` (0 = now) is invisible from `at_s` on.
+  void flush_all(uint32_t at_s);
   // Reclaims whole segments whose items have all expired. Cheap; call about
   // once a second from each worker.
   void expire();
@@ -251,7 +294,11 @@ class StoreThread {
    private:
     StoreThread& thread_;
   };
-  bool find(std::string_view key, ItemView& out);
+  bool find(std::string_view key, ItemView& out, bool count = true);
+  PutStatus put_fields(std::string_view key, std::string_view value, const ItemFields& fields,
+                       const PutOptions& options);
+  // Copies the item out for a read-modify-write; false when absent.
+  bool read_for_update(std::string_view key, std::string& value, ItemMeta& meta, uint64_t& cas);
 
   Store& store_;
   StoreImpl& impl_;

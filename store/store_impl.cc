@@ -183,16 +183,27 @@ std::string_view StoreImpl::large_span(const Segment* s, uint64_t pos, const cha
   return {block + kChainHeaderBytes + (pos - base), end - pos};
 }
 
-bool StoreImpl::unlink_item(Segment* s, uint32_t offset, uint64_t hash, int64_t* item_bytes,
-                            int64_t* live_bytes) {
+void StoreImpl::unlink_item(Segment* s, uint32_t offset, uint64_t hash, Removed& removed) {
   HashIndex::Locked locked(*index, hash);
   std::atomic<uint64_t>* slot = locked.find_exact(make_slot(hash_tag(hash), s->id, offset));
-  if (slot == nullptr) return false;
+  if (slot == nullptr) return;
   slot->store(0, std::memory_order_release);
   const DecodedHeader h = header_at(s, offset);
-  *item_bytes += static_cast<int64_t>(h.total_bytes());
-  *live_bytes += static_cast<int64_t>(h.fields.key_size + h.fields.value_size);
-  return true;
+  removed.items += 1;
+  removed.item_bytes += static_cast<int64_t>(h.total_bytes());
+  if (!h.fields.tombstone) {
+    removed.keys += 1;
+    removed.live_bytes += static_cast<int64_t>(h.fields.key_size + h.fields.value_size);
+  }
+}
+
+uint64_t StoreImpl::flush_seq_now(uint32_t now) {
+  uint32_t at = flush_pending_at_s.load(std::memory_order_relaxed);
+  if (at != 0 && now >= at &&
+      flush_pending_at_s.compare_exchange_strong(at, 0, std::memory_order_acq_rel)) {
+    flush_seq.store(next_seq.fetch_add(1, std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+  return flush_seq.load(std::memory_order_acquire);
 }
 
 bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
@@ -209,6 +220,11 @@ bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
           victim = head;
           expired = true;
         }
+      }
+      // Flushed segments are as good as expired.
+      if (victim == nullptr && fifo_head != nullptr && fifo_head->seq < flush_seq_now(now)) {
+        victim = fifo_head;
+        expired = true;
       }
       if (victim == nullptr && !expired_only) victim = fifo_head;
       if (victim != nullptr) {
@@ -237,23 +253,22 @@ bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
   }
   if (victim == nullptr) return false;
 
-  int64_t items = 0, item_bytes = 0, live_bytes = 0;
+  Removed removed;
   if (victim->kind == SegmentKind::shared) {
     for (uint32_t off = kSegmentHeaderBytes; off < victim->write_offset;) {
       const DecodedHeader h = header_at(victim, off);
       const std::string_view key(victim->block() + off + h.header_bytes, h.fields.key_size);
-      if (unlink_item(victim, off, hash_key(key), &item_bytes, &live_bytes)) ++items;
+      unlink_item(victim, off, hash_key(key), removed);
       off += static_cast<uint32_t>(h.total_bytes());
     }
-  } else if (unlink_item(victim, kSegmentHeaderBytes, victim->large_hash, &item_bytes,
-                         &live_bytes)) {
-    ++items;
+  } else {
+    unlink_item(victim, kSegmentHeaderBytes, victim->large_hash, removed);
   }
-  shared.keys.fetch_sub(items, std::memory_order_relaxed);
-  shared.item_bytes.fetch_sub(item_bytes, std::memory_order_relaxed);
-  shared.live_bytes.fetch_sub(live_bytes, std::memory_order_relaxed);
+  shared.keys.fetch_sub(removed.keys, std::memory_order_relaxed);
+  shared.item_bytes.fetch_sub(removed.item_bytes, std::memory_order_relaxed);
+  shared.live_bytes.fetch_sub(removed.live_bytes, std::memory_order_relaxed);
   (expired ? shared.expirations : shared.evictions)
-      .fetch_add(static_cast<uint64_t>(items), std::memory_order_relaxed);
+      .fetch_add(static_cast<uint64_t>(removed.keys), std::memory_order_relaxed);
   if (!expired) shared.evicted_segments.fetch_add(1, std::memory_order_relaxed);
 
   // No reader may still hold a pointer found through the index.

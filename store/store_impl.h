@@ -75,10 +75,24 @@ struct StoreImpl {
     return versioned ? h.fields.version : (s->seq << kOffsetBits) | offset;
   }
 
-  // Removes one published item's slot if it still points at (s, offset).
-  // Returns the item's bytes when it was live.
-  bool unlink_item(Segment* s, uint32_t offset, uint64_t hash, int64_t* item_bytes,
-                   int64_t* live_bytes);
+  // Removes one published item's slot if it still points at (s, offset),
+  // and adds what it accounted for to `removed`.
+  struct Removed {
+    int64_t items = 0;       // index entries removed
+    int64_t keys = 0;        // of which not tombstones
+    int64_t item_bytes = 0;
+    int64_t live_bytes = 0;
+  };
+  void unlink_item(Segment* s, uint32_t offset, uint64_t hash, Removed& removed);
+
+  // flush_all: items in segments created before flush_seq are invisible.
+  // A delayed flush takes effect (takes its sequence number) at flush_at_s.
+  uint64_t flush_seq_now(uint32_t now);
+  bool flushed(const Segment* s) const {
+    return s->seq < flush_seq.load(std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> flush_seq{0};
+  std::atomic<uint32_t> flush_pending_at_s{0};
 
   StoreConfig config;
   uint32_t block_bytes = 0;
