@@ -125,6 +125,24 @@ void StoreThread::expire() {
 
 bool StoreThread::evict_oldest() { return impl_.evict_one(state_, false); }
 
+void StoreImpl::fill_view(Segment* s, uint32_t offset, const DecodedHeader& h, ItemView& out) const {
+  out.segment_ = s;
+  out.key_size_ = h.fields.key_size;
+  out.value_size_ = h.fields.value_size;
+  out.flags_ = h.fields.flags;
+  out.expires_at_ = h.fields.expires_at;
+  out.version_ = h.fields.version;
+  out.cas_ = cas_of(s, offset, h, config.versioned);
+  out.contiguous_ = s->kind == SegmentKind::shared;
+  if (out.contiguous_) {
+    out.value_offset_ = offset + h.header_bytes + h.fields.key_size;
+    out.value_ = s->block() + out.value_offset_;
+  } else {
+    out.value_offset_ = h.header_bytes + h.fields.key_size;
+    out.value_ = nullptr;
+  }
+}
+
 bool StoreThread::find(std::string_view key, ItemView& out, bool count) {
   const uint64_t hash = hash_key(key);
   const uint64_t slot =
@@ -135,26 +153,51 @@ bool StoreThread::find(std::string_view key, ItemView& out, bool count) {
     const DecodedHeader h = impl_.header_at(s, offset);
     if (!h.fields.tombstone && !impl_.flushed(s) &&
         (h.fields.expires_at == 0 || !expired(h.fields, impl_.now_s()))) {
-      out.segment_ = s;
-      out.key_size_ = h.fields.key_size;
-      out.value_size_ = h.fields.value_size;
-      out.flags_ = h.fields.flags;
-      out.expires_at_ = h.fields.expires_at;
-      out.version_ = h.fields.version;
-      out.cas_ = StoreImpl::cas_of(s, offset, h, impl_.config.versioned);
-      out.contiguous_ = s->kind == SegmentKind::shared;
-      if (out.contiguous_) {
-        out.value_offset_ = offset + h.header_bytes + h.fields.key_size;
-        out.value_ = s->block() + out.value_offset_;
-      } else {
-        out.value_offset_ = h.header_bytes + h.fields.key_size;
-      }
+      impl_.fill_view(s, offset, h, out);
       if (count) state_->hits.add(1);
       return true;
     }
   }
   if (count) state_->misses.add(1);
   return false;
+}
+
+uint64_t StoreThread::index_buckets() const { return impl_.index->bucket_count(); }
+
+void StoreThread::scan_bucket(uint64_t bucket, void (*fn)(void*, const ScanEntry&), void* context) {
+  assert(impl_.epoch.inside(state_->epoch));
+  const uint32_t now = impl_.now_s();
+  for (const Bucket* b = &impl_.primary[bucket]; b != nullptr; b = HashIndex::next(*b)) {
+    for (const auto& slot_ref : b->slots) {
+      const uint64_t slot = slot_ref.load(std::memory_order_acquire);
+      if (slot == 0) continue;
+      Segment* s = impl_.segment_by_id(slot_segment(slot));
+      if (s == nullptr) continue;
+      const uint32_t offset = slot_offset(slot);
+      const DecodedHeader h = impl_.header_at(s, offset);
+      if (impl_.flushed(s)) continue;
+      // Expired items are skipped; expired tombstones have done their job.
+      if (h.fields.expires_at != 0 && expired(h.fields, now)) continue;
+      ScanEntry e;
+      impl_.fill_view(s, offset, h, e.view);
+      e.tombstone = h.fields.tombstone;
+      if (s->kind == SegmentKind::shared) {
+        e.key = std::string_view(s->block() + offset + h.header_bytes, h.fields.key_size);
+      } else {
+        scan_key_.resize(h.fields.key_size);
+        const char* cursor = nullptr;
+        uint64_t base = 0;
+        for (uint64_t done = 0; done < h.fields.key_size;) {
+          std::string_view span = StoreImpl::large_span(s, h.header_bytes + done, &cursor, &base);
+          const uint64_t n = std::min<uint64_t>(span.size(), h.fields.key_size - done);
+          std::memcpy(scan_key_.data() + done, span.data(), n);
+          done += n;
+        }
+        e.key = scan_key_;
+      }
+      fn(context, e);
+    }
+  }
 }
 
 DelStatus StoreThread::del(std::string_view key) {

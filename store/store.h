@@ -19,12 +19,14 @@
 // strings (std::string_view may hold any bytes, NULs included).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace ringcache::store {
 
@@ -270,6 +272,16 @@ class StoreThread {
   PutStatus del_versioned(std::string_view key, uint64_t version, uint32_t expires_at);
   // Every item stored before `at_s` (0 = now) is invisible from `at_s` on.
   void flush_all(uint32_t at_s);
+
+  // Walks the index for a full copy (replication resync): calls
+  // visit(std::string_view key, const ItemView& item, bool tombstone) for
+  // every item of `buckets` primary buckets starting at `cursor`, inside one
+  // read section (pin large values to send them later). Returns the cursor
+  // to continue from, or 0 once the last bucket is done. Items written or
+  // removed meanwhile may or may not be seen: a resync is followed by the
+  // live stream, and newest-wins makes repeats harmless.
+  template <class Visit>
+  uint64_t scan(uint64_t cursor, uint64_t buckets, Visit&& visit);
   // Reclaims whole segments whose items have all expired. Cheap; call about
   // once a second from each worker.
   void expire();
@@ -295,6 +307,15 @@ class StoreThread {
     StoreThread& thread_;
   };
   bool find(std::string_view key, ItemView& out, bool count = true);
+  // The items (and tombstones) of one primary bucket's chain, for scan().
+  struct ScanEntry {
+    std::string_view key;  // into the store, or into scan_key_ for split keys
+    ItemView view;
+    bool tombstone;
+  };
+  void scan_bucket(uint64_t bucket, void (*fn)(void*, const ScanEntry&), void* context);
+  uint64_t index_buckets() const;
+  std::string scan_key_;  // a large item's key that spans blocks
   PutStatus put_fields(std::string_view key, std::string_view value, const ItemFields& fields,
                        const PutOptions& options);
   // Copies the item out for a read-modify-write; false when absent.
@@ -312,6 +333,18 @@ bool StoreThread::get(std::string_view key, Visit&& visit) {
   if (!find(key, view)) return false;
   visit(static_cast<const ItemView&>(view));
   return true;
+}
+
+template <class Visit>
+uint64_t StoreThread::scan(uint64_t cursor, uint64_t buckets, Visit&& visit) {
+  const uint64_t end = std::min<uint64_t>(cursor + buckets, index_buckets());
+  ReadSection section(*this);
+  auto call = [](void* context, const ScanEntry& e) {
+    (*static_cast<std::remove_reference_t<Visit>*>(context))(
+        e.key, static_cast<const ItemView&>(e.view), e.tombstone);
+  };
+  for (uint64_t b = cursor; b < end; ++b) scan_bucket(b, call, &visit);
+  return end >= index_buckets() ? 0 : end;
 }
 
 }  // namespace ringcache::store

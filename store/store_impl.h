@@ -68,6 +68,7 @@ struct StoreImpl {
     return decode_item_header(s->block() + offset, s->bases(), config.versioned);
   }
   bool slot_matches(uint64_t slot, std::string_view key, uint64_t hash) const;
+  void fill_view(Segment* s, uint32_t offset, const DecodedHeader& h, ItemView& out) const;
   // Contiguous bytes of a large item's byte stream from `pos`.
   static std::string_view large_span(const Segment* s, uint64_t pos, const char** cursor_block,
                                      uint64_t* cursor_base);
