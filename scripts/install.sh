@@ -30,10 +30,10 @@ action=install
 
 say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 need_value() {
-    [ $# -ge 2 ] && [ -n "$2" ] || die "option $1 needs a value"
+    if [ $# -lt 2 ] || [ -z "$2" ]; then die "option $1 needs a value"; fi
 }
 
 while [ $# -gt 0 ]; do
@@ -59,8 +59,9 @@ case "$unitdir" in /*) ;; *) die "--unitdir must be an absolute path: '$unitdir'
 case "$memory_mib" in
     ''|*[!0-9]*) die "--memory must be a whole number of MiB: '$memory_mib'" ;;
 esac
-[ "$memory_mib" -ge 4 ] && [ "$memory_mib" -le "$memory_mib_max" ] ||
+if [ "$memory_mib" -lt 4 ] || [ "$memory_mib" -gt "$memory_mib_max" ]; then
     die "--memory must be 4..$memory_mib_max MiB: '$memory_mib'"
+fi
 if [ -n "$destdir" ]; then
     case "$destdir" in /*) ;; *) destdir=$(pwd)/$destdir ;; esac
     # prune_empty_dirs stops at exactly this path: no trailing slash.

@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+"""End-to-end tests of ringcached-privsep and systemd socket activation.
+
+Each case drives the real helper and the real daemon on 127.0.0.1 and checks
+what an operator relies on: the daemon on port 889 runs as the target user
+with no groups, no capabilities and NoNewPrivs; no process of the service is
+root once it serves; PUT/GET work; every error path exits non-zero with a
+clear message and leaves nothing running. Cases that need root exit 77
+(meson: SKIP) otherwise.
+
+usage: privsep_e2e.py CASE --helper PATH --daemon PATH
+"""
+
+import argparse
+import os
+import pwd
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+EXIT_SKIP = 77
+PRIVILEGED_PORT = 889
+TEST_USER = "nobody"
+
+START_TIMEOUT_S = 15.0     # helper + daemon start-up, including ring set-up
+STOP_TIMEOUT_S = 10.0      # SIGTERM to exit
+ERROR_EXIT_TIMEOUT_S = 10.0
+IO_TIMEOUT_S = 5.0
+PORT_RACE_RETRIES_MAX = 5  # systemd-socket-activate needs a concrete free port
+
+OP_PUT, OP_DEL, OP_GET = 11, 12, 13
+REPLY_OK, REPLY_ENOTFOUND = 101, 112
+
+DAEMON_ARGS = ["-t", "2", "-m", "16"]
+
+
+class Failure(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+def need_root():
+    if os.geteuid() != 0:
+        print("SKIP: needs root")
+        sys.exit(EXIT_SKIP)
+
+
+# --- binary protocol -------------------------------------------------------
+
+def field(data):
+    return struct.pack(">I", len(data)) + data
+
+
+def recv_exact(sock, count):
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise Failure(f"server closed the connection after {len(data)} of {count} bytes")
+        data += chunk
+    return data
+
+
+def put(sock, key, value):
+    sock.sendall(bytes([OP_PUT]) + field(key) + field(value))
+    code = recv_exact(sock, 1)[0]
+    check(code == REPLY_OK, f"PUT {key!r}: reply {code}, expected {REPLY_OK}")
+
+
+def get(sock, key):
+    sock.sendall(bytes([OP_GET]) + field(key))
+    code = recv_exact(sock, 1)[0]
+    if code == REPLY_ENOTFOUND:
+        return None
+    check(code == REPLY_OK, f"GET {key!r}: reply {code}")
+    (length,) = struct.unpack(">I", recv_exact(sock, 4))
+    return recv_exact(sock, length)
+
+
+def check_put_get(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT_S) as sock:
+        values = {
+            b"privsep:small": b"hello from 889",
+            b"privsep:binary\x00\xff": bytes(range(256)),
+            b"privsep:large": os.urandom(256 * 1024),
+        }
+        for key, value in values.items():
+            put(sock, key, value)
+        for key, value in values.items():
+            got = get(sock, key)
+            check(got == value, f"GET {key!r} returned {len(got or b'')} bytes, not the value PUT")
+        check(get(sock, b"privsep:never-stored") is None, "GET of a missing key did not answer ENOTFOUND")
+
+
+# --- processes -------------------------------------------------------------
+
+def proc_status(pid, task=None):
+    path = f"/proc/{pid}/status" if task is None else f"/proc/{pid}/task/{task}/status"
+    fields = {}
+    with open(path) as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+    return fields
+
+
+def session_members(session_id):
+    """PIDs whose session is session_id: the helper, its child, the daemon."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                after_name = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        # after the name: state ppid pgrp session ...
+        if int(after_name[3]) == session_id and after_name[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def socket_inode_listening_on(port):
+    """Inode of the LISTEN socket on 127.0.0.1:port, from /proc/net/tcp."""
+    wanted = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if parts[1] == wanted and parts[3] == "0A":
+                return parts[9]
+    return None
+
+
+def fd_targets(pid):
+    targets = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:
+            pass
+    return targets
+
+
+class Service:
+    """A process tree started in its own session, always cleaned up."""
+
+    def __init__(self, argv, preexec=None):
+        self.argv = argv
+        self.stderr_text = ""
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, start_new_session=True,
+                                     preexec_fn=preexec)
+
+    def read_stderr_until(self, needle, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        fd = self.proc.stderr.fileno()
+        while needle not in self.stderr_text:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Failure(f"no '{needle}' within {timeout_s}s; stderr so far:\n{self.stderr_text}")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise Failure(f"exited (status {self.proc.wait()}) before '{needle}'; stderr:\n"
+                              f"{self.stderr_text}")
+            self.stderr_text += chunk.decode(errors="replace")
+        return self.stderr_text
+
+    def line_with(self, needle):
+        for line in self.stderr_text.splitlines():
+            if needle in line:
+                return line
+        raise Failure(f"no line with '{needle}' in:\n{self.stderr_text}")
+
+    def wait_exit(self, timeout_s):
+        try:
+            _, rest = self.proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"{self.argv[0]} still running after {timeout_s}s; stderr:\n{self.stderr_text}")
+        self.stderr_text += rest.decode(errors="replace")
+        return self.proc.returncode
+
+    def cleanup(self):
+        session = self.proc.pid
+        for pid in session_members(session):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+
+def staged_daemon(daemon, directory_mode=0o755):
+    """A copy of the daemon where TEST_USER can (or, with 0o700, cannot) reach it.
+
+    A checkout under /root is not readable by nobody."""
+    directory = tempfile.mkdtemp(prefix="ringcache-privsep-")
+    os.chmod(directory, directory_mode)
+    copy = os.path.join(directory, "ringcached")
+    shutil.copy2(daemon, copy)
+    os.chmod(copy, 0o755)
+    return directory, copy
+
+
+def check_nothing_left(service):
+    leftover = session_members(service.proc.pid)
+    check(not leftover, f"processes left running after the helper exited: {leftover}")
+
+
+def run_expecting_error(argv, expected_status, expected_text, preexec=None):
+    service = Service(argv, preexec)
+    try:
+        status = service.wait_exit(ERROR_EXIT_TIMEOUT_S)
+        check(status == expected_status,
+              f"exit status {status}, expected {expected_status}; stderr:\n{service.stderr_text}")
+        check(expected_text in service.stderr_text,
+              f"stderr lacks '{expected_text}':\n{service.stderr_text}")
+        check_nothing_left(service)
+        print(f"ok: exit {status}: {service.line_with('error')}")
+    finally:
+        service.cleanup()
+
+
+# --- cases -----------------------------------------------------------------
+
+def case_serve_889(args):
+    need_root()
+    user = pwd.getpwnam(TEST_USER)
+    probe = socket.socket()
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", PRIVILEGED_PORT))
+    except OSError as error:
+        raise Failure(f"port {PRIVILEGED_PORT} is busy ({error}); this test needs it free")
+    finally:
+        probe.close()
+
+    directory, daemon = staged_daemon(args.daemon)
+    service = Service([args.helper, "--user", TEST_USER, "--port", str(PRIVILEGED_PORT),
+                       "--text-port", "0", "--listen", "127.0.0.1", "--", daemon] + DAEMON_ARGS)
+    try:
+        service.read_stderr_until("listening binary=", START_TIMEOUT_S)
+        pid = service.proc.pid
+        print(service.line_with("listening binary="))
+        check(f"binary=127.0.0.1:{PRIVILEGED_PORT}" in service.line_with("listening binary="),
+              "daemon does not report serving 127.0.0.1:889")
+
+        check(os.path.realpath(f"/proc/{pid}/exe") == os.path.realpath(daemon),
+              "the helper's PID is not running the daemon (no exec in place)")
+        status = proc_status(pid)
+        ids = (str(user.pw_uid),) * 4
+        gids = (str(user.pw_gid),) * 4
+        check(tuple(status["Uid"].split()) == ids, f"Uid is '{status['Uid']}', expected {user.pw_uid} x4")
+        check(tuple(status["Gid"].split()) == gids, f"Gid is '{status['Gid']}', expected {user.pw_gid} x4")
+        check(status["Groups"] == "", f"supplementary groups remain: '{status['Groups']}'")
+        for capability_set in ("CapEff", "CapPrm", "CapAmb", "CapInh"):
+            check(int(status[capability_set], 16) == 0, f"{capability_set} is {status[capability_set]}")
+        check(status["NoNewPrivs"] == "1", f"NoNewPrivs is {status['NoNewPrivs']}")
+        print(f"ok: daemon pid {pid}: Uid {status['Uid']} Gid {status['Gid']} Groups '{status['Groups']}' "
+              f"CapEff {status['CapEff']} CapPrm {status['CapPrm']} CapAmb {status['CapAmb']} "
+              f"CapBnd {status['CapBnd']} NoNewPrivs {status['NoNewPrivs']}")
+
+        members = session_members(pid)
+        check(members == [pid], f"service processes besides the daemon: {members} (root child not reaped?)")
+        for task in os.listdir(f"/proc/{pid}/task"):
+            task_uid = proc_status(pid, task)["Uid"].split()
+            check("0" not in task_uid, f"thread {task} of the daemon has a root id: {task_uid}")
+        print(f"ok: no process or thread of the service is root "
+              f"({len(os.listdir(f'/proc/{pid}/task'))} threads)")
+
+        text_line = service.line_with("text port listening on")
+        text_port = int(text_line.rsplit(":", 1)[1])
+        held = fd_targets(pid)
+        for port in (PRIVILEGED_PORT, text_port):
+            inode = socket_inode_listening_on(port)
+            check(inode is not None, f"nothing listens on 127.0.0.1:{port}")
+            check(f"socket:[{inode}]" in held, f"the daemon does not hold the listening socket of port {port}")
+        print(f"ok: the daemon holds both passed listening sockets (889 and text {text_port})")
+
+        check_put_get(PRIVILEGED_PORT)
+        print("ok: PUT/GET on 127.0.0.1:889")
+
+        os.kill(pid, signal.SIGTERM)
+        status_code = service.wait_exit(STOP_TIMEOUT_S)
+        check(status_code == 0, f"daemon exit status {status_code} after SIGTERM")
+        check_nothing_left(service)
+        print("ok: SIGTERM stops it with status 0, nothing left running")
+    finally:
+        service.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def case_not_root(args):
+    preexec = None
+    if os.geteuid() == 0:
+        user = pwd.getpwnam(TEST_USER)
+
+        def preexec():
+            os.setgroups([])
+            os.setresgid(user.pw_gid, user.pw_gid, user.pw_gid)
+            os.setresuid(user.pw_uid, user.pw_uid, user.pw_uid)
+    run_expecting_error([args.helper, "--user", TEST_USER, "--", args.daemon], 1,
+                        "must be started as root", preexec)
+
+
+def case_unknown_user(args):
+    need_root()
+    run_expecting_error([args.helper, "--user", "ringcache-no-such-user", "--listen", "127.0.0.1",
+                         "--port", "0", "--", args.daemon], 1, "unknown user 'ringcache-no-such-user'")
+
+
+def case_port_in_use(args):
+    need_root()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run_expecting_error([args.helper, "--user", TEST_USER, "--listen", "127.0.0.1", "--port", str(port),
+                             "--", args.daemon], 1, "Address already in use")
+        run_expecting_error([args.helper, "--user", TEST_USER, "--listen", "127.0.0.1", "--port", "0",
+                             "--text-port", str(port), "--", args.daemon], 1,
+                            f"cannot listen on 127.0.0.1:{port} for the text port: Address already in use")
+
+
+def case_daemon_missing(args):
+    need_root()
+    directory = tempfile.mkdtemp(prefix="ringcache-privsep-")
+    os.chmod(directory, 0o755)
+    try:
+        missing = os.path.join(directory, "ringcached")
+        run_expecting_error([args.helper, "--user", TEST_USER, "--listen", "127.0.0.1", "--port", "0",
+                             "--", missing], 127, f"cannot execute '{missing}' as user '{TEST_USER}'")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def case_daemon_unreachable(args):
+    need_root()
+    directory, daemon = staged_daemon(args.daemon, directory_mode=0o700)
+    try:
+        run_expecting_error([args.helper, "--user", TEST_USER, "--listen", "127.0.0.1", "--port", "0",
+                             "--", daemon], 126, "Permission denied")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def free_ports(count):
+    holders = []
+    try:
+        for _ in range(count):
+            holder = socket.socket()
+            holder.bind(("127.0.0.1", 0))
+            holders.append(holder)
+        return [holder.getsockname()[1] for holder in holders]
+    finally:
+        for holder in holders:
+            holder.close()
+
+
+def case_socket_activation(args):
+    activate = shutil.which("systemd-socket-activate")
+    check(activate is not None, "systemd-socket-activate is not installed (package systemd)")
+    for attempt in range(PORT_RACE_RETRIES_MAX):
+        binary_port, text_port = free_ports(2)
+        service = Service([activate, "-l", f"127.0.0.1:{binary_port}", "-l", f"127.0.0.1:{text_port}",
+                           "--fdname=binary:text", args.daemon] + DAEMON_ARGS)
+        try:
+            # It binds first and execs the daemon on the first connection.
+            try:
+                service.read_stderr_until(f"Listening on 127.0.0.1:{text_port}", START_TIMEOUT_S)
+            except Failure:
+                if "Address already in use" in service.stderr_text and attempt + 1 < PORT_RACE_RETRIES_MAX:
+                    continue
+                raise
+            with socket.create_connection(("127.0.0.1", binary_port), timeout=IO_TIMEOUT_S) as first:
+                service.read_stderr_until("listening binary=", START_TIMEOUT_S)
+                put(first, b"activation:first", b"queued before the daemon ran")
+                check(get(first, b"activation:first") == b"queued before the daemon ran",
+                      "the connection queued before exec lost its PUT")
+            line = service.line_with("listening binary=")
+            print(line)
+            check(f"binary=127.0.0.1:{binary_port}" in line, "daemon does not serve systemd's binary socket")
+            pid = service.proc.pid
+            inode = socket_inode_listening_on(text_port)
+            check(inode is not None and f"socket:[{inode}]" in fd_targets(pid),
+                  "the daemon does not hold systemd's 'text' socket")
+            check_put_get(binary_port)
+            print(f"ok: socket activation with names binary:text, PUT/GET on {binary_port}")
+            os.kill(pid, signal.SIGTERM)
+            status = service.wait_exit(STOP_TIMEOUT_S)
+            check(status == 0, f"daemon exit status {status} after SIGTERM")
+            return
+        finally:
+            service.cleanup()
+    raise Failure("could not find free ports for systemd-socket-activate")
+
+
+CASES = {
+    "serve_889": case_serve_889,
+    "not_root": case_not_root,
+    "unknown_user": case_unknown_user,
+    "port_in_use": case_port_in_use,
+    "daemon_missing": case_daemon_missing,
+    "daemon_unreachable": case_daemon_unreachable,
+    "socket_activation": case_socket_activation,
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--helper", required=True)
+    parser.add_argument("--daemon", required=True)
+    args = parser.parse_args()
+    for path in (args.helper, args.daemon):
+        if not os.access(path, os.X_OK):
+            print(f"FAIL: {path} is not an executable (build it first)")
+            return 1
+    try:
+        CASES[args.case](args)
+    except Failure as failure:
+        print(f"FAIL: {args.case}: {failure}")
+        return 1
+    print(f"PASS: {args.case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
