@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "store/bytes.h"
 #include "store/store_impl.h"
 
 namespace ringcache::store {
@@ -402,8 +403,8 @@ PutStatus StoreThread::put_fields(std::string_view key, std::string_view value,
   const Placement p = place_shared(impl_, state_, f, ttl_class_for(f.expires_at, now));
   if (p.segment == nullptr) return PutStatus::no_memory;
   char* item = p.segment->block() + p.offset;
-  std::memcpy(item + p.header_bytes, key.data(), key.size());
-  std::memcpy(item + p.header_bytes + key.size(), value.data(), value.size());
+  copy_bytes(item + p.header_bytes, key.data(), key.size());
+  copy_bytes(item + p.header_bytes + key.size(), value.data(), value.size());
   const PublishRequest request{p.segment,
                                p.offset,
                                hash_key(key),
@@ -536,7 +537,7 @@ Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, cons
       return r;
     }
     char* item = p.segment->block() + p.offset;
-    std::memcpy(item + p.header_bytes, key.data(), key.size());
+    copy_bytes(item + p.header_bytes, key.data(), key.size());
     r.segment_ = p.segment;
     r.offset_ = p.offset;
     r.key_ = std::string_view(item + p.header_bytes, key.size());
@@ -707,7 +708,7 @@ uint64_t ItemView::copy_value(uint64_t offset, char* dst, uint64_t n) const {
   if (offset >= value_size_) return 0;
   n = std::min(n, value_size_ - offset);
   if (contiguous_) {
-    std::memcpy(dst, value_ + offset, n);
+    copy_bytes(dst, value_ + offset, n);
     return n;
   }
   const char* cursor = nullptr;

@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "store/allocator.h"
+#include "store/bytes.h"
 
 namespace ringcache::store {
 
@@ -139,7 +140,7 @@ bool StoreImpl::slot_matches(uint64_t slot, std::string_view key, uint64_t hash)
   if (s->kind == SegmentKind::shared) {
     const DecodedHeader h = header_at(s, offset);
     return h.fields.key_size == key.size() &&
-           std::memcmp(s->block() + offset + h.header_bytes, key.data(), key.size()) == 0;
+           equal_bytes(s->block() + offset + h.header_bytes, key.data(), key.size());
   }
   if (s->large_hash != hash) return false;
   const DecodedHeader h = header_at(s, offset);

@@ -310,3 +310,18 @@ TEST_CASE("model test: a million random ops against std::unordered_map") {
   const StoreStats s = store.stats();
   CHECK(s.keys <= model.size());
 }
+
+TEST_CASE("regression: empty keys and values given as null views") {
+  // The parser hands over std::string_view{} (a null pointer) for empty
+  // fields; memcpy/memcmp with null is undefined even for 0 bytes.
+  Store store(StoreConfig{});
+  StoreThread t(store);
+  CHECK(t.put(std::string_view{}, std::string_view{}) == PutStatus::stored);
+  CHECK(*get_string(t, std::string_view{}) == "");
+  CHECK(t.put("k", std::string_view{}) == PutStatus::stored);
+  CHECK(*get_string(t, "k") == "");
+  Reservation r = t.reserve(std::string_view{}, 0);
+  CHECK(r.append(std::string_view{}));
+  CHECK(r.commit() == PutStatus::stored);
+  CHECK(t.del(std::string_view{}) == DelStatus::deleted);
+}
