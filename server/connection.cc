@@ -1,0 +1,77 @@
+#include "server/connection.h"
+
+#include <cassert>
+
+namespace ringcache::server {
+
+Connection::Connection(int fd, uint32_t slot, uint32_t generation, const protocol::ParserLimits& limits)
+    : fd_(fd), slot_(slot), generation_(generation), parser_(limits) {
+  assert(fd >= 0);
+}
+
+bool Connection::must_pause(size_t worker_held_other) const {
+  const size_t held = out.held_bytes();
+  if (held >= write_queue_bytes_max || out.pins() >= pins_max) return true;
+  // A connection with nothing queued may always add a reply, so the worker
+  // budget can never stop every connection at once.
+  return !out.empty() && worker_held_other + held >= worker_write_queue_bytes_max;
+}
+
+bool Connection::may_resume(size_t worker_held_other) const {
+  if (out.empty()) return true;
+  return out.held_bytes() <= write_queue_resume_bytes && out.pins() < pins_max &&
+         worker_held_other + out.held_bytes() < worker_write_queue_bytes_max;
+}
+
+size_t Connection::consume(std::string_view input, RequestProcessor& processor,
+                           size_t worker_held_other) {
+  size_t used_total = 0;
+  while (used_total < input.size() || put_.active) {
+    if (close_after_reply_) return input.size();  // nothing after the refusal is answered
+    if (must_pause(worker_held_other)) {
+      paused_ = true;
+      break;
+    }
+    size_t used = 0;
+    const protocol::Event event = parser_.next(input.substr(used_total), used);
+    assert(used <= input.size() - used_total);
+    used_total += used;
+    if (event.kind == protocol::EventKind::need_more) break;
+    if (processor.process(event, put_, out) == ProcessResult::close_after_reply) {
+      close_after_reply_ = true;
+    }
+  }
+  return used_total;
+}
+
+FeedStatus Connection::feed(std::string_view bytes, RequestProcessor& processor,
+                            size_t worker_held_other) {
+  if (!paused_ && stash_empty()) {
+    bytes.remove_prefix(consume(bytes, processor, worker_held_other));
+    if (bytes.empty()) return FeedStatus::ok;
+  }
+  if (close_after_reply_) return FeedStatus::ok;
+  if (stash_.size() - stash_head_ + bytes.size() > input_stash_bytes_max) {
+    return FeedStatus::stash_overflow;
+  }
+  if (stash_head_ > 0 && stash_head_ == stash_.size()) {
+    stash_.clear();
+    stash_head_ = 0;
+  }
+  stash_.append(bytes);
+  return FeedStatus::ok;
+}
+
+void Connection::resume(RequestProcessor& processor, size_t worker_held_other) {
+  paused_ = false;
+  // Even with nothing stashed: a streamed PUT may still owe its put_end.
+  const std::string_view pending = std::string_view(stash_).substr(stash_head_);
+  stash_head_ += consume(pending, processor, worker_held_other);
+  if (stash_empty() && stash_.capacity() > 0) {
+    // An idle connection should hold no memory.
+    std::string().swap(stash_);
+    stash_head_ = 0;
+  }
+}
+
+}  // namespace ringcache::server

@@ -1,0 +1,108 @@
+// Connection: one client of a worker. It owns the frame parser, the reply
+// queue, a streamed PUT in progress, and the input it was told to hold back.
+//
+// Never letting one client hurt another (issue 3) comes down to three bounds:
+// - a connection stops being read (it "pauses") once its queued replies hold
+//   write_queue_bytes_max bytes or pins_max store items, or once the whole
+//   worker's reply blocks reach worker_write_queue_bytes_max and this
+//   connection has replies of its own waiting. It resumes when its queue has
+//   drained to write_queue_resume_bytes (hysteresis: no stop-start per reply);
+// - received bytes are parsed straight from the shared receive buffers; only
+//   what arrives between a pause and the end of the recv (a few completions,
+//   each holding one receive buffer) is copied into the stash, which is
+//   capped at input_stash_bytes_max;
+// - the parser itself holds at most one key or small value
+//   (FrameParser::frame_buffer_max_bytes()); what all connections hold
+//   beyond a small allowance is capped process-wide (input_budget.h).
+// A client that never reads therefore pins at most pins_max items and a
+// bounded number of bytes, and costs other connections nothing.
+//
+// The io fields (recv_armed, send_inflight, ...) belong to the event loop,
+// which owns the io_uring side; this class only does the input side.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "server/buffer_ring.h"
+#include "server/output_queue.h"
+#include "server/process.h"
+#include "server/protocol/binary_parser.h"
+
+namespace ringcache::server {
+
+inline constexpr size_t write_queue_bytes_max = 4 * 1024 * 1024;
+inline constexpr size_t write_queue_resume_bytes = 1024 * 1024;
+inline constexpr uint32_t pins_max = 2;
+inline constexpr size_t worker_write_queue_bytes_max = 8 * 1024 * 1024;
+inline constexpr size_t input_stash_bytes_max = 2 * size_t{recv_buffers_count} * recv_buffer_bytes;
+// iovecs per sendmsg: 64 blocks of up to 16 KiB, or 64 store chunks.
+inline constexpr size_t send_iov_max = 64;
+
+enum class FeedStatus : uint8_t {
+  ok,
+  stash_overflow,  // more input arrived while paused than input_stash_bytes_max: close
+};
+
+class Connection {
+ public:
+  Connection(int fd, uint32_t slot, uint32_t generation, const protocol::ParserLimits& limits);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  int fd() const { return fd_; }
+  uint32_t slot() const { return slot_; }
+  uint32_t generation() const { return generation_; }
+
+  // Parses and answers bytes while the connection may produce replies and
+  // stashes the rest. worker_held_other = reply bytes held by the worker's
+  // other connections.
+  FeedStatus feed(std::string_view bytes, RequestProcessor& processor, size_t worker_held_other);
+  // Un-pauses and works through the stash; may pause again.
+  void resume(RequestProcessor& processor, size_t worker_held_other);
+
+  bool paused() const { return paused_; }
+  bool may_resume(size_t worker_held_other) const;
+  bool stash_empty() const { return stash_head_ == stash_.size(); }
+  // A reply asked for the connection to end (replication hello); further
+  // input is discarded.
+  bool close_after_reply() const { return close_after_reply_; }
+  bool at_frame_boundary() const { return parser_.at_frame_boundary() && !put_.active; }
+  // Request bytes held here: the parser's buffer and the stash (input_budget.h).
+  size_t input_held_bytes() const { return parser_.buffered_bytes() + stash_.capacity(); }
+
+  OutputQueue out;
+
+  // io state, owned by EventLoop.
+  bool recv_armed = false;
+  bool recv_cancel_sent = false;
+  bool send_inflight = false;
+  bool close_cancel_sent = false;
+  bool peer_eof = false;
+  bool closing = false;
+  uint64_t input_charged_bytes = 0;  // charged to the InputBudget
+  struct iovec iov[send_iov_max] = {};
+  struct msghdr msg = {};
+
+ private:
+  bool must_pause(size_t worker_held_other) const;
+  // Returns the number of input bytes used; stops early when pausing.
+  size_t consume(std::string_view input, RequestProcessor& processor, size_t worker_held_other);
+
+  int fd_;
+  uint32_t slot_;
+  uint32_t generation_;
+  protocol::FrameParser parser_;
+  PutStream put_;
+  std::string stash_;
+  size_t stash_head_ = 0;
+  bool paused_ = false;
+  bool close_after_reply_ = false;
+};
+
+}  // namespace ringcache::server

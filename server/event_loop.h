@@ -1,0 +1,113 @@
+// EventLoop: one worker thread with its own io_uring ring (ring.h).
+//
+// It knows connections, buffers and completions, not what a request means:
+// received bytes go to Connection::feed (which asks RequestProcessor), and
+// whatever replies are queued get sent. Every completion is decoded once
+// (user_data.h) and dispatched by one switch.
+//
+// Per connection at most one multishot recv (into the worker's provided
+// buffer ring) and one sendmsg are in flight. The recv is re-armed whenever a
+// completion arrives without IORING_CQE_F_MORE unless the connection is
+// paused (connection.h) or closing; ENOBUFS is routine backpressure. Sends
+// loop on short completions. A connection is closed only once neither is in
+// flight, so no completion ever refers to freed state.
+//
+// Shutdown (the stop eventfd becomes readable): stop accepting, cancel every
+// request of the ring (IORING_ASYNC_CANCEL_ANY), drain until nothing is in
+// flight, close the connections, meet the other workers (worker_sync.h),
+// then exit the ring. main() closes the listening sockets last, so the port
+// is free at once (PLATFORM.md).
+#pragma once
+
+#include <liburing.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/acceptor.h"
+#include "server/buffer_ring.h"
+#include "server/connection_table.h"
+#include "server/input_budget.h"
+#include "server/listen_sockets.h"
+#include "server/process.h"
+#include "server/ring.h"
+#include "server/stats.h"
+#include "server/user_data.h"
+#include "server/worker_sync.h"
+#include "store/store.h"
+
+namespace ringcache::server {
+
+inline constexpr int64_t expire_interval_ms = 1000;
+
+// What every worker shares; read-only once the workers run.
+struct WorkerShared {
+  store::Store& store;
+  StatsRegistry& stats;
+  InputBudget& input_budget;
+  const std::vector<Listener>& listeners;
+  WorkerSync& sync;
+  protocol::ParserLimits parser_limits;
+  uint64_t max_item_bytes;
+  int stop_fd;
+};
+
+class EventLoop {
+ public:
+  EventLoop(uint32_t index, WorkerShared& shared);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // The worker thread's body. Never throws.
+  void run();
+
+ private:
+  bool setup(std::string& error);
+  void serve();
+  void dispatch(uint64_t user_data, int32_t res, uint32_t flags);
+
+  // Connections.
+  void adopt(int fd);
+  Connection* lookup(const UserData& data);
+  void arm_recv(Connection& c);
+  void on_recv(const UserData& data, int32_t res, uint32_t flags);
+  void on_send(const UserData& data, int32_t res);
+  void try_send(Connection& c);
+  void feed(Connection& c, std::string_view bytes);
+  void resume(Connection& c);
+  void after_input(Connection& c, bool was_paused);
+  bool charge_input(Connection& c);
+  void progress(Connection& c);
+  void begin_close(Connection& c, const char* reason);
+  void drop(Connection& c, const char* reason);
+  void finalize(Connection& c);
+
+  // Housekeeping.
+  void arm_stop_poll();
+  void arm_expire_timer();
+  void on_expire_timer(int32_t res);
+  void begin_shutdown();
+  void reap_late_handoffs();
+
+  const uint32_t index_;
+  WorkerShared& shared_;
+  ThreadCounters& counters_;
+  // Destruction runs bottom-up: connections (holding pins and reservations)
+  // before the store handle, everything before the ring.
+  Ring ring_;
+  BufferRing buffers_;
+  std::unique_ptr<store::StoreThread> store_thread_;
+  std::unique_ptr<RequestProcessor> processor_;
+  std::unique_ptr<Acceptor> acceptor_;
+  ConnectionTable connections_;
+  // Reply bytes held by all connections of this worker (Connection::out).
+  size_t held_bytes_ = 0;
+  bool stopping_ = false;
+  __kernel_timespec expire_interval_{};
+};
+
+}  // namespace ringcache::server

@@ -1,0 +1,55 @@
+// Where the listening sockets come from, in order of precedence:
+//   1. systemd socket activation (LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES; names
+//      "binary" and "text"; a single unnamed socket is the binary port);
+//   2. --listen-fd / --text-listen-fd (privsep and tests hand over sockets);
+//   3. otherwise the daemon binds -l ADDR : -p PORT itself.
+// Each port has exactly one listening socket; the accepting worker hands
+// connections to the others (acceptor.h), which keeps the spread even with a
+// single inherited socket.
+//
+// The memcached text protocol is not served yet: a text socket handed over
+// is kept open but not accepted from, and --text-port binds nothing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "server/options.h"
+
+namespace ringcache::server {
+
+inline constexpr int listen_backlog = 4096;  // the kernel clamps it to net.core.somaxconn
+
+enum class ListenerKind : uint8_t { binary, text };
+
+enum class ListenerOrigin : uint8_t { bound, inherited, systemd };
+
+struct Listener {
+  int fd = -1;
+  ListenerKind kind = ListenerKind::binary;
+  ListenerOrigin origin = ListenerOrigin::bound;
+  std::string address;  // "127.0.0.1:8889", "[::1]:8889" or "unix:/path"
+};
+
+enum class ListenStatus : uint8_t {
+  ok,
+  bad_option,  // an fd option or the systemd environment is wrong: exit 2
+  failed,      // binding failed (address in use, permission): exit 1
+};
+
+struct ListenResult {
+  ListenStatus status = ListenStatus::failed;
+  std::vector<Listener> listeners;
+  std::string error;
+};
+
+ListenResult open_listeners(const Options& options);
+void close_listeners(std::vector<Listener>& listeners);
+
+// "ADDR:PORT" of a socket's own end (getsockname) or of its peer
+// (getpeername), or "?" if it cannot be told.
+std::string describe_local_address(int fd);
+std::string describe_peer_address(int fd);
+
+}  // namespace ringcache::server

@@ -1,0 +1,305 @@
+#include "server/options.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
+#include <limits>
+#include <string_view>
+
+#ifndef RINGCACHE_VERSION
+#error "RINGCACHE_VERSION must be defined by the build"
+#endif
+
+namespace ringcache::server {
+namespace {
+
+enum class OptionId : uint8_t {
+  port,
+  text_port,
+  listen,
+  threads,
+  memory,
+  max_item,
+  peer,
+  node_id,
+  listen_fd,
+  text_listen_fd,
+  verbose,
+  help,
+  version,
+};
+
+struct OptionSpec {
+  OptionId id;
+  char short_name;  // 0: long form only
+  std::string_view long_name;
+  bool takes_value;
+};
+
+constexpr OptionSpec option_specs[] = {
+    {OptionId::port, 'p', "port", true},
+    {OptionId::text_port, 0, "text-port", true},
+    {OptionId::listen, 'l', "listen", true},
+    {OptionId::threads, 't', "threads", true},
+    {OptionId::memory, 'm', "memory", true},
+    {OptionId::max_item, 0, "max-item", true},
+    {OptionId::peer, 0, "peer", true},
+    {OptionId::node_id, 0, "node-id", true},
+    {OptionId::listen_fd, 0, "listen-fd", true},
+    {OptionId::text_listen_fd, 0, "text-listen-fd", true},
+    {OptionId::verbose, 'v', "verbose", false},
+    {OptionId::help, 'h', "help", false},
+    {OptionId::version, 'V', "version", false},
+};
+
+template <class Int>
+bool parse_decimal(std::string_view text, Int& value) {
+  if (text.empty()) return false;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  return ec == std::errc() && ptr == end;
+}
+
+std::string display_name(const OptionSpec& spec) {
+  std::string name = "--" + std::string(spec.long_name);
+  if (spec.short_name != 0) name = std::string("-") + spec.short_name + "/" + name;
+  return name;
+}
+
+bool is_valid_node_id(std::string_view id) {
+  if (id.empty() || id.size() > node_id_bytes_max) return false;
+  for (const char c : id) {
+    // The id travels in the replication hello, a space separated line.
+    if (c <= ' ' || c > '~') return false;
+  }
+  return true;
+}
+
+bool is_numeric_address(const std::string& address) {
+  unsigned char scratch[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, address.c_str(), scratch) == 1 ||
+         inet_pton(AF_INET6, address.c_str(), scratch) == 1;
+}
+
+class Parser {
+ public:
+  explicit Parser(uint32_t hardware_threads) {
+    result_.status = ParseStatus::run;
+    result_.options.threads = hardware_threads == 0 ? 1 : std::min(hardware_threads, threads_max);
+  }
+
+  ParseResult run(std::span<const char* const> args) {
+    bool max_item_given = false;
+    for (size_t i = 0; i < args.size() && result_.status == ParseStatus::run; ++i) {
+      const std::string_view arg = args[i] == nullptr ? std::string_view() : args[i];
+      const OptionSpec* spec = nullptr;
+      std::string_view value;
+      bool has_value = false;
+      if (arg.starts_with("--") && arg.size() > 2) {
+        std::string_view name = arg.substr(2);
+        if (const size_t eq = name.find('='); eq != std::string_view::npos) {
+          value = name.substr(eq + 1);
+          name = name.substr(0, eq);
+          has_value = true;
+        }
+        spec = find_long(name);
+        if (spec == nullptr) return fail("unknown option '" + std::string(arg) + "'");
+        if (!spec->takes_value && has_value) {
+          return fail("option " + display_name(*spec) + " takes no value");
+        }
+      } else if (arg.size() >= 2 && arg[0] == '-' && arg[1] != '-') {
+        spec = find_short(arg[1]);
+        if (spec == nullptr) return fail("unknown option '" + std::string(arg) + "'");
+        if (arg.size() > 2) {
+          if (!spec->takes_value) return fail("unknown option '" + std::string(arg) + "'");
+          value = arg.substr(2);
+          has_value = true;
+        }
+      } else {
+        return fail("unexpected argument '" + std::string(arg) + "'");
+      }
+      if (spec->takes_value && !has_value) {
+        if (i + 1 >= args.size() || args[i + 1] == nullptr) {
+          return fail("option " + display_name(*spec) + " needs a value");
+        }
+        value = args[++i];
+      }
+      if (spec->id == OptionId::max_item) max_item_given = true;
+      apply(*spec, value);
+    }
+    if (result_.status != ParseStatus::run) return result_;
+    Options& options = result_.options;
+    if (!max_item_given) {
+      options.max_item_bytes = options.memory_bytes / 2;
+    } else if (options.max_item_bytes > options.memory_bytes) {
+      return fail("--max-item (" + std::to_string(options.max_item_bytes) +
+                  " bytes) is larger than -m/--memory (" + std::to_string(options.memory_bytes) +
+                  " bytes)");
+    }
+    if (options.listen_fd >= 0 && options.listen_fd == options.text_listen_fd) {
+      return fail("--listen-fd and --text-listen-fd name the same descriptor");
+    }
+    return result_;
+  }
+
+ private:
+  static const OptionSpec* find_long(std::string_view name) {
+    for (const OptionSpec& spec : option_specs) {
+      if (spec.long_name == name) return &spec;
+    }
+    return nullptr;
+  }
+
+  static const OptionSpec* find_short(char name) {
+    for (const OptionSpec& spec : option_specs) {
+      if (spec.short_name == name) return &spec;
+    }
+    return nullptr;
+  }
+
+  ParseResult fail(std::string message) {
+    result_.status = ParseStatus::error;
+    result_.error = std::move(message);
+    return result_;
+  }
+
+  void invalid(const OptionSpec& spec, std::string_view value, std::string_view expected) {
+    fail("invalid value '" + std::string(value) + "' for " + display_name(spec) + ": expected " +
+         std::string(expected));
+  }
+
+  void apply(const OptionSpec& spec, std::string_view value) {
+    Options& options = result_.options;
+    switch (spec.id) {
+      case OptionId::port:
+        if (!parse_decimal(value, options.port)) invalid(spec, value, "a port number 0-65535");
+        return;
+      case OptionId::text_port:
+        if (!parse_decimal(value, options.text_port)) {
+          invalid(spec, value, "a port number 0-65535 (0 = off)");
+        }
+        return;
+      case OptionId::listen:
+        options.listen_address = std::string(value);
+        if (!is_numeric_address(options.listen_address)) {
+          invalid(spec, value, "a numeric IPv4 or IPv6 address");
+        }
+        return;
+      case OptionId::threads:
+        if (!parse_decimal(value, options.threads) || options.threads < 1 ||
+            options.threads > threads_max) {
+          invalid(spec, value, "a thread count 1-" + std::to_string(threads_max));
+        }
+        return;
+      case OptionId::memory:
+        if (!parse_size(value, options.memory_bytes) || options.memory_bytes < memory_min_bytes ||
+            options.memory_bytes > memory_max_bytes) {
+          invalid(spec, value, "a size from 4M to 1024G (plain number = MiB; suffix K, M or G)");
+        }
+        return;
+      case OptionId::max_item:
+        if (!parse_size(value, options.max_item_bytes) || options.max_item_bytes < item_min_bytes) {
+          invalid(spec, value, "a size (plain number = MiB; suffix K, M or G)");
+        }
+        return;
+      case OptionId::peer:
+        fail("--peer " + std::string(value) + ": replication is not implemented yet");
+        return;
+      case OptionId::node_id:
+        options.node_id = std::string(value);
+        if (!is_valid_node_id(options.node_id)) {
+          invalid(spec, value,
+                  "1-" + std::to_string(node_id_bytes_max) + " printable characters, no spaces");
+        }
+        return;
+      case OptionId::listen_fd:
+        if (!parse_decimal(value, options.listen_fd) || options.listen_fd < 0) {
+          invalid(spec, value, "a file descriptor number");
+        }
+        return;
+      case OptionId::text_listen_fd:
+        if (!parse_decimal(value, options.text_listen_fd) || options.text_listen_fd < 0) {
+          invalid(spec, value, "a file descriptor number");
+        }
+        return;
+      case OptionId::verbose:
+        options.verbose = true;
+        return;
+      case OptionId::help:
+        result_.status = ParseStatus::help;
+        return;
+      case OptionId::version:
+        result_.status = ParseStatus::version;
+        return;
+    }
+    fail("internal error: unhandled option " + display_name(spec));
+  }
+
+  ParseResult result_;
+};
+
+}  // namespace
+
+bool parse_size(std::string_view text, uint64_t& bytes) {
+  uint64_t unit = mib_bytes;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 'k':
+      case 'K':
+        unit = 1024;
+        break;
+      case 'm':
+      case 'M':
+        unit = mib_bytes;
+        break;
+      case 'g':
+      case 'G':
+        unit = 1024 * mib_bytes;
+        break;
+      default:
+        unit = 0;
+    }
+    if (unit != 0) {
+      text.remove_suffix(1);
+    } else {
+      unit = mib_bytes;
+    }
+  }
+  uint64_t count = 0;
+  if (!parse_decimal(text, count) || count == 0) return false;
+  if (count > std::numeric_limits<uint64_t>::max() / unit) return false;
+  bytes = count * unit;
+  return true;
+}
+
+ParseResult parse_options(std::span<const char* const> args, uint32_t hardware_threads) {
+  return Parser(hardware_threads).run(args);
+}
+
+std::string usage_text() {
+  return "usage: ringcached [-p PORT] [--text-port PORT] [-l ADDR] [-t THREADS] [-m SIZE]\n"
+         "                  [--max-item SIZE] [--peer HOST:PORT]... [--node-id ID]\n"
+         "                  [--listen-fd N] [--text-listen-fd N] [-v] [-h] [-V]\n"
+         "\n"
+         "  -p, --port PORT        binary protocol port (default 8889; 0 picks a free port)\n"
+         "      --text-port PORT   memcached text protocol port (default 11211; 0 = off;\n"
+         "                         not served yet)\n"
+         "  -l, --listen ADDR      numeric address to listen on (default 0.0.0.0)\n"
+         "  -t, --threads N        worker threads, one io_uring each (default: hardware threads)\n"
+         "  -m, --memory SIZE      cache budget (default 64; plain number = MiB; K, M, G suffixes)\n"
+         "      --max-item SIZE    largest key or value accepted (default SIZE/2)\n"
+         "      --peer HOST:PORT   replication peer (not implemented yet)\n"
+         "      --node-id ID       this node's replication id\n"
+         "      --listen-fd N      serve this already listening socket as the binary port\n"
+         "      --text-listen-fd N serve this already listening socket as the text port\n"
+         "  -v, --verbose          log per-connection events\n"
+         "  -h, --help             print this help\n"
+         "  -V, --version          print the version\n"
+         "\n"
+         "systemd socket activation (LISTEN_FDS, names 'binary' and 'text') is understood.\n";
+}
+
+std::string version_text() { return std::string("ringcached ") + RINGCACHE_VERSION + "\n"; }
+
+}  // namespace ringcache::server

@@ -1,0 +1,57 @@
+// The ringcached command line (SPEC §3), parsed without side effects so that
+// it can be unit tested: parse_options() never prints and never exits; main()
+// prints the error or the usage and picks the exit code (2 for bad usage).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace ringcache::server {
+
+inline constexpr uint64_t mib_bytes = 1024ull * 1024;
+
+// Bounds of the values the options accept.
+inline constexpr uint32_t threads_max = 256;                   // StoreConfig::threads_max
+inline constexpr uint64_t memory_min_bytes = 4 * mib_bytes;    // a few segments plus the index
+inline constexpr uint64_t memory_max_bytes = 1ull << 40;       // 1 TiB
+inline constexpr uint64_t item_min_bytes = 1;
+inline constexpr size_t node_id_bytes_max = 64;
+
+struct Options {
+  uint16_t port = 8889;
+  uint16_t text_port = 11211;  // 0 = off
+  std::string listen_address = "0.0.0.0";
+  uint32_t threads = 1;
+  uint64_t memory_bytes = 64 * mib_bytes;
+  uint64_t max_item_bytes = 32 * mib_bytes;  // memory_bytes / 2 unless given
+  std::string node_id;                       // empty: chosen at random later
+  int listen_fd = -1;                        // -1: bind listen_address:port
+  int text_listen_fd = -1;
+  bool verbose = false;
+};
+
+enum class ParseStatus : uint8_t {
+  run,      // options are valid: start the daemon
+  help,     // -h: print usage_text(), exit 0
+  version,  // -V: print version_text(), exit 0
+  error,    // print ParseResult::error and a hint, exit 2
+};
+
+struct ParseResult {
+  ParseStatus status = ParseStatus::error;
+  Options options;
+  std::string error;
+};
+
+// args excludes the program name. hardware_threads is the default for -t.
+ParseResult parse_options(std::span<const char* const> args, uint32_t hardware_threads);
+
+// SIZE as SPEC §3 defines it: a plain number is MiB; K, M, G (any case) are
+// powers of 1024. Returns false on anything else, zero included, or overflow.
+bool parse_size(std::string_view text, uint64_t& bytes);
+
+std::string usage_text();
+std::string version_text();
+
+}  // namespace ringcache::server

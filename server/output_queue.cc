@@ -1,0 +1,99 @@
+#include "server/output_queue.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+namespace ringcache::server {
+
+void OutputQueue::append(std::string_view bytes) {
+  while (!bytes.empty()) {
+    if (chunks_.empty() || !chunks_.back().block || chunks_.back().end == chunks_.back().capacity) {
+      const size_t capacity = std::max(next_block_bytes_, std::min(bytes.size(), output_block_max_bytes));
+      Chunk chunk;
+      chunk.block = std::make_unique<char[]>(capacity);
+      chunk.capacity = static_cast<uint32_t>(capacity);
+      chunks_.push_back(std::move(chunk));  // may throw: the new block is then freed, nothing changed
+      held_bytes_ += capacity;
+      next_block_bytes_ = std::min(capacity * 2, output_block_max_bytes);
+    }
+    Chunk& tail = chunks_.back();
+    const size_t take = std::min<size_t>(bytes.size(), tail.capacity - tail.end);
+    std::memcpy(tail.block.get() + tail.end, bytes.data(), take);
+    tail.end += static_cast<uint32_t>(take);
+    pending_bytes_ += take;
+    bytes.remove_prefix(take);
+  }
+}
+
+void OutputQueue::append_pinned(store::PinnedItem item) {
+  assert(item);
+  assert(item.value_size() > 0);
+  const uint64_t size = item.value_size();
+  Chunk chunk;
+  chunk.pin = std::move(item);
+  chunks_.push_back(std::move(chunk));
+  pending_bytes_ += size;
+  ++pins_;
+}
+
+size_t OutputQueue::gather(struct iovec* iov, size_t iov_max) const {
+  size_t used = 0;
+  for (const Chunk& chunk : chunks_) {
+    if (used == iov_max) break;
+    if (chunk.block) {
+      assert(chunk.begin < chunk.end);
+      iov[used].iov_base = chunk.block.get() + chunk.begin;
+      iov[used].iov_len = chunk.end - chunk.begin;
+      ++used;
+      continue;
+    }
+    uint64_t offset = chunk.pin_offset;
+    while (offset < chunk.pin.value_size() && used < iov_max) {
+      const std::string_view span = chunk.pin.value_chunk(offset);
+      assert(!span.empty());
+      iov[used].iov_base = const_cast<char*>(span.data());
+      iov[used].iov_len = span.size();
+      ++used;
+      offset += span.size();
+    }
+  }
+  return used;
+}
+
+void OutputQueue::consume(uint64_t sent) {
+  assert(sent <= pending_bytes_);
+  pending_bytes_ -= sent;
+  while (sent > 0) {
+    assert(!chunks_.empty());
+    Chunk& head = chunks_.front();
+    if (head.block) {
+      const uint64_t take = std::min<uint64_t>(sent, head.end - head.begin);
+      head.begin += static_cast<uint32_t>(take);
+      sent -= take;
+      if (head.begin < head.end) break;
+      held_bytes_ -= head.capacity;
+    } else {
+      const uint64_t take = std::min(sent, head.pin.value_size() - head.pin_offset);
+      head.pin_offset += take;
+      sent -= take;
+      if (head.pin_offset < head.pin.value_size()) break;
+      --pins_;
+    }
+    chunks_.pop_front();
+  }
+  if (chunks_.empty()) {
+    assert(held_bytes_ == 0 && pins_ == 0 && pending_bytes_ == 0);
+    next_block_bytes_ = output_block_min_bytes;
+  }
+}
+
+void OutputQueue::clear() {
+  chunks_.clear();
+  held_bytes_ = 0;
+  pending_bytes_ = 0;
+  pins_ = 0;
+  next_block_bytes_ = output_block_min_bytes;
+}
+
+}  // namespace ringcache::server

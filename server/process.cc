@@ -1,0 +1,164 @@
+#include "server/process.h"
+
+#include <cassert>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "server/log.h"
+
+namespace ringcache::server {
+namespace {
+
+using protocol::EventKind;
+using protocol::Reply;
+
+void append_status(OutputQueue& out, Reply code) {
+  const char byte = static_cast<char>(code);
+  out.append(std::string_view(&byte, 1));
+}
+
+// OK followed by the length of the field that comes next.
+void append_ok_field_header(OutputQueue& out, uint64_t field_bytes) {
+  assert(field_bytes <= std::numeric_limits<uint32_t>::max());
+  const auto length = static_cast<uint32_t>(field_bytes);
+  const char header[5] = {
+      static_cast<char>(Reply::ok),
+      static_cast<char>(length >> 24),
+      static_cast<char>(length >> 16),
+      static_cast<char>(length >> 8),
+      static_cast<char>(length),
+  };
+  out.append(std::string_view(header, sizeof(header)));
+}
+
+}  // namespace
+
+RequestProcessor::RequestProcessor(store::StoreThread& store, ThreadCounters& counters,
+                                   const StatsRegistry& registry, const InputBudget& input_budget,
+                                   uint64_t max_item_bytes)
+    : store_(store),
+      counters_(counters),
+      registry_(registry),
+      input_budget_(input_budget),
+      max_item_bytes_(max_item_bytes) {}
+
+ProcessResult RequestProcessor::process(const protocol::Event& event, PutStream& stream,
+                                        OutputQueue& out) {
+  switch (event.kind) {
+    case EventKind::get:
+      get(event.key, out);
+      return ProcessResult::proceed;
+    case EventKind::del:
+      del(event.key, out);
+      return ProcessResult::proceed;
+    case EventKind::stats:
+      stats(out);
+      return ProcessResult::proceed;
+    case EventKind::put:
+      put(event, out);
+      return ProcessResult::proceed;
+    case EventKind::put_begin:
+      assert(!stream.active);
+      counters_.puts.add();
+      stream.reservation = store_.reserve(event.key, event.value_size);
+      stream.active = true;
+      return ProcessResult::proceed;
+    case EventKind::put_data:
+      assert(stream.active);
+      // After a failed append the reservation is dead; the rest of the value
+      // is still read (by the parser) and the PUT answered at put_end.
+      if (stream.reservation.ok()) (void)stream.reservation.append(event.data);
+      return ProcessResult::proceed;
+    case EventKind::put_end:
+      put_end(stream, out);
+      return ProcessResult::proceed;
+    case EventKind::invalid_opcode:
+      counters_.invalid.add();
+      append_status(out, Reply::einval);
+      return ProcessResult::proceed;
+    case EventKind::too_big:
+      counters_.too_big.add();
+      append_status(out, Reply::ebig);
+      return ProcessResult::proceed;
+    case EventKind::repl_hello:
+    case EventKind::repl_invalid:
+      // Replication arrives in a later release; until then a replication
+      // connection is refused the way SPEC §2 refuses a bad hello.
+      counters_.invalid.add();
+      append_status(out, Reply::einval);
+      log_debug("replication connection refused: replication is not implemented yet");
+      return ProcessResult::close_after_reply;
+    case EventKind::need_more:
+      break;
+  }
+  assert(false && "need_more is not a request");
+  return ProcessResult::proceed;
+}
+
+void RequestProcessor::get(std::string_view key, OutputQueue& out) {
+  counters_.gets.add();
+  const bool found = store_.get(key, [&](const store::ItemView& item) {
+    const uint64_t size = item.value_size();
+    if (item.contiguous() && size <= copy_value_max_bytes) {
+      append_ok_field_header(out, size);
+      out.append(item.value());
+      return;
+    }
+    // Pinned before anything is queued, so a failed append drops the pin.
+    store::PinnedItem pin = item.pin();
+    append_ok_field_header(out, size);
+    if (size > 0) out.append_pinned(std::move(pin));
+  });
+  if (found) {
+    counters_.hits.add();
+  } else {
+    counters_.misses.add();
+    append_status(out, Reply::enotfound);
+  }
+}
+
+void RequestProcessor::put(const protocol::Event& event, OutputQueue& out) {
+  counters_.puts.add();
+  const store::PutStatus status = store_.put(event.key, event.data);
+  if (status == store::PutStatus::stored) {
+    append_status(out, Reply::ok);
+  } else {
+    counters_.unstored.add();
+    append_status(out, Reply::eunk);
+  }
+}
+
+void RequestProcessor::put_end(PutStream& stream, OutputQueue& out) {
+  assert(stream.active);
+  store::PutStatus status = stream.reservation.status();
+  if (stream.reservation.ok()) {
+    assert(stream.reservation.remaining() == 0);
+    status = stream.reservation.commit();
+  }
+  stream.reservation = store::Reservation();
+  stream.active = false;
+  if (status == store::PutStatus::stored) {
+    append_status(out, Reply::ok);
+  } else {
+    counters_.unstored.add();
+    append_status(out, Reply::eunk);
+  }
+}
+
+void RequestProcessor::del(std::string_view key, OutputQueue& out) {
+  counters_.dels.add();
+  const store::DelStatus status = store_.del(key);
+  append_status(out, status == store::DelStatus::deleted ? Reply::ok : Reply::enotfound);
+}
+
+void RequestProcessor::stats(OutputQueue& out) {
+  counters_.stats.add();
+  StatsSnapshot snapshot = registry_.collect(store_.store().stats(), max_item_bytes_);
+  snapshot.input_buffered_bytes = input_budget_.used_bytes();
+  const std::string text = format_stats(snapshot);
+  append_ok_field_header(out, text.size());
+  out.append(text);
+}
+
+}  // namespace ringcache::server

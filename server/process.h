@@ -1,0 +1,59 @@
+// RequestProcessor: the one place where a parsed request meets the store
+// (STYLE.md: protocol -> process -> store). Each parser Event becomes a store
+// call and a reply appended to the connection's OutputQueue; nothing here
+// knows about sockets or io_uring, and the event loop knows nothing of what a
+// PUT means.
+//
+// Replies (SPEC §2): one status byte; GET hits and STATS add a field
+// (32-bit big-endian length, then the bytes). Small contiguous values are
+// copied into the reply queue inside the store's read section; larger ones
+// are pinned and sent from the store's memory (OutputQueue::append_pinned).
+#pragma once
+
+#include <cstdint>
+
+#include "server/input_budget.h"
+#include "server/output_queue.h"
+#include "server/protocol/binary_parser.h"
+#include "server/stats.h"
+#include "store/store.h"
+
+namespace ringcache::server {
+
+// Values up to this size are copied into the reply; larger ones are pinned.
+inline constexpr uint64_t copy_value_max_bytes = 16 * 1024;
+
+// The state of a PUT whose value streams in over several events.
+struct PutStream {
+  store::Reservation reservation;
+  bool active = false;
+};
+
+enum class ProcessResult : uint8_t {
+  proceed,
+  close_after_reply,  // flush the queued replies, then close (replication hello)
+};
+
+class RequestProcessor {
+ public:
+  RequestProcessor(store::StoreThread& store, ThreadCounters& counters, const StatsRegistry& registry,
+                   const InputBudget& input_budget, uint64_t max_item_bytes);
+
+  // event.kind is never need_more.
+  ProcessResult process(const protocol::Event& event, PutStream& stream, OutputQueue& out);
+
+ private:
+  void get(std::string_view key, OutputQueue& out);
+  void put(const protocol::Event& event, OutputQueue& out);
+  void put_end(PutStream& stream, OutputQueue& out);
+  void del(std::string_view key, OutputQueue& out);
+  void stats(OutputQueue& out);
+
+  store::StoreThread& store_;
+  ThreadCounters& counters_;
+  const StatsRegistry& registry_;
+  const InputBudget& input_budget_;
+  uint64_t max_item_bytes_;
+};
+
+}  // namespace ringcache::server

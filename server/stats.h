@@ -1,0 +1,102 @@
+// Request and connection counters, and the STATS reply text (SPEC §2).
+//
+// Each worker thread owns one ThreadCounters and is its only writer, so an
+// increment is a relaxed load and store of its own cache line: no shared
+// read-modify-write on the hot path. STATS (any thread) sums every thread's
+// counters with relaxed loads; a total may miss requests in flight at that
+// instant, which is all a counter promises.
+#pragma once
+
+#include <atomic>
+#include <cassert>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/store.h"
+
+namespace ringcache::server {
+
+// A counter with exactly one writing thread.
+class Counter {
+ public:
+  void add(uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void sub(uint64_t n = 1) {
+    const uint64_t now = value_.load(std::memory_order_relaxed);
+    assert(now >= n);
+    value_.store(now - n, std::memory_order_relaxed);
+  }
+  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+inline constexpr size_t cache_line_bytes = 64;
+
+struct alignas(cache_line_bytes) ThreadCounters {
+  Counter puts;                  // PUT requests (whole or streamed)
+  Counter dels;
+  Counter gets;
+  Counter stats;
+  Counter invalid;               // EINVAL answers
+  Counter hits;
+  Counter misses;
+  Counter too_big;               // EBIG answers
+  Counter unstored;              // EUNK answers
+  Counter connections_open;
+  Counter connections_accepted;  // connections this thread has served
+  Counter bytes_received;
+  Counter bytes_sent;
+  Counter read_pauses;           // times a connection stopped being read (slow reader)
+  Counter connections_dropped;   // closed for lack of memory or a protocol violation
+};
+
+// Everything the STATS text shows, gathered at one moment.
+struct StatsSnapshot {
+  uint64_t puts = 0;
+  uint64_t dels = 0;
+  uint64_t gets = 0;
+  uint64_t stats = 0;
+  uint64_t invalid = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t too_big = 0;
+  uint64_t unstored = 0;
+  uint64_t connections_open = 0;
+  uint64_t connections_accepted = 0;
+  uint64_t bytes_received = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t read_pauses = 0;
+  uint64_t connections_dropped = 0;
+  std::vector<uint64_t> thread_connections;
+  std::vector<uint64_t> thread_accepted;
+  store::StoreStats store;
+  uint64_t max_item_bytes = 0;
+  uint64_t input_buffered_bytes = 0;  // charged to the InputBudget
+  uint64_t uptime_s = 0;
+};
+
+class StatsRegistry {
+ public:
+  explicit StatsRegistry(uint32_t threads);
+
+  uint32_t threads() const { return threads_; }
+  ThreadCounters& thread(uint32_t index);
+  const ThreadCounters& thread(uint32_t index) const;
+
+  StatsSnapshot collect(const store::StoreStats& store_stats, uint64_t max_item_bytes) const;
+
+ private:
+  uint32_t threads_;
+  std::unique_ptr<ThreadCounters[]> counters_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// "PUTS=1 DELS=0 GETS=2 KEYS=1 STATS=1 ..." — ASCII, single spaces, no
+// trailing newline or NUL.
+std::string format_stats(const StatsSnapshot& snapshot);
+
+}  // namespace ringcache::server

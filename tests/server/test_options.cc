@@ -1,0 +1,150 @@
+// Command-line parsing (SPEC §3): defaults, every option, and the errors
+// that must make the daemon exit 2 with a clear message.
+#include <doctest/doctest.h>
+
+#include <initializer_list>
+#include <vector>
+
+#include "server/options.h"
+
+using namespace ringcache::server;
+
+namespace {
+
+constexpr uint32_t hardware = 6;
+
+ParseResult parse(std::initializer_list<const char*> args) {
+  const std::vector<const char*> list(args);
+  return parse_options(list, hardware);
+}
+
+}  // namespace
+
+TEST_CASE("defaults follow SPEC §3") {
+  const ParseResult r = parse({});
+  REQUIRE(r.status == ParseStatus::run);
+  CHECK(r.options.port == 8889);
+  CHECK(r.options.text_port == 11211);
+  CHECK(r.options.listen_address == "0.0.0.0");
+  CHECK(r.options.threads == hardware);
+  CHECK(r.options.memory_bytes == 64 * mib_bytes);
+  CHECK(r.options.max_item_bytes == 32 * mib_bytes);
+  CHECK(r.options.listen_fd == -1);
+  CHECK(r.options.text_listen_fd == -1);
+  CHECK_FALSE(r.options.verbose);
+}
+
+TEST_CASE("short, long, attached and = forms") {
+  const ParseResult r = parse({"-p", "0", "--text-port=0", "-l127.0.0.1", "--threads", "3", "-m", "128",
+                               "--max-item=1K", "-v", "--node-id", "node-a"});
+  REQUIRE(r.status == ParseStatus::run);
+  CHECK(r.options.port == 0);
+  CHECK(r.options.text_port == 0);
+  CHECK(r.options.listen_address == "127.0.0.1");
+  CHECK(r.options.threads == 3);
+  CHECK(r.options.memory_bytes == 128 * mib_bytes);
+  CHECK(r.options.max_item_bytes == 1024);
+  CHECK(r.options.verbose);
+  CHECK(r.options.node_id == "node-a");
+}
+
+TEST_CASE("--max-item defaults to half of -m") {
+  const ParseResult r = parse({"-m", "1G"});
+  REQUIRE(r.status == ParseStatus::run);
+  CHECK(r.options.memory_bytes == 1024 * mib_bytes);
+  CHECK(r.options.max_item_bytes == 512 * mib_bytes);
+}
+
+TEST_CASE("IPv6 listen address") {
+  const ParseResult r = parse({"-l", "::1"});
+  REQUIRE(r.status == ParseStatus::run);
+  CHECK(r.options.listen_address == "::1");
+}
+
+TEST_CASE("inherited sockets") {
+  const ParseResult r = parse({"--listen-fd", "3", "--text-listen-fd=4"});
+  REQUIRE(r.status == ParseStatus::run);
+  CHECK(r.options.listen_fd == 3);
+  CHECK(r.options.text_listen_fd == 4);
+  CHECK(parse({"--listen-fd", "5", "--text-listen-fd", "5"}).status == ParseStatus::error);
+}
+
+TEST_CASE("help and version") {
+  CHECK(parse({"-h"}).status == ParseStatus::help);
+  CHECK(parse({"--help"}).status == ParseStatus::help);
+  CHECK(parse({"-V"}).status == ParseStatus::version);
+  CHECK(parse({"--version"}).status == ParseStatus::version);
+  CHECK(usage_text().find("--max-item") != std::string::npos);
+  CHECK(version_text().starts_with("ringcached "));
+}
+
+TEST_CASE("--peer is refused until replication exists") {
+  const ParseResult r = parse({"--peer", "10.0.0.2:8889"});
+  CHECK(r.status == ParseStatus::error);
+  CHECK(r.error.find("replication is not implemented yet") != std::string::npos);
+}
+
+TEST_CASE("bad values are errors that name the option") {
+  struct Case {
+    std::vector<const char*> args;
+    const char* mentions;
+  };
+  const std::vector<Case> cases = {
+      {{"-p", "65536"}, "-p/--port"},
+      {{"-p", "-1"}, "-p/--port"},
+      {{"-p", "80x"}, "-p/--port"},
+      {{"--port="}, "-p/--port"},
+      {{"--text-port", "abc"}, "--text-port"},
+      {{"-t", "0"}, "-t/--threads"},
+      {{"-t", "257"}, "-t/--threads"},
+      {{"-m", "0"}, "-m/--memory"},
+      {{"-m", "3"}, "-m/--memory"},
+      {{"-m", "2048G"}, "-m/--memory"},
+      {{"-m", "64X"}, "-m/--memory"},
+      {{"-m", "1.5G"}, "-m/--memory"},
+      {{"-m", "99999999999999999999"}, "-m/--memory"},
+      {{"--max-item", "0"}, "--max-item"},
+      {{"-m", "64", "--max-item", "65"}, "--max-item"},
+      {{"-l", "localhost"}, "-l/--listen"},
+      {{"-l", "300.1.1.1"}, "-l/--listen"},
+      {{"--listen-fd", "-3"}, "--listen-fd"},
+      {{"--node-id", "has space"}, "--node-id"},
+      {{"--node-id", ""}, "--node-id"},
+      {{"-p"}, "needs a value"},
+      {{"--bogus"}, "unknown option"},
+      {{"-x"}, "unknown option"},
+      {{"-vx"}, "unknown option"},
+      {{"--verbose=1"}, "takes no value"},
+      {{"stray"}, "unexpected argument"},
+  };
+  for (const Case& c : cases) {
+    const ParseResult r = parse_options(c.args, hardware);
+    INFO(c.args.front());
+    CHECK(r.status == ParseStatus::error);
+    CHECK(r.error.find(c.mentions) != std::string::npos);
+  }
+}
+
+TEST_CASE("parse_size: plain number is MiB, K M G are powers of 1024") {
+  uint64_t bytes = 0;
+  CHECK(parse_size("64", bytes));
+  CHECK(bytes == 64 * mib_bytes);
+  CHECK(parse_size("512k", bytes));
+  CHECK(bytes == 512 * 1024);
+  CHECK(parse_size("3M", bytes));
+  CHECK(bytes == 3 * mib_bytes);
+  CHECK(parse_size("2g", bytes));
+  CHECK(bytes == 2048 * mib_bytes);
+  CHECK_FALSE(parse_size("", bytes));
+  CHECK_FALSE(parse_size("K", bytes));
+  CHECK_FALSE(parse_size("0", bytes));
+  CHECK_FALSE(parse_size("-1", bytes));
+  CHECK_FALSE(parse_size("1KB", bytes));
+  CHECK_FALSE(parse_size("17179869184G", bytes));  // overflows 64 bits
+}
+
+TEST_CASE("hardware threads above the limit are clamped for the default") {
+  const std::vector<const char*> none;
+  CHECK(parse_options(none, 1000).options.threads == threads_max);
+  CHECK(parse_options(none, 0).options.threads == 1);
+}

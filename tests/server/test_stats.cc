@@ -1,0 +1,109 @@
+// STATS text (SPEC §2): field order, format, and that per-thread counters
+// add up.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "server/stats.h"
+
+using namespace ringcache;
+using namespace ringcache::server;
+
+namespace {
+
+std::vector<std::string> split_fields(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string field;
+  while (in >> field) out.push_back(field);
+  return out;
+}
+
+std::map<std::string, std::string> as_map(const std::string& text) {
+  std::map<std::string, std::string> out;
+  for (const std::string& field : split_fields(text)) {
+    const size_t eq = field.find('=');
+    REQUIRE(eq != std::string::npos);
+    out[field.substr(0, eq)] = field.substr(eq + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the first fourteen fields are the ones SPEC §2 names, in order") {
+  StatsRegistry registry(2);
+  const std::string text = format_stats(registry.collect(store::StoreStats{}, 1024));
+  const std::vector<std::string> fields = split_fields(text);
+  const std::vector<std::string> required = {"PUTS",     "DELS",   "GETS",      "KEYS",  "STATS",
+                                             "INVALID",  "HITS",   "MISSES",    "EVICTIONS",
+                                             "BYTES",    "LIMIT",  "CONNECTIONS", "THREADS", "UPTIME"};
+  REQUIRE(fields.size() > required.size());
+  for (size_t i = 0; i < required.size(); ++i) {
+    CHECK(fields[i].substr(0, fields[i].find('=')) == required[i]);
+  }
+}
+
+TEST_CASE("ASCII NAME=value pairs, single spaces, no trailing newline or NUL") {
+  StatsRegistry registry(3);
+  const std::string text = format_stats(registry.collect(store::StoreStats{}, 1));
+  REQUIRE_FALSE(text.empty());
+  CHECK(text.front() != ' ');
+  CHECK(text.back() != ' ');
+  CHECK(text.back() != '\n');
+  CHECK(text.find('\0') == std::string::npos);
+  CHECK(text.find("  ") == std::string::npos);
+  for (const char c : text) CHECK((c >= ' ' && c <= '~'));
+  for (const std::string& field : split_fields(text)) {
+    const size_t eq = field.find('=');
+    REQUIRE(eq != std::string::npos);
+    CHECK(eq > 0);
+    CHECK(eq + 1 < field.size());
+  }
+}
+
+TEST_CASE("counters of every thread are summed; per-thread lists keep their order") {
+  StatsRegistry registry(3);
+  registry.thread(0).puts.add(5);
+  registry.thread(1).puts.add(7);
+  registry.thread(2).gets.add(4);
+  registry.thread(2).hits.add(3);
+  registry.thread(2).misses.add(1);
+  registry.thread(1).invalid.add(2);
+  registry.thread(0).connections_open.add(12);
+  registry.thread(1).connections_open.add(13);
+  registry.thread(2).connections_open.add(2);
+  registry.thread(2).connections_open.sub(1);
+  registry.thread(0).connections_accepted.add(20);
+  store::StoreStats store_stats;
+  store_stats.keys = 9;
+  store_stats.live_bytes = 1234;
+  store_stats.evictions = 6;
+  store_stats.memory_limit_bytes = 64 * store::kMiB;
+  const auto fields = as_map(format_stats(registry.collect(store_stats, 777)));
+  CHECK(fields.at("PUTS") == "12");
+  CHECK(fields.at("GETS") == "4");
+  CHECK(fields.at("HITS") == "3");
+  CHECK(fields.at("MISSES") == "1");
+  CHECK(fields.at("INVALID") == "2");
+  CHECK(fields.at("KEYS") == "9");
+  CHECK(fields.at("BYTES") == "1234");
+  CHECK(fields.at("EVICTIONS") == "6");
+  CHECK(fields.at("LIMIT") == std::to_string(64 * store::kMiB));
+  CHECK(fields.at("CONNECTIONS") == "26");
+  CHECK(fields.at("THREADS") == "3");
+  CHECK(fields.at("MAX_ITEM") == "777");
+  CHECK(fields.at("THREAD_CONNECTIONS") == "12,13,1");
+  CHECK(fields.at("THREAD_ACCEPTED") == "20,0,0");
+}
+
+TEST_CASE("thread counters sit on separate cache lines") {
+  static_assert(alignof(ThreadCounters) == cache_line_bytes);
+  StatsRegistry registry(2);
+  const auto a = reinterpret_cast<uintptr_t>(&registry.thread(0));
+  const auto b = reinterpret_cast<uintptr_t>(&registry.thread(1));
+  CHECK(b - a >= cache_line_bytes);
+}
