@@ -3,15 +3,17 @@
 // Every segment lives in one block of StoreConfig::segment_size_bytes taken
 // from the BlockPool; its metadata sits at the start of the block:
 //
-//   shared segment   [Segment (128 B)][item][item][item]...      write_offset
-//   large segment    [Segment (128 B)][one item's first bytes] -> chain_next
+//   shared segment   [Segment (192 B)][item][item][item]...      write_offset
+//   large segment    [Segment (192 B)][one item's first bytes] -> chain_next
 //                    chained block    [next (8 B)][more bytes] -> ...
 //
 // A shared segment is filled by one thread (its owner) while open, then
 // sealed and appended to the FIFO; from then on its items are immutable. A
 // large segment holds one item bigger than half a block, in as many chained
 // blocks as it needs (claimed as the bytes arrive), and joins the FIFO when
-// its item is committed. Eviction takes the FIFO head.
+// its item is committed. Eviction takes the FIFO head; when the oldest
+// shared segments are mostly dead (overwritten or deleted items), their live
+// items are first merged into one fresh segment at the FIFO tail.
 //
 // Lifetime: `refs` counts pins (readers sending a large value, writers
 // filling a reservation) plus an `evicted` bit. Eviction unlinks the items,
@@ -61,6 +63,9 @@ class alignas(64) Segment {
   uint32_t blocks = 1;        // blocks held (large segments chain several)
   uint32_t block_bytes = 0;
   StoreImpl* owner = nullptr;  // whose pool the blocks return to
+  // Bytes of the items the index still points to (shared segments), on a
+  // line of its own: overwrites and deletes update it, readers never read it.
+  alignas(64) std::atomic<int64_t> live_item_bytes{0};
 
   SegmentBases bases() const {
     return {expiry_base.load(std::memory_order_relaxed), version_base.load(std::memory_order_relaxed)};
@@ -69,7 +74,7 @@ class alignas(64) Segment {
   const char* block() const { return reinterpret_cast<const char*>(this); }
 };
 
-inline constexpr uint32_t kSegmentHeaderBytes = 128;
+inline constexpr uint32_t kSegmentHeaderBytes = 192;
 static_assert(sizeof(Segment) <= kSegmentHeaderBytes);
 // A chained block of a large item starts with the pointer to the next block.
 inline constexpr uint32_t kChainHeaderBytes = 8;

@@ -67,6 +67,8 @@ StoreStats Store::stats() const {
   out.misses = static_cast<uint64_t>(misses);
   out.evictions = s.shared.evictions.load(std::memory_order_relaxed);
   out.evicted_segments = s.shared.evicted_segments.load(std::memory_order_relaxed);
+  out.merged_segments = s.shared.merged_segments.load(std::memory_order_relaxed);
+  out.merged_items = s.shared.merged_items.load(std::memory_order_relaxed);
   out.expirations = s.shared.expirations.load(std::memory_order_relaxed);
   out.segments = static_cast<uint64_t>(std::max<int64_t>(0, s.shared.segments.load()));
   out.blocks_bytes = s.pool->blocks_allocated() * s.block_bytes;
@@ -209,9 +211,10 @@ DelStatus StoreThread::del(std::string_view key) {
       locked.find([&](uint64_t v) { return impl_.slot_matches(v, key, hash); });
   if (slot == nullptr) return DelStatus::not_found;
   const uint64_t old = slot->load(std::memory_order_relaxed);
-  const Segment* s = impl_.segment_by_id(slot_segment(old));
+  Segment* s = impl_.segment_by_id(slot_segment(old));
   const DecodedHeader h = impl_.header_at(s, slot_offset(old));
   slot->store(0, std::memory_order_release);
+  s->live_item_bytes.fetch_sub(static_cast<int64_t>(h.total_bytes()), std::memory_order_relaxed);
   state_->item_bytes.add(-static_cast<int64_t>(h.total_bytes()));
   if (!h.fields.tombstone) {
     state_->keys.add(-1);
@@ -310,6 +313,14 @@ PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
           }
         }
         slot->store(slot_value, std::memory_order_release);
+        r.segment->live_item_bytes.fetch_add(static_cast<int64_t>(r.item_bytes),
+                                             std::memory_order_relaxed);
+        if (old != 0) {
+          Segment* old_segment = impl.segment_by_id(slot_segment(old));
+          old_segment->live_item_bytes.fetch_sub(
+              static_cast<int64_t>(impl.header_at(old_segment, slot_offset(old)).total_bytes()),
+              std::memory_order_relaxed);
+        }
         st->keys.add(keys);
         st->item_bytes.add(item_bytes);
         st->live_bytes.add(live_bytes);

@@ -45,6 +45,7 @@ uint32_t effective_block_bytes(const StoreConfig& c) {
 
 StoreImpl::StoreImpl(const StoreConfig& c)
     : config(c), block_bytes(effective_block_bytes(c)), epoch(c.threads_max) {
+  allocator_prefer_huge_pages();
   shared_item_max = (block_bytes - kSegmentHeaderBytes) / 2;
   uint64_t buckets = config.index_buckets;
   if (buckets == 0) {
@@ -207,14 +208,39 @@ uint64_t StoreImpl::flush_seq_now(uint32_t now) {
   return flush_seq.load(std::memory_order_acquire);
 }
 
+namespace {
+// A merge takes the oldest segment and whichever of the next ones (looking
+// at most kMergeLookahead deep) fit with it, up to kMergeSegmentsMax in all,
+// while their live bytes fit in one segment. Headers may grow a little when
+// re-encoded against the new segment's bases; an item that no longer fits
+// is evicted.
+constexpr size_t kMergeSegmentsMax = 8;
+constexpr size_t kMergeLookahead = 16;
+
+void unlink_from_lists(Segment* v, Segment*& fifo_head, Segment*& fifo_tail,
+                       Segment** class_head, Segment** class_tail) {
+  (v->fifo_prev ? v->fifo_prev->fifo_next : fifo_head) = v->fifo_next;
+  (v->fifo_next ? v->fifo_next->fifo_prev : fifo_tail) = v->fifo_prev;
+  const uint8_t c = v->ttl_class;
+  if (c != 0) {
+    (v->class_prev ? v->class_prev->class_next : class_head[c]) = v->class_next;
+    (v->class_next ? v->class_next->class_prev : class_tail[c]) = v->class_prev;
+  }
+  v->state.store(SegmentState::evicting, std::memory_order_seq_cst);
+}
+}  // namespace
+
 bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
   assert(st == nullptr || !epoch.inside(st->epoch));
-  Segment* victim = nullptr;
+  Segment* group[kMergeSegmentsMax];
+  size_t count = 0;
+  char* merge_target = nullptr;
   bool expired = false;
-  for (int attempt = 0; attempt < 2 && victim == nullptr; ++attempt) {
+  for (int attempt = 0; attempt < 2 && count == 0; ++attempt) {
     {
       std::lock_guard<std::mutex> lock(fifo_mutex);
       const uint32_t now = now_s();
+      Segment* victim = nullptr;
       for (uint32_t c = 1; c < kTtlClasses && victim == nullptr; ++c) {
         Segment* head = class_head[c];
         if (head != nullptr && head->max_expires_at.load(std::memory_order_relaxed) <= now) {
@@ -229,18 +255,38 @@ bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
       }
       if (victim == nullptr && !expired_only) victim = fifo_head;
       if (victim != nullptr) {
-        (victim->fifo_prev ? victim->fifo_prev->fifo_next : fifo_head) = victim->fifo_next;
-        (victim->fifo_next ? victim->fifo_next->fifo_prev : fifo_tail) = victim->fifo_prev;
-        const uint8_t c = victim->ttl_class;
-        if (c != 0) {
-          (victim->class_prev ? victim->class_prev->class_next : class_head[c]) = victim->class_next;
-          (victim->class_next ? victim->class_next->class_prev : class_tail[c]) = victim->class_prev;
+        group[count++] = victim;
+        // Mostly dead oldest segments (overwrites, deletes): merge their live
+        // items into one segment instead of dropping them.
+        const int64_t payload = block_bytes - kSegmentHeaderBytes;
+        if (!expired && merge_block != nullptr && victim->kind == SegmentKind::shared &&
+            victim->refs.load(std::memory_order_relaxed) == 0) {
+          int64_t live = victim->live_item_bytes.load(std::memory_order_relaxed);
+          size_t looked = 0;
+          for (Segment* n = victim->fifo_next;
+               n != nullptr && count < kMergeSegmentsMax && looked < kMergeLookahead;
+               n = n->fifo_next, ++looked) {
+            const int64_t more = n->live_item_bytes.load(std::memory_order_relaxed);
+            if (n->kind == SegmentKind::shared && n->ttl_class == victim->ttl_class &&
+                n->refs.load(std::memory_order_relaxed) == 0 && live + more <= payload) {
+              group[count++] = n;
+              live += more;
+            }
+          }
+          if (count >= 2) {
+            merge_target = merge_block;
+            merge_block = nullptr;
+          } else {
+            count = 1;
+          }
         }
-        victim->state.store(SegmentState::evicting, std::memory_order_seq_cst);
+        for (size_t i = 0; i < count; ++i) {
+          unlink_from_lists(group[i], fifo_head, fifo_tail, class_head, class_tail);
+        }
       }
     }
     // Nothing sealed: this thread's own open segments become evictable.
-    if (victim == nullptr && !expired_only && st != nullptr && attempt == 0) {
+    if (count == 0 && !expired_only && st != nullptr && attempt == 0) {
       bool sealed_any = false;
       for (auto& open : st->open) {
         if (open != nullptr) {
@@ -252,10 +298,13 @@ bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
       if (!sealed_any) break;
     }
   }
-  if (victim == nullptr) return false;
+  if (count == 0) return false;
 
   Removed removed;
-  if (victim->kind == SegmentKind::shared) {
+  if (merge_target != nullptr) {
+    merge_into(merge_target, group, count, removed);
+  } else if (group[0]->kind == SegmentKind::shared) {
+    Segment* victim = group[0];
     for (uint32_t off = kSegmentHeaderBytes; off < victim->write_offset;) {
       const DecodedHeader h = header_at(victim, off);
       const std::string_view key(victim->block() + off + h.header_bytes, h.fields.key_size);
@@ -263,25 +312,124 @@ bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
       off += static_cast<uint32_t>(h.total_bytes());
     }
   } else {
-    unlink_item(victim, kSegmentHeaderBytes, victim->large_hash, removed);
+    unlink_item(group[0], kSegmentHeaderBytes, group[0]->large_hash, removed);
   }
   shared.keys.fetch_sub(removed.keys, std::memory_order_relaxed);
   shared.item_bytes.fetch_sub(removed.item_bytes, std::memory_order_relaxed);
   shared.live_bytes.fetch_sub(removed.live_bytes, std::memory_order_relaxed);
   (expired ? shared.expirations : shared.evictions)
       .fetch_add(static_cast<uint64_t>(removed.keys), std::memory_order_relaxed);
-  if (!expired) shared.evicted_segments.fetch_add(1, std::memory_order_relaxed);
+  if (merge_target != nullptr) {
+    shared.merged_segments.fetch_add(count, std::memory_order_relaxed);
+  } else if (!expired) {
+    shared.evicted_segments.fetch_add(1, std::memory_order_relaxed);
+  }
 
   // No reader may still hold a pointer found through the index.
   epoch.synchronize();
+  for (size_t i = 0; i < count; ++i) retire(group[i]);
+  return true;
+}
+
+void StoreImpl::retire(Segment* victim) {
   segments_by_id[victim->id].store(nullptr, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(fifo_mutex);
     free_ids.push_back(victim->id);
   }
   const uint64_t prev = victim->refs.fetch_or(kSegmentEvictedBit, std::memory_order_acq_rel);
-  if (prev == 0) recycle(victim);
-  return true;
+  if (prev != 0) return;  // the last unpin recycles it
+  if (victim->kind == SegmentKind::shared) {
+    std::lock_guard<std::mutex> lock(fifo_mutex);
+    if (merge_block == nullptr) {
+      victim->~Segment();
+      merge_block = reinterpret_cast<char*>(victim);
+      shared.segments.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  recycle(victim);
+}
+
+Segment* StoreImpl::merge_into(char* block, Segment* const* group, size_t count, Removed& removed) {
+  uint32_t id = 0;
+  {
+    std::lock_guard<std::mutex> lock(fifo_mutex);
+    if (!free_ids.empty()) {
+      id = free_ids.back();
+      free_ids.pop_back();
+    } else {
+      id = next_id++;
+    }
+  }
+  // Segments alive never outnumber blocks, and ids_max > blocks_max.
+  assert(id != 0 && id <= ids_max);
+  auto* d = new (block) Segment();
+  d->id = id;
+  d->kind = SegmentKind::shared;
+  d->ttl_class = group[0]->ttl_class;
+  d->seq = next_seq.fetch_add(1, std::memory_order_relaxed);
+  d->write_offset = kSegmentHeaderBytes;
+  d->block_bytes = block_bytes;
+  d->owner = this;
+  d->state.store(SegmentState::open, std::memory_order_relaxed);
+  segments_by_id[id].store(d, std::memory_order_release);
+  shared.segments.fetch_add(1, std::memory_order_relaxed);
+
+  uint64_t moved = 0;
+  int64_t header_growth = 0;
+  for (size_t g = 0; g < count; ++g) {
+    Segment* s = group[g];
+    for (uint32_t off = kSegmentHeaderBytes; off < s->write_offset;) {
+      const DecodedHeader h = header_at(s, off);
+      const char* item = s->block() + off;
+      const std::string_view key(item + h.header_bytes, h.fields.key_size);
+      const uint64_t hash = hash_key(key);
+      const uint32_t next_off = off + static_cast<uint32_t>(h.total_bytes());
+      HashIndex::Locked locked(*index, hash);
+      std::atomic<uint64_t>* slot = locked.find_exact(make_slot(hash_tag(hash), s->id, off));
+      off = next_off;
+      if (slot == nullptr) continue;  // overwritten or deleted: dead bytes
+      const ItemFields& f = h.fields;
+      if (f.expires_at != 0 && d->expiry_base.load(std::memory_order_relaxed) == 0) {
+        d->expiry_base.store(f.expires_at, std::memory_order_relaxed);
+      }
+      if (config.versioned && d->version_base.load(std::memory_order_relaxed) == 0) {
+        d->version_base.store(f.version, std::memory_order_relaxed);
+      }
+      const SegmentBases bases = d->bases();
+      const ExpiryCode code = expiry_code_for(f, bases.expiry);
+      const uint32_t header = item_header_bytes(f, code, config.versioned, bases.version);
+      const uint64_t need = header + f.key_size + f.value_size;
+      if (d->write_offset + need > block_bytes) {
+        // Did not fit after all (headers grew): this one is evicted.
+        slot->store(0, std::memory_order_release);
+        removed.items += 1;
+        removed.item_bytes += static_cast<int64_t>(h.total_bytes());
+        if (!f.tombstone) {
+          removed.keys += 1;
+          removed.live_bytes += static_cast<int64_t>(f.key_size + f.value_size);
+        }
+        continue;
+      }
+      char* out = d->block() + d->write_offset;
+      encode_item_header(out, f, code, bases, config.versioned);
+      std::memcpy(out + header, key.data(), f.key_size + f.value_size);
+      const uint32_t new_off = d->write_offset;
+      d->write_offset += static_cast<uint32_t>(need);
+      if (f.expires_at > d->max_expires_at.load(std::memory_order_relaxed)) {
+        d->max_expires_at.store(f.expires_at, std::memory_order_relaxed);
+      }
+      d->live_item_bytes.fetch_add(static_cast<int64_t>(need), std::memory_order_relaxed);
+      slot->store(make_slot(hash_tag(hash), d->id, new_off), std::memory_order_release);
+      header_growth += static_cast<int64_t>(header) - static_cast<int64_t>(h.header_bytes);
+      ++moved;
+    }
+  }
+  shared.item_bytes.fetch_add(header_growth, std::memory_order_relaxed);
+  shared.merged_items.fetch_add(moved, std::memory_order_relaxed);
+  seal(d);
+  return d;
 }
 
 void StoreImpl::unpin(Segment* s) {

@@ -38,6 +38,7 @@ struct alignas(64) ThreadState {
 struct SharedCounters {
   std::atomic<int64_t> keys{0}, item_bytes{0}, live_bytes{0}, hits{0}, misses{0};
   std::atomic<uint64_t> evictions{0}, evicted_segments{0}, expirations{0};
+  std::atomic<uint64_t> merged_segments{0}, merged_items{0};
   std::atomic<int64_t> segments{0};
 };
 
@@ -85,6 +86,12 @@ struct StoreImpl {
     int64_t live_bytes = 0;
   };
   void unlink_item(Segment* s, uint32_t offset, uint64_t hash, Removed& removed);
+  // Moves the live items of `group` (oldest sealed shared segments, unlinked
+  // from the FIFO) into a fresh segment built in `block`; items that do not
+  // fit are dropped into `removed`. Returns the new, sealed segment.
+  Segment* merge_into(char* block, Segment* const* group, size_t count, Removed& removed);
+  // Hands a victim's memory back once no reader can reach it.
+  void retire(Segment* victim);
 
   // flush_all: items in segments created before flush_seq are invisible.
   // A delayed flush takes effect (takes its sequence number) at flush_at_s.
@@ -113,6 +120,7 @@ struct StoreImpl {
   Segment* class_tail[kTtlClasses] = {};
   std::vector<uint32_t> free_ids;  // capacity reserved up front: never reallocates
   uint32_t next_id = 1;
+  char* merge_block = nullptr;  // the spare block merges build into
   char* index_block = nullptr;
   uint32_t index_block_used = 0;
   std::atomic<uint64_t> index_blocks{0};
