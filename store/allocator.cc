@@ -42,6 +42,12 @@ bool allocator_is_mimalloc() noexcept {
 #endif
 }
 
+void allocator_prefer_huge_pages() noexcept {
+#if RINGCACHE_MIMALLOC
+  mi_option_enable(mi_option_large_os_pages);
+#endif
+}
+
 const char* allocator_name() noexcept {
 #if RINGCACHE_MIMALLOC
   return "mimalloc";

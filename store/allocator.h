@@ -18,6 +18,12 @@ void allocator_free(void* p) noexcept;
 // the daemon checks this at start-up. Always false in libc builds.
 bool allocator_is_mimalloc() noexcept;
 
+// Asks the allocator for huge OS pages (MADV_HUGEPAGE) for what it maps
+// from now on. Store lookups are random accesses over the whole budget:
+// with 4 KiB pages nearly every one is a TLB miss. Measured with
+// BM_get_hit/100 (1 M items, 1 thread): 1267 -> 792 ns CPU per GET.
+void allocator_prefer_huge_pages() noexcept;
+
 // "mimalloc" or "libc", for logs.
 const char* allocator_name() noexcept;
 
