@@ -1,0 +1,166 @@
+// One TCP connection of the load generator: its send queue, its codec and the
+// ring of requests in flight (what each one asked and when it left), so that
+// every reply, which arrives in request order, is matched with its send time.
+//
+// The connection knows bytes and replies, not the workload: the worker decides
+// what to send and what to do with each reply.
+#pragma once
+
+#include <cassert>
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "monotonic_clock.h"
+#include "protocol_codec.h"
+#include "send_queue.h"
+
+namespace ringcache::loadgen {
+
+// Reads handled per readiness event before moving on to other connections:
+// enough to drain a 1 MiB reply through the worker's read buffer, few enough
+// that one busy connection cannot starve the rest (epoll is level-triggered
+// and reports it again).
+inline constexpr int reads_per_event_max = 8;
+// Value bytes worth dropping in the kernel (recv with MSG_TRUNC, which TCP
+// implements without copying) rather than reading them into the scratch
+// buffer: below this the extra syscall costs more than the copy it saves.
+inline constexpr std::uint64_t discard_bytes_min = 16 * 1024;
+// Bytes dropped by one recv(MSG_TRUNC).
+inline constexpr std::size_t discard_bytes_max = 16 * 1024 * 1024;
+// After a large value, read only this much to find the next reply's header,
+// so that its value is dropped in the kernel rather than copied out: with
+// 1 MiB values a full-buffer read copied a quarter of every value and made
+// the copy half of the client's CPU time.
+inline constexpr std::size_t reply_head_read_bytes = 4096;
+
+struct in_flight_request {
+  request_kind kind;
+  std::uint64_t sent_ns;
+};
+
+enum class receive_status : std::uint8_t { ok, closed, failed, malformed };
+
+class client_connection {
+ public:
+  client_connection(int fd, std::unique_ptr<protocol_codec> codec, std::uint32_t depth_max);
+  ~client_connection();
+  client_connection(const client_connection&) = delete;
+  client_connection& operator=(const client_connection&) = delete;
+
+  int fd() const { return fd_; }
+  std::uint32_t in_flight() const { return in_flight_count_; }
+  std::uint32_t depth_max() const { return static_cast<std::uint32_t>(ring_.size()); }
+
+  void send_get(std::string_view key, std::uint64_t now_ns);
+  void send_put(std::string_view key, std::span<const std::byte> value, std::uint64_t now_ns);
+
+  flush_status flush() { return queue_.flush(fd_, last_errno_); }
+  bool write_pending() const { return !queue_.empty(); }
+
+  // Reads what the socket holds (into the worker's shared scratch buffer; the
+  // codec keeps partial replies, so nothing has to survive between reads) and
+  // calls on_reply(request, status, value_bytes, received_ns) for every reply.
+  template <class reply_handler>
+  receive_status receive(std::span<std::byte> scratch, reply_handler&& on_reply);
+
+  // errno of the last failed read or write.
+  int last_errno() const { return last_errno_; }
+  std::string_view problem() const { return problem_; }
+
+ private:
+  void push(request_kind kind, std::uint64_t now_ns);
+  in_flight_request pop_head() {
+    assert(in_flight_count_ > 0);
+    const in_flight_request head = ring_[ring_head_];
+    ring_head_ = ring_head_ + 1 == ring_.size() ? 0 : ring_head_ + 1;
+    --in_flight_count_;
+    return head;
+  }
+
+  int fd_;
+  std::unique_ptr<protocol_codec> codec_;
+  send_queue queue_;
+  std::vector<in_flight_request> ring_;
+  std::uint32_t ring_head_ = 0;
+  std::uint32_t in_flight_count_ = 0;
+  int last_errno_ = 0;
+  std::string_view problem_;
+  // The last value was large enough to be discarded: expect more of them.
+  bool large_values_seen_ = false;
+};
+
+template <class reply_handler>
+receive_status client_connection::receive(std::span<std::byte> scratch, reply_handler&& on_reply) {
+  for (int reads = 0; reads < reads_per_event_max; ++reads) {
+    const std::uint64_t discardable = in_flight_count_ > 0 ? codec_->discardable_bytes() : 0;
+    if (discardable >= discard_bytes_min) {
+      const std::size_t wanted =
+          discardable < discard_bytes_max ? static_cast<std::size_t>(discardable) : discard_bytes_max;
+      const ssize_t dropped = ::recv(fd_, nullptr, wanted, MSG_TRUNC | MSG_DONTWAIT);
+      if (dropped < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return receive_status::ok;
+        last_errno_ = errno;
+        return receive_status::failed;
+      }
+      if (dropped == 0) return receive_status::closed;
+      const decode_step step = codec_->discard(static_cast<std::uint64_t>(dropped));
+      large_values_seen_ = true;
+      if (step.state == decode_state::complete) {
+        on_reply(pop_head(), step.status, step.value_bytes, monotonic_ns());
+      }
+      if (static_cast<std::size_t>(dropped) < wanted || in_flight_count_ == 0) {
+        return receive_status::ok;
+      }
+      continue;
+    }
+    const std::size_t read_bytes =
+        large_values_seen_ && scratch.size() > reply_head_read_bytes ? reply_head_read_bytes
+                                                                     : scratch.size();
+    const ssize_t got = ::read(fd_, scratch.data(), read_bytes);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return receive_status::ok;
+      last_errno_ = errno;
+      return receive_status::failed;
+    }
+    if (got == 0) return receive_status::closed;
+    const std::uint64_t received_ns = monotonic_ns();
+    std::span<const std::byte> input(scratch.data(), static_cast<std::size_t>(got));
+    while (!input.empty()) {
+      if (in_flight_count_ == 0) {
+        problem_ = "reply bytes arrived with no request in flight";
+        return receive_status::malformed;
+      }
+      const in_flight_request request = ring_[ring_head_];
+      const decode_step step = codec_->decode(input, request.kind);
+      assert(step.consumed <= input.size());
+      input = input.subspan(step.consumed);
+      if (step.state == decode_state::malformed) {
+        problem_ = step.problem;
+        return receive_status::malformed;
+      }
+      if (step.state == decode_state::need_more) {
+        assert(input.empty());
+        break;
+      }
+      pop_head();
+      if (step.status == reply_status::hit) large_values_seen_ = step.value_bytes >= discard_bytes_min;
+      on_reply(request, step.status, step.value_bytes, received_ns);
+    }
+    if (static_cast<std::size_t>(got) < read_bytes || in_flight_count_ == 0) {
+      return receive_status::ok;
+    }
+  }
+  return receive_status::ok;
+}
+
+}  // namespace ringcache::loadgen

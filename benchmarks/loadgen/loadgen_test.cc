@@ -1,0 +1,419 @@
+// Unit tests of the load generator's pure parts: codecs (fed whole and split at
+// every byte), the histogram's precision, the Zipf sampler against the exact
+// distribution, the send queue over a real socket pair, option validation and
+// the echo server's framing.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "binary_codec.h"
+#include "echo_request_parser.h"
+#include "key_chooser.h"
+#include "latency_histogram.h"
+#include "options.h"
+#include "process_cpu.h"
+#include "send_queue.h"
+#include "text_codec.h"
+
+using namespace ringcache::loadgen;
+
+namespace {
+
+std::vector<std::byte> bytes_of(std::string_view text) {
+  const auto* data = reinterpret_cast<const std::byte*>(text.data());
+  return std::vector<std::byte>(data, data + text.size());
+}
+
+// Everything a send_queue would write, read back through a socket pair.
+std::string drain_through_socket(send_queue& queue) {
+  int pair[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
+  const int small_buffer = 4096;
+  setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &small_buffer, sizeof small_buffer);
+  std::string received;
+  int error_number = 0;
+  for (;;) {
+    const flush_status status = queue.flush(pair[0], error_number);
+    REQUIRE(status != flush_status::failed);
+    char chunk[65536];
+    const ssize_t got = recv(pair[1], chunk, sizeof chunk, MSG_DONTWAIT);
+    if (got > 0) received.append(chunk, static_cast<std::size_t>(got));
+    if (status == flush_status::done && got <= 0) break;
+  }
+  close(pair[0]);
+  close(pair[1]);
+  return received;
+}
+
+struct decoded_reply {
+  reply_status status;
+  std::uint64_t value_bytes;
+};
+
+// Feeds `stream` to a fresh codec in pieces of `piece` bytes and collects the
+// replies; `kinds` says which request each reply answers.
+std::vector<decoded_reply> decode_all(protocol_kind kind, std::string_view stream,
+                                      const std::vector<request_kind>& kinds, std::size_t piece,
+                                      bool& malformed) {
+  auto codec = make_codec(kind);
+  const std::vector<std::byte> bytes = bytes_of(stream);
+  std::vector<decoded_reply> replies;
+  malformed = false;
+  for (std::size_t start = 0; start < bytes.size(); start += piece) {
+    std::span<const std::byte> input(bytes.data() + start,
+                                     std::min(piece, bytes.size() - start));
+    while (!input.empty()) {
+      REQUIRE(replies.size() < kinds.size());
+      const decode_step step = codec->decode(input, kinds[replies.size()]);
+      REQUIRE(step.consumed <= input.size());
+      input = input.subspan(step.consumed);
+      if (step.state == decode_state::malformed) {
+        malformed = true;
+        return replies;
+      }
+      if (step.state == decode_state::complete) {
+        replies.push_back({step.status, step.value_bytes});
+      } else {
+        REQUIRE(input.empty());
+      }
+    }
+  }
+  return replies;
+}
+
+parse_result parse(std::vector<const char*> arguments) {
+  arguments.insert(arguments.begin(), "ringcache-loadgen");
+  return parse_options(static_cast<int>(arguments.size()), arguments.data());
+}
+
+}  // namespace
+
+TEST_CASE("binary requests are encoded as SPEC section 2 frames") {
+  binary_codec codec;
+  send_queue queue;
+  codec.encode_get(queue, "ab");
+  const std::vector<std::byte> value = bytes_of("xyz");
+  codec.encode_put(queue, "k", value);
+  const std::string expected("\x0d\0\0\0\x02" "ab" "\x0b\0\0\0\x01" "k" "\0\0\0\x03" "xyz", 20);
+  CHECK(drain_through_socket(queue) == expected);
+}
+
+TEST_CASE("a large PUT value is referenced, not copied, and still sent whole") {
+  binary_codec codec;
+  send_queue queue;
+  std::vector<std::byte> value(300000);
+  for (std::size_t i = 0; i < value.size(); ++i) value[i] = static_cast<std::byte>(i * 7);
+  codec.encode_put(queue, "big", value);
+  codec.encode_get(queue, "big");
+  const std::size_t frame_bytes = 1 + 4 + 3 + 4 + value.size() + 1 + 4 + 3;
+  CHECK(queue.pending_bytes() == frame_bytes);
+  const std::string sent = drain_through_socket(queue);
+  REQUIRE(sent.size() == frame_bytes);
+  CHECK(std::memcmp(sent.data() + 12, value.data(), value.size()) == 0);
+  CHECK(sent.substr(12 + value.size()) == std::string("\x0d\0\0\0\x03" "big", 8));
+  CHECK(queue.empty());
+}
+
+TEST_CASE("binary replies decode the same whole and split at every byte") {
+  const std::string stream = std::string("\x65", 1) +                  // PUT -> OK
+                             std::string("\x65\0\0\0\x05" "hello", 10) +  // GET -> value
+                             std::string("\x70", 1) +                  // GET -> ENOTFOUND
+                             std::string("\x65\0\0\0\0", 5) +          // GET -> empty value
+                             std::string("\x72", 1) +                  // PUT -> EBIG
+                             std::string("\x73", 1) +                  // PUT -> EUNK
+                             std::string("\x6f", 1);                   // GET -> EINVAL
+  const std::vector<request_kind> kinds = {request_kind::put, request_kind::get, request_kind::get,
+                                           request_kind::get, request_kind::put, request_kind::put,
+                                           request_kind::get};
+  for (const std::size_t piece : {std::size_t{1000}, std::size_t{5}, std::size_t{2},
+                                  std::size_t{1}}) {
+    CAPTURE(piece);
+    bool malformed = false;
+    const auto replies = decode_all(protocol_kind::binary, stream, kinds, piece, malformed);
+    CHECK_FALSE(malformed);
+    REQUIRE(replies.size() == 7);
+    CHECK(replies[0].status == reply_status::stored);
+    CHECK(replies[1].status == reply_status::hit);
+    CHECK(replies[1].value_bytes == 5);
+    CHECK(replies[2].status == reply_status::miss);
+    CHECK(replies[3].status == reply_status::hit);
+    CHECK(replies[3].value_bytes == 0);
+    CHECK(replies[4].status == reply_status::ebig);
+    CHECK(replies[5].status == reply_status::eunk);
+    CHECK(replies[6].status == reply_status::einval);
+  }
+}
+
+TEST_CASE("an unknown binary reply code is reported as malformed") {
+  bool malformed = false;
+  decode_all(protocol_kind::binary, "\x65\x2a", {request_kind::put, request_kind::put}, 100,
+             malformed);
+  CHECK(malformed);
+}
+
+TEST_CASE("a 1 MiB binary value is skipped across many reads") {
+  std::string stream("\x65\0\x10\0\0", 5);
+  stream.append(std::size_t{1} << 20, 'v');
+  bool malformed = false;
+  const auto replies =
+      decode_all(protocol_kind::binary, stream, {request_kind::get}, 4096, malformed);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].value_bytes == (std::uint64_t{1} << 20));
+}
+
+TEST_CASE("value bytes dropped by the caller complete the reply as if they were read") {
+  for (const protocol_kind kind : {protocol_kind::binary, protocol_kind::text}) {
+    CAPTURE(protocol_name(kind));
+    auto codec = make_codec(kind);
+    const std::string header = kind == protocol_kind::binary ? std::string("\x65\0\x01\0\0", 5)
+                                                             : std::string("VALUE k 0 65536\r\n");
+    const std::vector<std::byte> head = bytes_of(header + "abc");
+    CHECK(codec->discardable_bytes() == 0);
+    decode_step step = codec->decode(head, request_kind::get);
+    CHECK(step.state == decode_state::need_more);
+    CHECK(step.consumed == head.size());
+    REQUIRE(codec->discardable_bytes() == 65536 - 3);
+    step = codec->discard(60000);
+    CHECK(step.state == decode_state::need_more);
+    CHECK(codec->discardable_bytes() == 65536 - 3 - 60000);
+    step = codec->discard(65536 - 3 - 60000);
+    if (kind == protocol_kind::binary) {
+      CHECK(step.state == decode_state::complete);
+      CHECK(step.status == reply_status::hit);
+      CHECK(step.value_bytes == 65536);
+    } else {
+      CHECK(step.state == decode_state::need_more);
+      CHECK(codec->discardable_bytes() == 0);
+      step = codec->decode(bytes_of("\r\nEND\r\n"), request_kind::get);
+      CHECK(step.state == decode_state::complete);
+      CHECK(step.status == reply_status::hit);
+      CHECK(step.value_bytes == 65536);
+    }
+    CHECK(codec->discardable_bytes() == 0);
+    // The stream goes on in sync.
+    step = codec->decode(bytes_of(kind == protocol_kind::binary ? "\x70" : "END\r\n"),
+                         request_kind::get);
+    CHECK(step.state == decode_state::complete);
+    CHECK(step.status == reply_status::miss);
+  }
+}
+
+TEST_CASE("text requests follow the memcached set/get syntax") {
+  text_codec codec;
+  send_queue queue;
+  codec.encode_get(queue, "k1");
+  codec.encode_put(queue, "k2", bytes_of("hello"));
+  std::vector<std::byte> large(1000, std::byte{'z'});
+  codec.encode_put(queue, "k3", large);
+  CHECK(drain_through_socket(queue) == "get k1\r\nset k2 0 0 5\r\nhello\r\nset k3 0 0 1000\r\n" +
+                                           std::string(1000, 'z') + "\r\n");
+}
+
+TEST_CASE("text replies decode the same whole and split at every byte") {
+  const std::string stream =
+      "STORED\r\nVALUE k1 0 5\r\nhe\r\no\r\nEND\r\nEND\r\nVALUE k2 7 0 99\r\n\r\nEND\r\n"
+      "SERVER_ERROR out of memory storing object\r\nNOT_STORED\r\nERROR\r\n";
+  const std::vector<request_kind> kinds = {request_kind::put, request_kind::get,
+                                           request_kind::get, request_kind::get,
+                                           request_kind::put, request_kind::put,
+                                           request_kind::get};
+  for (const std::size_t piece : {std::size_t{1000}, std::size_t{7}, std::size_t{2},
+                                  std::size_t{1}}) {
+    CAPTURE(piece);
+    bool malformed = false;
+    const auto replies = decode_all(protocol_kind::text, stream, kinds, piece, malformed);
+    CHECK_FALSE(malformed);
+    REQUIRE(replies.size() == 7);
+    CHECK(replies[0].status == reply_status::stored);
+    CHECK(replies[1].status == reply_status::hit);
+    CHECK(replies[1].value_bytes == 5);  // "he\r\no" holds a CRLF: only the length counts
+    CHECK(replies[2].status == reply_status::miss);
+    CHECK(replies[3].status == reply_status::hit);
+    CHECK(replies[3].value_bytes == 0);
+    CHECK(replies[4].status == reply_status::server_error);
+    CHECK(replies[5].status == reply_status::not_stored);
+    CHECK(replies[6].status == reply_status::error);
+  }
+}
+
+TEST_CASE("text streams that are not memcached replies are malformed") {
+  bool malformed = false;
+  decode_all(protocol_kind::text, "HELLO\r\n", {request_kind::get}, 100, malformed);
+  CHECK(malformed);
+  decode_all(protocol_kind::text, "VALUE k 0 2\r\nabXYEND\r\n", {request_kind::get}, 100,
+             malformed);
+  CHECK(malformed);
+  decode_all(protocol_kind::text, "VALUE k 0 two\r\n", {request_kind::get}, 100, malformed);
+  CHECK(malformed);
+  decode_all(protocol_kind::text, std::string(text_line_bytes_max + 10, 'A'),
+             {request_kind::get}, 64, malformed);
+  CHECK(malformed);
+}
+
+TEST_CASE("histogram buckets keep the relative error under 1/128") {
+  const std::uint64_t samples[] = {0,    1,         255,
+                                   256,  257,       1000,
+                                   123456789, (std::uint64_t{1} << 40) + 12345, UINT64_MAX - 1,
+                                   UINT64_MAX};
+  for (const std::uint64_t value : samples) {
+    CAPTURE(value);
+    const std::size_t index = latency_histogram::index_of(value);
+    REQUIRE(index < latency_histogram::bucket_count);
+    const std::uint64_t high = latency_histogram::highest_value_in(index);
+    CHECK(high >= value);
+    CHECK(static_cast<double>(high - value) <= static_cast<double>(value) / 128.0 + 1.0);
+  }
+  // Indexes grow with the value and every bucket starts right after the last.
+  for (std::size_t index = 1; index < latency_histogram::bucket_count; ++index) {
+    const std::uint64_t first = latency_histogram::highest_value_in(index - 1) + 1;
+    REQUIRE(latency_histogram::index_of(first) == index);
+  }
+}
+
+TEST_CASE("histogram quantiles of a known distribution") {
+  latency_histogram histogram;
+  CHECK(histogram.value_at_quantile(0.5) == 0);
+  for (std::uint64_t value = 1; value <= 100000; ++value) histogram.record(value * 1000);
+  CHECK(histogram.count() == 100000);
+  CHECK(histogram.min() == 1000);
+  CHECK(histogram.max() == 100000000);
+  CHECK(histogram.value_at_quantile(0.5) == doctest::Approx(50e6).epsilon(0.01));
+  CHECK(histogram.value_at_quantile(0.99) == doctest::Approx(99e6).epsilon(0.01));
+  CHECK(histogram.value_at_quantile(0.999) == doctest::Approx(99.9e6).epsilon(0.01));
+  CHECK(histogram.value_at_quantile(1.0) == 100000000);
+
+  latency_histogram other;
+  other.record(7);
+  histogram.merge(other);
+  CHECK(histogram.count() == 100001);
+  CHECK(histogram.min() == 7);
+  histogram.reset();
+  CHECK(histogram.count() == 0);
+}
+
+TEST_CASE("zipf samples follow the exact distribution") {
+  for (const double exponent : {0.5, 0.99, 1.0, 1.5}) {
+    CAPTURE(exponent);
+    constexpr std::uint64_t ranks = 10;
+    constexpr int samples = 200000;
+    zipf_sampler sampler(ranks, exponent);
+    random_source random(42);
+    std::vector<int> seen(ranks + 1, 0);
+    for (int i = 0; i < samples; ++i) {
+      const std::uint64_t rank = sampler.sample(random);
+      REQUIRE(rank >= 1);
+      REQUIRE(rank <= ranks);
+      ++seen[rank];
+    }
+    double norm = 0;
+    for (std::uint64_t rank = 1; rank <= ranks; ++rank) {
+      norm += std::pow(static_cast<double>(rank), -exponent);
+    }
+    for (std::uint64_t rank = 1; rank <= ranks; ++rank) {
+      const double expected = samples * std::pow(static_cast<double>(rank), -exponent) / norm;
+      CAPTURE(rank);
+      // Five standard deviations of a binomial count.
+      CHECK(std::fabs(seen[rank] - expected) < 5 * std::sqrt(expected));
+    }
+  }
+  zipf_sampler single(1, 1.2);
+  random_source random(1);
+  CHECK(single.sample(random) == 1);
+}
+
+TEST_CASE("uniform keys cover the key space and keys have a fixed spelling") {
+  key_chooser chooser(7, popularity{});
+  random_source random(3);
+  std::vector<int> seen(7, 0);
+  for (int i = 0; i < 7000; ++i) {
+    const std::uint64_t index = chooser.next_index(random);
+    REQUIRE(index < 7);
+    ++seen[index];
+  }
+  for (const int count : seen) CHECK(count > 800);
+  char buffer[16];
+  CHECK(format_key(42, buffer) == "k000000000000042");
+  CHECK(format_key(0, std::span<char>(buffer, 2)) == "k0");
+  CHECK(key_digits(1) == 1);
+  CHECK(key_digits(10) == 1);
+  CHECK(key_digits(11) == 2);
+  CHECK(key_digits(100000) == 5);
+}
+
+TEST_CASE("options: defaults, both spellings, and clear refusals") {
+  const parse_result defaults = parse({});
+  REQUIRE(defaults.status == parse_status::run);
+  CHECK(defaults.options.port == 8889);
+  CHECK(defaults.options.connections == 50);
+  CHECK(defaults.options.pipeline == 1);
+  CHECK(defaults.options.protocol == protocol_kind::binary);
+
+  const parse_result custom = parse({"--pipeline", "16", "--value-size=1M", "--popularity",
+                                     "zipf:0.99", "--protocol", "text", "--prefill"});
+  REQUIRE(custom.status == parse_status::run);
+  CHECK(custom.options.pipeline == 16);
+  CHECK(custom.options.value_size == 1048576);
+  CHECK(custom.options.key_popularity.shape == popularity::kind::zipf);
+  CHECK(custom.options.key_popularity.exponent == doctest::Approx(0.99));
+  CHECK(custom.options.protocol == protocol_kind::text);
+  CHECK(custom.options.prefill);
+
+  const parse_result zero_pipeline = parse({"--pipeline", "0"});
+  CHECK(zero_pipeline.status == parse_status::invalid);
+  CHECK(zero_pipeline.message.find("--pipeline") != std::string::npos);
+  CHECK(parse({"--get-ratio", "1.5"}).status == parse_status::invalid);
+  CHECK(parse({"--duration", "0"}).status == parse_status::invalid);
+  CHECK(parse({"--duration", "abc"}).status == parse_status::invalid);
+  CHECK(parse({"--popularity", "zipf:-1"}).status == parse_status::invalid);
+  CHECK(parse({"--port"}).status == parse_status::invalid);
+  CHECK(parse({"--bogus", "1"}).status == parse_status::invalid);
+  CHECK(parse({"--value-size", "2G"}).status == parse_status::invalid);
+  const parse_result short_keys = parse({"--keys", "1000000", "--key-size", "4"});
+  CHECK(short_keys.status == parse_status::invalid);
+  CHECK(short_keys.message.find("at least 7") != std::string::npos);
+  CHECK(parse({"--protocol", "text", "--key-size", "251"}).status == parse_status::invalid);
+  CHECK(parse({"--help"}).status == parse_status::help);
+}
+
+TEST_CASE("echo framing finds every request, whole and split at every byte") {
+  const std::string stream = std::string("\x0b\0\0\0\x01k\0\0\0\x03val", 13) +  // PUT
+                             std::string("\x0d\0\0\0\x02kk", 7) +              // GET
+                             std::string("\x0b\0\0\0\0\0\0\0\0", 9) +          // PUT, empty
+                             std::string("\x0c\0\0\0\x01x", 6) +               // DEL
+                             std::string("\x15", 1) +                          // STATS
+                             std::string("\xc8", 1) +                          // unknown
+                             std::string("\x0d\0\0\0\0", 5);                   // GET, empty key
+  using echo::parsed_request;
+  const std::vector<parsed_request> expected = {
+      parsed_request::put, parsed_request::get, parsed_request::put, parsed_request::del,
+      parsed_request::stats, parsed_request::unknown_opcode, parsed_request::get};
+  const std::vector<std::byte> bytes = bytes_of(stream);
+  for (const std::size_t piece : {std::size_t{1000}, std::size_t{3}, std::size_t{1}}) {
+    CAPTURE(piece);
+    echo::request_parser parser;
+    std::vector<parsed_request> found;
+    for (std::size_t start = 0; start < bytes.size(); start += piece) {
+      std::span<const std::byte> input(bytes.data() + start, std::min(piece, bytes.size() - start));
+      while (!input.empty()) {
+        const echo::parse_step step = parser.parse(input);
+        input = input.subspan(step.consumed);
+        if (step.complete) found.push_back(step.request);
+      }
+    }
+    CHECK(found == expected);
+  }
+}
+
+TEST_CASE("process CPU time is read from /proc and a missing process is reported") {
+  const std::optional<double> own = process_cpu_seconds(static_cast<int>(getpid()));
+  REQUIRE(own.has_value());
+  CHECK(*own >= 0.0);
+  CHECK_FALSE(process_cpu_seconds(1 << 30).has_value());
+}

@@ -1,0 +1,91 @@
+// The seam between the load generator and a wire protocol.
+//
+// A codec encodes GET and PUT requests into a send_queue and decodes the
+// replies incrementally: it is fed whatever bytes the socket produced, keeps
+// the partial reply between calls and never copies a value (it only counts its
+// bytes). Better still, it tells the caller how many value bytes it would skip
+// unseen, so that the caller can drop them in the kernel (recv with MSG_TRUNC)
+// without copying them at all. Replies come in request order, so the caller
+// tells the decoder which request the next reply answers.
+//
+// Two implementations exist: the ringcache binary protocol (SPEC section 2) and
+// the memcached text protocol (set/get), so the same load can be aimed at
+// ringcached and at memcached.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "send_queue.h"
+
+namespace ringcache::loadgen {
+
+enum class protocol_kind : std::uint8_t { binary, text };
+enum class request_kind : std::uint8_t { get, put };
+
+// Every way a reply can end; the first three are successes.
+enum class reply_status : std::uint8_t {
+  stored,        // PUT acknowledged (binary OK, text STORED)
+  hit,           // GET returned a value
+  miss,          // GET found nothing (binary ENOTFOUND, text END)
+  einval,        // binary 111
+  ebinary,       // binary 113
+  ebig,          // binary 114
+  eunk,          // binary 115
+  not_found_on_put,  // binary 112 answering a PUT: the server broke the contract
+  not_stored,    // text NOT_STORED
+  server_error,  // text SERVER_ERROR ...
+  client_error,  // text CLIENT_ERROR ...
+  error,         // text ERROR
+};
+inline constexpr std::size_t reply_status_count = 12;
+
+std::string_view reply_status_name(reply_status status);
+inline bool is_error(reply_status status) {
+  return status != reply_status::stored && status != reply_status::hit &&
+         status != reply_status::miss;
+}
+
+enum class decode_state : std::uint8_t {
+  need_more,  // all input consumed, the reply is not complete yet
+  complete,   // one reply ended after `consumed` bytes
+  malformed,  // the stream cannot be understood; the connection must close
+};
+
+struct decode_step {
+  decode_state state;
+  std::size_t consumed;
+  reply_status status;        // meaningful when complete
+  std::uint64_t value_bytes;  // GET hit: length of the value skipped
+  std::string_view problem;   // meaningful when malformed; static text
+};
+
+class protocol_codec {
+ public:
+  virtual ~protocol_codec() = default;
+
+  virtual void encode_get(send_queue& out, std::string_view key) const = 0;
+  // `value` is referenced, not copied, when larger than value_copy_bytes_max.
+  virtual void encode_put(send_queue& out, std::string_view key,
+                          std::span<const std::byte> value) const = 0;
+
+  // Consumes a prefix of `input` toward the reply to `pending`. Stops at the
+  // end of one reply so that the caller can account for it.
+  virtual decode_step decode(std::span<const std::byte> input, request_kind pending) = 0;
+
+  // Value bytes the codec will skip unseen next (0 when it must look at the
+  // next byte): the caller may drop them in the kernel with recv(MSG_TRUNC)
+  // instead of copying them out.
+  virtual std::uint64_t discardable_bytes() const = 0;
+  // Accounts for `bytes` (at most discardable_bytes()) dropped by the caller;
+  // completes the reply if they were its last bytes.
+  virtual decode_step discard(std::uint64_t bytes) = 0;
+};
+
+std::unique_ptr<protocol_codec> make_codec(protocol_kind kind);
+std::string_view protocol_name(protocol_kind kind);
+
+}  // namespace ringcache::loadgen

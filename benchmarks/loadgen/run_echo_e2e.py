@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""End-to-end check of ringcache-loadgen against ringcache-echo-server.
+
+Usage: run_echo_e2e.py LOADGEN ECHO_SERVER
+
+Starts the echo server on an ephemeral 127.0.0.1 port and checks that:
+  1. a 2-second pipelined run with prefill completes with non-zero ops, zero
+     errors, every GET a hit, and exit status 0;
+  2. a run whose server dies midway ends promptly with a clear message and a
+     non-zero exit status;
+  3. a run against a port nobody listens on fails at once with non-zero status;
+  4. a bad command line is refused with exit status 2.
+Every process is bounded in time and killed on the way out.
+"""
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+
+STARTUP_SECONDS_MAX = 10
+RUN_SECONDS_MAX = 30
+
+
+def read_line(stream, timeout_seconds):
+    """One line from a pipe, waiting at most timeout_seconds. Reads byte by
+    byte so that nothing sits in a Python buffer where select() cannot see it."""
+    deadline = time.monotonic() + timeout_seconds
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        ready, _, _ = select.select([stream], [], [], remaining)
+        if not ready:
+            break
+        byte = os.read(stream.fileno(), 1)
+        if not byte:
+            break
+        line += byte
+    return line.decode(errors="replace")
+
+
+def start_echo(echo_path):
+    server = subprocess.Popen([echo_path, "-p", "0", "-t", "1"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+    line = read_line(server.stdout, STARTUP_SECONDS_MAX)
+    match = re.match(r"listening port=(\d+) threads=\d+", line)
+    if not match:
+        stop(server)
+        raise RuntimeError("echo server did not report its port: %r" % line)
+    return server, int(match.group(1))
+
+
+def stop(process):
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def result_fields(stdout):
+    for line in stdout.splitlines():
+        if line.startswith("RESULT "):
+            return dict(item.split("=", 1) for item in line.split()[1:])
+    return None
+
+
+def check_pipelined_run(loadgen, echo):
+    server, port = start_echo(echo)
+    try:
+        run = subprocess.run(
+            [loadgen, "--port", str(port), "--threads", "2", "--connections", "8",
+             "--pipeline", "8", "--keys", "1000", "--duration", "2", "--warmup", "0.2",
+             "--prefill", "--server-pid", str(server.pid)],
+            capture_output=True, text=True, timeout=RUN_SECONDS_MAX)
+    finally:
+        stop(server)
+    fields = result_fields(run.stdout)
+    problems = []
+    if run.returncode != 0:
+        problems.append("exit status %d" % run.returncode)
+    if fields is None:
+        problems.append("no RESULT line")
+    else:
+        if int(fields["ops"]) <= 0:
+            problems.append("ops=%s" % fields["ops"])
+        if int(fields["errors"]) != 0:
+            problems.append("errors=%s" % fields["errors"])
+        if int(fields["misses"]) != 0 or int(fields["hits"]) != int(fields["gets"]):
+            problems.append("the echo server always hits, got %s" % fields)
+        if "server_cpu_s_per_mreq" not in fields:
+            problems.append("--server-pid gave no server CPU figure")
+        if float(fields["p50_us"]) <= 0 or float(fields["p999_us"]) < float(fields["p50_us"]):
+            problems.append("implausible latency percentiles %s" % fields)
+    if "prefill     1000 PUTs" not in run.stdout:
+        problems.append("prefill did not PUT every key once")
+    if problems:
+        print(run.stdout + run.stderr)
+    return problems
+
+
+def check_server_death(loadgen, echo):
+    server, port = start_echo(echo)
+    try:
+        started = time.monotonic()
+        run = subprocess.Popen(
+            [loadgen, "--port", str(port), "--threads", "1", "--connections", "4",
+             "--duration", "20", "--warmup", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        server.kill()
+        stdout, stderr = run.communicate(timeout=RUN_SECONDS_MAX)
+        elapsed = time.monotonic() - started
+    finally:
+        stop(server)
+    problems = []
+    if run.returncode == 0:
+        problems.append("exit status 0 although the server died")
+    if "closed the connection" not in stderr and "receive failed" not in stderr:
+        problems.append("no clear message about the lost connection")
+    if elapsed > 5:
+        problems.append("took %.1f s to notice the dead server" % elapsed)
+    if problems:
+        print(stdout + stderr)
+    return problems
+
+
+def check_refused(loadgen, echo):
+    server, port = start_echo(echo)
+    stop(server)  # the port is now closed: nothing of ours listens on it
+    run = subprocess.run([loadgen, "--port", str(port), "--duration", "1"],
+                         capture_output=True, text=True, timeout=RUN_SECONDS_MAX)
+    problems = []
+    if run.returncode != 1:
+        problems.append("exit status %d, wanted 1" % run.returncode)
+    if "cannot connect" not in run.stderr:
+        problems.append("no clear message: %r" % run.stderr)
+    return problems
+
+
+def check_bad_command_line(loadgen, _echo):
+    run = subprocess.run([loadgen, "--pipeline", "0"], capture_output=True, text=True,
+                         timeout=RUN_SECONDS_MAX)
+    problems = []
+    if run.returncode != 2 or "--pipeline" not in run.stderr:
+        problems.append("exit %d, stderr %r" % (run.returncode, run.stderr))
+    return problems
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__)
+        return 2
+    loadgen, echo = sys.argv[1], sys.argv[2]
+    passed = failed = 0
+    for check in (check_pipelined_run, check_server_death, check_refused,
+                  check_bad_command_line):
+        try:
+            problems = check(loadgen, echo)
+        except (RuntimeError, subprocess.TimeoutExpired, OSError) as error:
+            problems = [str(error)]
+        if problems:
+            failed += 1
+            print("FAIL %s: %s" % (check.__name__, "; ".join(problems)))
+        else:
+            passed += 1
+            print("ok   %s" % check.__name__)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

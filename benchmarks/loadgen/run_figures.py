@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Reproduces the figures of README.md: runs ringcache-loadgen against a server
+it starts on an ephemeral 127.0.0.1 port and prints one Markdown table row per
+scenario.
+
+Usage:
+  run_figures.py LOADGEN echo ECHO_SERVER [--threads N] [--duration S] [--repeat N]
+  run_figures.py LOADGEN ringcached RINGCACHED [--threads N] [--duration S] [--repeat N]
+
+With --repeat N every scenario runs N times and the best throughput is kept
+(the machine may be shared; the best run is the one least disturbed);
+--wait-idle starts each run only once the CPUs are nearly idle.
+"""
+import argparse
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+STARTUP_SECONDS_MAX = 10
+SERVER_MEMORY = "1024"  # MiB: every scenario's data set fits, so GETs hit
+IDLE_FRACTION_MIN = 0.85
+IDLE_SAMPLE_SECONDS = 2
+IDLE_WAIT_SECONDS_MAX = 120
+
+# name, loadgen arguments
+SCENARIOS = {
+    "echo": [
+        ("50 conn x pipeline 16, 16 B values",
+         ["--connections", "50", "--pipeline", "16", "--value-size", "16"]),
+        ("50 conn unpipelined, 16 B values",
+         ["--connections", "50", "--pipeline", "1", "--value-size", "16"]),
+    ],
+    "ringcached": [
+        ("50 conn unpipelined, 100 B values",
+         ["--connections", "50", "--pipeline", "1", "--value-size", "100", "--prefill"]),
+        ("50 conn x pipeline 16, 100 B values",
+         ["--connections", "50", "--pipeline", "16", "--value-size", "100", "--prefill"]),
+        ("50 conn unpipelined, 4 KiB values",
+         ["--connections", "50", "--pipeline", "1", "--value-size", "4K", "--prefill"]),
+        ("8 conn unpipelined, 1 MiB values",
+         ["--connections", "8", "--pipeline", "1", "--value-size", "1M", "--keys", "200",
+          "--key-size", "8", "--prefill"]),
+    ],
+}
+
+
+def start_server(kind, path, threads):
+    if kind == "echo":
+        command = [path, "-p", "0", "-t", str(threads)]
+        pattern, stream_name = r"listening port=(\d+)", "stdout"
+    else:
+        command = [path, "-p", "0", "-t", str(threads), "--text-port", "0", "-m", SERVER_MEMORY,
+                   "-l", "127.0.0.1"]
+        pattern, stream_name = r"listening binary=\S*:(\d+)", "stderr"
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stream = getattr(server, stream_name)
+    seen = []
+    while True:
+        line = read_line(stream, STARTUP_SECONDS_MAX)
+        if not line:
+            stop(server)
+            raise RuntimeError("server did not report its port: %r" % "".join(seen))
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            # Keep draining the server's log so that it never blocks on a full pipe.
+            threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+            return server, int(match.group(1))
+
+
+def read_line(stream, timeout_seconds):
+    """One line from a pipe, waiting at most timeout_seconds. Reads byte by
+    byte so that nothing sits in a Python buffer where select() cannot see it."""
+    deadline = time.monotonic() + timeout_seconds
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        ready, _, _ = select.select([stream], [], [], remaining)
+        if not ready:
+            break
+        byte = os.read(stream.fileno(), 1)
+        if not byte:
+            break
+        line += byte
+    return line.decode(errors="replace")
+
+
+def stop(process):
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cpu_idle_fraction(seconds):
+    """Share of all CPUs' time spent idle over the next `seconds`."""
+    def sample():
+        fields = [int(value) for value in open("/proc/stat").readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # idle + iowait
+    total_before, idle_before = sample()
+    time.sleep(seconds)
+    total_after, idle_after = sample()
+    return (idle_after - idle_before) / max(1, total_after - total_before)
+
+
+def wait_for_idle_machine():
+    """Other people's builds on a shared machine distort every figure: wait
+    (bounded) until the CPUs are nearly idle before starting a run."""
+    deadline = time.monotonic() + IDLE_WAIT_SECONDS_MAX
+    while time.monotonic() < deadline:
+        if cpu_idle_fraction(IDLE_SAMPLE_SECONDS) >= IDLE_FRACTION_MIN:
+            return True
+    print("note: the machine never became idle; measuring anyway", file=sys.stderr)
+    return False
+
+
+def run_once(loadgen, port, server_pid, arguments, threads, duration):
+    command = [loadgen, "--port", str(port), "--threads", str(threads), "--duration",
+               str(duration), "--server-pid", str(server_pid)] + arguments
+    run = subprocess.run(command, capture_output=True, text=True, timeout=duration + 200)
+    for line in run.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return dict(item.split("=", 1) for item in line.split()[1:])
+    raise RuntimeError("no RESULT from %s:\n%s%s" % (" ".join(command), run.stdout, run.stderr))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("loadgen")
+    parser.add_argument("kind", choices=sorted(SCENARIOS))
+    parser.add_argument("server")
+    parser.add_argument("--threads", type=int, default=2, help="loadgen and server threads")
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
+    parser.add_argument("--wait-idle", action="store_true",
+                        help="before each run, wait until the CPUs are nearly idle")
+    options = parser.parse_args()
+
+    print("| scenario | ops/s | p50 us | p99 us | p99.9 us | server CPU s / M req "
+          "| loadgen CPU s / M req | GET hits | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, arguments in SCENARIOS[options.kind]:
+        if options.only not in name:
+            continue
+        best = None
+        for _ in range(options.repeat):
+            if options.wait_idle:
+                wait_for_idle_machine()
+            server, port = start_server(options.kind, options.server, options.threads)
+            try:
+                fields = run_once(options.loadgen, port, server.pid, arguments, options.threads,
+                                  options.duration)
+            finally:
+                stop(server)
+            if best is None or float(fields["ops_per_s"]) > float(best["ops_per_s"]):
+                best = fields
+        gets = int(best["gets"])
+        hits = "%.1f %%" % (100.0 * int(best["hits"]) / gets) if gets else "-"
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, best["ops_per_s"], best["p50_us"], best["p99_us"], best["p999_us"],
+            best.get("server_cpu_s_per_mreq", "?"), best["client_cpu_s_per_mreq"], hits,
+            best["errors"]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
