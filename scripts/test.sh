@@ -6,10 +6,10 @@
 #                 RLIMIT_AS tests and the root-only ones (SKIP when not root)
 #   ASan+UBSan    every suite except rlimit (sanitizers cannot run under RLIMIT_AS)
 #   TSan          the store's unit and multi-threaded stress tests
-#   libFuzzer     the binary frame parser, for a bounded time
+#   libFuzzer     each protocol parser, 30 s per target
 #   EUnit         the Erlang client against real daemons from the plain build
 #
-# Environment: FUZZ_SECONDS (default 60), SKIP_SANITIZERS=1 for a quick run.
+# Environment: SKIP_SANITIZERS=1 for a quick run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -101,10 +101,13 @@ if [[ ${SKIP_SANITIZERS:-0} != 1 ]]; then
 fi
 
 log "fuzz build (clang, libFuzzer)"
+# Only the fuzz targets and their seed corpora are built with clang.
 if CXX=clang++ configure_build build-fuzz -Dfuzz=true -Dallocator=libc -Dbenchmarks=false \
      -Db_lundef=false &&
-   ninja -C build-fuzz tests/fuzz/fuzz_binary_parser >build-fuzz/ninja-output.txt 2>&1; then
-  FUZZ_SECONDS=${FUZZ_SECONDS:-60} run_meson_suite build-fuzz fuzz --suite fuzz
+   ninja -C build-fuzz $(ninja -C build-fuzz -t targets all |
+                          sed -n 's|^\(tests/fuzz/[^:]*\): .*|\1|p' | grep -v '\.o$') \
+     >build-fuzz/ninja-output.txt 2>&1; then
+  run_meson_suite build-fuzz fuzz --suite fuzz
 else
   tail -40 build-fuzz/ninja-output.txt >&2
   fail_step "fuzz build"

@@ -39,7 +39,7 @@ char* BlockPool::take() {
       free_count_.fetch_sub(1, std::memory_order_relaxed);
       return reinterpret_cast<char*>(b);
     }
-    if (allocated_.load(std::memory_order_relaxed) >= blocks_max_) return nullptr;
+    if (!fits_locked(block_bytes_)) return nullptr;
     // Count it now so two threads cannot both pass the budget check.
     allocated_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -63,6 +63,54 @@ char* BlockPool::take() {
   }
   all_->blocks[all_->count++] = block;
   return block;
+}
+
+bool BlockPool::fits_locked(uint64_t bytes) const {
+  return allocated_.load(std::memory_order_relaxed) * block_bytes_ +
+             exact_bytes_.load(std::memory_order_relaxed) + bytes <=
+         blocks_max_ * block_bytes_;
+}
+
+void BlockPool::forget_locked(char* block) {
+  for (Chunk* c = all_; c != nullptr; c = c->next) {
+    for (uint32_t i = 0; i < c->count; ++i) {
+      if (c->blocks[i] == block) {
+        c->blocks[i] = c->blocks[--c->count];
+        allocated_.fetch_sub(1, std::memory_order_relaxed);
+        return;
+      }
+    }
+  }
+  assert(false && "block not from this pool");
+}
+
+char* BlockPool::take_exact(uint64_t bytes) {
+  assert(bytes < block_bytes_);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Pooled blocks count against the budget: give idle ones back to the
+    // allocator until the piece fits.
+    while (!fits_locked(bytes) && free_ != nullptr) {
+      FreeBlock* b = free_;
+      free_ = b->next;
+      free_count_.fetch_sub(1, std::memory_order_relaxed);
+      forget_locked(reinterpret_cast<char*>(b));
+      allocator_free(b);
+    }
+    if (!fits_locked(bytes)) return nullptr;
+    exact_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  auto* piece = static_cast<char*>(allocator_alloc(bytes, 64));
+  if (piece == nullptr) {
+    exact_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    alloc_failures_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return piece;
+}
+
+void BlockPool::give_exact(char* piece, uint64_t bytes) {
+  allocator_free(piece);
+  exact_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
 }
 
 void BlockPool::give(char* block) {

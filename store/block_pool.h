@@ -26,12 +26,19 @@ class BlockPool {
   // failed (the caller evicts and retries).
   char* take();
   void give(char* block);
+  // A piece smaller than a block (the tail of a large item), allocated at
+  // its exact size under the same budget; pooled blocks are handed back to
+  // the allocator when the budget has no room left for it.
+  char* take_exact(uint64_t bytes);
+  void give_exact(char* piece, uint64_t bytes);
 
   uint32_t block_bytes() const { return block_bytes_; }
   uint64_t blocks_max() const { return blocks_max_; }
   uint64_t blocks_allocated() const { return allocated_.load(std::memory_order_relaxed); }
   uint64_t blocks_free() const { return free_count_.load(std::memory_order_relaxed); }
   uint64_t alloc_failures() const { return alloc_failures_.load(std::memory_order_relaxed); }
+  uint64_t exact_bytes() const { return exact_bytes_.load(std::memory_order_relaxed); }
+  uint64_t bytes_held() const { return blocks_allocated() * block_bytes_ + exact_bytes(); }
 
  private:
   struct FreeBlock {
@@ -44,6 +51,10 @@ class BlockPool {
   std::atomic<uint64_t> free_count_{0};
   std::atomic<uint64_t> allocated_{0};
   std::atomic<uint64_t> alloc_failures_{0};
+  std::atomic<uint64_t> exact_bytes_{0};
+  // Budget check for one more allocation of `bytes` (mutex held).
+  bool fits_locked(uint64_t bytes) const;
+  void forget_locked(char* block);
   // Every block ever allocated, so the destructor can free them all.
   struct Chunk;
   Chunk* all_ = nullptr;

@@ -71,7 +71,7 @@ StoreStats Store::stats() const {
   out.merged_items = s.shared.merged_items.load(std::memory_order_relaxed);
   out.expirations = s.shared.expirations.load(std::memory_order_relaxed);
   out.segments = static_cast<uint64_t>(std::max<int64_t>(0, s.shared.segments.load()));
-  out.blocks_bytes = s.pool->blocks_allocated() * s.block_bytes;
+  out.blocks_bytes = s.pool->bytes_held();
   out.index_bytes = s.primary_bytes + s.index_blocks.load(std::memory_order_relaxed) * s.block_bytes;
   out.memory_limit_bytes = s.config.memory_limit_bytes;
   out.alloc_failures = s.pool->alloc_failures();
@@ -558,19 +558,25 @@ Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, cons
     r.status_ = PutStatus::stored;
     return r;
   }
-  Segment* s = impl_.new_segment(state_, SegmentKind::large, ttl_class);
+  // A large segment's bases are its one item's own fields, so the header
+  // size is known before anything is allocated.
+  const SegmentBases bases{f.expires_at, f.version};
+  const ExpiryCode code = expiry_code_for(f, bases.expiry);
+  const uint32_t header = item_header_bytes(f, code, impl_.config.versioned, bases.version);
+  r.item_bytes_ = header + key.size() + value_size;
+  // The first piece: a whole block, or exactly what the item needs when it
+  // is smaller than a block.
+  const uint64_t first_piece = kSegmentHeaderBytes + r.item_bytes_;
+  Segment* s = impl_.new_segment(state_, SegmentKind::large, ttl_class,
+                                 first_piece < impl_.block_bytes ? first_piece : 0);
   if (s == nullptr) {
     r.status_ = PutStatus::no_memory;
     return r;
   }
   impl_.pin(s);
   s->large_hash = r.hash_;
-  s->expiry_base.store(f.expires_at, std::memory_order_relaxed);
-  s->version_base.store(f.version, std::memory_order_relaxed);
-  const SegmentBases bases = s->bases();
-  const ExpiryCode code = expiry_code_for(f, bases.expiry);
-  const uint32_t header = item_header_bytes(f, code, impl_.config.versioned, bases.version);
-  r.item_bytes_ = header + key.size() + value_size;
+  s->expiry_base.store(bases.expiry, std::memory_order_relaxed);
+  s->version_base.store(bases.version, std::memory_order_relaxed);
   s->large_bytes = r.item_bytes_;
   raise_max_expiry(s, f.expires_at);
   char* item = s->block() + kSegmentHeaderBytes;
@@ -579,7 +585,7 @@ Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, cons
   r.offset_ = kSegmentHeaderBytes;
   r.block_ = s->block();
   r.write_ = item + header;
-  r.write_end_ = s->block() + impl_.block_bytes;
+  r.write_end_ = s->block() + impl_.large_piece_bytes(s, 0);
   r.status_ = PutStatus::stored;
   // The key goes through the same path as the value; written_ counts value
   // bytes only, so write the key first, then reset it.
@@ -652,7 +658,9 @@ bool Reservation::append(std::string_view bytes) {
     if (write_ == write_end_) {
       // Only large items reach the end of a block with bytes to go.
       assert(segment_->kind == SegmentKind::large);
-      char* next = impl.alloc_block(thread_->state_);
+      // Whole blocks, but the last piece is cut to what is left.
+      const uint64_t piece = std::min<uint64_t>(impl.block_bytes, kChainHeaderBytes + remaining());
+      char* next = impl.alloc_piece(thread_->state_, piece);
       if (next == nullptr) {
         status_ = PutStatus::no_memory;
         release();
@@ -667,7 +675,7 @@ bool Reservation::append(std::string_view bytes) {
       ++segment_->blocks;
       block_ = next;
       write_ = next + kChainHeaderBytes;
-      write_end_ = next + impl.block_bytes;
+      write_end_ = next + piece;
     }
     const size_t n = std::min<size_t>(bytes.size(), static_cast<size_t>(write_end_ - write_));
     std::memcpy(write_, bytes.data(), n);

@@ -62,16 +62,22 @@ StoreImpl::StoreImpl(const StoreConfig& c)
       config.memory_limit_bytes > primary_bytes ? config.memory_limit_bytes - primary_bytes : 0;
   const uint64_t blocks_max = std::max<uint64_t>(2, blocks_budget / block_bytes);
   pool = std::make_unique<BlockPool>(block_bytes, blocks_max);
-  // Every live segment holds at least one block; evicted-but-pinned ones
-  // have given their id back already.
-  ids_max = static_cast<uint32_t>(std::min<uint64_t>(kSegmentIdMax, blocks_max + 1));
+  // A live segment holds a block, or a large item's piece of at least half
+  // a block; evicted-but-pinned ones have given their id back already. So
+  // ids never run out before memory does.
+  ids_max = static_cast<uint32_t>(std::min<uint64_t>(kSegmentIdMax, 2 * blocks_max + 2));
   segments_by_id = std::make_unique<std::atomic<Segment*>[]>(ids_max + 1);
   free_ids.reserve(ids_max);
   threads.reserve(config.threads_max);
 }
 
 StoreImpl::~StoreImpl() {
-  // Blocks (segments, chains, overflow buckets) are freed by the pool.
+  // Whole blocks (segments, chains, overflow buckets) are freed by the pool;
+  // the exact-size last pieces of large items are not the pool's.
+  for (uint32_t id = 1; id <= ids_max; ++id) {
+    Segment* s = segments_by_id[id].load(std::memory_order_acquire);
+    if (s != nullptr && s->kind == SegmentKind::large) recycle(s);
+  }
   pool.reset();
   allocator_free(primary);
 }
@@ -86,8 +92,35 @@ char* StoreImpl::alloc_block(ThreadState* st) {
   }
 }
 
-Segment* StoreImpl::new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_class) {
-  char* block = alloc_block(st);
+char* StoreImpl::alloc_piece(ThreadState* st, uint64_t bytes) {
+  if (bytes == 0 || bytes >= block_bytes) return alloc_block(st);
+  assert(st == nullptr || !epoch.inside(st->epoch));
+  for (;;) {
+    if (char* p = pool->take_exact(bytes)) return p;
+    if (!evict_one(st, false)) return nullptr;
+  }
+}
+
+void StoreImpl::give_piece(char* piece, uint64_t bytes) {
+  if (bytes >= block_bytes) {
+    pool->give(piece);
+  } else {
+    pool->give_exact(piece, bytes);
+  }
+}
+
+uint64_t StoreImpl::large_piece_bytes(const Segment* s, uint32_t piece) const {
+  assert(s->kind == SegmentKind::large);
+  const uint64_t first_payload = block_bytes - kSegmentHeaderBytes;
+  if (piece == 0) return std::min<uint64_t>(block_bytes, kSegmentHeaderBytes + s->large_bytes);
+  const uint64_t start = first_payload + (piece - 1) * uint64_t{block_bytes - kChainHeaderBytes};
+  assert(start < s->large_bytes);
+  return std::min<uint64_t>(block_bytes, kChainHeaderBytes + (s->large_bytes - start));
+}
+
+Segment* StoreImpl::new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_class,
+                                uint64_t bytes) {
+  char* block = alloc_piece(st, bytes);
   if (block == nullptr) return nullptr;
   uint32_t id = 0;
   {
@@ -99,8 +132,8 @@ Segment* StoreImpl::new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_c
       id = next_id++;
     }
   }
-  if (id == 0) {  // cannot happen while ids_max >= blocks_max + 1
-    pool->give(block);
+  if (id == 0) {  // cannot happen while ids_max > 2 * blocks_max
+    give_piece(block, bytes == 0 ? block_bytes : bytes);
     return nullptr;
   }
   auto* s = new (block) Segment();
@@ -362,7 +395,7 @@ Segment* StoreImpl::merge_into(char* block, Segment* const* group, size_t count,
       id = next_id++;
     }
   }
-  // Segments alive never outnumber blocks, and ids_max > blocks_max.
+  // Live segments never outnumber twice the blocks, and ids_max > 2 * blocks_max.
   assert(id != 0 && id <= ids_max);
   auto* d = new (block) Segment();
   d->id = id;
@@ -438,17 +471,26 @@ void StoreImpl::unpin(Segment* s) {
 }
 
 void StoreImpl::recycle(Segment* s) {
-  char* next = s->kind == SegmentKind::large ? s->chain_next : nullptr;
+  if (s->kind == SegmentKind::shared) {
+    s->~Segment();
+    pool->give(reinterpret_cast<char*>(s));
+    shared.segments.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  char* next = s->chain_next;
   const uint32_t blocks = s->blocks;
-  s->~Segment();
-  pool->give(reinterpret_cast<char*>(s));
+  const uint64_t first_piece = large_piece_bytes(s, 0);
+  // Piece sizes come from the item's size, so compute them all before the
+  // segment header (block 0) goes away.
   for (uint32_t i = 1; i < blocks; ++i) {
     assert(next != nullptr);
     char* after = nullptr;
     std::memcpy(&after, next, sizeof(after));
-    pool->give(next);
+    give_piece(next, large_piece_bytes(s, i));
     next = after;
   }
+  s->~Segment();
+  give_piece(reinterpret_cast<char*>(s), first_piece);
   shared.segments.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -49,9 +49,17 @@ struct StoreImpl {
   uint32_t now_s() const;
 
   // Segments.
-  Segment* new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_class);
+  // `bytes` below block_bytes asks for an exact-size piece (a large item
+  // smaller than a block); 0 = a whole block.
+  Segment* new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_class, uint64_t bytes = 0);
   void seal(Segment* s);
   char* alloc_block(ThreadState* st);
+  // A whole block, or an exact-size piece when bytes < block_bytes.
+  char* alloc_piece(ThreadState* st, uint64_t bytes);
+  void give_piece(char* piece, uint64_t bytes);
+  // Size of piece `piece` (0 = the first) of a large segment: whole blocks
+  // but the last, which is cut to what the item needs.
+  uint64_t large_piece_bytes(const Segment* s, uint32_t piece) const;
   // Evicts one segment (an expired one first; with expired_only, only
   // those). False when there was nothing to evict.
   bool evict_one(ThreadState* st, bool expired_only);

@@ -357,3 +357,29 @@ TEST_CASE("overwrites: merging keeps every key when the live data fits") {
   CHECK(present + s.evictions >= 200);
   CHECK(present >= 190);
 }
+
+TEST_CASE("a large item takes whole blocks only where it fills them") {
+  // A value of exactly one segment used to take two blocks (the header
+  // spills over); the last piece is now cut to size.
+  StoreConfig c;
+  c.segment_size_bytes = 64 * 1024;
+  c.memory_limit_bytes = 8ull << 20;
+  Store store(c);
+  StoreThread t(store);
+  const uint64_t before = store.stats().blocks_bytes;
+  const std::string one_block(64 * 1024, 'x');
+  REQUIRE(t.put("a", one_block) == PutStatus::stored);
+  const uint64_t used = store.stats().blocks_bytes - before;
+  CHECK(used >= one_block.size());
+  CHECK(used < one_block.size() + 1024);
+  const std::string three_quarters(48 * 1024, 'y');  // one exact piece
+  REQUIRE(t.put("b", three_quarters) == PutStatus::stored);
+  CHECK(store.stats().blocks_bytes - before - used < three_quarters.size() + 1024);
+  CHECK(*get_string(t, "a") == one_block);
+  CHECK(*get_string(t, "b") == three_quarters);
+  // Removing them gives the bytes back (the pieces return to the allocator).
+  t.del("a");
+  t.del("b");
+  for (int i = 0; i < 400; ++i) t.put("fill" + std::to_string(i), std::string(60000, 'z'));
+  CHECK(store.stats().blocks_bytes <= c.memory_limit_bytes);
+}
