@@ -1,5 +1,6 @@
 #include "store/allocator.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -11,6 +12,13 @@ namespace ringcache::store {
 
 void* allocator_alloc(std::size_t bytes, std::size_t alignment) noexcept {
 #if RINGCACHE_MIMALLOC
+  // mi_malloc_aligned over-allocates for large sizes: 800 blocks of 1 MiB
+  // took 1216 MiB of address space (RLIMIT_AS counts it), plain mi_malloc
+  // 800 MiB. Large blocks from mi_malloc come page-aligned; check anyway.
+  if (void* p = mi_malloc(bytes)) {
+    if (reinterpret_cast<std::uintptr_t>(p) % alignment == 0) return p;
+    mi_free(p);
+  }
   return mi_malloc_aligned(bytes, alignment);
 #else
   void* p = nullptr;

@@ -205,23 +205,31 @@ void StoreThread::scan_bucket(uint64_t bucket, void (*fn)(void*, const ScanEntry
 
 DelStatus StoreThread::del(std::string_view key) {
   const uint64_t hash = hash_key(key);
-  ReadSection section(*this);
-  HashIndex::Locked locked(*impl_.index, hash);
-  std::atomic<uint64_t>* slot =
-      locked.find([&](uint64_t v) { return impl_.slot_matches(v, key, hash); });
-  if (slot == nullptr) return DelStatus::not_found;
-  const uint64_t old = slot->load(std::memory_order_relaxed);
-  Segment* s = impl_.segment_by_id(slot_segment(old));
-  const DecodedHeader h = impl_.header_at(s, slot_offset(old));
-  slot->store(0, std::memory_order_release);
-  s->live_item_bytes.fetch_sub(static_cast<int64_t>(h.total_bytes()), std::memory_order_relaxed);
-  state_->item_bytes.add(-static_cast<int64_t>(h.total_bytes()));
-  if (!h.fields.tombstone) {
-    state_->keys.add(-1);
-    state_->live_bytes.add(-static_cast<int64_t>(h.fields.key_size + h.fields.value_size));
+  Segment* dead_large = nullptr;
+  bool was_live = false;
+  {
+    ReadSection section(*this);
+    HashIndex::Locked locked(*impl_.index, hash);
+    std::atomic<uint64_t>* slot =
+        locked.find([&](uint64_t v) { return impl_.slot_matches(v, key, hash); });
+    if (slot == nullptr) return DelStatus::not_found;
+    const uint64_t old = slot->load(std::memory_order_relaxed);
+    Segment* s = impl_.segment_by_id(slot_segment(old));
+    const DecodedHeader h = impl_.header_at(s, slot_offset(old));
+    slot->store(0, std::memory_order_release);
+    s->live_item_bytes.fetch_sub(static_cast<int64_t>(h.total_bytes()), std::memory_order_relaxed);
+    state_->item_bytes.add(-static_cast<int64_t>(h.total_bytes()));
+    if (!h.fields.tombstone) {
+      state_->keys.add(-1);
+      state_->live_bytes.add(-static_cast<int64_t>(h.fields.key_size + h.fields.value_size));
+    }
+    was_live = !h.fields.tombstone && !impl_.flushed(s) && !expired(h.fields, impl_.now_s());
+    if (s->kind == SegmentKind::large) {
+      impl_.pin(s);
+      dead_large = s;
+    }
   }
-  const bool was_live =
-      !h.fields.tombstone && !impl_.flushed(s) && !expired(h.fields, impl_.now_s());
+  if (dead_large != nullptr) impl_.reclaim_dead_large(state_, dead_large);
   return was_live ? DelStatus::deleted : DelStatus::not_found;
 }
 
@@ -279,6 +287,7 @@ PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
   for (;;) {
     PutStatus status = PutStatus::stored;
     bool need_bucket = false;
+    Segment* dead_large = nullptr;
     impl.epoch.enter(st->epoch);
     {
       HashIndex::Locked locked(*impl.index, r.hash);
@@ -320,6 +329,10 @@ PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
           old_segment->live_item_bytes.fetch_sub(
               static_cast<int64_t>(impl.header_at(old_segment, slot_offset(old)).total_bytes()),
               std::memory_order_relaxed);
+          if (old_segment->kind == SegmentKind::large) {
+            impl.pin(old_segment);
+            dead_large = old_segment;
+          }
         }
         st->keys.add(keys);
         st->item_bytes.add(item_bytes);
@@ -327,6 +340,7 @@ PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
       }
     }
     impl.epoch.exit(st->epoch);
+    if (dead_large != nullptr) impl.reclaim_dead_large(st, dead_large);
     // A spare left over (another writer extended the chain first) stays in
     // the index block: it is 64 bytes, and rare.
     if (!need_bucket) return status;

@@ -384,6 +384,23 @@ void StoreImpl::retire(Segment* victim) {
   recycle(victim);
 }
 
+void StoreImpl::reclaim_dead_large(ThreadState* st, Segment* s) {
+  assert(s->kind == SegmentKind::large && (st == nullptr || !epoch.inside(st->epoch)));
+  bool mine = false;
+  {
+    std::lock_guard<std::mutex> lock(fifo_mutex);
+    if (s->state.load(std::memory_order_relaxed) == SegmentState::sealed) {
+      unlink_from_lists(s, fifo_head, fifo_tail, class_head, class_tail);
+      mine = true;
+    }
+  }
+  if (mine) {
+    epoch.synchronize();  // readers that found the old slot are done or pinned
+    retire(s);
+  }
+  unpin(s);
+}
+
 Segment* StoreImpl::merge_into(char* block, Segment* const* group, size_t count, Removed& removed) {
   uint32_t id = 0;
   {

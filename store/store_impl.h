@@ -100,6 +100,10 @@ struct StoreImpl {
   Segment* merge_into(char* block, Segment* const* group, size_t count, Removed& removed);
   // Hands a victim's memory back once no reader can reach it.
   void retire(Segment* victim);
+  // A large segment whose one item was just overwritten or deleted is all
+  // dead: free it now rather than when it reaches the FIFO head. The caller
+  // pinned it (inside its read section) and must not be in one now.
+  void reclaim_dead_large(ThreadState* st, Segment* s);
 
   // flush_all: items in segments created before flush_seq are invisible.
   // A delayed flush takes effect (takes its sequence number) at flush_at_s.
