@@ -384,7 +384,7 @@ void StoreImpl::retire(Segment* victim) {
   recycle(victim);
 }
 
-void StoreImpl::reclaim_dead_large(ThreadState* st, Segment* s) {
+void StoreImpl::reclaim_dead_large([[maybe_unused]] ThreadState* st, Segment* s) {
   assert(s->kind == SegmentKind::large && (st == nullptr || !epoch.inside(st->epoch)));
   bool mine = false;
   {
