@@ -39,6 +39,10 @@ Store::~Store() = default;
 const StoreConfig& Store::config() const { return impl_->config; }
 uint32_t Store::now_s() const { return impl_->now_s(); }
 uint64_t Store::shared_item_max_bytes() const { return impl_->shared_item_max; }
+void Store::set_version_source(VersionSource source, void* context) {
+  impl_->version_source = source;
+  impl_->version_context = context;
+}
 
 StoreStats Store::stats() const {
   StoreImpl& s = *impl_;
@@ -489,6 +493,7 @@ PutStatus StoreThread::concat(std::string_view key, std::string_view data, bool 
     } else {
       value.append(data);
     }
+    meta.version = impl_.rewrite_version(meta.version);
     const PutStatus st = put(key, value, meta, PutOptions{PutMode::cas, cas});
     if (st == PutStatus::not_found) return PutStatus::not_stored;
     if (st != PutStatus::exists) return st;
@@ -518,6 +523,7 @@ ArithStatus StoreThread::add_delta(std::string_view key, uint64_t delta, bool de
     }
     const uint64_t next = decrement ? (delta > current ? 0 : current - delta) : current + delta;
     const std::string digits = std::to_string(next);
+    meta.version = impl_.rewrite_version(meta.version);
     const PutStatus st = put(key, digits, meta, PutOptions{PutMode::cas, cas});
     if (st == PutStatus::stored) {
       *new_value = next;
@@ -536,6 +542,7 @@ PutStatus StoreThread::touch(std::string_view key, uint32_t expires_at) {
     uint64_t cas = 0;
     if (!read_for_update(key, value, meta, cas)) return PutStatus::not_found;
     meta.expires_at = expires_at;
+    meta.version = impl_.rewrite_version(meta.version);
     const PutStatus st = put(key, value, meta, PutOptions{PutMode::cas, cas});
     if (st != PutStatus::exists) return st;
   }

@@ -230,6 +230,13 @@ class Store {
   uint32_t now_s() const;
   // Largest key + value + header that fits in a shared segment.
   uint64_t shared_item_max_bytes() const;
+  // Versioned stores: where the read-modify-write operations (concat,
+  // add_delta, touch) get the version of the item they write, so that the
+  // result is newer than what they read (replication's clock). Set it
+  // before any StoreThread uses the store; without it they keep the old
+  // version.
+  using VersionSource = uint64_t (*)(void* context);
+  void set_version_source(VersionSource source, void* context);
 
  private:
   friend class StoreThread;

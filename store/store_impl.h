@@ -139,6 +139,13 @@ struct StoreImpl {
   std::atomic<uint64_t> next_seq{1};
 
   SharedCounters shared;
+  Store::VersionSource version_source = nullptr;
+  void* version_context = nullptr;
+  // The version a read-modify-write gives the item it writes.
+  uint64_t rewrite_version(uint64_t old_version) const {
+    return config.versioned && version_source != nullptr ? version_source(version_context)
+                                                         : old_version;
+  }
   std::mutex threads_mutex;
   std::vector<ThreadState*> threads;  // capacity threads_max
 };

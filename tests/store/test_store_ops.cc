@@ -229,3 +229,32 @@ TEST_CASE("scan visits every item and tombstone once, in bounded steps") {
   CHECK(seen["k1999"] == "v1999");
   CHECK(seen[big_key] == big);
 }
+
+namespace {
+std::atomic<uint64_t> test_versions{1000};
+uint64_t next_test_version(void*) { return test_versions.fetch_add(1) + 1; }
+}  // namespace
+
+TEST_CASE("read-modify-write ops give the item a new version from the source") {
+  StoreConfig c;
+  c.versioned = true;
+  Store store(c);
+  store.set_version_source(next_test_version, nullptr);
+  StoreThread t(store);
+  ItemMeta m;
+  m.version = 5;
+  t.put("k", "1", m);
+  uint64_t v = 0;
+  auto version = [&] {
+    uint64_t out = 0;
+    t.get("k", [&](const ItemView& item) { out = item.version(); });
+    return out;
+  };
+  CHECK(t.add_delta("k", 1, false, &v) == ArithStatus::ok);
+  CHECK(version() == 1001);
+  CHECK(t.concat("k", "0", false) == PutStatus::stored);
+  CHECK(version() == 1002);
+  CHECK(t.touch("k", 0) == PutStatus::stored);
+  CHECK(version() == 1003);
+  CHECK(*get_string(t, "k") == "20");
+}
