@@ -1,0 +1,301 @@
+#include "server/protocol/text_parser.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <functional>
+
+#include "server/protocol/text_command.h"
+
+namespace ringcache::protocol::text {
+
+namespace {
+
+// First allocation for a split line or value (capped at what the request can
+// still need), so that bytes arriving a few at a time do not reallocate per byte.
+constexpr uint64_t buffer_growth_min_bytes = 256;
+constexpr std::string_view data_terminator = "\r\n";
+
+std::string_view strip_carriage_return(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+bool lies_within(std::string_view view, const char* begin, size_t size) {
+  if (view.empty() || begin == nullptr) return false;
+  // std::less gives a total order even for pointers into different objects.
+  const std::less<const char*> before;
+  return !before(view.data(), begin) && !before(begin + size, view.data() + view.size());
+}
+
+Event make_error(Error error, const Event& request) {
+  Event event;
+  event.kind = EventKind::error;
+  event.error = error;
+  event.command = request.command;
+  event.noreply = request.noreply;
+  return event;
+}
+
+}  // namespace
+
+TextParser::TextParser(const ParserLimits& limits) : limits_(limits) {
+  assert(limits_.line_max_bytes <= limits_.retrieval_line_max_bytes);
+}
+
+uint64_t TextParser::frame_buffer_max_bytes() const {
+  // A partial line may hold one byte past its limit (a '\r' whose '\n' is
+  // still to come); a storage line holds its text, the inline value and "\r\n".
+  const uint64_t partial_line_bytes = uint64_t{limits_.retrieval_line_max_bytes} + 1;
+  const uint64_t storage_bytes = uint64_t{limits_.line_max_bytes} + limits_.inline_value_max_bytes + 2;
+  return std::max(partial_line_bytes, storage_bytes);
+}
+
+bool TextParser::at_frame_boundary() const {
+  return state_ == State::closed || (state_ == State::line && (buffer_size_ == 0 || release_pending_));
+}
+
+bool TextParser::in_own_buffer(std::string_view view) const {
+  return lies_within(view, buffer_.get(), buffer_size_) || lies_within(view, decoded_key_.data(), decoded_key_.size());
+}
+
+uint32_t TextParser::line_limit_bytes(std::string_view line_start) const {
+  return starts_retrieval_command(line_start, limits_.line_max_bytes) ? limits_.retrieval_line_max_bytes
+                                                                      : limits_.line_max_bytes;
+}
+
+bool TextParser::partial_line_too_long() const {
+  assert(state_ == State::line && buffer_size_ > 0);
+  // The line is at least this long whatever comes next: a last '\r' may still
+  // turn out to end it.
+  const std::string_view held(buffer_.get(), buffer_size_);
+  const size_t length_min = held.back() == '\r' ? held.size() - 1 : held.size();
+  return length_min > limits_.line_max_bytes && length_min > line_limit_bytes(held);
+}
+
+Event TextParser::next(std::string_view input, size_t& consumed) {
+  if (release_pending_) release_buffer();
+
+  size_t pos = 0;
+  const auto need_more = [&] {
+    assert(pos == input.size());
+    consumed = pos;
+    return Event{};
+  };
+  const auto emit = [&](const Event& event) {
+    assert(event.kind != EventKind::need_more);
+    assert(pos > 0 && pos <= input.size());
+    consumed = pos;
+    return event;
+  };
+  const auto line_too_long = [&] {
+    release_buffer();
+    state_ = State::closed;
+    Event event;
+    event.kind = EventKind::error;
+    event.error = Error::line_too_long;
+    return emit(event);
+  };
+
+  for (;;) {
+    switch (state_) {
+      case State::line: {
+        if (pos == input.size()) return need_more();
+        const size_t available = input.size() - pos;
+        const auto* newline = static_cast<const char*>(std::memchr(input.data() + pos, '\n', available));
+        const size_t take = newline != nullptr ? static_cast<size_t>(newline - (input.data() + pos)) : available;
+        if (newline != nullptr && buffer_size_ == 0) {
+          // The common case: the whole line lies in this input; parse it in place.
+          const std::string_view line = strip_carriage_return(input.substr(pos, take));
+          pos += take + 1;
+          if (line.size() > line_limit_bytes(line)) return line_too_long();
+          const Event event = on_line(line, false, input, pos);
+          if (event.kind != EventKind::need_more) return emit(event);
+          continue;
+        }
+        if (buffer_size_ + take > uint64_t{limits_.retrieval_line_max_bytes} + 1) {
+          pos += take;
+          return line_too_long();
+        }
+        grow_buffer(buffer_size_ + take, uint64_t{limits_.retrieval_line_max_bytes} + 1);
+        append_buffer(input.substr(pos, take));
+        pos += take;
+        if (newline == nullptr) {
+          if (partial_line_too_long()) return line_too_long();
+          return need_more();
+        }
+        ++pos;
+        const std::string_view line = strip_carriage_return(std::string_view(buffer_.get(), buffer_size_));
+        buffer_size_ = line.size();
+        if (line.size() > line_limit_bytes(line)) return line_too_long();
+        const Event event = on_line(line, true, input, pos);
+        if (event.kind != EventKind::need_more) return emit(event);
+        continue;
+      }
+
+      case State::value: {
+        const uint64_t frame_bytes = line_bytes_ + request_.value_size + data_terminator.size();
+        assert(buffer_size_ < frame_bytes);
+        const auto take = static_cast<size_t>(std::min<uint64_t>(frame_bytes - buffer_size_, input.size() - pos));
+        grow_buffer(buffer_size_ + take, frame_bytes);
+        append_buffer(input.substr(pos, take));
+        pos += take;
+        if (buffer_size_ < frame_bytes) return need_more();
+        release_pending_ = true;
+        state_ = State::line;
+        return emit(finish_inline_value(std::string_view(buffer_.get() + line_bytes_, buffer_size_ - line_bytes_)));
+      }
+
+      case State::value_stream: {
+        if (pos == input.size()) return need_more();
+        const auto take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
+        Event event;
+        event.kind = EventKind::value_data;
+        event.command = request_.command;
+        event.data = input.substr(pos, take);
+        pos += take;
+        remaining_ -= take;
+        if (remaining_ == 0) {
+          state_ = State::value_terminator;
+          terminator_have_ = 0;
+        }
+        return emit(event);
+      }
+
+      case State::value_terminator: {
+        while (terminator_have_ < terminator_.size() && pos < input.size()) terminator_[terminator_have_++] = input[pos++];
+        if (terminator_have_ < terminator_.size()) return need_more();
+        state_ = State::line;
+        release_pending_ = true;
+        if (std::string_view(terminator_.data(), terminator_.size()) != data_terminator)
+          return emit(make_error(Error::bad_data_chunk, request_));
+        Event event = request_;
+        event.kind = EventKind::value_end;
+        return emit(event);
+      }
+
+      case State::swallow: {
+        const auto take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
+        pos += take;
+        remaining_ -= take;
+        if (remaining_ > 0) return need_more();
+        state_ = State::line;
+        continue;
+      }
+
+      case State::closed:
+        pos = input.size();
+        return need_more();
+    }
+  }
+}
+
+// A complete line: parse it, then either hand out its event or move on to its
+// data block. Returns need_more when the caller should go on reading (an
+// inline value not yet complete in this input).
+Event TextParser::on_line(std::string_view line, bool line_in_buffer, std::string_view input, size_t& pos) {
+  Event event;
+  const LineOutcome outcome = parse_command_line(line, limits_, event, meta_, decoded_key_);
+  if (line_in_buffer) release_pending_ = true;
+  if (event.kind == EventKind::error) {
+    if (outcome.data_follows) {
+      state_ = State::swallow;
+      remaining_ = event.value_size + data_terminator.size();
+    }
+    return event;
+  }
+  if (event.command == Command::quit) {
+    state_ = State::closed;
+    return event;
+  }
+  if (!outcome.data_follows) return event;
+
+  request_ = event;
+  line_bytes_ = line.size();
+  const uint64_t block_bytes = event.value_size + data_terminator.size();
+  if (event.value_size <= limits_.inline_value_max_bytes) {
+    if (!line_in_buffer && input.size() - pos >= block_bytes) {
+      const std::string_view block = input.substr(pos, static_cast<size_t>(block_bytes));
+      pos += block.size();
+      return finish_inline_value(block);
+    }
+    // The value must be gathered behind the line, which therefore moves into
+    // (or stays in) the buffer; the request's views follow it.
+    if (!line_in_buffer) stash_line(line, line.size() + block_bytes);
+    release_pending_ = false;
+    state_ = State::value;
+    return Event{};
+  }
+  // Streamed: the line is kept so that value_end can carry the request again.
+  if (!line_in_buffer) stash_line(line, line.size());
+  release_pending_ = false;
+  state_ = State::value_stream;
+  remaining_ = event.value_size;
+  assert(remaining_ > 0);
+  Event begin = request_;
+  begin.kind = EventKind::value_begin;
+  return begin;
+}
+
+Event TextParser::finish_inline_value(std::string_view value_and_terminator) {
+  assert(value_and_terminator.size() == request_.value_size + data_terminator.size());
+  state_ = State::line;
+  const auto value_size = static_cast<size_t>(request_.value_size);
+  if (value_and_terminator.substr(value_size) != data_terminator) return make_error(Error::bad_data_chunk, request_);
+  Event event = request_;
+  event.data = value_and_terminator.substr(0, value_size);
+  return event;
+}
+
+void TextParser::stash_line(std::string_view line, uint64_t frame_bytes) {
+  assert(buffer_size_ == 0);
+  grow_buffer(line.size(), frame_bytes);
+  append_buffer(line);
+  rebase_request(line.data(), line.size(), buffer_.get());
+}
+
+void TextParser::grow_buffer(uint64_t needed_bytes, uint64_t frame_bytes) {
+  assert(needed_bytes <= frame_bytes);
+  if (needed_bytes <= buffer_capacity_) return;
+  // Grow with the bytes that actually arrived, not with an announced size:
+  // a peer that sends only a large byte count costs nothing. Doubling keeps
+  // the copies linear; capping at the frame keeps buffered_bytes() bounded.
+  const uint64_t doubled = std::max<uint64_t>(buffer_capacity_ * 2, buffer_growth_min_bytes);
+  const auto capacity = static_cast<size_t>(std::min(frame_bytes, std::max(needed_bytes, doubled)));
+  assert(capacity <= frame_buffer_max_bytes());
+  auto bigger = std::make_unique_for_overwrite<char[]>(capacity);
+  if (buffer_size_ > 0) std::memcpy(bigger.get(), buffer_.get(), buffer_size_);
+  buffer_.swap(bigger);
+  buffer_capacity_ = capacity;
+  // A request gathering its value has views into the old buffer (still alive here).
+  if (state_ == State::value) rebase_request(bigger.get(), buffer_size_, buffer_.get());
+}
+
+void TextParser::append_buffer(std::string_view bytes) {
+  assert(buffer_size_ + bytes.size() <= buffer_capacity_);
+  if (bytes.empty()) return;
+  std::memcpy(buffer_.get() + buffer_size_, bytes.data(), bytes.size());
+  buffer_size_ += bytes.size();
+}
+
+void TextParser::rebase_request(const char* old_begin, size_t old_size, const char* new_begin) {
+  const auto move = [&](std::string_view& view) {
+    if (!lies_within(view, old_begin, old_size)) return;
+    view = std::string_view(new_begin + (view.data() - old_begin), view.size());
+  };
+  move(request_.key);
+  move(request_.keys);
+  move(request_.data);
+  move(meta_.key_token);
+  move(meta_.opaque);
+}
+
+void TextParser::release_buffer() {
+  // Nothing is retained between requests: an idle connection holds no buffer.
+  buffer_.reset();
+  buffer_capacity_ = 0;
+  buffer_size_ = 0;
+  release_pending_ = false;
+}
+
+}  // namespace ringcache::protocol::text
