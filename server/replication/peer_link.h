@@ -1,0 +1,137 @@
+// PeerLink: this node's outgoing connection to one peer, owned by the
+// replication thread. It carries one direction only: our writes to the peer.
+//
+//   waiting --(due: resolve, connect)--> connecting --(connected)--> streaming
+//      ^                                     |                          |
+//      +------------- failure, backoff ------+---- error, close, cut ---+
+//
+// On connecting it sends HELLO and MESH, takes its cursor at the end of the
+// live log (from then on every write is kept for it), then begins a full
+// copy of the store: RESYNC_BEGIN, the items, RESYNC_END. Resync chunks and
+// live log spans alternate, switching only between frames, so a long resync
+// neither blocks the live stream nor lets the log overflow behind it; since
+// every frame carries its version, their order does not matter. A write made
+// before the cursor was taken is in the store when the scan starts, so the
+// copy has it; a write made after is in the log. Hence no gap.
+//
+// Sockets are non-blocking, edge-triggered in the replication thread's
+// epoll. The peer never sends anything on this connection except, when it
+// refuses the hello, one EINVAL byte before closing.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "server/replication/peer_address.h"
+#include "server/replication/piece_queue.h"
+#include "server/replication/replication_config.h"
+#include "server/replication/replication_log.h"
+#include "server/replication/replication_stats.h"
+#include "store/store.h"
+
+namespace ringcache::replication {
+
+// Buckets one resync step may visit even if they hold nothing (an idle step
+// must still end quickly).
+inline constexpr uint64_t resync_step_buckets_max = 4096;
+// iovecs per writev.
+inline constexpr size_t link_iov_max = 64;
+inline constexpr int64_t no_deadline_ms = std::numeric_limits<int64_t>::max();
+
+// What every link uses; owned by the replication thread.
+struct LinkShared {
+  ReplicationLog& log;
+  store::StoreThread& store;
+  const ReplicationConfig& config;
+  SenderCounters& counters;
+  int epoll_fd;
+};
+
+enum class LinkState : uint8_t { waiting, connecting, streaming };
+
+class PeerLink {
+ public:
+  // epoll_tag: the epoll data this link's socket is registered with.
+  PeerLink(PeerAddress address, uint64_t epoll_tag, LinkShared& shared);
+  ~PeerLink();
+  PeerLink(const PeerLink&) = delete;
+  PeerLink& operator=(const PeerLink&) = delete;
+
+  const PeerAddress& address() const { return address_; }
+  LinkState state() const { return state_; }
+  bool streaming() const { return state_ == LinkState::streaming; }
+  bool resyncing() const { return scanning_; }
+  // Log offset of the next live byte for this peer (streaming only).
+  uint64_t cursor() const { return cursor_; }
+  // When tick() next has something to do.
+  int64_t deadline_ms() const;
+
+  // Starts a due connection attempt; abandons a connect that took too long.
+  void tick(int64_t now_ms);
+  void on_socket_event(uint32_t events, int64_t now_ms);
+  // Writes up to budget_bytes. True when it stopped with work left and the
+  // socket still writable (the caller comes back after serving the others).
+  bool pump(size_t budget_bytes, int64_t now_ms);
+  // Starts a copy of the store on the same connection, of the items whose
+  // version is at least min_version (0: all). A handoff ring that lost
+  // writes asks for the ones at least as new as the first lost.
+  void restart_resync(int64_t now_ms, uint64_t min_version);
+  // The log must drop what this peer has not read yet: close, then
+  // reconnect at once and resync.
+  void cut(const char* reason, int64_t now_ms);
+  // Bytes waiting for this peer (log and own queue).
+  uint64_t queued_bytes() const;
+
+ private:
+  enum class Io : uint8_t { progress, blocked, failed };
+
+  void start_attempt(int64_t now_ms);
+  void try_next_address(int64_t now_ms);
+  void on_connected(int64_t now_ms);
+  void fail_attempt(const std::string& reason, int64_t now_ms);
+  void drop(const std::string& reason, int64_t now_ms, bool retry_now);
+  void close_socket();
+  void read_input(int64_t now_ms);
+
+  bool plan_next(int64_t now_ms);
+  void scan_step(int64_t now_ms);
+  void queue_item(std::string_view key, const store::ItemView& item, bool tombstone);
+  void queue_lookup(std::string_view key);
+  Io write_pending(size_t& sent, int64_t now_ms);
+  Io write_live(size_t& sent, int64_t now_ms);
+  Io after_write(ssize_t n, size_t& sent, int64_t now_ms);
+
+  const PeerAddress address_;
+  const uint64_t epoll_tag_;
+  LinkShared& shared_;
+
+  LinkState state_ = LinkState::waiting;
+  int fd_ = -1;
+  bool writable_ = false;
+  int64_t next_attempt_ms_ = 0;
+  int64_t backoff_ms_;
+  int64_t connect_started_ms_ = 0;
+  std::vector<ResolvedAddress> addresses_;
+  size_t address_index_ = 0;
+  std::string last_failure_;  // logged once per streak of identical failures
+
+  // Streaming.
+  uint64_t cursor_ = 0;
+  uint64_t live_target_ = 0;  // end of the live span being written (a frame boundary)
+  PieceQueue pending_;
+  bool resync_turn_ = false;
+  bool scanning_ = false;
+  uint64_t scan_cursor_ = 0;
+  uint64_t scan_min_version_ = 0;
+  uint64_t scan_items_ = 0;
+  int64_t scan_started_ms_ = 0;
+  uint64_t stream_bytes_ = 0;
+  iovec iov_[link_iov_max] = {};
+};
+
+}  // namespace ringcache::replication

@@ -1,0 +1,74 @@
+#include "server/replication/piece_queue.h"
+
+#include <cassert>
+
+namespace ringcache::replication {
+
+std::string& PieceQueue::tail_bytes() {
+  if (pieces_.empty() || pieces_.back().pin) pieces_.emplace_back();
+  return pieces_.back().bytes;
+}
+
+void PieceQueue::append_pinned(store::PinnedItem pin) {
+  assert(pin);
+  if (pin.value_size() == 0) return;
+  Piece piece;
+  piece.pin = std::move(pin);
+  pieces_.push_back(std::move(piece));
+  ++pins_;
+}
+
+size_t PieceQueue::gather(iovec* iov, size_t iov_max) const {
+  size_t count = 0;
+  for (const Piece& piece : pieces_) {
+    if (count == iov_max) break;
+    if (!piece.pin) {
+      if (piece.bytes.size() == piece.sent) continue;
+      iov[count].iov_base = const_cast<char*>(piece.bytes.data() + piece.sent);
+      iov[count].iov_len = piece.bytes.size() - piece.sent;
+      ++count;
+      continue;
+    }
+    for (uint64_t offset = piece.sent; offset < piece.pin.value_size() && count < iov_max;) {
+      const std::string_view run = piece.pin.value_chunk(offset);
+      assert(!run.empty());
+      iov[count].iov_base = const_cast<char*>(run.data());
+      iov[count].iov_len = run.size();
+      ++count;
+      offset += run.size();
+    }
+  }
+  return count;
+}
+
+void PieceQueue::consume(size_t n) {
+  while (n > 0) {
+    assert(!pieces_.empty());
+    Piece& front = pieces_.front();
+    const uint64_t left = front.size() - front.sent;
+    if (n < left) {
+      front.sent += n;
+      return;
+    }
+    n -= left;
+    if (front.pin) --pins_;
+    pieces_.pop_front();
+  }
+  // Empty bytes pieces left behind by tail_bytes() carry nothing to send.
+  while (!pieces_.empty() && !pieces_.front().pin && pieces_.front().bytes.size() == pieces_.front().sent) {
+    pieces_.pop_front();
+  }
+}
+
+uint64_t PieceQueue::unsent_bytes() const {
+  uint64_t total = 0;
+  for (const Piece& piece : pieces_) total += piece.size() - piece.sent;
+  return total;
+}
+
+void PieceQueue::clear() {
+  pieces_.clear();
+  pins_ = 0;
+}
+
+}  // namespace ringcache::replication

@@ -1,0 +1,83 @@
+// Replication settings: the named limits (units last) and what the daemon
+// passes in. The defaults are the production values; tests shrink them to
+// force overflows and resyncs quickly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "server/replication/peer_address.h"
+
+namespace ringcache::replication {
+
+inline constexpr size_t kib_bytes = 1024;
+inline constexpr size_t mib_bytes = 1024 * kib_bytes;
+
+struct ReplicationTuning {
+  // Per worker: writes waiting for the replication thread. A full ring makes
+  // every peer catch up from the store (handoff_ring.h).
+  size_t handoff_ring_bytes = 4 * mib_bytes;
+  // The live log shared by all peers: how far the slowest peer may fall
+  // behind before it is cut and resynced (replication_log.h).
+  size_t log_bytes_max = 16 * mib_bytes;
+  size_t log_chunk_bytes = 64 * kib_bytes;
+  // Values up to this size travel by copy (in the handoff ring, the log and
+  // resync chunks); larger ones are read from the store when sent.
+  size_t copy_value_max_bytes = 16 * kib_bytes;
+  // One resync step fills at most this many bytes (plus one bucket's items)
+  // and pins at most resync_pins_max large items before they are sent.
+  size_t resync_chunk_bytes = 256 * kib_bytes;
+  uint32_t resync_pins_max = 8;
+  // Bytes one peer may send per turn of the replication loop, so that one
+  // fast peer does not starve the handoff rings or the other peers.
+  size_t send_burst_bytes = 1 * mib_bytes;
+  // Reconnection backoff: doubles from min to max after each failure.
+  int64_t backoff_min_ms = 100;
+  int64_t backoff_max_ms = 2000;
+  // A connect that has not completed by then is abandoned and retried.
+  int64_t connect_timeout_ms = 3000;
+  // TCP_USER_TIMEOUT: a peer that acknowledges nothing for this long is dropped.
+  uint32_t tcp_user_timeout_ms = 10000;
+  // Heartbeats measure replication lag and keep idle links checked.
+  int64_t heartbeat_interval_ms = 100;
+  // How long a delete's tombstone outlives it: later writes older than the
+  // delete may arrive until then without resurrecting the key. It occupies
+  // store memory like an item and is evicted like one.
+  uint32_t tombstone_lifetime_s = 600;
+  // Incoming streams tracked at once (one per peer normally; more only
+  // briefly while a peer reconnects).
+  uint32_t incoming_streams_max = 64;
+};
+
+// The production tuning for a node with -m memory_bytes: the live log may
+// hold a quarter of the budget (at most 16 MiB) and each worker's handoff
+// ring a sixteenth (at most 4 MiB), so that replication stays a small part
+// of what SPEC §3 lets the process keep resident. (4 MiB rings absorbed the
+// scheduling gaps of a 2-core machine running five nodes at 200k writes/s
+// without one overflow; 1 MiB rings overflowed 28 times in 4 s.)
+inline ReplicationTuning tuning_for_memory(uint64_t memory_bytes) {
+  const auto clamp = [](uint64_t value, uint64_t low, uint64_t high) {
+    return static_cast<size_t>(value < low ? low : value > high ? high : value);
+  };
+  ReplicationTuning tuning;
+  tuning.log_bytes_max = clamp(memory_bytes / 4, 4 * tuning.log_chunk_bytes, 16 * mib_bytes);
+  tuning.handoff_ring_bytes = clamp(memory_bytes / 16, 256 * kib_bytes, 4 * mib_bytes) & ~size_t{15};
+  return tuning;
+}
+
+// Receives one log line (no newline); must be thread-safe.
+using LogSink = void (*)(const char* line);
+
+struct ReplicationConfig {
+  std::string node_id;              // SPEC §5: --node-id or random
+  std::vector<PeerAddress> peers;   // --peer, in order
+  uint32_t workers = 1;             // worker threads that hand writes over
+  uint64_t item_max_bytes = 0;      // --max-item
+  ReplicationTuning tuning;
+  LogSink info = nullptr;           // connects, drops, resyncs (always shown)
+  LogSink debug = nullptr;          // per-event detail (-v)
+};
+
+}  // namespace ringcache::replication

@@ -1,0 +1,77 @@
+// Replication counters and their STATS text (SPEC §2 allows more pairs after
+// the required ones; these all start with REPL_).
+//
+// Every counter has one writing thread (the replication thread, or the
+// worker that applies an incoming stream), so an increment is a relaxed load
+// and store; STATS sums them with relaxed loads from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace ringcache::replication {
+
+class SingleWriterCounter {
+ public:
+  void add(uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void set(uint64_t n) { value_.store(n, std::memory_order_relaxed); }
+  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// Written by the replication thread.
+struct alignas(64) SenderCounters {
+  SingleWriterCounter peers_connected;   // outgoing links streaming now
+  SingleWriterCounter writes_queued;     // client writes queued, once per streaming peer
+  SingleWriterCounter resync_items;      // items sent by resync scans
+  SingleWriterCounter resyncs_started;   // resyncs begun towards a peer
+  SingleWriterCounter resyncs_done;      // resyncs that reached RESYNC_END
+  SingleWriterCounter queue_overflows;   // peers cut because the log was full
+  SingleWriterCounter handoff_overflows; // worker handoff rings that overflowed
+  SingleWriterCounter queued_bytes;      // bytes waiting for peers (log + pending), sampled
+  SingleWriterCounter bytes_sent;
+  SingleWriterCounter connects;          // successful connections
+};
+
+// Written by one worker (the incoming streams it serves).
+struct alignas(64) ReceiverCounters {
+  SingleWriterCounter streams;           // incoming streams open now on this worker
+  SingleWriterCounter applied;           // PUT/DEL stored because newer
+  SingleWriterCounter ignored_older;     // PUT/DEL the store already had a newer version for
+  SingleWriterCounter apply_failed;      // not stored for lack of memory
+  SingleWriterCounter too_big;           // frames over this node's --max-item
+  SingleWriterCounter resyncs_received;  // RESYNC_BEGIN seen
+  SingleWriterCounter lag_us;            // latest heartbeat delay seen on this worker
+};
+
+struct ReplicationStats {
+  uint64_t node_tag = 0;
+  uint64_t peers = 0;
+  uint64_t peers_connected = 0;
+  uint64_t incoming = 0;
+  uint64_t writes_queued = 0;
+  uint64_t resync_items = 0;
+  uint64_t applied = 0;
+  uint64_t ignored_older = 0;
+  uint64_t apply_failed = 0;
+  uint64_t too_big = 0;
+  uint64_t resyncs_started = 0;
+  uint64_t resyncs_done = 0;
+  uint64_t resyncs_received = 0;
+  uint64_t queue_overflows = 0;
+  uint64_t handoff_overflows = 0;
+  uint64_t queued_bytes = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t lag_us = 0;
+};
+
+// Appends " REPL_PEERS=2 REPL_CONNECTED=2 ..." (each pair preceded by a
+// space, so it follows the daemon's own pairs).
+void append_stats_text(std::string& out, const ReplicationStats& stats);
+
+}  // namespace ringcache::replication

@@ -1,0 +1,64 @@
+#include "server/replication/version_clock.h"
+
+#include <time.h>
+
+#include <cassert>
+#include <charconv>
+
+namespace ringcache::replication {
+
+uint16_t node_tag_of(std::string_view node_id) {
+  unsigned number = 0;
+  const char* end = node_id.data() + node_id.size();
+  const auto [ptr, ec] = std::from_chars(node_id.data(), end, number);
+  if (!node_id.empty() && ec == std::errc() && ptr == end && node_id[0] != '0' && number >= 1 &&
+      number <= node_tag_max) {
+    return static_cast<uint16_t>(number);
+  }
+  // FNV-1a: stable across builds and machines, which a tag must be.
+  uint64_t hash = 14695981039346656037ull;
+  for (const char c : node_id) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  return static_cast<uint16_t>(hash % node_tag_max + 1);
+}
+
+uint64_t wall_clock_unix_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+HybridClock::HybridClock(uint16_t tag, WallClock wall_clock) : tag_(tag), wall_clock_(wall_clock) {
+  assert(tag >= 1 && tag <= node_tag_max);
+  assert(wall_clock != nullptr);
+}
+
+uint64_t HybridClock::physical_hlc() const {
+  const uint64_t now_ms = wall_clock_();
+  // A wall clock before 2020 is broken; the logical part still orders writes.
+  const uint64_t since_epoch = now_ms > version_epoch_unix_ms ? now_ms - version_epoch_unix_ms : 0;
+  assert(since_epoch < (1ull << version_physical_bits));
+  return since_epoch << version_logical_bits;
+}
+
+uint64_t HybridClock::next() {
+  const uint64_t physical = physical_hlc();
+  uint64_t old = hlc_.load(std::memory_order_relaxed);
+  uint64_t fresh = 0;
+  do {
+    fresh = old + 1 > physical ? old + 1 : physical;
+  } while (!hlc_.compare_exchange_weak(old, fresh, std::memory_order_relaxed));
+  assert(fresh < (1ull << (version_physical_bits + version_logical_bits)));
+  return make_version(fresh, tag_);
+}
+
+void HybridClock::observe(uint64_t version) {
+  const uint64_t seen = version_hlc(version);
+  uint64_t old = hlc_.load(std::memory_order_relaxed);
+  while (old < seen && !hlc_.compare_exchange_weak(old, seen, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace ringcache::replication

@@ -1,0 +1,340 @@
+"""Helpers for the replication end-to-end tests (SPEC §5): a mesh of real
+ringcached processes, each serving a listening socket this test process
+binds and keeps (so a node killed with -9 comes back on the same port, and
+a node not started yet refuses connections until its socket listens), and a
+pipelined binary-protocol client.
+
+Every wait is bounded; every process started is stopped by Cluster.close().
+"""
+
+import re
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+from harness import OK, ENOTFOUND, EINVAL, check_no_sanitizer_report, field
+
+START_TIMEOUT_S = 15
+STOP_TIMEOUT_S = 20
+IO_TIMEOUT_S = 30
+LISTENING_RE = re.compile(r"listening binary=(\S+):(\d+) ")
+
+OP_PUT, OP_DEL, OP_GET, OP_STATS = 11, 12, 13, 21
+REPL_HELLO, REPL_PUT, REPL_DEL = 200, 201, 202
+
+# Version layout (server/replication/version_clock.h): 42 bits of
+# milliseconds since 2020-01-01, 10 logical bits, a 12-bit node tag.
+VERSION_EPOCH_MS = 1577836800000
+
+
+def make_version(unix_ms, tag, logical=0):
+    return ((unix_ms - VERSION_EPOCH_MS) << 22) | (logical << 12) | tag
+
+
+def repl_put_frame(key, value, version, flags=0, expires_at=0):
+    return (bytes([REPL_PUT]) + struct.pack(">QII", version, flags, expires_at) + field(key) +
+            field(value))
+
+
+def repl_del_frame(key, version):
+    return bytes([REPL_DEL]) + struct.pack(">Q", version) + field(key)
+
+
+def repl_hello_frame(node_id):
+    return bytes([REPL_HELLO]) + field(b"RINGCACHE-REPL/1 " + node_id)
+
+
+def bind_socket(host="127.0.0.1", listen=True):
+    """A TCP socket bound to a free port; listening unless told otherwise
+    (then connections to the port are refused until listen())."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, 0))
+    if listen:
+        s.listen(128)
+    s.set_inheritable(True)
+    return s
+
+
+class Client:
+    """Binary protocol over TCP with pipelined batches."""
+
+    def __init__(self, host, port, timeout=IO_TIMEOUT_S):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _need(self, n):
+        while len(self.buffer) < n:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise AssertionError("connection closed with %d bytes expected" % n)
+            self.buffer += chunk
+
+    def _take(self, n):
+        self._need(n)
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out
+
+    def status(self):
+        return self._take(1)[0]
+
+    def value_reply(self):
+        s = self.status()
+        if s == ENOTFOUND:
+            return None
+        assert s == OK, "GET answered %d" % s
+        (length,) = struct.unpack(">I", self._take(4))
+        return self._take(length)
+
+    def put_many(self, pairs, batch=500):
+        """PUTs every (key, value); returns the statuses."""
+        out = []
+        for i in range(0, len(pairs), batch):
+            chunk = pairs[i:i + batch]
+            self.sock.sendall(b"".join(bytes([OP_PUT]) + field(k) + field(v) for k, v in chunk))
+            out.extend(self.status() for _ in chunk)
+        return out
+
+    def get_many(self, keys, batch=500):
+        out = []
+        for i in range(0, len(keys), batch):
+            chunk = keys[i:i + batch]
+            self.sock.sendall(b"".join(bytes([OP_GET]) + field(k) for k in chunk))
+            out.extend(self.value_reply() for _ in chunk)
+        return out
+
+    def put(self, key, value):
+        return self.put_many([(key, value)])[0]
+
+    def get(self, key):
+        return self.get_many([key])[0]
+
+    def delete(self, key):
+        self.sock.sendall(bytes([OP_DEL]) + field(key))
+        return self.status()
+
+    def stats(self):
+        self.sock.sendall(bytes([OP_STATS]))
+        assert self.status() == OK
+        (length,) = struct.unpack(">I", self._take(4))
+        return dict(pair.split("=", 1) for pair in self._take(length).decode().split(" "))
+
+
+class Node:
+    """One ringcached of the mesh, serving `sock` through --listen-fd.
+    prefix: a command to run it under (ip netns exec NS)."""
+
+    def __init__(self, exe, name, sock, client_host="127.0.0.1", port=None, prefix=(), args=(), text_sock=None):
+        # sock: the listening socket to pass, or None to let the daemon bind
+        # (-l 0.0.0.0 -p port), as in a network namespace this process is not in.
+        self.exe = exe
+        self.name = name
+        self.sock = sock
+        self.client_host = client_host
+        self.port = port if sock is None else sock.getsockname()[1]
+        self.text_sock = text_sock
+        self.text_port = text_sock.getsockname()[1] if text_sock is not None else None
+        self.prefix = list(prefix)
+        self.args = list(args)
+        self.peers = []
+        self.proc = None
+        self.lines = []
+        self.lock = threading.Lock()
+        self.reader = None
+        self.exit_codes = []
+
+    def start(self, wait=True):
+        assert self.proc is None or self.proc.poll() is not None
+        if self.sock is not None:
+            listen = ["--listen-fd", str(self.sock.fileno())]
+            fds = (self.sock.fileno(),)
+        else:
+            listen = ["-l", "0.0.0.0", "-p", str(self.port)]
+            fds = ()
+        if self.text_sock is not None:
+            listen += ["--text-listen-fd", str(self.text_sock.fileno())]
+            fds += (self.text_sock.fileno(),)
+        cmd = self.prefix + [self.exe] + listen + ["--text-port", "0", "--node-id", self.name] + self.args
+        for peer in self.peers:
+            cmd += ["--peer", peer]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, pass_fds=fds)
+        listening = threading.Event()
+        self.reader = threading.Thread(target=self._read, args=(self.proc, listening), daemon=True)
+        self.reader.start()
+        if not wait:
+            return
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not listening.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError("node %s did not start:\n%s" % (self.name, self.log()))
+
+    def _read(self, proc, listening):
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self.lock:
+                self.lines.append(line)
+            if LISTENING_RE.search(line):
+                listening.set()
+
+    def log(self):
+        with self.lock:
+            return "\n".join(self.lines)
+
+    def log_count(self, text):
+        with self.lock:
+            return sum(text in line for line in self.lines)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def client(self):
+        return Client(self.client_host, self.port)
+
+    def stats(self):
+        with self.client() as c:
+            return c.stats()
+
+    def kill(self):
+        """SIGKILL: no shutdown, no goodbye to the peers."""
+        if self.alive():
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(10)
+            self.reader.join(5)
+
+    def stop(self):
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("node %s did not stop:\n%s" % (self.name, self.log()))
+        self.reader.join(5)
+        self.exit_codes.append(code)
+        return code
+
+
+class Cluster:
+    """A full mesh: every node lists every other. Use as a context manager;
+    on a clean exit every node must stop with status 0 and no sanitizer
+    report."""
+
+    def __init__(self, exe, count, args=(), start=True, not_listening=(), peer_host="127.0.0.1", text=False):
+        self.nodes = []
+        for i in range(count):
+            sock = bind_socket(listen=i not in not_listening)
+            text_sock = bind_socket() if text else None
+            self.nodes.append(Node(exe, str(i + 1), sock, args=args, text_sock=text_sock))
+        for node in self.nodes:
+            node.peers = ["%s:%d" % (peer_host, other.port) for other in self.nodes if other is not node]
+        if start:
+            for i, node in enumerate(self.nodes):
+                if i not in not_listening:
+                    node.start()
+
+    @classmethod
+    def of(cls, nodes):
+        """A cluster of nodes built by the caller (peers set, not started)."""
+        cluster = cls.__new__(cls)
+        cluster.nodes = nodes
+        return cluster
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        codes = self.close()
+        if exc_type is None:
+            for node, code in zip(self.nodes, codes):
+                assert code == 0, "node %s exited with %s:\n%s" % (node.name, code, node.log())
+                check_no_sanitizer_report(node.log())
+        return False
+
+    def close(self):
+        codes = []
+        for node in self.nodes:
+            try:
+                codes.append(node.stop())
+            finally:
+                node.kill()
+                if node.sock is not None:
+                    node.sock.close()
+                if node.text_sock is not None:
+                    node.text_sock.close()
+        return codes
+
+    def wait_connected(self, timeout=15):
+        """Until every node streams to all its peers and every first resync is done."""
+        want = len(self.nodes) - 1
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = True
+            for node in self.nodes:
+                s = node.stats()
+                if (int(s["REPL_CONNECTED"]) != want or int(s["REPL_INCOMING"]) < want or
+                        int(s["REPL_RESYNCS_DONE"]) < want):
+                    ready = False
+                    break
+            if ready:
+                return
+            time.sleep(0.05)
+        raise AssertionError("mesh not connected:\n" + "\n\n".join(n.log() for n in self.nodes))
+
+
+def wait_until_all(nodes, keys, expected, timeout=15):
+    """Polls every node until GET of every key gives expected[i] (None =
+    ENOTFOUND). Returns the seconds it took; raises with a diff otherwise."""
+    start = time.monotonic()
+    deadline = start + timeout
+    clients = [n.client() for n in nodes]
+    try:
+        while True:
+            mismatch = None
+            for node, c in zip(nodes, clients):
+                got = c.get_many(keys)
+                if got != expected:
+                    bad = [(k, g, e) for k, g, e in zip(keys, got, expected) if g != e]
+                    mismatch = (node.name, len(bad), bad[:3])
+                    break
+            if mismatch is None:
+                return time.monotonic() - start
+            if time.monotonic() > deadline:
+                raise AssertionError("node %s still differs on %d keys after %ss, e.g. %r" %
+                                     (mismatch[0], mismatch[1], timeout, mismatch[2]))
+            time.sleep(0.1)
+    finally:
+        for c in clients:
+            c.close()
+
+
+def identical_everywhere(nodes, keys):
+    """GET of every key on every node; returns the common answers or raises."""
+    answers = []
+    for node in nodes:
+        with node.client() as c:
+            answers.append(c.get_many(keys))
+    for node, got in zip(nodes[1:], answers[1:]):
+        diff = [(k, a, b) for k, a, b in zip(keys, answers[0], got) if a != b]
+        assert not diff, "node %s differs from node %s on %d keys, e.g. %r" % (
+            node.name, nodes[0].name, len(diff), diff[:3])
+    return answers[0]

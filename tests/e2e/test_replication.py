@@ -1,0 +1,290 @@
+"""Replication (SPEC §5, issue 6) with real daemons on loopback: full meshes
+of 3 and 5 nodes converge, concurrent writes to one key agree everywhere,
+deletes stay deleted, a node killed with -9 and restarted catches up, and a
+peer that is down at start-up joins later. Where Repcached's ring of three
+never converged."""
+
+import socket
+import threading
+import time
+
+from harness import EINVAL, OK, field, run_tests
+from replication_cluster import (Cluster, Client, bind_socket, identical_everywhere, make_version,
+                                 repl_del_frame, repl_hello_frame, repl_put_frame, wait_until_all)
+
+CONVERGE_WITHIN_S = 5
+
+
+def spread_writes(cluster, keys, values):
+    """PUTs key i on node i % n, every node's share pipelined in parallel."""
+    nodes = cluster.nodes
+    errors = []
+
+    def write(index):
+        try:
+            mine = [(k, v) for i, (k, v) in enumerate(zip(keys, values)) if i % len(nodes) == index]
+            with nodes[index].client() as c:
+                assert set(c.put_many(mine)) == {OK}
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(nodes))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+
+
+def converge_10000_writes(exe, count, threads):
+    with Cluster(exe, count, args=["-t", str(threads)]) as cluster:
+        cluster.wait_connected()
+        keys = [b"key-%05d" % i for i in range(10000)]
+        values = [b"value %d from node %d " % (i, i % count) + b"x" * (i % 200) for i in range(10000)]
+        start = time.monotonic()
+        spread_writes(cluster, keys, values)
+        took = wait_until_all(cluster.nodes, keys, values, timeout=30)
+        total = time.monotonic() - start
+        print("%d nodes: 10000 writes spread over all, identical everywhere %.2fs after the last ack "
+              "(%.2fs from the first write)" % (count, took, total))
+        assert took < CONVERGE_WITHIN_S, took
+        stats = [n.stats() for n in cluster.nodes]
+        assert len({s["KEYS"] for s in stats}) == 1, [s["KEYS"] for s in stats]
+        assert int(stats[0]["KEYS"]) == 10000
+        for s in stats:
+            # Each node applied the others' writes once and forwarded none of them.
+            assert int(s["REPL_APPLIED"]) >= 10000 - 10000 // count - 1, s
+            assert int(s["REPL_SENT"]) <= (10000 // count + 1) * (count - 1), s
+            assert int(s["REPL_QUEUE_OVERFLOWS"]) == 0 and int(s["REPL_HANDOFF_OVERFLOWS"]) == 0, s
+
+
+def test_three_nodes_converge(exe):
+    converge_10000_writes(exe, 3, 2)
+
+
+def test_five_nodes_converge(exe):
+    converge_10000_writes(exe, 5, 1)
+
+
+def test_same_key_written_concurrently_on_two_nodes(exe):
+    with Cluster(exe, 3, args=["-t", "2"]) as cluster:
+        cluster.wait_connected()
+        keys = [b"contended-%d" % i for i in range(200)]
+        written = {0: set(), 1: set()}
+        together = threading.Barrier(2)
+
+        def hammer(index):
+            with cluster.nodes[index].client() as c:
+                together.wait(10)
+                # Opposite orders, so the two writers cross on every key.
+                order = keys if index == 0 else keys[::-1]
+                for round_ in range(40):
+                    pairs = [(k, b"node %d round %d" % (index, round_)) for k in order]
+                    assert set(c.put_many(pairs)) == {OK}
+                    written[index].update(v for _, v in pairs)
+
+        threads = [threading.Thread(target=hammer, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                final = identical_everywhere(cluster.nodes, keys)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert all(v in written[0] | written[1] for v in final)
+        winners = {v.split(b" ")[1] for v in final}
+        print("200 keys written 40 times each on nodes 1 and 2 at once: every node agrees; "
+              "winners by node: %r" % sorted(winners))
+
+
+def test_deletes_propagate_and_are_not_undone_by_late_writes(exe):
+    with Cluster(exe, 3, args=["-t", "2"]) as cluster:
+        cluster.wait_connected()
+        a, b, c = cluster.nodes
+        keys = [b"doomed-%d" % i for i in range(500)]
+        with a.client() as client:
+            assert set(client.put_many([(k, b"alive") for k in keys])) == {OK}
+        wait_until_all(cluster.nodes, keys, [b"alive"] * len(keys))
+        with b.client() as client:
+            for k in keys:
+                assert client.delete(k) == OK
+        took = wait_until_all(cluster.nodes, keys, [None] * len(keys))
+        print("500 deletes on node 2 reached every node in %.2fs" % took)
+
+        # A write older than the delete arrives late: the tombstone wins.
+        # (Sent the way a slow peer would, on a replication connection.)
+        long_ago = make_version(int(time.time() * 1000) - 60000, 4000)
+        with socket.create_connection(("127.0.0.1", c.port), timeout=10) as peer:
+            peer.sendall(repl_hello_frame(b"late-peer"))
+            peer.sendall(b"".join(repl_put_frame(k, b"zombie", long_ago) for k in keys))
+            # A newer write of one key is applied, proving the stream was read.
+            fresh = make_version(int(time.time() * 1000) + 1000, 4000)
+            peer.sendall(repl_put_frame(b"fresh-key", b"applied", fresh))
+            with c.client() as client:
+                deadline = time.monotonic() + 10
+                while client.get(b"fresh-key") != b"applied":
+                    assert time.monotonic() < deadline, c.log()
+                    time.sleep(0.05)
+        identical = identical_everywhere([c], keys)
+        assert identical == [None] * len(keys), "a late, older PUT resurrected a deleted key"
+        assert int(c.stats()["REPL_IGNORED_OLDER"]) >= len(keys)
+        # Deleted on one node, still deleted everywhere after more traffic.
+        with a.client() as client:
+            assert client.put(b"after", b"1") == OK
+        wait_until_all(cluster.nodes, [b"after"] + keys, [b"1"] + [None] * len(keys))
+
+
+def test_node_killed_under_load_and_restarted_converges(exe):
+    with Cluster(exe, 3, args=["-t", "2"]) as cluster:
+        cluster.wait_connected()
+        a, b, victim = cluster.nodes
+        acked = {}  # key -> last value a writer got OK for (disjoint keys per writer)
+        stop = threading.Event()
+        errors = []
+
+        def writer(node, prefix):
+            try:
+                with node.client() as c:
+                    i = 0
+                    while not stop.is_set():
+                        pairs = [(b"%s-%d" % (prefix, (i + j) % 3000), b"%s v%d" % (prefix, i + j))
+                                 for j in range(100)]
+                        statuses = c.put_many(pairs)
+                        for (k, v), s in zip(pairs, statuses):
+                            if s == OK:
+                                acked[k] = v
+                        i += 100
+            except Exception as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=writer, args=(n, p)) for n, p in ((a, b"from-a"), (b, b"from-b"))]
+        for t in threads:
+            t.start()
+        time.sleep(0.7)
+        victim.kill()
+        assert victim.proc.returncode == -9
+        time.sleep(1.0)  # the others keep taking writes while it is gone
+        victim.start()
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        assert not errors, errors
+        keys = sorted(acked)
+        took = wait_until_all(cluster.nodes, keys, [acked[k] for k in keys], timeout=20)
+        s = victim.stats()
+        print("%d keys acknowledged by the two survivors under load; the restarted node had every "
+              "one %.2fs after the load stopped (it received %s resyncs)" %
+              (len(keys), took, s["REPL_RESYNCS_RECEIVED"]))
+        assert int(s["REPL_RESYNCS_RECEIVED"]) >= 2
+        assert a.log_count("dropped") >= 1 and b.log_count("dropped") >= 1
+        assert victim.exit_codes == [] and victim.alive()
+
+
+def test_peer_unreachable_at_start_up_joins_later(exe):
+    # Peers named "localhost": resolved at every attempt, ::1 refused, 127.0.0.1 taken.
+    with Cluster(exe, 3, args=["-t", "2"], not_listening=(2,), peer_host="localhost") as cluster:
+        a, b, late = cluster.nodes
+        keys = [b"early-%d" % i for i in range(2000)]
+        with a.client() as c:
+            assert set(c.put_many([(k, b"written before node 3 existed") for k in keys])) == {OK}
+        deadline = time.monotonic() + 10
+        while a.log_count("unreachable") == 0:
+            assert time.monotonic() < deadline, a.log()
+            time.sleep(0.05)
+        assert a.stats()["REPL_CONNECTED"] == "1"
+        late.sock.listen(128)
+        late.start()
+        took = wait_until_all(cluster.nodes, keys, [b"written before node 3 existed"] * len(keys))
+        print("node 3, down at start-up, had all 2000 earlier writes %.2fs after it started" % took)
+        cluster.wait_connected()
+
+
+def text_command(port, lines):
+    """Sends memcached text commands; returns the reply bytes up to the
+    expected number of reply lines (one per command here)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"".join(lines))
+        data = b""
+        while data.count(b"\r\n") < len(lines):
+            chunk = s.recv(65536)
+            assert chunk, data
+            data += chunk
+        return data
+
+
+def test_text_port_writes_replicate(exe):
+    with Cluster(exe, 3, args=["-t", "2"], text=True) as cluster:
+        cluster.wait_connected()
+        a, b, c = cluster.nodes
+        keys = [b"text-%d" % i for i in range(300)]
+        sets = [b"set %s 7 0 %d\r\n%s\r\n" % (k, len(k) + 4, k + b"-val") for k in keys]
+        assert text_command(a.text_port, sets) == b"STORED\r\n" * len(keys)
+        wait_until_all(cluster.nodes, keys, [k + b"-val" for k in keys])
+        # add/replace/delete through the text port of another node.
+        replies = text_command(b.text_port, [b"add new-key 0 0 1\r\nn\r\n", b"replace text-0 0 0 3\r\nnew\r\n",
+                                             b"delete text-1\r\n"])
+        assert replies == b"STORED\r\nSTORED\r\nDELETED\r\n", replies
+        wait_until_all(cluster.nodes, [b"new-key", b"text-0", b"text-1"], [b"n", b"new", None])
+        # A large value streams in and is sent from the store.
+        big = bytes(range(256)) * 1024
+        assert text_command(c.text_port, [b"set big 0 0 %d\r\n%s\r\n" % (len(big), big)]) == b"STORED\r\n"
+        wait_until_all(cluster.nodes, [b"big"], [big])
+        # Replicated items keep their client flags (a memcached get shows them).
+        reply = text_command(c.text_port, [b"get text-5\r\n"])
+        assert reply.startswith(b"VALUE text-5 7 10\r\n"), reply
+
+
+def test_replication_hello_is_checked(exe):
+    with Cluster(exe, 2, args=["-t", "1"]) as cluster:
+        cluster.wait_connected()
+        a = cluster.nodes[0]
+        for hello, why in ((repl_hello_frame(b"1"), "own node id"),
+                           (bytes([200]) + field(b"RINGCACHE-REPL/9 x"), "not RINGCACHE-REPL/1")):
+            with Client("127.0.0.1", a.port) as c:
+                c.sock.sendall(hello)
+                assert c.status() == EINVAL, why
+                assert c.sock.recv(1) == b"", why
+        deadline = time.monotonic() + 5
+        while a.log_count("replication connection refused") < 2:
+            assert time.monotonic() < deadline, a.log()
+            time.sleep(0.02)
+        assert "own node id" in a.log() and "not RINGCACHE-REPL/1" in a.log()
+        # An admitted stream that sends a byte where an opcode belongs is closed.
+        with Client("127.0.0.1", a.port) as c:
+            c.sock.sendall(repl_hello_frame(b"intruder") + repl_put_frame(b"ok", b"1", make_version(
+                int(time.time() * 1000), 4000)) + bytes([250]) + repl_put_frame(b"after", b"2", 1))
+            c.sock.settimeout(10)
+            assert c.sock.recv(1) == b""
+        with a.client() as c:
+            assert c.get(b"ok") == b"1" and c.get(b"after") is None
+        # Bytes 200-255 are opcodes of replication connections only.
+        with Client("127.0.0.1", a.port) as c:
+            assert c.put(b"k", b"v") == OK
+            c.sock.sendall(bytes([201]))
+            assert c.status() == EINVAL
+            assert c.get(b"k") == b"v"
+
+
+def test_a_node_listed_as_its_own_peer_is_refused_at_start_up(exe):
+    import subprocess
+    sock = bind_socket()
+    try:
+        port = sock.getsockname()[1]
+        proc = subprocess.run([exe, "--listen-fd", str(sock.fileno()), "--text-port", "0",
+                               "--peer", "127.0.0.1:%d" % port], pass_fds=(sock.fileno(),),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=20)
+        assert proc.returncode == 2, proc
+        assert b"is this node itself" in proc.stderr, proc.stderr
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    run_tests(globals())

@@ -1,0 +1,278 @@
+// Helpers for the replication tests: versioned stores, a log capture, and a
+// receiving peer that applies what a Replicator sends, the way a worker does.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/replication/incoming_stream.h"
+#include "server/replication/replicator.h"
+#include "server/replication/wire.h"
+#include "store/store.h"
+
+namespace repl_test {
+
+using namespace ringcache;
+using namespace ringcache::replication;
+
+inline store::StoreConfig versioned_config(uint64_t memory_bytes = 64 * store::kMiB) {
+  store::StoreConfig config;
+  config.memory_limit_bytes = memory_bytes;
+  config.versioned = true;
+  config.threads_max = 64;
+  return config;
+}
+
+inline std::optional<std::string> get_string(store::StoreThread& t, std::string_view key) {
+  std::optional<std::string> out;
+  t.get(key, [&](const store::ItemView& v) {
+    std::string s(v.value_size(), '\0');
+    v.copy_value(0, s.data(), s.size());
+    out = std::move(s);
+  });
+  return out;
+}
+
+inline uint64_t version_of(store::StoreThread& t, std::string_view key) {
+  uint64_t version = 0;
+  t.get(key, [&](const store::ItemView& v) { version = v.version(); });
+  return version;
+}
+
+// Every live key and value of a store (tombstones excluded).
+inline std::map<std::string, std::string> contents(store::StoreThread& t) {
+  std::map<std::string, std::string> out;
+  uint64_t cursor = 0;
+  do {
+    cursor = t.scan(cursor, 64, [&](std::string_view key, const store::ItemView& v, bool tombstone) {
+      if (tombstone) return;
+      std::string value(v.value_size(), '\0');
+      v.copy_value(0, value.data(), value.size());
+      out.emplace(std::string(key), std::move(value));
+    });
+  } while (cursor != 0);
+  return out;
+}
+
+// Log lines kept for assertions (LogSink is a plain function pointer).
+struct LogCapture {
+  static inline std::mutex mutex;
+  static inline std::vector<std::string> lines;
+  static void sink(const char* line) {
+    std::lock_guard<std::mutex> lock(mutex);
+    lines.emplace_back(line);
+  }
+  static bool contains(std::string_view text) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto& l : lines) {
+      if (l.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+  static void clear() {
+    std::lock_guard<std::mutex> lock(mutex);
+    lines.clear();
+  }
+};
+
+inline bool wait_until(const std::function<bool()>& done, int timeout_ms = 10000) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+// A listening socket on 127.0.0.1, port chosen by the kernel.
+inline int listen_loopback(uint16_t& port, bool do_listen = true) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  socklen_t length = sizeof(addr);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0);
+  port = ntohs(addr.sin_port);
+  if (do_listen) REQUIRE(::listen(fd, 16) == 0);
+  return fd;
+}
+
+// The receiving side of a node in a test: accepts replication connections
+// one at a time, checks the hello, and applies the stream to `store` with
+// IncomingStream, like a worker. `pause_reading` stops reading (a slow
+// peer); `refuse` answers the hello with EINVAL and closes.
+class Receiver {
+ public:
+  // listen_fd: bound (and listening unless start_listening() comes later).
+  Receiver(store::Store& store, HybridClock& clock, int listen_fd, uint16_t port, size_t peers = 1)
+      : store_(store), clock_(clock), listen_fd_(listen_fd), port_(port) {
+    config_.node_id = "receiver-" + std::to_string(port);
+    config_.item_max_bytes = 32 * store::kMiB;
+    config_.info = &LogCapture::sink;
+    config_.peers.resize(peers);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Receiver() {
+    stop_ = true;
+    thread_.join();
+    ::close(listen_fd_);
+  }
+
+  uint16_t port() const { return port_; }
+  void start_listening() { REQUIRE(::listen(listen_fd_, 16) == 0); }
+  ReceiverCounters& counters() { return counters_; }
+  std::atomic<bool> pause_reading{false};
+  std::atomic<bool> refuse{false};
+  std::atomic<int> connections{0};
+  std::string hello_node_id() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return hello_node_id_;
+  }
+
+ private:
+  // One thread per connection, as a peer's streams are served side by side
+  // by the daemon's workers.
+  void run() {
+    std::vector<std::thread> served;
+    while (!stop_) {
+      // A stalled node accepts nothing either: new connections wait in the
+      // backlog, and the threads (and store handles) stay bounded.
+      if (pause_reading) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      ++connections;
+      served.emplace_back([this, fd] {
+        store::StoreThread thread(store_);
+        serve(fd, thread);
+        ::close(fd);
+      });
+    }
+    for (std::thread& t : served) t.join();
+  }
+
+  bool read_exact(int fd, char* out, size_t n) {
+    while (n > 0 && !stop_) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      const ssize_t got = ::recv(fd, out, n, 0);
+      if (got <= 0) return false;
+      out += got;
+      n -= static_cast<size_t>(got);
+    }
+    return n == 0;
+  }
+
+  void serve(int fd, store::StoreThread& thread) {
+    // Assertions here run on the receiver's thread: CHECK and give up on
+    // the connection, never REQUIRE (it would throw across the thread).
+    char head[5];
+    if (!read_exact(fd, head, 5)) return;
+    CHECK(static_cast<uint8_t>(head[0]) == 200);
+    const auto length = static_cast<size_t>(get_be(head + 1, 4));
+    CHECK(length <= hello_bytes_max);
+    if (static_cast<uint8_t>(head[0]) != 200 || length > hello_bytes_max) return;
+    std::string hello(length, '\0');
+    if (!read_exact(fd, hello.data(), length)) return;
+    std::string_view node_id;
+    const HelloStatus status = parse_hello(hello, node_id);
+    CHECK(status == HelloStatus::ok);
+    if (status != HelloStatus::ok) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      hello_node_id_ = std::string(node_id);
+    }
+    if (refuse) {
+      // EINVAL, then FIN, then read until the sender closes: closing with
+      // its bytes unread would reset the connection and could discard the
+      // EINVAL before the sender reads it.
+      const char einval = 111;
+      (void)::send(fd, &einval, 1, MSG_NOSIGNAL);
+      (void)::shutdown(fd, SHUT_WR);
+      char discard[4096];
+      while (!stop_) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 20) <= 0) continue;
+        if (::recv(fd, discard, sizeof(discard), 0) <= 0) break;
+      }
+      return;
+    }
+    IncomingStream stream(IncomingContext{clock_, counters_, config_}, thread, std::string(node_id));
+    char buffer[16384];
+    while (!stop_) {
+      if (pause_reading) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
+      if (got <= 0) return;
+      const StreamStatus fed = stream.feed(std::string_view(buffer, static_cast<size_t>(got)));
+      CHECK(fed == StreamStatus::ok);
+      if (fed != StreamStatus::ok) return;
+    }
+  }
+
+  store::Store& store_;
+  HybridClock& clock_;
+  ReceiverCounters counters_;
+  ReplicationConfig config_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::string hello_node_id_;
+  std::thread thread_;
+};
+
+// A peer that only receives: its own store and clock.
+struct ReceivingPeer {
+  explicit ReceivingPeer(bool listen_now = true, uint64_t memory_bytes = 64 * store::kMiB)
+      : fd(listen_loopback(port, listen_now)), store(versioned_config(memory_bytes)) {}
+  uint16_t port = 0;
+  int fd;
+  store::Store store;
+  HybridClock clock{4000};
+  Receiver receiver{store, clock, fd, port};
+};
+
+inline ReplicationConfig sender_config(const std::string& node_id, std::vector<uint16_t> ports) {
+  ReplicationConfig config;
+  config.node_id = node_id;
+  for (const uint16_t port : ports) {
+    PeerAddress peer;
+    peer.host = "127.0.0.1";
+    peer.port = port;
+    config.peers.push_back(peer);
+  }
+  config.workers = 1;
+  config.item_max_bytes = 32 * store::kMiB;
+  config.info = &LogCapture::sink;
+  config.tuning.backoff_min_ms = 20;
+  config.tuning.backoff_max_ms = 200;
+  return config;
+}
+
+}  // namespace repl_test

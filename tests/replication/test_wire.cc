@@ -1,0 +1,307 @@
+// The replication wire format: golden bytes for every frame, and the
+// StreamDecoder fed each stream whole and split at every byte.
+#include <doctest/doctest.h>
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "server/replication/wire.h"
+#include "server/replication/wire_decoder.h"
+
+using namespace ringcache::replication;
+
+namespace {
+
+std::string hex(std::string_view bytes) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : bytes) {
+    out += digits[static_cast<unsigned char>(c) >> 4];
+    out += digits[static_cast<unsigned char>(c) & 15];
+  }
+  return out;
+}
+
+// An event with its bytes copied out; put_data pieces are merged so that
+// every split of the input records the same sequence.
+struct Seen {
+  DecodeKind kind = DecodeKind::need_more;
+  std::string key;
+  std::string data;
+  uint64_t value_size = 0;
+  uint64_t version = 0;
+  uint32_t flags = 0;
+  uint32_t expires_at = 0;
+  uint64_t number = 0;
+  uint8_t byte = 0;
+  bool operator==(const Seen&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const Seen& s) {
+  return os << decode_kind_name(s.kind) << "(key=" << hex(s.key) << " data=" << s.data.size()
+            << "B v=" << s.version << " n=" << s.number << ")";
+}
+
+Seen from_event(const DecodeEvent& e) {
+  return Seen{e.kind,         std::string(e.key), std::string(e.data), e.value_size, e.meta.version,
+              e.meta.flags,   e.meta.expires_at,  e.number,            e.byte};
+}
+
+constexpr uint64_t item_max = 1 << 20;
+
+// Feeds `stream` in pieces of `chunk` bytes, the way a worker does: loop
+// until need_more. Checks the decoder's contract on every call.
+std::vector<Seen> decode(std::string_view stream, size_t chunk, uint32_t inline_max = 64 * 1024,
+                         size_t* buffered_max = nullptr) {
+  DecoderLimits limits;
+  limits.item_max_bytes = item_max;
+  limits.inline_value_max_bytes = inline_max;
+  StreamDecoder decoder(limits);
+  std::vector<Seen> out;
+  size_t at = 0;
+  do {
+    std::string_view input = stream.substr(at, chunk);
+    at += input.size();
+    while (true) {
+      size_t used = 0;
+      const DecodeEvent e = decoder.next(input, used);
+      REQUIRE(used <= input.size());
+      if (buffered_max != nullptr) *buffered_max = std::max(*buffered_max, decoder.buffered_bytes());
+      input.remove_prefix(used);
+      if (e.kind == DecodeKind::need_more) {
+        REQUIRE(input.empty());
+        break;
+      }
+      if (e.kind == DecodeKind::put_data) {
+        REQUIRE(!e.data.empty());
+        REQUIRE(!out.empty());
+        if (out.back().kind == DecodeKind::put_data) {
+          out.back().data += e.data;
+          continue;
+        }
+      }
+      if (e.kind == DecodeKind::put_end) REQUIRE(used == 0);
+      out.push_back(from_event(e));
+    }
+  } while (at < stream.size());
+  return out;
+}
+
+// Every split gives the events of the whole stream.
+std::vector<Seen> decode_every_split(std::string_view stream, uint32_t inline_max = 64 * 1024) {
+  const std::vector<Seen> whole = decode(stream, stream.size() + 1, inline_max);
+  for (const size_t chunk : {100000, 1000, 100, 10, 5, 2, 1}) {
+    INFO("chunk " << chunk);
+    CHECK(decode(stream, chunk, inline_max) == whole);
+  }
+  // Split at every byte into exactly two inputs.
+  for (size_t cut = 1; cut < stream.size(); ++cut) {
+    DecoderLimits limits;
+    limits.item_max_bytes = item_max;
+    limits.inline_value_max_bytes = inline_max;
+    StreamDecoder decoder(limits);
+    std::vector<Seen> out;
+    for (std::string_view input : {stream.substr(0, cut), stream.substr(cut)}) {
+      while (true) {
+        size_t used = 0;
+        const DecodeEvent e = decoder.next(input, used);
+        input.remove_prefix(used);
+        if (e.kind == DecodeKind::need_more) break;
+        if (e.kind == DecodeKind::put_data && !out.empty() && out.back().kind == DecodeKind::put_data) {
+          out.back().data += e.data;
+          continue;
+        }
+        out.push_back(from_event(e));
+      }
+    }
+    INFO("cut at " << cut);
+    REQUIRE(out == whole);
+  }
+  return whole;
+}
+
+Seen seen_put(std::string key, std::string value, uint64_t version, uint32_t flags = 0, uint32_t exp = 0) {
+  Seen s;
+  s.kind = DecodeKind::put;
+  s.key = std::move(key);
+  s.value_size = value.size();
+  s.data = std::move(value);
+  s.version = version;
+  s.flags = flags;
+  s.expires_at = exp;
+  return s;
+}
+
+Seen seen_kind(DecodeKind kind, uint64_t number = 0) {
+  Seen s;
+  s.kind = kind;
+  s.number = number;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("golden bytes: HELLO, MESH, RESYNC_BEGIN/END, HEARTBEAT") {
+  std::string out;
+  append_hello(out, "n1");
+  CHECK(hex(out) == "c8" "00000013" + hex("RINGCACHE-REPL/1 n1"));
+  out.clear();
+  append_mesh(out, 4);
+  CHECK(hex(out) == "ce00000004");
+  out.clear();
+  append_resync_begin(out);
+  CHECK(hex(out) == "cb");
+  out.clear();
+  append_resync_end(out, 0x0102030405060708ull);
+  CHECK(hex(out) == "cc0102030405060708");
+  out.clear();
+  append_heartbeat(out, 1700000000123456ull);
+  CHECK(hex(out) == "cd00060a2418202240");
+}
+
+TEST_CASE("golden bytes: PUT and DEL") {
+  std::string out;
+  append_put(out, "k", "vv", PutMeta{0x1122334455667788ull, 0xA0B0C0D0u, 0x01020304u});
+  CHECK(hex(out) == "c9" "1122334455667788" "a0b0c0d0" "01020304" "00000001" "6b" "00000002" "7676");
+  CHECK(out.size() == put_frame_bytes(1, 2));
+  out.clear();
+  append_del(out, "key", 42);
+  CHECK(hex(out) == "ca" "000000000000002a" "00000003" "6b6579");
+  CHECK(out.size() == del_frame_bytes(3));
+  // The streamed form is the same bytes without the value.
+  std::string head;
+  append_put_head(head, "k", 2, PutMeta{0x1122334455667788ull, 0xA0B0C0D0u, 0x01020304u});
+  std::string whole;
+  append_put(whole, "k", "vv", PutMeta{0x1122334455667788ull, 0xA0B0C0D0u, 0x01020304u});
+  CHECK(head + "vv" == whole);
+}
+
+TEST_CASE("parse_hello accepts RINGCACHE-REPL/1 with a valid node id only") {
+  std::string_view id;
+  CHECK(parse_hello("RINGCACHE-REPL/1 node-7", id) == HelloStatus::ok);
+  CHECK(id == "node-7");
+  CHECK(parse_hello("RINGCACHE-REPL/2 node-7", id) == HelloStatus::bad_prefix);
+  CHECK(parse_hello("RINGCACHE-REPL/1node", id) == HelloStatus::bad_prefix);
+  CHECK(parse_hello("", id) == HelloStatus::bad_prefix);
+  CHECK(parse_hello("RINGCACHE-REPL/1 ", id) == HelloStatus::bad_node_id);
+  CHECK(parse_hello("RINGCACHE-REPL/1 a b", id) == HelloStatus::bad_node_id);
+  CHECK(parse_hello(std::string("RINGCACHE-REPL/1 a\0b", 20), id) == HelloStatus::bad_node_id);
+  CHECK(parse_hello("RINGCACHE-REPL/1 " + std::string(65, 'x'), id) == HelloStatus::bad_node_id);
+  CHECK(parse_hello("RINGCACHE-REPL/1 " + std::string(64, 'x'), id) == HelloStatus::ok);
+}
+
+TEST_CASE("a stream of every frame kind decodes the same whatever the split") {
+  std::string stream;
+  append_mesh(stream, 2);
+  append_resync_begin(stream);
+  append_put(stream, "alpha", "one", PutMeta{100, 7, 0});
+  append_put(stream, "", "empty key", PutMeta{101, 0, 99});
+  append_put(stream, "no value", "", PutMeta{102, 0, 0});
+  append_del(stream, "alpha", 103);
+  append_del(stream, "", 104);
+  append_resync_end(stream, 3);
+  append_heartbeat(stream, 123456789);
+  append_put(stream, std::string(300, 'k'), std::string(5000, 'v'), PutMeta{105, 1, 2});
+  const std::vector<Seen> seen = decode_every_split(stream);
+  REQUIRE(seen.size() == 10);
+  CHECK(seen[0] == seen_kind(DecodeKind::mesh, 2));
+  CHECK(seen[1] == seen_kind(DecodeKind::resync_begin));
+  CHECK(seen[2] == seen_put("alpha", "one", 100, 7, 0));
+  CHECK(seen[3] == seen_put("", "empty key", 101, 0, 99));
+  CHECK(seen[4] == seen_put("no value", "", 102));
+  CHECK(seen[5].kind == DecodeKind::del);
+  CHECK(seen[5].key == "alpha");
+  CHECK(seen[5].version == 103);
+  CHECK(seen[6].kind == DecodeKind::del);
+  CHECK(seen[6].key.empty());
+  CHECK(seen[7] == seen_kind(DecodeKind::resync_end, 3));
+  CHECK(seen[8] == seen_kind(DecodeKind::heartbeat, 123456789));
+  CHECK(seen[9] == seen_put(std::string(300, 'k'), std::string(5000, 'v'), 105, 1, 2));
+}
+
+TEST_CASE("values over inline_value_max_bytes stream: put_begin, put_data, put_end") {
+  std::string value(5000, '\0');
+  for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 7);
+  std::string stream;
+  append_put(stream, "big", value, PutMeta{9, 1, 2});
+  append_del(stream, "after", 10);
+  const std::vector<Seen> seen = decode_every_split(stream, 1000);
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[0].kind == DecodeKind::put_begin);
+  CHECK(seen[0].key == "big");
+  CHECK(seen[0].value_size == 5000);
+  CHECK(seen[0].version == 9);
+  CHECK(seen[1].kind == DecodeKind::put_data);
+  CHECK(seen[1].data == value);
+  CHECK(seen[2].kind == DecodeKind::put_end);
+  CHECK(seen[3].kind == DecodeKind::del);
+  // The decoder held at most the key, never the streamed value.
+  size_t buffered = 0;
+  (void)decode(stream, 7, 1000, &buffered);
+  CHECK(buffered < 1000);
+}
+
+TEST_CASE("a key or value over --max-item is reported once and skipped; the stream stays in sync") {
+  std::string stream;
+  // Key too long: announced length only matters, the bytes are skipped.
+  stream += static_cast<char>(WireOp::put);
+  stream += std::string(16, '\1');
+  stream += std::string("\x00\x10\x00\x01", 4);  // key length item_max + 1
+  stream += std::string(item_max + 1, 'k');
+  stream += std::string("\x00\x00\x00\x03", 4);
+  stream += "abc";
+  append_put(stream, "ok1", "v", PutMeta{1, 0, 0});
+  // Value too long.
+  append_put_head(stream, "key", item_max + 5, PutMeta{2, 0, 0});
+  stream += std::string(item_max + 5, 'v');
+  append_del(stream, "ok2", 3);
+  // Key of a DEL too long.
+  stream += static_cast<char>(WireOp::del);
+  stream += std::string(8, '\2');
+  stream += std::string("\x00\x20\x00\x00", 4);
+  stream += std::string(2 * item_max, 'd');
+  append_put(stream, "ok3", "w", PutMeta{4, 0, 0});
+  for (const size_t chunk : {stream.size(), size_t{65536}, size_t{4093}}) {
+    const std::vector<Seen> seen = decode(stream, chunk);
+    REQUIRE(seen.size() == 6);
+    CHECK(seen[0].kind == DecodeKind::too_big);
+    CHECK(seen[1] == seen_put("ok1", "v", 1));
+    CHECK(seen[2].kind == DecodeKind::too_big);
+    CHECK(seen[3].kind == DecodeKind::del);
+    CHECK(seen[4].kind == DecodeKind::too_big);
+    CHECK(seen[5] == seen_put("ok3", "w", 4));
+  }
+}
+
+TEST_CASE("an unknown opcode kills the stream: reported once, everything after is swallowed") {
+  for (const uint8_t bad : {uint8_t{0}, uint8_t{11}, uint8_t{200}, uint8_t{207}, uint8_t{255}}) {
+    std::string stream;
+    append_put(stream, "a", "1", PutMeta{1, 0, 0});
+    stream += static_cast<char>(bad);
+    append_put(stream, "b", "2", PutMeta{2, 0, 0});
+    const std::vector<Seen> seen = decode_every_split(stream);
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0] == seen_put("a", "1", 1));
+    CHECK(seen[1].kind == DecodeKind::bad_opcode);
+    CHECK(seen[1].byte == bad);
+  }
+}
+
+TEST_CASE("at_frame_boundary is true only between frames") {
+  DecoderLimits limits;
+  limits.item_max_bytes = item_max;
+  StreamDecoder decoder(limits);
+  CHECK(decoder.at_frame_boundary());
+  std::string frame;
+  append_put(frame, "key", "value", PutMeta{5, 0, 0});
+  size_t used = 0;
+  CHECK(decoder.next(std::string_view(frame).substr(0, 10), used).kind == DecodeKind::need_more);
+  CHECK(!decoder.at_frame_boundary());
+  const DecodeEvent e = decoder.next(std::string_view(frame).substr(10), used);
+  CHECK(e.kind == DecodeKind::put);
+  CHECK(e.key == "key");
+  CHECK(e.data == "value");
+  CHECK(decoder.next({}, used).kind == DecodeKind::need_more);
+  CHECK(decoder.at_frame_boundary());
+}
