@@ -4,9 +4,11 @@
 
 namespace ringcache::server {
 
-Connection::Connection(int fd, uint32_t slot, uint32_t generation, const protocol::ParserLimits& limits)
+Connection::Connection(int fd, uint32_t slot, uint32_t generation, const protocol::ParserLimits& limits,
+                       TextProcessor* text)
     : fd_(fd), slot_(slot), generation_(generation), parser_(limits) {
   assert(fd >= 0);
+  if (text != nullptr) text_ = std::make_unique<TextSession>(*text);
 }
 
 bool Connection::must_pause(size_t worker_held_other) const {
@@ -25,6 +27,8 @@ bool Connection::may_resume(size_t worker_held_other) const {
 
 size_t Connection::consume(std::string_view input, RequestProcessor& processor,
                            size_t worker_held_other) {
+  if (text_) return consume_text(input, worker_held_other);
+  if (incoming_) return consume_replication(input);
   size_t used_total = 0;
   while (used_total < input.size() || put_.active) {
     if (close_after_reply_) return input.size();  // nothing after the refusal is answered
@@ -37,9 +41,57 @@ size_t Connection::consume(std::string_view input, RequestProcessor& processor,
     assert(used <= input.size() - used_total);
     used_total += used;
     if (event.kind == protocol::EventKind::need_more) break;
+    if (event.kind == protocol::EventKind::repl_hello) {
+      incoming_ = processor.open_replication(event.data, out);
+      if (!incoming_) {
+        close_after_reply_ = true;
+        continue;
+      }
+      // From here on the bytes are the peer's stream, not requests.
+      return used_total + consume_replication(input.substr(used_total));
+    }
     if (processor.process(event, put_, out) == ProcessResult::close_after_reply) {
       close_after_reply_ = true;
     }
+  }
+  return used_total;
+}
+
+// A replication stream is applied as it arrives and answers nothing, so it
+// never pauses; a byte that is not an opcode ends it.
+size_t Connection::consume_replication(std::string_view input) {
+  if (close_after_reply_) return input.size();
+  if (incoming_->feed(input) == replication::StreamStatus::protocol_error) close_after_reply_ = true;
+  return input.size();
+}
+
+// Lets the text processor stop a multi-get between keys when this
+// connection must pause.
+class Connection::TextPause final : public PauseCheck {
+ public:
+  TextPause(const Connection& connection, size_t worker_held_other)
+      : connection_(connection), worker_held_other_(worker_held_other) {}
+  bool must_pause() const override { return connection_.must_pause(worker_held_other_); }
+
+ private:
+  const Connection& connection_;
+  size_t worker_held_other_;
+};
+
+size_t Connection::consume_text(std::string_view input, size_t worker_held_other) {
+  const TextPause pause(*this, worker_held_other);
+  size_t used_total = 0;
+  // A paused multi-get still has keys to answer even when no input is left.
+  while (used_total < input.size() || text_->has_pending()) {
+    if (close_after_reply_) return input.size();  // nothing after quit is answered
+    if (must_pause(worker_held_other)) {
+      paused_ = true;
+      break;
+    }
+    const TextSession::Step step = text_->step(input.substr(used_total), out, pause);
+    used_total += step.used;
+    if (step.close) close_after_reply_ = true;
+    if (step.need_more) break;
   }
   return used_total;
 }
@@ -64,7 +116,8 @@ FeedStatus Connection::feed(std::string_view bytes, RequestProcessor& processor,
 
 void Connection::resume(RequestProcessor& processor, size_t worker_held_other) {
   paused_ = false;
-  // Even with nothing stashed: a streamed PUT may still owe its put_end.
+  // Even with nothing stashed: a streamed PUT may still owe its put_end, a
+  // text multi-get its remaining keys.
   const std::string_view pending = std::string_view(stash_).substr(stash_head_);
   stash_head_ += consume(pending, processor, worker_held_other);
   if (stash_empty() && stash_.capacity() > 0) {

@@ -1,5 +1,10 @@
 // Connection: one client of a worker. It owns the frame parser, the reply
 // queue, a streamed PUT in progress, and the input it was told to hold back.
+// A connection of the text port holds a TextSession (text_session.h) instead
+// of using the frame parser; a binary connection whose first frame is an
+// admitted replication hello feeds a replication::IncomingStream from then
+// on (it answers nothing, so it never pauses). Pausing, stashing and the
+// bounds below are the same for both protocols.
 //
 // Never letting one client hurt another (issue 3) comes down to three bounds:
 // - a connection stops being read (it "pauses") once its queued replies hold
@@ -26,6 +31,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -33,6 +39,7 @@
 #include "server/output_queue.h"
 #include "server/process.h"
 #include "server/protocol/binary_parser.h"
+#include "server/text_session.h"
 
 namespace ringcache::server {
 
@@ -51,7 +58,9 @@ enum class FeedStatus : uint8_t {
 
 class Connection {
  public:
-  Connection(int fd, uint32_t slot, uint32_t generation, const protocol::ParserLimits& limits);
+  // text: the text port's processor for a text connection, nullptr for a binary one.
+  Connection(int fd, uint32_t slot, uint32_t generation, const protocol::ParserLimits& limits,
+             TextProcessor* text = nullptr);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -69,12 +78,21 @@ class Connection {
   bool paused() const { return paused_; }
   bool may_resume(size_t worker_held_other) const;
   bool stash_empty() const { return stash_head_ == stash_.size(); }
-  // A reply asked for the connection to end (replication hello); further
+  // A reply asked for the connection to end (a refused replication hello or
+  // a broken replication stream; text quit or an unframeable line); further
   // input is discarded.
   bool close_after_reply() const { return close_after_reply_; }
-  bool at_frame_boundary() const { return parser_.at_frame_boundary() && !put_.active; }
+  bool is_text() const { return text_ != nullptr; }
+  bool is_replication() const { return incoming_ != nullptr; }
+  bool at_frame_boundary() const {
+    if (incoming_) return incoming_->at_frame_boundary();
+    return text_ ? text_->at_frame_boundary() : parser_.at_frame_boundary() && !put_.active;
+  }
   // Request bytes held here: the parser's buffer and the stash (input_budget.h).
-  size_t input_held_bytes() const { return parser_.buffered_bytes() + stash_.capacity(); }
+  size_t input_held_bytes() const {
+    return parser_.buffered_bytes() + stash_.capacity() + (text_ ? text_->held_bytes() : 0) +
+           (incoming_ ? incoming_->buffered_bytes() : 0);
+  }
 
   OutputQueue out;
 
@@ -90,15 +108,21 @@ class Connection {
   struct msghdr msg = {};
 
  private:
+  class TextPause;
   bool must_pause(size_t worker_held_other) const;
   // Returns the number of input bytes used; stops early when pausing.
   size_t consume(std::string_view input, RequestProcessor& processor, size_t worker_held_other);
+  size_t consume_text(std::string_view input, size_t worker_held_other);
+  size_t consume_replication(std::string_view input);
 
   int fd_;
   uint32_t slot_;
   uint32_t generation_;
   protocol::FrameParser parser_;
   PutStream put_;
+  std::unique_ptr<TextSession> text_;
+  // Set once a replication hello was admitted (SPEC §2): a peer's stream.
+  std::unique_ptr<replication::IncomingStream> incoming_;
   std::string stash_;
   size_t stash_head_ = 0;
   bool paused_ = false;

@@ -16,7 +16,7 @@ namespace ringcache::server {
 class ConnectionTable {
  public:
   // May throw std::bad_alloc, leaving the table unchanged.
-  Connection& add(int fd, const protocol::ParserLimits& limits) {
+  Connection& add(int fd, const protocol::ParserLimits& limits, TextProcessor* text = nullptr) {
     uint32_t slot;
     if (!free_.empty()) {
       slot = free_.back();
@@ -29,7 +29,7 @@ class ConnectionTable {
     }
     Slot& entry = slots_[slot];
     try {
-      entry.connection = std::make_unique<Connection>(fd, slot, entry.generation, limits);
+      entry.connection = std::make_unique<Connection>(fd, slot, entry.generation, limits, text);
     } catch (...) {
       free_.push_back(slot);
       throw;

@@ -55,14 +55,17 @@ void EventLoop::run() {
 
   try {
     if (index_ == 0) {
-      std::vector<int> listen_fds;
+      std::vector<Acceptor::Source> sources;
       for (const Listener& listener : shared_.listeners) {
-        if (listener.kind == ListenerKind::binary) listen_fds.push_back(listener.fd);
+        // A text socket is served only when the text port is on (main.cc).
+        if (listener.kind == ListenerKind::binary || shared_.text_stats != nullptr) {
+          sources.push_back({listener.fd, listener.kind});
+        }
       }
       std::vector<int> ring_fds;
       for (uint32_t i = 0; i < shared_.sync.workers(); ++i) ring_fds.push_back(shared_.sync.ring_fd(i));
-      acceptor_ = std::make_unique<Acceptor>(ring_, std::move(listen_fds), std::move(ring_fds), index_,
-                                             [this](int fd) { adopt(fd); });
+      acceptor_ = std::make_unique<Acceptor>(ring_, std::move(sources), std::move(ring_fds), index_,
+                                             [this](int fd, ListenerKind kind) { adopt(fd, kind); });
       acceptor_->start();
     }
     arm_stop_poll();
@@ -87,6 +90,13 @@ bool EventLoop::setup(std::string& error) {
   store_thread_ = std::make_unique<store::StoreThread>(shared_.store);
   processor_ = std::make_unique<RequestProcessor>(*store_thread_, counters_, shared_.stats,
                                                   shared_.input_budget, shared_.max_item_bytes);
+  if (shared_.replicator != nullptr) processor_->enable_replication(*shared_.replicator, index_);
+  if (shared_.text_stats != nullptr) {
+    text_processor_ = std::make_unique<TextProcessor>(
+        *store_thread_, shared_.text_stats->thread(index_),
+        TextStatsContext{shared_.stats, *shared_.text_stats, shared_.max_item_bytes}, shared_.max_item_bytes);
+    if (shared_.replicator != nullptr) text_processor_->enable_replication(*shared_.replicator, index_);
+  }
   log_debug("worker %u: io_uring mode %s, %u receive buffers of %u bytes", index_, ring_.mode(),
             recv_buffers_count, recv_buffer_bytes);
   return true;
@@ -127,14 +137,14 @@ void EventLoop::dispatch(uint64_t user_data, int32_t res, uint32_t flags) {
       return;
     case Op::handoff_sent:
       assert(acceptor_);
-      acceptor_->on_handoff_sent(static_cast<int>(data.slot), res);
+      acceptor_->on_handoff_sent(static_cast<int>(data.slot), static_cast<ListenerKind>(data.generation), res);
       return;
     case Op::handoff_received:
       if (res < 0) {
         log_info("worker %u: bad connection hand-over: %s", index_, std::strerror(-res));
         return;
       }
-      adopt(res);
+      adopt(res, static_cast<ListenerKind>(data.slot));
       return;
     case Op::recv:
       on_recv(data, res, flags);
@@ -162,7 +172,7 @@ void EventLoop::dispatch(uint64_t user_data, int32_t res, uint32_t flags) {
   assert(false && "unknown user_data");
 }
 
-void EventLoop::adopt(int fd) {
+void EventLoop::adopt(int fd, ListenerKind kind) {
   if (stopping_) {
     ::close(fd);
     return;
@@ -172,7 +182,9 @@ void EventLoop::adopt(int fd) {
   (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   Connection* c = nullptr;
   try {
-    c = &connections_.add(fd, shared_.parser_limits);
+    assert(kind == ListenerKind::binary || text_processor_);
+    c = &connections_.add(fd, shared_.parser_limits,
+                          kind == ListenerKind::text ? text_processor_.get() : nullptr);
   } catch (const std::bad_alloc&) {
     log_info("worker %u: out of memory for a new connection; closing it", index_);
     counters_.connections_dropped.add();
@@ -355,7 +367,9 @@ void EventLoop::progress(Connection& c) {
     if (flushed && c.close_after_reply()) {
       // The refusal is sent; FIN rather than RST so the client reads it.
       (void)::shutdown(c.fd(), SHUT_WR);
-      begin_close(c, "replication is not implemented yet");
+      begin_close(c, c.is_text()          ? "quit, or a line too long"
+                     : c.is_replication() ? "replication stream broken"
+                                          : "replication hello refused");
     } else if (flushed && c.peer_eof && !c.paused() && c.stash_empty()) {
       begin_close(c, "peer closed");
     }

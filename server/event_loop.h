@@ -35,6 +35,8 @@
 #include "server/process.h"
 #include "server/ring.h"
 #include "server/stats.h"
+#include "server/text_process.h"
+#include "server/text_stats.h"
 #include "server/user_data.h"
 #include "server/worker_sync.h"
 #include "store/store.h"
@@ -53,6 +55,10 @@ struct WorkerShared {
   protocol::ParserLimits parser_limits;
   uint64_t max_item_bytes;
   int stop_fd;
+  // The text port's counters; nullptr when no text port is served.
+  TextStatsRegistry* text_stats = nullptr;
+  // Replication (SPEC §5); nullptr without --peer.
+  replication::Replicator* replicator = nullptr;
 };
 
 class EventLoop {
@@ -71,7 +77,7 @@ class EventLoop {
   void dispatch(uint64_t user_data, int32_t res, uint32_t flags);
 
   // Connections.
-  void adopt(int fd);
+  void adopt(int fd, ListenerKind kind);
   Connection* lookup(const UserData& data);
   void arm_recv(Connection& c);
   void on_recv(const UserData& data, int32_t res, uint32_t flags);
@@ -102,6 +108,7 @@ class EventLoop {
   BufferRing buffers_;
   std::unique_ptr<store::StoreThread> store_thread_;
   std::unique_ptr<RequestProcessor> processor_;
+  std::unique_ptr<TextProcessor> text_processor_;  // only with a text port
   std::unique_ptr<Acceptor> acceptor_;
   ConnectionTable connections_;
   // Reply bytes held by all connections of this worker (Connection::out).

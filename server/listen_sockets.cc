@@ -208,18 +208,25 @@ ListenResult open_listeners(const Options& options) {
     return result;
   }
   bool have_binary = false;
-  for (const Listener& listener : result.listeners) have_binary |= listener.kind == ListenerKind::binary;
-  if (!have_binary) {
+  bool have_text = false;
+  for (const Listener& listener : result.listeners) {
+    have_binary |= listener.kind == ListenerKind::binary;
+    have_text |= listener.kind == ListenerKind::text;
+  }
+  const auto bind_port = [&](ListenerKind kind, uint16_t port) {
     Listener listener;
-    listener.fd = bind_listener(options.listen_address, options.port, result.error);
-    if (listener.fd < 0) {
-      result.status = ListenStatus::failed;
-      close_listeners(result.listeners);
-      return result;
-    }
-    listener.kind = ListenerKind::binary;
+    listener.fd = bind_listener(options.listen_address, port, result.error);
+    if (listener.fd < 0) return false;
+    listener.kind = kind;
     listener.origin = ListenerOrigin::bound;
     result.listeners.push_back(std::move(listener));
+    return true;
+  };
+  if ((!have_binary && !bind_port(ListenerKind::binary, options.port)) ||
+      (!have_text && options.text_port != 0 && !bind_port(ListenerKind::text, options.text_port))) {
+    result.status = ListenStatus::failed;
+    close_listeners(result.listeners);
+    return result;
   }
   for (Listener& listener : result.listeners) listener.address = describe_local_address(listener.fd);
   result.status = ListenStatus::ok;

@@ -2,13 +2,11 @@
 //   1. systemd socket activation (LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES; names
 //      "binary" and "text"; a single unnamed socket is the binary port);
 //   2. --listen-fd / --text-listen-fd (privsep and tests hand over sockets);
-//   3. otherwise the daemon binds -l ADDR : -p PORT itself.
+//   3. otherwise the daemon binds -l ADDR : -p PORT itself, and -l ADDR :
+//      --text-port PORT for the memcached text protocol unless it is 0 (off).
 // Each port has exactly one listening socket; the accepting worker hands
 // connections to the others (acceptor.h), which keeps the spread even with a
 // single inherited socket.
-//
-// The memcached text protocol is not served yet: a text socket handed over
-// is kept open but not accepted from, and --text-port binds nothing.
 #pragma once
 
 #include <cstdint>

@@ -4,6 +4,7 @@
 // waits for SIGTERM/SIGINT.
 #include <sched.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "server/listen_sockets.h"
 #include "server/log.h"
 #include "server/options.h"
+#include "server/replication/replicator.h"
 #include "server/resource_limits.h"
 #include "server/stats.h"
 #include "server/worker_sync.h"
@@ -67,6 +69,40 @@ void log_memory_limit(const MemoryLimit& limit, uint64_t memory_bytes) {
       log_info("memory limit: RLIMIT_AS not set: %s", limit.error.c_str());
       return;
   }
+}
+
+// SPEC §5: without --node-id, a random id 1-4095 (its own version tag).
+std::string random_node_id() {
+  uint16_t value = 0;
+  if (::getrandom(&value, sizeof(value), 0) != sizeof(value)) {
+    value = static_cast<uint16_t>(::getpid() ^ ::time(nullptr));
+  }
+  return std::to_string(1 + value % replication::node_tag_max);
+}
+
+void replication_info(const char* line) { log_info("%s", line); }
+void replication_debug(const char* line) { log_debug("%s", line); }
+
+// The Replicator when --peer is given (nullptr otherwise), or an error.
+std::unique_ptr<replication::Replicator> make_replicator(const Options& options, store::Store& store,
+                                                         const std::string& binary_address,
+                                                         std::string& error) {
+  if (options.peers.empty()) return nullptr;
+  replication::ReplicationConfig config;
+  config.node_id = options.node_id.empty() ? random_node_id() : options.node_id;
+  config.peers = options.peers;
+  for (const replication::PeerAddress& peer : config.peers) {
+    if (replication::names_this_node(peer, binary_address)) {
+      error = "--peer " + peer.text() + " is this node itself: list the other nodes of the mesh";
+      return nullptr;
+    }
+  }
+  config.workers = options.threads;
+  config.item_max_bytes = options.max_item_bytes;
+  config.tuning = replication::tuning_for_memory(options.memory_bytes);
+  config.info = &replication_info;
+  config.debug = &replication_debug;
+  return std::make_unique<replication::Replicator>(store, std::move(config));
 }
 
 // Blocks until SIGTERM or SIGINT (blocked in every thread since start-up).
@@ -115,24 +151,47 @@ int run_daemon(const Options& options) {
     return listen.status == ListenStatus::bad_option ? exit_usage : exit_failure;
   }
   std::string binary_address;
+  std::string text_address = "off";
   for (const Listener& listener : listen.listeners) {
     if (listener.kind == ListenerKind::binary && binary_address.empty()) binary_address = listener.address;
-    if (listener.kind == ListenerKind::text) {
-      log_info("text protocol is not served yet: socket %d (%s) stays unused", listener.fd,
-               listener.address.c_str());
-    }
+    if (listener.kind == ListenerKind::text) text_address = listener.address;
   }
+  const bool text_on = text_address != "off";
 
   std::unique_ptr<store::Store> store;
   try {
     store::StoreConfig config;
     config.memory_limit_bytes = options.memory_bytes;
-    config.threads_max = options.threads;
+    // Replication needs versions, and its thread a store handle of its own.
+    config.versioned = !options.peers.empty();
+    config.threads_max = options.threads + (config.versioned ? 1 : 0);
     store = std::make_unique<store::Store>(config);
   } catch (const std::exception& e) {
     log_info("fatal: cannot create the store: %s", e.what());
     close_listeners(listen.listeners);
     return exit_failure;
+  }
+
+  std::unique_ptr<replication::Replicator> replicator;
+  try {
+    std::string error;
+    replicator = make_replicator(options, *store, binary_address, error);
+    if (!error.empty()) {
+      log_info("fatal: %s", error.c_str());
+      close_listeners(listen.listeners);
+      return exit_usage;
+    }
+  } catch (const std::exception& e) {
+    log_info("fatal: cannot set up replication: %s", e.what());
+    close_listeners(listen.listeners);
+    return exit_failure;
+  }
+  if (replicator) {
+    // append/prepend/incr/decr/touch rewrite items: the result must carry a
+    // version newer than what it replaced, or peers would ignore it.
+    store->set_version_source(
+        [](void* clock) { return static_cast<replication::HybridClock*>(clock)->next(); },
+        &replicator->clock());
   }
 
   const int stop_fd = ::eventfd(0, EFD_CLOEXEC);
@@ -143,6 +202,7 @@ int run_daemon(const Options& options) {
   }
 
   StatsRegistry stats(options.threads);
+  TextStatsRegistry text_stats(options.threads);
   InputBudget input_budget(input_budget_bytes(options.memory_bytes));
   WorkerSync sync(options.threads);
   protocol::ParserLimits parser_limits{};
@@ -154,7 +214,9 @@ int run_daemon(const Options& options) {
                       .sync = sync,
                       .parser_limits = parser_limits,
                       .max_item_bytes = options.max_item_bytes,
-                      .stop_fd = stop_fd};
+                      .stop_fd = stop_fd,
+                      .text_stats = text_on ? &text_stats : nullptr,
+                      .replicator = replicator.get()};
 
   std::vector<std::unique_ptr<EventLoop>> loops;
   std::vector<std::thread> threads;
@@ -174,6 +236,9 @@ int run_daemon(const Options& options) {
   for (size_t i = threads.size(); i < options.threads; ++i) {
     sync.report_failed(static_cast<uint32_t>(i), "not started");
   }
+  // Before the memory limit is measured: the replication thread's stack
+  // and heap count like a worker's.
+  if (started && replicator && !replicator->start(error)) started = false;
   if (!sync.wait_ready(error) || !started) {
     log_info("fatal: %s", error.c_str());
     sync.abort();
@@ -183,8 +248,9 @@ int run_daemon(const Options& options) {
     return exit_failure;
   }
 
-  log_memory_limit(apply_memory_limit(options.memory_bytes, options.threads), options.memory_bytes);
-  log_info("listening binary=%s text=off threads=%u memory=%llu", binary_address.c_str(),
+  const uint32_t allocating_threads = options.threads + (replicator ? 1 : 0);
+  log_memory_limit(apply_memory_limit(options.memory_bytes, allocating_threads), options.memory_bytes);
+  log_info("listening binary=%s text=%s threads=%u memory=%llu", binary_address.c_str(), text_address.c_str(),
            options.threads, static_cast<unsigned long long>(options.memory_bytes));
   sync.start();
 
@@ -196,7 +262,11 @@ int run_daemon(const Options& options) {
     return exit_failure;
   }
   for (std::thread& thread : threads) thread.join();
+  // The replication thread stops before the workers' connections (their
+  // incoming streams use its counters) and the store go.
+  if (replicator) replicator->stop();
   loops.clear();
+  replicator.reset();
   store.reset();
   // Last: no ring refers to the sockets any more, so the port is free at once.
   close_listeners(listen.listeners);

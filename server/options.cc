@@ -137,6 +137,11 @@ class Parser {
                   " bytes) is larger than -m/--memory (" + std::to_string(options.memory_bytes) +
                   " bytes)");
     }
+    if (options.port != 0 && options.port == options.text_port && options.listen_fd < 0 &&
+        options.text_listen_fd < 0) {
+      return fail("-p/--port and --text-port are both " + std::to_string(options.port) +
+                  ": the binary and the text protocol need a port each");
+    }
     if (options.listen_fd >= 0 && options.listen_fd == options.text_listen_fd) {
       return fail("--listen-fd and --text-listen-fd name the same descriptor");
     }
@@ -203,9 +208,22 @@ class Parser {
           invalid(spec, value, "a size (plain number = MiB; suffix K, M or G)");
         }
         return;
-      case OptionId::peer:
-        fail("--peer " + std::string(value) + ": replication is not implemented yet");
+      case OptionId::peer: {
+        replication::PeerAddress peer;
+        std::string why;
+        if (!replication::parse_peer_address(value, peer, why)) {
+          invalid(spec, value, "HOST:PORT or [IPV6]:PORT (" + why + ")");
+        } else if (options.peers.size() == peers_max) {
+          fail("--peer given more than " + std::to_string(peers_max) + " times");
+        } else if (std::any_of(options.peers.begin(), options.peers.end(), [&](const auto& p) {
+                     return p.host == peer.host && p.port == peer.port;
+                   })) {
+          fail("--peer " + std::string(value) + " is given twice");
+        } else {
+          options.peers.push_back(std::move(peer));
+        }
         return;
+      }
       case OptionId::node_id:
         options.node_id = std::string(value);
         if (!is_valid_node_id(options.node_id)) {
@@ -283,14 +301,15 @@ std::string usage_text() {
          "                  [--listen-fd N] [--text-listen-fd N] [-v] [-h] [-V]\n"
          "\n"
          "  -p, --port PORT        binary protocol port (default 8889; 0 picks a free port)\n"
-         "      --text-port PORT   memcached text protocol port (default 11211; 0 = off;\n"
-         "                         not served yet)\n"
+         "      --text-port PORT   memcached text protocol port (default 11211; 0 = off)\n"
          "  -l, --listen ADDR      numeric address to listen on (default 0.0.0.0)\n"
          "  -t, --threads N        worker threads, one io_uring each (default: hardware threads)\n"
          "  -m, --memory SIZE      cache budget (default 64; plain number = MiB; K, M, G suffixes)\n"
          "      --max-item SIZE    largest key or value accepted (default SIZE/2)\n"
-         "      --peer HOST:PORT   replication peer (not implemented yet)\n"
-         "      --node-id ID       this node's replication id\n"
+         "      --peer HOST:PORT   replicate with the node whose binary port this is (repeatable;\n"
+         "                         every node of the mesh lists every other)\n"
+         "      --node-id ID       this node's replication id (default: random 1-4095; an id 1-4095\n"
+         "                         is also its version tag, others are hashed)\n"
          "      --listen-fd N      serve this already listening socket as the binary port\n"
          "      --text-listen-fd N serve this already listening socket as the text port\n"
          "  -v, --verbose          log per-connection events\n"

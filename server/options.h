@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
+
+#include "server/replication/peer_address.h"
 
 namespace ringcache::server {
 
@@ -17,6 +20,7 @@ inline constexpr uint64_t memory_min_bytes = 4 * mib_bytes;    // a few segments
 inline constexpr uint64_t memory_max_bytes = 1ull << 40;       // 1 TiB
 inline constexpr uint64_t item_min_bytes = 1;
 inline constexpr size_t node_id_bytes_max = 64;
+inline constexpr size_t peers_max = 64;                        // --peer given at most this often
 
 struct Options {
   uint16_t port = 8889;
@@ -26,6 +30,7 @@ struct Options {
   uint64_t memory_bytes = 64 * mib_bytes;
   uint64_t max_item_bytes = 32 * mib_bytes;  // memory_bytes / 2 unless given
   std::string node_id;                       // empty: chosen at random later
+  std::vector<replication::PeerAddress> peers;  // --peer, in order; empty = no replication
   int listen_fd = -1;                        // -1: bind listen_address:port
   int text_listen_fd = -1;
   bool verbose = false;

@@ -43,6 +43,13 @@ RequestProcessor::RequestProcessor(store::StoreThread& store, ThreadCounters& co
       input_budget_(input_budget),
       max_item_bytes_(max_item_bytes) {}
 
+void RequestProcessor::enable_replication(replication::Replicator& replicator, uint32_t worker) {
+  assert(store_.store().config().versioned);
+  replicator_ = &replicator;
+  replication_ = &replicator.worker(worker);
+  worker_ = worker;
+}
+
 ProcessResult RequestProcessor::process(const protocol::Event& event, PutStream& stream,
                                         OutputQueue& out) {
   switch (event.kind) {
@@ -61,7 +68,13 @@ ProcessResult RequestProcessor::process(const protocol::Event& event, PutStream&
     case EventKind::put_begin:
       assert(!stream.active);
       counters_.puts.add();
-      stream.reservation = store_.reserve(event.key, event.value_size);
+      if (replication_ != nullptr) {
+        stream.reservation = replication::reserve_replicated(store_, *replication_, event.key, event.value_size,
+                                                             {}, {}, stream.replicate_version);
+        stream.replicate_key.assign(event.key);
+      } else {
+        stream.reservation = store_.reserve(event.key, event.value_size);
+      }
       stream.active = true;
       return ProcessResult::proceed;
     case EventKind::put_data:
@@ -82,12 +95,10 @@ ProcessResult RequestProcessor::process(const protocol::Event& event, PutStream&
       append_status(out, Reply::ebig);
       return ProcessResult::proceed;
     case EventKind::repl_hello:
+      assert(false && "Connection hands a hello to open_replication()");
+      [[fallthrough]];
     case EventKind::repl_invalid:
-      // Replication arrives in a later release; until then a replication
-      // connection is refused the way SPEC §2 refuses a bad hello.
-      counters_.invalid.add();
-      append_status(out, Reply::einval);
-      log_debug("replication connection refused: replication is not implemented yet");
+      refuse_replication("its hello is longer than 256 bytes", out);
       return ProcessResult::close_after_reply;
     case EventKind::need_more:
       break;
@@ -120,7 +131,9 @@ void RequestProcessor::get(std::string_view key, OutputQueue& out) {
 
 void RequestProcessor::put(const protocol::Event& event, OutputQueue& out) {
   counters_.puts.add();
-  const store::PutStatus status = store_.put(event.key, event.data);
+  const store::PutStatus status =
+      replication_ != nullptr ? replication::put_replicated(store_, *replication_, event.key, event.data, {}, {})
+                              : store_.put(event.key, event.data);
   if (status == store::PutStatus::stored) {
     append_status(out, Reply::ok);
   } else {
@@ -138,6 +151,10 @@ void RequestProcessor::put_end(PutStream& stream, OutputQueue& out) {
   }
   stream.reservation = store::Reservation();
   stream.active = false;
+  if (replication_ != nullptr) {
+    status = replication::finish_reserved(*replication_, stream.replicate_key, stream.replicate_version, status);
+    std::string().swap(stream.replicate_key);
+  }
   if (status == store::PutStatus::stored) {
     append_status(out, Reply::ok);
   } else {
@@ -148,15 +165,36 @@ void RequestProcessor::put_end(PutStream& stream, OutputQueue& out) {
 
 void RequestProcessor::del(std::string_view key, OutputQueue& out) {
   counters_.dels.add();
-  const store::DelStatus status = store_.del(key);
-  append_status(out, status == store::DelStatus::deleted ? Reply::ok : Reply::enotfound);
+  const bool deleted = replication_ != nullptr ? replication::delete_replicated(store_, *replication_, key)
+                                               : store_.del(key) == store::DelStatus::deleted;
+  append_status(out, deleted ? Reply::ok : Reply::enotfound);
+}
+
+void RequestProcessor::refuse_replication(const char* why, OutputQueue& out) {
+  counters_.invalid.add();
+  append_status(out, Reply::einval);
+  log_info("replication connection refused: %s", why);
+}
+
+std::unique_ptr<replication::IncomingStream> RequestProcessor::open_replication(std::string_view hello,
+                                                                                OutputQueue& out) {
+  if (replicator_ == nullptr) {
+    refuse_replication("this node has no --peer", out);
+    return nullptr;
+  }
+  std::string refusal;
+  std::unique_ptr<replication::IncomingStream> stream =
+      replication::open_incoming_stream(*replicator_, worker_, store_, hello, refusal);
+  if (!stream) refuse_replication(refusal.c_str(), out);
+  return stream;
 }
 
 void RequestProcessor::stats(OutputQueue& out) {
   counters_.stats.add();
   StatsSnapshot snapshot = registry_.collect(store_.store().stats(), max_item_bytes_);
   snapshot.input_buffered_bytes = input_budget_.used_bytes();
-  const std::string text = format_stats(snapshot);
+  std::string text = format_stats(snapshot);
+  if (replicator_ != nullptr) replication::append_stats_text(text, replicator_->stats());
   append_ok_field_header(out, text.size());
   out.append(text);
 }

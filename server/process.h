@@ -11,10 +11,16 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
 
 #include "server/input_budget.h"
 #include "server/output_queue.h"
 #include "server/protocol/binary_parser.h"
+#include "server/replication/client_writes.h"
+#include "server/replication/incoming_stream.h"
+#include "server/replication/replicator.h"
 #include "server/stats.h"
 #include "store/store.h"
 
@@ -27,6 +33,8 @@ inline constexpr uint64_t copy_value_max_bytes = 16 * 1024;
 struct PutStream {
   store::Reservation reservation;
   bool active = false;
+  std::string replicate_key;  // with replication: the key and version, handed over once stored
+  uint64_t replicate_version = 0;
 };
 
 enum class ProcessResult : uint8_t {
@@ -39,8 +47,16 @@ class RequestProcessor {
   RequestProcessor(store::StoreThread& store, ThreadCounters& counters, const StatsRegistry& registry,
                    const InputBudget& input_budget, uint64_t max_item_bytes);
 
-  // event.kind is never need_more.
+  // With peers (SPEC §5): client writes carry versions, apply newest-wins
+  // and are handed to the replication thread; replication hellos are admitted.
+  void enable_replication(replication::Replicator& replicator, uint32_t worker);
+
+  // event.kind is never need_more, nor repl_hello (open_replication).
   ProcessResult process(const protocol::Event& event, PutStream& stream, OutputQueue& out);
+
+  // The connection's first frame was a replication hello: the stream to feed
+  // from now on, or nullptr after queueing EINVAL (then close).
+  std::unique_ptr<replication::IncomingStream> open_replication(std::string_view hello, OutputQueue& out);
 
  private:
   void get(std::string_view key, OutputQueue& out);
@@ -48,12 +64,16 @@ class RequestProcessor {
   void put_end(PutStream& stream, OutputQueue& out);
   void del(std::string_view key, OutputQueue& out);
   void stats(OutputQueue& out);
+  void refuse_replication(const char* why, OutputQueue& out);
 
   store::StoreThread& store_;
   ThreadCounters& counters_;
   const StatsRegistry& registry_;
   const InputBudget& input_budget_;
   uint64_t max_item_bytes_;
+  replication::Replicator* replicator_ = nullptr;
+  replication::WorkerReplication* replication_ = nullptr;  // this worker's handoff
+  uint32_t worker_ = 0;
 };
 
 }  // namespace ringcache::server

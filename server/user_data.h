@@ -23,8 +23,10 @@ namespace ringcache::server {
 enum class Op : uint8_t {
   accept = 1,        // multishot accept; slot = listener index
   accept_backoff,    // timeout after EMFILE/ENFILE/ENOMEM; slot = listener index
-  handoff_sent,      // msg_ring to another worker completed; slot = the connection fd
-  handoff_received,  // a connection handed over by the accepting worker; res = the fd
+  handoff_sent,      // msg_ring to another worker completed; slot = the connection fd,
+                     // generation = its port's ListenerKind
+  handoff_received,  // a connection handed over by the accepting worker; res = the fd,
+                     // slot = its port's ListenerKind
   recv,              // multishot recv into the provided-buffer ring
   send,              // sendmsg of a connection's output queue
   cancel,            // an async cancel we issued; its result is only logged

@@ -71,6 +71,9 @@ class Daemon:
         cmd = [exe]
         if listen:
             cmd += ["-l", "127.0.0.1", "-p", str(port)]
+        if not any(str(arg).startswith(("--text-port", "--text-listen-fd")) for arg in args):
+            # The text port defaults to 11211, which another daemon (or memcached) may hold.
+            cmd += ["--text-port", "0"]
         cmd += list(args)
         self.cmd = cmd
         self.lines = []

@@ -31,7 +31,7 @@ def test_bad_options_exit_2_with_a_clear_error(exe):
         (["-m", "abc"], "-m/--memory"),
         (["-t", "0"], "-t/--threads"),
         (["--max-item", "100", "-m", "64"], "--max-item"),
-        (["--peer", "127.0.0.1:9999"], "replication is not implemented yet"),
+        (["--peer", "127.0.0.1"], "invalid value '127.0.0.1' for --peer: expected HOST:PORT"),
         (["--frobnicate"], "unknown option"),
         (["-l", "127.0.0.1", "-p", "0", "--listen-fd", "0"], "--listen-fd 0: not a socket"),
         (["-l", "127.0.0.1", "-p", "0", "--listen-fd", "999"], "--listen-fd 999: not an open file"),

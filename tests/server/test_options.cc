@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <initializer_list>
+#include <string>
 #include <vector>
 
 #include "server/options.h"
@@ -78,10 +79,26 @@ TEST_CASE("help and version") {
   CHECK(version_text().starts_with("ringcached "));
 }
 
-TEST_CASE("--peer is refused until replication exists") {
-  const ParseResult r = parse({"--peer", "10.0.0.2:8889"});
-  CHECK(r.status == ParseStatus::error);
-  CHECK(r.error.find("replication is not implemented yet") != std::string::npos);
+TEST_CASE("--peer is repeatable; bad, repeated or too many peers are errors") {
+  const ParseResult r = parse({"--peer", "10.0.0.2:8889", "--peer=[::1]:9000", "--peer", "cache-3:1"});
+  REQUIRE(r.status == ParseStatus::run);
+  REQUIRE(r.options.peers.size() == 3);
+  CHECK(r.options.peers[0].host == "10.0.0.2");
+  CHECK(r.options.peers[0].port == 8889);
+  CHECK(r.options.peers[1].host == "::1");
+  CHECK(r.options.peers[2].text() == "cache-3:1");
+  CHECK(parse({}).options.peers.empty());
+  for (const char* bad : {"10.0.0.2", "10.0.0.2:0", "::1:80", "host:http"}) {
+    const ParseResult e = parse({"--peer", bad});
+    CHECK(e.status == ParseStatus::error);
+    CHECK(e.error.find("--peer") != std::string::npos);
+  }
+  CHECK(parse({"--peer", "a:1", "--peer", "a:1"}).error.find("twice") != std::string::npos);
+  std::vector<std::string> many;
+  for (size_t i = 0; i <= peers_max; ++i) many.push_back("--peer=h:" + std::to_string(i + 1));
+  std::vector<const char*> args;
+  for (const auto& a : many) args.push_back(a.c_str());
+  CHECK(parse_options(args, hardware).status == ParseStatus::error);
 }
 
 TEST_CASE("bad values are errors that name the option") {

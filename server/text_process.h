@@ -1,0 +1,153 @@
+// TextProcessor: the one place where a parsed memcached text request meets
+// the store (STYLE.md: protocol -> process -> store), as RequestProcessor
+// (process.h) is for the binary port. Each TextParser event becomes store
+// calls and reply lines appended to the connection's OutputQueue; nothing
+// here knows about sockets.
+//
+// Semantics follow memcached 1.6 (docs/text_protocol.md):
+// - exptime: 0 never expires, negative is already expired, up to 30 days is
+//   relative to now, anything larger is a unix time;
+// - classic commands with noreply send nothing at all, errors included;
+//   meta commands with q drop only their success (and mg's miss) replies;
+// - a set refused as too large (or for lack of memory) also drops the key's
+//   old value, as memcached does, so a stale value is never served after a
+//   failed overwrite.
+// - a multi-get is answered key by key; when the connection must stop
+//   producing replies (a slow reader, PauseCheck) the keys not yet answered
+//   are kept in TextRequestState and answered once it may go on.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "server/output_queue.h"
+#include "server/protocol/text_parser.h"
+#include "server/replication/client_writes.h"
+#include "server/text_stats.h"
+#include "store/store.h"
+
+namespace ringcache::server {
+
+// memcached: an exptime up to this many seconds is relative to now.
+inline constexpr int64_t relative_exptime_max_s = 60 * 60 * 24 * 30;
+// Values up to this size are copied into the reply; larger ones are pinned
+// and sent from the store's memory.
+inline constexpr uint64_t text_copy_value_max_bytes = 16 * 1024;
+// The longest reply line built (a VALUE or meta line with a 250-byte key).
+inline constexpr size_t reply_line_bytes_max = 1024;
+// `version` and `stats` report the memcached release whose text protocol is
+// implemented, then ringcache's own version: clients (libmemcached's
+// memccapable among them) pick what to expect from the memcached version.
+std::string_view text_version();
+
+// Whether the connection must stop producing replies now (Connection::must_pause).
+class PauseCheck {
+ public:
+  virtual bool must_pause() const = 0;
+
+ protected:
+  ~PauseCheck() = default;
+};
+
+// A storage request whose value streams in (value_begin .. value_end).
+struct TextStream {
+  bool active = false;
+  store::Reservation reservation;  // set, add, replace, cas (and ms in those modes)
+  // append/prepend: the data is gathered here (the store concatenates whole values).
+  bool concat = false;
+  std::string concat_data;
+  uint64_t replicate_version = 0;  // with replication: the reserved item's version
+};
+
+// Keys of a multi-get not answered yet because the connection paused.
+struct PendingRetrieval {
+  protocol::text::Command command = protocol::text::Command::none;
+  uint32_t touch_expires_at = 0;  // gat/gats
+  std::string keys;
+  size_t offset = 0;
+  bool empty() const { return offset >= keys.size(); }
+};
+
+struct TextRequestState {
+  TextStream stream;
+  PendingRetrieval retrieval;
+  // Request bytes held here (per-connection memory accounting).
+  size_t held_bytes() const { return stream.concat_data.capacity() + retrieval.keys.capacity(); }
+};
+
+enum class TextResult : uint8_t {
+  proceed,
+  close,  // quit, or a line too long to frame: send what is queued, then close
+};
+
+class TextProcessor {
+ public:
+  TextProcessor(store::StoreThread& store, TextCounters& counters, const TextStatsContext& stats,
+                uint64_t max_item_bytes);
+
+  // The parser limits for this processor's connections.
+  protocol::text::ParserLimits parser_limits() const;
+
+  // With peers (SPEC §5): writes get versions and are handed to the
+  // replication thread (replication/client_writes.h); flush_all stays local.
+  void enable_replication(replication::Replicator& replicator, uint32_t worker);
+
+  // event.kind is never need_more.
+  TextResult process(const protocol::text::Event& event, TextRequestState& state, OutputQueue& out,
+                     const PauseCheck& pause);
+  // Answers the keys of a paused multi-get until done or until pause says stop.
+  void continue_retrieval(TextRequestState& state, OutputQueue& out, const PauseCheck& pause);
+
+  // exptime (memcached rules, see above) as the store's expires_at (0 = never).
+  static uint32_t expires_at(int64_t exptime, uint32_t now_s);
+
+ private:
+  void request(const protocol::text::Event& event, TextRequestState& state, OutputQueue& out,
+               const PauseCheck& pause);
+  void error(const protocol::text::Event& event, TextRequestState& state, OutputQueue& out);
+  void retrieve(protocol::text::Command command, uint32_t touch_expires_at, std::string_view& keys,
+                OutputQueue& out, const PauseCheck& pause);
+  void answer_key(protocol::text::Command command, std::string_view key, uint32_t touch_expires_at,
+                  OutputQueue& out);
+  void store_whole(const protocol::text::Event& event, OutputQueue& out);
+  void stream_begin(const protocol::text::Event& event, TextStream& stream);
+  void stream_end(const protocol::text::Event& event, TextStream& stream, OutputQueue& out);
+  void answer_store(const protocol::text::Event& event, store::PutStatus status, OutputQueue& out);
+  void remove(const protocol::text::Event& event, OutputQueue& out);
+  void arithmetic(const protocol::text::Event& event, OutputQueue& out);
+  void touch(const protocol::text::Event& event, OutputQueue& out);
+  void stats(const protocol::text::Event& event, OutputQueue& out);
+
+  // Meta commands (text_meta.cc).
+  void meta_get(const protocol::text::Event& event, OutputQueue& out);
+  void meta_delete(const protocol::text::Event& event, OutputQueue& out);
+  void meta_arithmetic(const protocol::text::Event& event, OutputQueue& out);
+  void answer_meta_store(const protocol::text::Event& event, store::PutStatus status, OutputQueue& out);
+
+  // How a storage request is carried out: a conditional put, or a concat.
+  struct StorePlan {
+    bool concat = false;
+    bool prepend = false;
+    bool vivify = false;  // ms append/prepend with N: create the item on a miss
+    store::ItemMeta meta;
+    store::PutOptions options;
+  };
+  StorePlan plan_store(const protocol::text::Event& event) const;
+  store::PutStatus carry_out(const protocol::text::Event& event, const StorePlan& plan, std::string_view value);
+  // Every write goes through these three, so that replication sees it.
+  store::PutStatus put_item(std::string_view key, std::string_view value, const store::ItemMeta& meta,
+                            store::PutOptions options);
+  bool delete_item(std::string_view key);
+  // After a read-modify-write of the key succeeded.
+  void replicate_current(std::string_view key);
+  void count_store(const protocol::text::Event& event, store::PutStatus status);
+
+  replication::WorkerReplication* replication_ = nullptr;
+  store::StoreThread& store_;
+  TextCounters& counters_;
+  TextStatsContext stats_;
+  uint64_t max_item_bytes_;
+};
+
+}  // namespace ringcache::server

@@ -1,0 +1,46 @@
+// TextSession: the text-protocol side of one connection (the text port):
+// its TextParser and the request state that outlives one parser event (a
+// streamed value, the unanswered keys of a paused multi-get). Connection
+// drives it one step at a time, checking between steps whether it must pause.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+#include "server/output_queue.h"
+#include "server/protocol/text_parser.h"
+#include "server/text_process.h"
+
+namespace ringcache::server {
+
+class TextSession {
+ public:
+  explicit TextSession(TextProcessor& processor);
+  TextSession(const TextSession&) = delete;
+  TextSession& operator=(const TextSession&) = delete;
+
+  struct Step {
+    size_t used = 0;         // input bytes consumed
+    bool need_more = false;  // all input consumed; nothing pending
+    bool close = false;      // quit or an unframeable line: flush the replies, then close
+  };
+
+  // Answers more keys of a paused multi-get if there are any, otherwise
+  // parses and answers at most one event of `input`.
+  Step step(std::string_view input, OutputQueue& out, const PauseCheck& pause);
+
+  // Keys of a multi-get are still to be answered (even with no input left).
+  bool has_pending() const { return !state_.retrieval.empty(); }
+  bool at_frame_boundary() const {
+    return parser_.at_frame_boundary() && !state_.stream.active && !has_pending();
+  }
+  // Request bytes held: the parser's buffer, a gathered append, pending keys.
+  size_t held_bytes() const { return parser_.buffered_bytes() + state_.held_bytes(); }
+
+ private:
+  TextProcessor& processor_;
+  protocol::text::TextParser parser_;
+  TextRequestState state_;
+};
+
+}  // namespace ringcache::server
