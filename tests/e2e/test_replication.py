@@ -239,6 +239,14 @@ def test_text_port_writes_replicate(exe):
         # Replicated items keep their client flags (a memcached get shows them).
         reply = text_command(c.text_port, [b"get text-5\r\n"])
         assert reply.startswith(b"VALUE text-5 7 10\r\n"), reply
+        # Read-modify-write commands rewrite the item with a newer version,
+        # so peers apply the result instead of ignoring it as not newer.
+        replies = text_command(a.text_port, [b"set n 0 0 1\r\n5\r\n", b"incr n 10\r\n",
+                                             b"append n 0 0 1\r\n7\r\n", b"prepend n 0 0 1\r\n1\r\n"])
+        assert replies == b"STORED\r\n15\r\nSTORED\r\nSTORED\r\n", replies
+        wait_until_all(cluster.nodes, [b"n"], [b"1157"])
+        assert text_command(b.text_port, [b"decr n 1000\r\n"]) == b"157\r\n"
+        wait_until_all(cluster.nodes, [b"n"], [b"157"])
 
 
 def test_replication_hello_is_checked(exe):
