@@ -5,7 +5,8 @@
 #   plain build   (mimalloc, assertions on): every meson suite, including the
 #                 RLIMIT_AS tests and the root-only ones (SKIP when not root)
 #   ASan+UBSan    every suite except rlimit (sanitizers cannot run under RLIMIT_AS)
-#   TSan          the store's unit and multi-threaded stress tests
+#   TSan          the unit tests of the store (with its multi-threaded stress
+#                 test), the daemon's modules and replication
 #   libFuzzer     each protocol parser, 30 s per target
 #   EUnit         the Erlang client against real daemons from the plain build
 #
@@ -92,8 +93,9 @@ if [[ ${SKIP_SANITIZERS:-0} != 1 ]]; then
   log "TSan build"
   if configure_build build-tsan -Db_sanitize=thread -Db_lundef=false \
        -Dallocator=libc -Dbenchmarks=false &&
-     ninja -C build-tsan tests/store/test_store >build-tsan/ninja-output.txt 2>&1; then
-    TSAN_OPTIONS=halt_on_error=1 run_meson_suite build-tsan tsan store
+     ninja -C build-tsan tests/store/test_store tests/server/test_server \
+       tests/replication/test_replication >build-tsan/ninja-output.txt 2>&1; then
+    TSAN_OPTIONS=halt_on_error=1 run_meson_suite build-tsan tsan store server replication
   else
     tail -40 build-tsan/ninja-output.txt >&2
     fail_step "tsan build"
@@ -101,11 +103,12 @@ if [[ ${SKIP_SANITIZERS:-0} != 1 ]]; then
 fi
 
 log "fuzz build (clang, libFuzzer)"
-# Only the fuzz targets and their seed corpora are built with clang.
+# Only the fuzz targets (tests/**/fuzz_*) and their seed corpora are built
+# with clang.
 if CXX=clang++ configure_build build-fuzz -Dfuzz=true -Dallocator=libc -Dbenchmarks=false \
      -Db_lundef=false &&
    ninja -C build-fuzz $(ninja -C build-fuzz -t targets all |
-                          sed -n 's|^\(tests/fuzz/[^:]*\): .*|\1|p' | grep -v '\.o$') \
+                          sed -n 's|^\(tests/[^:]*fuzz_[^:/]*\): .*|\1|p' | grep -v '\.o$') \
      >build-fuzz/ninja-output.txt 2>&1; then
   run_meson_suite build-fuzz fuzz --suite fuzz
 else
