@@ -242,9 +242,9 @@ uint64_t StoreImpl::flush_seq_now(uint32_t now) {
 }
 
 namespace {
-// A merge takes the oldest segment and whichever of the next ones (looking
-// at most kMergeLookahead deep) fit with it, up to kMergeSegmentsMax in all,
-// while their live bytes fit in one segment. Headers may grow a little when
+// A merge takes, among the kMergeLookahead oldest segments, the sparsest
+// ones whose live bytes fit in one segment together, up to
+// kMergeSegmentsMax of them. Headers may grow a little when
 // re-encoded against the new segment's bases; an item that no longer fits
 // is evicted.
 constexpr size_t kMergeSegmentsMax = 8;
@@ -289,27 +289,44 @@ bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
       if (victim == nullptr && !expired_only) victim = fifo_head;
       if (victim != nullptr) {
         group[count++] = victim;
-        // Mostly dead oldest segments (overwrites, deletes): merge their live
-        // items into one segment instead of dropping them.
+        // Before dropping the oldest segment, reclaim dead bytes (overwrites,
+        // deletes) among the oldest few: merge the sparsest of them, those
+        // whose live items fit one segment together, into a fresh segment.
+        // Only when nothing there is worth merging does the oldest go.
         const int64_t payload = block_bytes - kSegmentHeaderBytes;
-        if (!expired && merge_block != nullptr && victim->kind == SegmentKind::shared &&
-            victim->refs.load(std::memory_order_relaxed) == 0) {
-          int64_t live = victim->live_item_bytes.load(std::memory_order_relaxed);
-          size_t looked = 0;
-          for (Segment* n = victim->fifo_next;
-               n != nullptr && count < kMergeSegmentsMax && looked < kMergeLookahead;
-               n = n->fifo_next, ++looked) {
-            const int64_t more = n->live_item_bytes.load(std::memory_order_relaxed);
-            if (n->kind == SegmentKind::shared && n->ttl_class == victim->ttl_class &&
-                n->refs.load(std::memory_order_relaxed) == 0 && live + more <= payload) {
-              group[count++] = n;
-              live += more;
+        if (!expired && merge_block != nullptr) {
+          Segment* window[kMergeLookahead];
+          int64_t live[kMergeLookahead];
+          size_t n = 0;
+          for (Segment* s = fifo_head; s != nullptr && n < kMergeLookahead; s = s->fifo_next) {
+            if (s->kind == SegmentKind::shared && s->refs.load(std::memory_order_relaxed) == 0) {
+              window[n] = s;
+              live[n] = s->live_item_bytes.load(std::memory_order_relaxed);
+              ++n;
             }
           }
-          if (count >= 2) {
+          // Sparsest first (insertion sort: at most kMergeLookahead entries).
+          for (size_t i = 1; i < n; ++i) {
+            for (size_t j = i; j > 0 && live[j] < live[j - 1]; --j) {
+              std::swap(live[j], live[j - 1]);
+              std::swap(window[j], window[j - 1]);
+            }
+          }
+          size_t chosen = 0;
+          int64_t sum = 0;
+          for (size_t i = 0; i < n && chosen < kMergeSegmentsMax; ++i) {
+            if ((chosen == 0 || window[i]->ttl_class == group[0]->ttl_class) &&
+                sum + live[i] <= payload) {
+              group[chosen++] = window[i];
+              sum += live[i];
+            }
+          }
+          if (chosen >= 2) {
+            count = chosen;
             merge_target = merge_block;
             merge_block = nullptr;
           } else {
+            group[0] = victim;
             count = 1;
           }
         }
