@@ -251,18 +251,24 @@ struct PublishRequest {
   PutOptions options;
 };
 
-// Whether the put may replace what the index holds for the key (`old`, 0
-// when absent), under the put's mode.
-PutStatus check_condition(StoreImpl& impl, const PublishRequest& r, uint64_t old) {
+// The item a put would replace, decoded once under the bucket lock.
+struct OldItem {
+  Segment* segment = nullptr;  // nullptr: the key is absent
+  uint32_t offset = 0;
+  DecodedHeader header;
+};
+
+// Whether the put may replace what the index holds for the key, under the
+// put's mode.
+PutStatus check_condition(StoreImpl& impl, const PublishRequest& r, const OldItem& old) {
   bool present = false;
   uint64_t old_version = 0;
   uint64_t old_cas = 0;
-  if (old != 0) {
-    Segment* s = impl.segment_by_id(slot_segment(old));
-    const DecodedHeader h = impl.header_at(s, slot_offset(old));
-    present = !h.fields.tombstone && !impl.flushed(s) && !expired(h.fields, impl.now_s());
+  if (old.segment != nullptr) {
+    const DecodedHeader& h = old.header;
+    present = !h.fields.tombstone && !impl.flushed(old.segment) && !expired(h.fields, impl.now_s());
     old_version = h.fields.version;
-    old_cas = StoreImpl::cas_of(s, slot_offset(old), h, impl.config.versioned);
+    old_cas = StoreImpl::cas_of(old.segment, old.offset, h, impl.config.versioned);
   }
   switch (r.options.mode) {
     case PutMode::set:
@@ -277,7 +283,8 @@ PutStatus check_condition(StoreImpl& impl, const PublishRequest& r, uint64_t old
     case PutMode::newer:
       // Tombstones and expired items still hold their version: a late,
       // older write must not resurrect a deleted key.
-      return old != 0 && old_version >= r.version ? PutStatus::older : PutStatus::stored;
+      return old.segment != nullptr && old_version >= r.version ? PutStatus::older
+                                                                 : PutStatus::stored;
   }
   assert(false);
   return PutStatus::aborted;
@@ -297,7 +304,13 @@ PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
       HashIndex::Locked locked(*impl.index, r.hash);
       std::atomic<uint64_t>* slot =
           locked.find([&](uint64_t v) { return impl.slot_matches(v, r.key, r.hash); });
-      const uint64_t old = slot != nullptr ? slot->load(std::memory_order_relaxed) : 0;
+      OldItem old;
+      if (slot != nullptr) {
+        const uint64_t v = slot->load(std::memory_order_relaxed);
+        old.segment = impl.segment_by_id(slot_segment(v));
+        old.offset = slot_offset(v);
+        old.header = impl.header_at(old.segment, old.offset);
+      }
       if (r.segment->state.load(std::memory_order_seq_cst) == SegmentState::evicting) {
         status = PutStatus::evicted;
       } else {
@@ -316,9 +329,8 @@ PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
         int64_t keys = r.tombstone ? 0 : 1;
         int64_t item_bytes = static_cast<int64_t>(r.item_bytes);
         int64_t live_bytes = static_cast<int64_t>(r.live_bytes);
-        if (old != 0) {
-          const DecodedHeader h =
-              impl.header_at(impl.segment_by_id(slot_segment(old)), slot_offset(old));
+        if (old.segment != nullptr) {
+          const DecodedHeader& h = old.header;
           item_bytes -= static_cast<int64_t>(h.total_bytes());
           if (!h.fields.tombstone) {
             keys -= 1;
@@ -328,14 +340,12 @@ PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
         slot->store(slot_value, std::memory_order_release);
         r.segment->live_item_bytes.fetch_add(static_cast<int64_t>(r.item_bytes),
                                              std::memory_order_relaxed);
-        if (old != 0) {
-          Segment* old_segment = impl.segment_by_id(slot_segment(old));
-          old_segment->live_item_bytes.fetch_sub(
-              static_cast<int64_t>(impl.header_at(old_segment, slot_offset(old)).total_bytes()),
-              std::memory_order_relaxed);
-          if (old_segment->kind == SegmentKind::large) {
-            impl.pin(old_segment);
-            dead_large = old_segment;
+        if (old.segment != nullptr) {
+          old.segment->live_item_bytes.fetch_sub(static_cast<int64_t>(old.header.total_bytes()),
+                                                 std::memory_order_relaxed);
+          if (old.segment->kind == SegmentKind::large) {
+            impl.pin(old.segment);
+            dead_large = old.segment;
           }
         }
         st->keys.add(keys);

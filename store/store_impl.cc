@@ -122,6 +122,12 @@ Segment* StoreImpl::new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_c
                                 uint64_t bytes) {
   char* block = alloc_piece(st, bytes);
   if (block == nullptr) return nullptr;
+  Segment* s = init_segment(block, kind, ttl_class);
+  if (s == nullptr) give_piece(block, bytes == 0 ? block_bytes : bytes);
+  return s;
+}
+
+Segment* StoreImpl::init_segment(char* block, SegmentKind kind, uint8_t ttl_class) {
   uint32_t id = 0;
   {
     std::lock_guard<std::mutex> lock(fifo_mutex);
@@ -132,10 +138,7 @@ Segment* StoreImpl::new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_c
       id = next_id++;
     }
   }
-  if (id == 0) {  // cannot happen while ids_max > 2 * blocks_max
-    give_piece(block, bytes == 0 ? block_bytes : bytes);
-    return nullptr;
-  }
+  if (id == 0) return nullptr;  // cannot happen while ids_max > 2 * blocks_max
   auto* s = new (block) Segment();
   s->id = id;
   s->kind = kind;
@@ -419,29 +422,9 @@ void StoreImpl::reclaim_dead_large([[maybe_unused]] ThreadState* st, Segment* s)
 }
 
 Segment* StoreImpl::merge_into(char* block, Segment* const* group, size_t count, Removed& removed) {
-  uint32_t id = 0;
-  {
-    std::lock_guard<std::mutex> lock(fifo_mutex);
-    if (!free_ids.empty()) {
-      id = free_ids.back();
-      free_ids.pop_back();
-    } else {
-      id = next_id++;
-    }
-  }
+  Segment* d = init_segment(block, SegmentKind::shared, group[0]->ttl_class);
   // Live segments never outnumber twice the blocks, and ids_max > 2 * blocks_max.
-  assert(id != 0 && id <= ids_max);
-  auto* d = new (block) Segment();
-  d->id = id;
-  d->kind = SegmentKind::shared;
-  d->ttl_class = group[0]->ttl_class;
-  d->seq = next_seq.fetch_add(1, std::memory_order_relaxed);
-  d->write_offset = kSegmentHeaderBytes;
-  d->block_bytes = block_bytes;
-  d->owner = this;
-  d->state.store(SegmentState::open, std::memory_order_relaxed);
-  segments_by_id[id].store(d, std::memory_order_release);
-  shared.segments.fetch_add(1, std::memory_order_relaxed);
+  assert(d != nullptr);
 
   uint64_t moved = 0;
   int64_t header_growth = 0;

@@ -52,6 +52,8 @@ struct StoreImpl {
   // `bytes` below block_bytes asks for an exact-size piece (a large item
   // smaller than a block); 0 = a whole block.
   Segment* new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_class, uint64_t bytes = 0);
+  // Makes `block` a segment with a fresh id (nullptr when none is left).
+  Segment* init_segment(char* block, SegmentKind kind, uint8_t ttl_class);
   void seal(Segment* s);
   char* alloc_block(ThreadState* st);
   // A whole block, or an exact-size piece when bytes < block_bytes.
