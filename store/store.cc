@@ -169,6 +169,34 @@ bool StoreThread::find(std::string_view key, ItemView& out, bool count) {
   return false;
 }
 
+void StoreThread::prefetch(std::span<const std::string_view> keys) {
+  const size_t n = std::min(keys.size(), kPrefetchKeysMax);
+  uint64_t hashes[kPrefetchKeysMax];
+  for (size_t i = 0; i < n; ++i) {
+    hashes[i] = hash_key(keys[i]);
+    __builtin_prefetch(&impl_.index->primary(hashes[i]));
+  }
+  // By now the first buckets have arrived. An overflow bucket is only
+  // loaded, not looked into: that would be one more round trip to wait for.
+  for (size_t i = 0; i < n; ++i) {
+    const Bucket& b = impl_.index->primary(hashes[i]);
+    if (const Bucket* overflow = HashIndex::next(b)) __builtin_prefetch(overflow);
+    const uint16_t tag = hash_tag(hashes[i]);
+    for (const auto& slot_ref : b.slots) {
+      const uint64_t slot = slot_ref.load(std::memory_order_relaxed);
+      if (slot == 0 || slot_tag(slot) != tag) continue;
+      // Outside a read section the segment may be evicted at any moment,
+      // so its address is only computed, never dereferenced (a prefetch
+      // of memory that is gone does not fault).
+      const uintptr_t item = reinterpret_cast<uintptr_t>(impl_.segment_by_id(slot_segment(slot)));
+      if (item == 0) continue;
+      const auto* at = reinterpret_cast<const char*>(item + slot_offset(slot));
+      __builtin_prefetch(at);       // header and key
+      __builtin_prefetch(at + 64);  // and most of a small value
+    }
+  }
+}
+
 uint64_t StoreThread::index_buckets() const { return impl_.index->bucket_count(); }
 
 void StoreThread::scan_bucket(uint64_t bucket, void (*fn)(void*, const ScanEntry&), void* context) {

@@ -281,6 +281,12 @@ TEST_CASE("model test: a million random ops against std::unordered_map") {
   for (int op = 0; op < kOps; ++op) {
     const uint64_t id = rng() % 2000;
     const std::string key = "k" + std::to_string(id);
+    if (op % 3 == 0) {
+      // A prefetch hint is only a hint: whatever it touches, the model holds.
+      const std::string other = "k" + std::to_string(rng() % 2000);
+      const std::string_view keys[] = {key, other, "absent"};
+      t.prefetch(keys);
+    }
     const uint64_t dice = rng() % 100;
     if (dice < 45) {
       const size_t size = rng() % 4 == 0 ? 600 + rng() % 3000 : rng() % 120;

@@ -42,6 +42,9 @@ void run_stress(const StoreConfig& config, int threads, int ops_per_thread) {
           const size_t size = rng() % 8 == 0 ? 2000 + rng() % 6000 : 16 + rng() % 200;
           t.put(key, make_value(id, (static_cast<uint64_t>(w) << 32) | static_cast<uint64_t>(op), size));
         } else if (dice < 90) {
+          const std::string other = "key:" + std::to_string(rng() % 512);
+          const std::string_view batch[] = {key, other};
+          t.prefetch(batch);  // racing writers and eviction, like a server's look-ahead
           std::string got;
           PinnedItem pin;
           const bool found = t.get(key, [&](const ItemView& v) {
