@@ -1,6 +1,7 @@
 #include "server/connection.h"
 
 #include <cassert>
+#include <iterator>
 
 namespace ringcache::server {
 
@@ -29,6 +30,12 @@ size_t Connection::consume(std::string_view input, RequestProcessor& processor,
                            size_t worker_held_other) {
   if (text_) return consume_text(input, worker_held_other);
   if (incoming_) return consume_replication(input);
+  if (parser_.at_frame_boundary() && !put_.active) {
+    // Pipelined requests: start loading their store memory all at once.
+    std::string_view keys[store::StoreThread::kPrefetchKeysMax];
+    const size_t n = protocol::peek_frame_keys(input, keys, std::size(keys));
+    if (n > 1) processor.prefetch({keys, n});
+  }
   size_t used_total = 0;
   while (used_total < input.size() || put_.active) {
     if (close_after_reply_) return input.size();  // nothing after the refusal is answered

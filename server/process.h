@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -53,6 +54,9 @@ class RequestProcessor {
 
   // event.kind is never need_more, nor repl_hello (open_replication).
   ProcessResult process(const protocol::Event& event, PutStream& stream, OutputQueue& out);
+
+  // The keys of requests about to be processed (StoreThread::prefetch).
+  void prefetch(std::span<const std::string_view> keys) { store_.prefetch(keys); }
 
   // The connection's first frame was a replication hello: the stream to feed
   // from now on, or nullptr after queueing EINVAL (then close).

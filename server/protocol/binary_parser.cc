@@ -27,6 +27,37 @@ Event make_event(EventKind kind) {
 
 }  // namespace
 
+size_t peek_frame_keys(std::string_view input, std::string_view* keys, size_t max) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(input.data());
+  const size_t size = input.size();
+  size_t pos = 0;
+  size_t found = 0;
+  // Reads a length and the field it announces; false when not all there.
+  const auto field = [&](std::string_view& out) {
+    if (size - pos < length_field_bytes) return false;
+    const uint32_t length = decode_length(bytes + pos);
+    pos += length_field_bytes;
+    if (size - pos < length) return false;
+    out = input.substr(pos, length);
+    pos += length;
+    return true;
+  };
+  while (found < max && pos < size) {
+    const uint8_t opcode = bytes[pos++];
+    if (opcode == static_cast<uint8_t>(Opcode::stats)) continue;
+    if (opcode != static_cast<uint8_t>(Opcode::get) && opcode != static_cast<uint8_t>(Opcode::del) &&
+        opcode != static_cast<uint8_t>(Opcode::put)) {
+      break;
+    }
+    std::string_view key;
+    if (!field(key)) break;
+    std::string_view value;
+    if (opcode == static_cast<uint8_t>(Opcode::put) && !field(value)) break;
+    keys[found++] = key;
+  }
+  return found;
+}
+
 FrameParser::FrameParser(const ParserLimits& limits) : limits_(limits) {}
 
 uint64_t FrameParser::frame_buffer_max_bytes() const {

@@ -75,6 +75,13 @@ struct Event {
   uint8_t byte = 0;         // invalid_opcode
 };
 
+// The keys of the whole GET, DEL and PUT frames at the start of `input`,
+// which must begin at a frame boundary: at most `max` of them, stopping at the
+// first partial frame or byte that is not a GET/DEL/PUT/STATS opcode. A
+// look-ahead for prefetching the store (StoreThread::prefetch), so it checks
+// no limit: FrameParser::next still parses and validates every byte.
+size_t peek_frame_keys(std::string_view input, std::string_view* keys, size_t max);
+
 class FrameParser {
  public:
   explicit FrameParser(const ParserLimits& limits);

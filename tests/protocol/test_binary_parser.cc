@@ -433,6 +433,38 @@ TEST_CASE("a pipeline of thousands of frames parses the same under random splits
   }
 }
 
+TEST_CASE("peek_frame_keys finds the keys of whole frames only, up to max") {
+  const std::string frames[] = {get_frame("alpha"), stats_frame(), put_frame("beta", "value-b"),
+                                del_frame(std::string("g\0mma", 5)), get_frame("delta")};
+  std::string pipeline;
+  std::vector<std::pair<size_t, size_t>> keys_by_end;  // (end of a keyed frame, keys so far)
+  for (const std::string& f : frames) {
+    pipeline += f;
+    if (f != stats_frame()) keys_by_end.emplace_back(pipeline.size(), keys_by_end.size() + 1);
+  }
+  std::string_view keys[8];
+  REQUIRE(peek_frame_keys(pipeline, keys, 8) == 4);
+  CHECK(keys[0] == "alpha");
+  CHECK(keys[1] == "beta");
+  CHECK(keys[2] == std::string_view("g\0mma", 5));
+  CHECK(keys[3] == "delta");
+  CHECK(peek_frame_keys(pipeline, keys, 2) == 2);
+  // Every cut: only frames wholly inside the input count (a PUT needs its value too).
+  for (size_t cut = 0; cut <= pipeline.size(); ++cut) {
+    CAPTURE(cut);
+    size_t whole = 0;
+    for (const auto& [end, count] : keys_by_end) {
+      if (end <= cut) whole = count;
+    }
+    CHECK(peek_frame_keys(std::string_view(pipeline).substr(0, cut), keys, 8) == whole);
+  }
+  // An unknown opcode or a replication hello ends the look-ahead; no key is invented.
+  CHECK(peek_frame_keys(get_frame("a") + opcode_byte(99) + get_frame("b"), keys, 8) == 1);
+  CHECK(peek_frame_keys(hello_frame("node"), keys, 8) == 0);
+  CHECK(peek_frame_keys(opcode_byte(13) + length_field(0xFFFFFFFF) + "xyz", keys, 8) == 0);
+  CHECK(peek_frame_keys("", keys, 8) == 0);
+}
+
 TEST_CASE("buffered bytes stay bounded whatever the input") {
   const ParserLimits limit_sets[] = {{0, 0}, {10, 64}, {1000, 32}, {1 << 20, 64 * 1024}, {uint64_t{1} << 40, 64 * 1024}};
   constexpr size_t garbage_bytes = 256 * 1024;
