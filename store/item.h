@@ -45,6 +45,8 @@ struct ItemFields {
   bool tombstone = false;
 };
 
+inline bool expired(const ItemFields& f, uint32_t now) { return f.expires_at != 0 && f.expires_at <= now; }
+
 // Per-segment bases that let items store small deltas; 0 = not set yet.
 struct SegmentBases {
   uint32_t expiry = 0;

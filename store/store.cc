@@ -22,8 +22,6 @@ uint8_t ttl_class_for(uint32_t expires_at, uint32_t now) {
   return static_cast<uint8_t>(std::min<uint64_t>(c, kTtlClasses - 1));
 }
 
-bool expired(const ItemFields& f, uint32_t now) { return f.expires_at != 0 && f.expires_at <= now; }
-
 void raise_max_expiry(Segment* s, uint32_t expires_at) {
   if (expires_at > s->max_expires_at.load(std::memory_order_relaxed)) {
     s->max_expires_at.store(expires_at, std::memory_order_relaxed);
@@ -126,6 +124,7 @@ void StoreThread::seal_open_segments() {
 void StoreThread::expire() {
   // Bounded per call so a worker's event loop is never held for long.
   constexpr int kExpireSegmentsPerCall = 64;
+  impl_.flush_seq_now(impl_.now_s());  // a delayed flush_all whose time has come
   for (int i = 0; i < kExpireSegmentsPerCall && impl_.evict_one(state_, true); ++i) {
   }
 }
@@ -158,7 +157,7 @@ bool StoreThread::find(std::string_view key, ItemView& out, bool count) {
     Segment* s = impl_.segment_by_id(slot_segment(slot));
     const uint32_t offset = slot_offset(slot);
     const DecodedHeader h = impl_.header_at(s, offset);
-    if (!h.fields.tombstone && !impl_.flushed(s) &&
+    if (!h.fields.tombstone && !impl_.flushed(s, h) &&
         (h.fields.expires_at == 0 || !expired(h.fields, impl_.now_s()))) {
       impl_.fill_view(s, offset, h, out);
       if (count) state_->hits.add(1);
@@ -210,7 +209,7 @@ void StoreThread::scan_bucket(uint64_t bucket, void (*fn)(void*, const ScanEntry
       if (s == nullptr) continue;
       const uint32_t offset = slot_offset(slot);
       const DecodedHeader h = impl_.header_at(s, offset);
-      if (impl_.flushed(s)) continue;
+      if (impl_.flushed(s, h)) continue;
       // Expired items are skipped; expired tombstones have done their job.
       if (h.fields.expires_at != 0 && expired(h.fields, now)) continue;
       ScanEntry e;
@@ -255,7 +254,7 @@ DelStatus StoreThread::del(std::string_view key) {
       state_->keys.add(-1);
       state_->live_bytes.add(-static_cast<int64_t>(h.fields.key_size + h.fields.value_size));
     }
-    was_live = !h.fields.tombstone && !impl_.flushed(s) && !expired(h.fields, impl_.now_s());
+    was_live = !h.fields.tombstone && !impl_.flushed(s, h) && !expired(h.fields, impl_.now_s());
     if (s->kind == SegmentKind::large) {
       impl_.pin(s);
       dead_large = s;
@@ -294,7 +293,7 @@ PutStatus check_condition(StoreImpl& impl, const PublishRequest& r, const OldIte
   uint64_t old_cas = 0;
   if (old.segment != nullptr) {
     const DecodedHeader& h = old.header;
-    present = !h.fields.tombstone && !impl.flushed(old.segment) && !expired(h.fields, impl.now_s());
+    present = !h.fields.tombstone && !impl.flushed(old.segment, h) && !expired(h.fields, impl.now_s());
     old_version = h.fields.version;
     old_cas = StoreImpl::cas_of(old.segment, old.offset, h, impl.config.versioned);
   }
@@ -309,6 +308,8 @@ PutStatus check_condition(StoreImpl& impl, const PublishRequest& r, const OldIte
       if (!present) return PutStatus::not_found;
       return old_cas == r.options.cas ? PutStatus::stored : PutStatus::exists;
     case PutMode::newer:
+      // A write older than a flush it should have been flushed by.
+      if (r.version < impl.flush_version.load(std::memory_order_relaxed)) return PutStatus::older;
       // Tombstones and expired items still hold their version: a late,
       // older write must not resurrect a deleted key.
       return old.segment != nullptr && old_version >= r.version ? PutStatus::older
@@ -489,6 +490,21 @@ PutStatus StoreThread::put_fields(std::string_view key, std::string_view value,
 PutStatus StoreThread::del_versioned(std::string_view key, uint64_t version, uint32_t expires_at) {
   ItemFields f{key.size(), 0, 0, expires_at, version, true};
   return put_fields(key, {}, f, PutOptions{PutMode::newer, 0});
+}
+
+void StoreThread::flush_versions_before(uint64_t version, uint32_t at_s) {
+  assert(impl_.config.versioned);
+  if (at_s <= impl_.now_s()) {
+    impl_.raise_flush_version(version);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(impl_.flush_mutex);
+  impl_.flush_version_pending = version;
+  impl_.flush_version_pending_at_s.store(at_s, std::memory_order_relaxed);
+}
+
+uint64_t StoreThread::flush_version() const {
+  return impl_.flush_version.load(std::memory_order_relaxed);
 }
 
 void StoreThread::flush_all(uint32_t at_s) {

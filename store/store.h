@@ -292,6 +292,16 @@ class StoreThread {
   PutStatus del_versioned(std::string_view key, uint64_t version, uint32_t expires_at);
   // Every item stored before `at_s` (0 = now) is invisible from `at_s` on.
   void flush_all(uint32_t at_s);
+  // Versioned stores (replication's flush_all): from `at_s` (0 = now) on,
+  // every item or tombstone whose version is below `version` is invisible,
+  // and a PutMode::newer put below it is refused as older. Nodes that apply
+  // the same flush therefore agree on what it removed, whatever order the
+  // writes around it reach them in. A later call replaces a pending one;
+  // the threshold in effect only grows. Takes effect at the first put or
+  // expire() at or after `at_s`.
+  void flush_versions_before(uint64_t version, uint32_t at_s);
+  // The version threshold in effect (0 = none).
+  uint64_t flush_version() const;
 
   // Walks the index for a full copy (replication resync): calls
   // visit(std::string_view key, const ItemView& item, bool tombstone) for

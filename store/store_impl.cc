@@ -241,7 +241,22 @@ uint64_t StoreImpl::flush_seq_now(uint32_t now) {
       flush_pending_at_s.compare_exchange_strong(at, 0, std::memory_order_acq_rel)) {
     flush_seq.store(next_seq.fetch_add(1, std::memory_order_relaxed) + 1, std::memory_order_release);
   }
+  const uint32_t version_at = flush_version_pending_at_s.load(std::memory_order_relaxed);
+  if (version_at != 0 && now >= version_at) {
+    std::lock_guard<std::mutex> lock(flush_mutex);
+    if (flush_version_pending_at_s.load(std::memory_order_relaxed) == version_at) {
+      raise_flush_version(flush_version_pending);
+      flush_version_pending_at_s.store(0, std::memory_order_relaxed);
+    }
+  }
   return flush_seq.load(std::memory_order_acquire);
+}
+
+void StoreImpl::raise_flush_version(uint64_t version) {
+  uint64_t v = flush_version.load(std::memory_order_relaxed);
+  while (v < version &&
+         !flush_version.compare_exchange_weak(v, version, std::memory_order_release, std::memory_order_relaxed)) {
+  }
 }
 
 namespace {
@@ -428,6 +443,7 @@ Segment* StoreImpl::merge_into(char* block, Segment* const* group, size_t count,
 
   uint64_t moved = 0;
   int64_t header_growth = 0;
+  const uint32_t now = now_s();
   for (size_t g = 0; g < count; ++g) {
     Segment* s = group[g];
     for (uint32_t off = kSegmentHeaderBytes; off < s->write_offset;) {
@@ -441,6 +457,7 @@ Segment* StoreImpl::merge_into(char* block, Segment* const* group, size_t count,
       off = next_off;
       if (slot == nullptr) continue;  // overwritten or deleted: dead bytes
       const ItemFields& f = h.fields;
+      const bool invisible = expired(f, now) || flushed(s, h);
       if (f.expires_at != 0 && d->expiry_base.load(std::memory_order_relaxed) == 0) {
         d->expiry_base.store(f.expires_at, std::memory_order_relaxed);
       }
@@ -451,8 +468,9 @@ Segment* StoreImpl::merge_into(char* block, Segment* const* group, size_t count,
       const ExpiryCode code = expiry_code_for(f, bases.expiry);
       const uint32_t header = item_header_bytes(f, code, config.versioned, bases.version);
       const uint64_t need = header + f.key_size + f.value_size;
-      if (d->write_offset + need > block_bytes) {
-        // Did not fit after all (headers grew): this one is evicted.
+      if (invisible || d->write_offset + need > block_bytes) {
+        // Expired or flushed, it is not worth moving; or it did not fit
+        // after all (headers grew) and is evicted.
         slot->store(0, std::memory_order_release);
         removed.items += 1;
         removed.item_bytes += static_cast<int64_t>(h.total_bytes());

@@ -109,12 +109,25 @@ struct StoreImpl {
 
   // flush_all: items in segments created before flush_seq are invisible.
   // A delayed flush takes effect (takes its sequence number) at flush_at_s.
+  // Also puts a pending versioned flush whose time has come into effect.
   uint64_t flush_seq_now(uint32_t now);
+  void raise_flush_version(uint64_t version);
   bool flushed(const Segment* s) const {
     return s->seq < flush_seq.load(std::memory_order_relaxed);
   }
+  // An item a flush_all hid: by its segment's age, or in a versioned store
+  // by its version (flush_versions_before).
+  bool flushed(const Segment* s, const DecodedHeader& h) const {
+    return flushed(s) || h.fields.version < flush_version.load(std::memory_order_relaxed);
+  }
   std::atomic<uint64_t> flush_seq{0};
   std::atomic<uint32_t> flush_pending_at_s{0};
+  // Versioned flushes: the threshold in effect, and one pending until its
+  // time (guarded by flush_mutex; the atomic time lets puts check cheaply).
+  std::atomic<uint64_t> flush_version{0};
+  std::atomic<uint32_t> flush_version_pending_at_s{0};
+  uint64_t flush_version_pending = 0;
+  std::mutex flush_mutex;
 
   StoreConfig config;
   uint32_t block_bytes = 0;

@@ -195,6 +195,60 @@ TEST_CASE("newest wins, tombstones included") {
   t.get("k", [](const ItemView& v) { CHECK(v.version() == 30); });
 }
 
+TEST_CASE("a versioned flush hides what is older than its version, in any arrival order") {
+  StoreConfig c;
+  c.versioned = true;
+  c.clock_s = store_test::fake_clock;
+  c.segment_size_bytes = 4096;
+  Store store(c);
+  StoreThread t(store);
+  const uint32_t later = store_test::fake_now.load() + 3600;
+  auto put_v = [&](std::string_view key, uint64_t version, PutMode mode = PutMode::newer) {
+    ItemMeta m;
+    m.version = version;
+    return t.put(key, "v" + std::to_string(version), m, {mode});
+  };
+  CHECK(put_v("a", 10) == PutStatus::stored);
+  CHECK(put_v("b", 20) == PutStatus::stored);
+  CHECK(t.flush_version() == 0);
+  t.flush_versions_before(15, 0);
+  CHECK(t.flush_version() == 15);
+  CHECK_FALSE(get_string(t, "a"));
+  CHECK(*get_string(t, "b") == "v20");
+  // A write the flush should have removed, arriving after it, stays out;
+  // so does a late delete (it has nothing left to do).
+  CHECK(put_v("a", 12) == PutStatus::older);
+  CHECK(put_v("c", 14) == PutStatus::older);
+  CHECK(t.del_versioned("c", 13, later) == PutStatus::older);
+  CHECK_FALSE(get_string(t, "a"));
+  CHECK_FALSE(get_string(t, "c"));
+  CHECK(put_v("a", 16) == PutStatus::stored);
+  CHECK(*get_string(t, "a") == "v16");
+  // A flushed item is absent for the conditional modes too.
+  CHECK(put_v("d", 5, PutMode::set) == PutStatus::stored);
+  CHECK(put_v("d", 6, PutMode::replace) == PutStatus::not_stored);
+  CHECK(put_v("d", 7, PutMode::add) == PutStatus::stored);
+  // The threshold only grows.
+  t.flush_versions_before(11, 0);
+  CHECK(t.flush_version() == 15);
+
+  // Delayed: in effect from its time on (the first put or expire() then).
+  t.flush_versions_before(30, store_test::fake_now.load() + 10);
+  CHECK(t.flush_version() == 15);
+  CHECK(put_v("e", 25) == PutStatus::stored);
+  store_test::fake_now += 9;
+  t.expire();
+  CHECK(*get_string(t, "e") == "v25");
+  store_test::fake_now += 1;
+  t.expire();
+  CHECK(t.flush_version() == 30);
+  CHECK_FALSE(get_string(t, "b"));
+  CHECK_FALSE(get_string(t, "e"));
+  CHECK(put_v("e", 29) == PutStatus::older);
+  CHECK(put_v("f", 31) == PutStatus::stored);
+  CHECK(*get_string(t, "f") == "v31");
+}
+
 TEST_CASE("scan visits every item and tombstone once, in bounded steps") {
   StoreConfig c;
   c.versioned = true;
