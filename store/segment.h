@@ -11,9 +11,9 @@
 // sealed and appended to the FIFO; from then on its items are immutable. A
 // large segment holds one item bigger than half a block, in as many chained
 // blocks as it needs (claimed as the bytes arrive), and joins the FIFO when
-// its item is committed. Eviction takes the FIFO head; when the oldest
-// shared segments are mostly dead (overwritten or deleted items), their live
-// items are first merged into one fresh segment at the FIFO tail.
+// its item is committed. Eviction takes the FIFO head; when one of the
+// oldest shared segments is mostly dead (overwritten or deleted items), its
+// live items are moved to a merge segment instead and its block is freed.
 //
 // Lifetime: `refs` counts pins (readers sending a large value, writers
 // filling a reservation) plus an `evicted` bit. Eviction unlinks the items,

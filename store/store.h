@@ -101,8 +101,8 @@ struct StoreStats {
   uint64_t item_bytes = 0;       // header + key + value bytes of present items
   uint64_t evictions = 0;        // items removed by eviction
   uint64_t evicted_segments = 0; // segments evicted
-  uint64_t merged_segments = 0;  // segments whose live items were merged, not dropped
-  uint64_t merged_items = 0;     // items moved by merges
+  uint64_t merged_segments = 0;  // segments compacted: live items moved, block freed
+  uint64_t merged_items = 0;     // items moved by compactions
   uint64_t expirations = 0;      // items removed because they expired
   uint64_t hits = 0;
   uint64_t misses = 0;

@@ -62,6 +62,9 @@ StoreImpl::StoreImpl(const StoreConfig& c)
       config.memory_limit_bytes > primary_bytes ? config.memory_limit_bytes - primary_bytes : 0;
   const uint64_t blocks_max = std::max<uint64_t>(2, blocks_budget / block_bytes);
   pool = std::make_unique<BlockPool>(block_bytes, blocks_max);
+  // The spare block compaction starts in, held from the start so that the
+  // first eviction can already compact rather than drop live items.
+  merge_block = pool->take();
   // A live segment holds a block, or a large item's piece of at least half
   // a block; evicted-but-pinned ones have given their id back already. So
   // ids never run out before memory does.
@@ -221,6 +224,31 @@ std::string_view StoreImpl::large_span(const Segment* s, uint64_t pos, const cha
   return {block + kChainHeaderBytes + (pos - base), end - pos};
 }
 
+SegmentItems::SegmentItems(const HashIndex& index, const Segment* s, bool versioned)
+    : index_(index), segment_(s), versioned_(versioned), offset_(kSegmentHeaderBytes) {
+  assert(s->kind == SegmentKind::shared);
+  while (count_ < kAheadItems && offset_ < segment_->write_offset) decode_one();
+}
+
+void SegmentItems::decode_one() {
+  Item& item = ring_[(head_ + count_) % kAheadItems];
+  item.offset = offset_;
+  item.header = decode_item_header(segment_->block() + offset_, segment_->bases(), versioned_);
+  item.hash = hash_key({segment_->block() + offset_ + item.header.header_bytes, item.header.fields.key_size});
+  __builtin_prefetch(&index_.primary(item.hash));
+  offset_ += static_cast<uint32_t>(item.header.total_bytes());
+  ++count_;
+}
+
+bool SegmentItems::next(Item& out) {
+  if (count_ == 0) return false;
+  out = ring_[head_];
+  head_ = (head_ + 1) % kAheadItems;
+  --count_;
+  if (offset_ < segment_->write_offset) decode_one();
+  return true;
+}
+
 void StoreImpl::unlink_item(Segment* s, uint32_t offset, uint64_t hash, Removed& removed) {
   HashIndex::Locked locked(*index, hash);
   std::atomic<uint64_t>* slot = locked.find_exact(make_slot(hash_tag(hash), s->id, offset));
@@ -260,13 +288,14 @@ void StoreImpl::raise_flush_version(uint64_t version) {
 }
 
 namespace {
-// A merge takes, among the kMergeLookahead oldest segments, the sparsest
-// ones whose live bytes fit in one segment together, up to
-// kMergeSegmentsMax of them. Headers may grow a little when
-// re-encoded against the new segment's bases; an item that no longer fits
-// is evicted.
-constexpr size_t kMergeSegmentsMax = 8;
-constexpr size_t kMergeLookahead = 16;
+// Compaction: among the kMergeLookahead oldest segments, the sparsest one is
+// compacted (its live items moved to the merge segment, its block freed)
+// instead of evicting the oldest, when at most kCompactLiveFractionMax of
+// its payload is live. Moving a segment that is mostly live frees little
+// for the copying it costs; a segment above the bound is evicted whole.
+constexpr size_t kMergeLookahead = 256;
+constexpr int64_t kCompactLivePercentMax = 85;
+constexpr int kCompactStepsMax = 8;
 
 void unlink_from_lists(Segment* v, Segment*& fifo_head, Segment*& fifo_tail,
                        Segment** class_head, Segment** class_tail) {
@@ -282,16 +311,33 @@ void unlink_from_lists(Segment* v, Segment*& fifo_head, Segment*& fifo_tail,
 }  // namespace
 
 bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
+  // A compaction that fills the merge segment and starts the next one in
+  // the spare block frees no block (the victim's becomes the new spare),
+  // though it packs live items densely. After kCompactStepsMax of those the
+  // last step may only compact into the room left, or evict: every call
+  // frees a block, even where items are too large to pack well.
+  for (int step = 0; step < kCompactStepsMax; ++step) {
+    const EvictStep done = evict_step(st, expired_only, true);
+    if (done != EvictStep::compacted_into_spare) return done != EvictStep::nothing;
+  }
+  evict_step(st, expired_only, false);
+  return true;
+}
+
+StoreImpl::EvictStep StoreImpl::evict_step(ThreadState* st, bool expired_only, bool may_use_spare) {
   assert(st == nullptr || !epoch.inside(st->epoch));
-  Segment* group[kMergeSegmentsMax];
-  size_t count = 0;
-  char* merge_target = nullptr;
+  Segment* victim = nullptr;
   bool expired = false;
-  for (int attempt = 0; attempt < 2 && count == 0; ++attempt) {
+  // A compaction owns the merge segment while it runs; a concurrent
+  // eviction meanwhile evicts.
+  bool compact = false;
+  char* spare = nullptr;
+  Segment* target = nullptr;
+  Segment* sealed_target = nullptr;
+  for (int attempt = 0; attempt < 2 && victim == nullptr; ++attempt) {
     {
       std::lock_guard<std::mutex> lock(fifo_mutex);
       const uint32_t now = now_s();
-      Segment* victim = nullptr;
       for (uint32_t c = 1; c < kTtlClasses && victim == nullptr; ++c) {
         Segment* head = class_head[c];
         if (head != nullptr && head->max_expires_at.load(std::memory_order_relaxed) <= now) {
@@ -305,56 +351,49 @@ bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
         expired = true;
       }
       if (victim == nullptr && !expired_only) victim = fifo_head;
-      if (victim != nullptr) {
-        group[count++] = victim;
+      if (victim != nullptr && !expired && !merge_busy) {
         // Before dropping the oldest segment, reclaim dead bytes (overwrites,
-        // deletes) among the oldest few: merge the sparsest of them, those
-        // whose live items fit one segment together, into a fresh segment.
-        // Only when nothing there is worth merging does the oldest go.
-        const int64_t payload = block_bytes - kSegmentHeaderBytes;
-        if (!expired && merge_block != nullptr) {
-          Segment* window[kMergeLookahead];
-          int64_t live[kMergeLookahead];
-          size_t n = 0;
-          for (Segment* s = fifo_head; s != nullptr && n < kMergeLookahead; s = s->fifo_next) {
-            if (s->kind == SegmentKind::shared && s->refs.load(std::memory_order_relaxed) == 0) {
-              window[n] = s;
-              live[n] = s->live_item_bytes.load(std::memory_order_relaxed);
-              ++n;
-            }
-          }
-          // Sparsest first (insertion sort: at most kMergeLookahead entries).
-          for (size_t i = 1; i < n; ++i) {
-            for (size_t j = i; j > 0 && live[j] < live[j - 1]; --j) {
-              std::swap(live[j], live[j - 1]);
-              std::swap(window[j], window[j - 1]);
-            }
-          }
-          size_t chosen = 0;
-          int64_t sum = 0;
-          for (size_t i = 0; i < n && chosen < kMergeSegmentsMax; ++i) {
-            if ((chosen == 0 || window[i]->ttl_class == group[0]->ttl_class) &&
-                sum + live[i] <= payload) {
-              group[chosen++] = window[i];
-              sum += live[i];
-            }
-          }
-          if (chosen >= 2) {
-            count = chosen;
-            merge_target = merge_block;
-            merge_block = nullptr;
-          } else {
-            group[0] = victim;
-            count = 1;
+        // deletes): compact the sparsest of the oldest segments.
+        Segment* sparsest = nullptr;
+        int64_t sparsest_live = 0;
+        size_t seen = 0;
+        for (Segment* s = fifo_head; s != nullptr && seen < kMergeLookahead; s = s->fifo_next, ++seen) {
+          if (s->kind != SegmentKind::shared || s->refs.load(std::memory_order_relaxed) != 0) continue;
+          const int64_t live = s->live_item_bytes.load(std::memory_order_relaxed);
+          if (sparsest == nullptr || live < sparsest_live) {
+            sparsest = s;
+            sparsest_live = live;
           }
         }
-        for (size_t i = 0; i < count; ++i) {
-          unlink_from_lists(group[i], fifo_head, fifo_tail, class_head, class_tail);
+        const int64_t payload = block_bytes - kSegmentHeaderBytes;
+        if (sparsest != nullptr && sparsest_live * 100 <= payload * kCompactLivePercentMax) {
+          // The merge segment takes it if it is of the same TTL class and
+          // not older than a flush; when it fills up (or does not suit), a
+          // new one starts in the spare block, which only the first step
+          // may do.
+          const bool suits = merge_open != nullptr && merge_open->ttl_class == sparsest->ttl_class &&
+                             !flushed(merge_open);
+          const bool fits =
+              suits && sparsest_live <= static_cast<int64_t>(block_bytes - merge_open->write_offset);
+          if (fits || (may_use_spare && merge_block != nullptr)) {
+            victim = sparsest;
+            compact = true;
+            merge_busy = true;
+            if (!suits) {
+              sealed_target = merge_open;
+              merge_open = nullptr;
+            }
+            if (!fits) {
+              spare = merge_block;
+              merge_block = nullptr;
+            }
+          }
         }
       }
+      if (victim != nullptr) unlink_from_lists(victim, fifo_head, fifo_tail, class_head, class_tail);
     }
     // Nothing sealed: this thread's own open segments become evictable.
-    if (count == 0 && !expired_only && st != nullptr && attempt == 0) {
+    if (victim == nullptr && !expired_only && st != nullptr && attempt == 0) {
       bool sealed_any = false;
       for (auto& open : st->open) {
         if (open != nullptr) {
@@ -366,37 +405,52 @@ bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
       if (!sealed_any) break;
     }
   }
-  if (count == 0) return false;
+  if (victim == nullptr) return EvictStep::nothing;
 
   Removed removed;
-  if (merge_target != nullptr) {
-    merge_into(merge_target, group, count, removed);
-  } else if (group[0]->kind == SegmentKind::shared) {
-    Segment* victim = group[0];
-    for (uint32_t off = kSegmentHeaderBytes; off < victim->write_offset;) {
-      const DecodedHeader h = header_at(victim, off);
-      const std::string_view key(victim->block() + off + h.header_bytes, h.fields.key_size);
-      unlink_item(victim, off, hash_key(key), removed);
-      off += static_cast<uint32_t>(h.total_bytes());
+  bool used_spare = false;
+  if (compact) {
+    if (sealed_target != nullptr) seal(sealed_target);
+    {
+      std::lock_guard<std::mutex> lock(fifo_mutex);
+      std::swap(target, merge_open);
     }
+    used_spare = compact_into(victim, target, spare, removed);
+    if (spare != nullptr) {
+      // Not needed after all. A concurrent eviction may have refilled the
+      // spare meanwhile (retire), and then this block goes to the pool.
+      {
+        std::lock_guard<std::mutex> lock(fifo_mutex);
+        if (merge_block == nullptr) std::swap(merge_block, spare);
+      }
+      if (spare != nullptr) pool->give(spare);
+    }
+  } else if (victim->kind == SegmentKind::shared) {
+    SegmentItems items(*index, victim, config.versioned);
+    for (SegmentItems::Item item; items.next(item);) unlink_item(victim, item.offset, item.hash, removed);
   } else {
-    unlink_item(group[0], kSegmentHeaderBytes, group[0]->large_hash, removed);
+    unlink_item(victim, kSegmentHeaderBytes, victim->large_hash, removed);
   }
   shared.keys.fetch_sub(removed.keys, std::memory_order_relaxed);
   shared.item_bytes.fetch_sub(removed.item_bytes, std::memory_order_relaxed);
   shared.live_bytes.fetch_sub(removed.live_bytes, std::memory_order_relaxed);
   (expired ? shared.expirations : shared.evictions)
       .fetch_add(static_cast<uint64_t>(removed.keys), std::memory_order_relaxed);
-  if (merge_target != nullptr) {
-    shared.merged_segments.fetch_add(count, std::memory_order_relaxed);
+  if (compact) {
+    shared.merged_segments.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(fifo_mutex);
+    assert(merge_open == nullptr);
+    merge_open = target;
+    merge_busy = false;
   } else if (!expired) {
     shared.evicted_segments.fetch_add(1, std::memory_order_relaxed);
   }
 
   // No reader may still hold a pointer found through the index.
   epoch.synchronize();
-  for (size_t i = 0; i < count; ++i) retire(group[i]);
-  return true;
+  retire(victim);
+  if (compact && used_spare) return EvictStep::compacted_into_spare;
+  return compact ? EvictStep::compacted : EvictStep::evicted;
 }
 
 void StoreImpl::retire(Segment* victim) {
@@ -436,68 +490,86 @@ void StoreImpl::reclaim_dead_large([[maybe_unused]] ThreadState* st, Segment* s)
   unpin(s);
 }
 
-Segment* StoreImpl::merge_into(char* block, Segment* const* group, size_t count, Removed& removed) {
-  Segment* d = init_segment(block, SegmentKind::shared, group[0]->ttl_class);
-  // Live segments never outnumber twice the blocks, and ids_max > 2 * blocks_max.
-  assert(d != nullptr);
-
+bool StoreImpl::compact_into(Segment* victim, Segment*& target, char*& spare, Removed& removed) {
+  bool used_spare = false;
+  const auto start_target = [&] {
+    if (target != nullptr) seal(target);
+    target = nullptr;
+    if (spare == nullptr) return;
+    target = init_segment(spare, SegmentKind::shared, victim->ttl_class);
+    // Live segments never outnumber twice the blocks, and ids_max > 2 * blocks_max.
+    assert(target != nullptr);
+    spare = nullptr;
+    used_spare = true;
+  };
+  if (target == nullptr) start_target();
   uint64_t moved = 0;
   int64_t header_growth = 0;
   const uint32_t now = now_s();
-  for (size_t g = 0; g < count; ++g) {
-    Segment* s = group[g];
-    for (uint32_t off = kSegmentHeaderBytes; off < s->write_offset;) {
-      const DecodedHeader h = header_at(s, off);
-      const char* item = s->block() + off;
-      const std::string_view key(item + h.header_bytes, h.fields.key_size);
-      const uint64_t hash = hash_key(key);
-      const uint32_t next_off = off + static_cast<uint32_t>(h.total_bytes());
-      HashIndex::Locked locked(*index, hash);
-      std::atomic<uint64_t>* slot = locked.find_exact(make_slot(hash_tag(hash), s->id, off));
-      off = next_off;
-      if (slot == nullptr) continue;  // overwritten or deleted: dead bytes
-      const ItemFields& f = h.fields;
-      const bool invisible = expired(f, now) || flushed(s, h);
-      if (f.expires_at != 0 && d->expiry_base.load(std::memory_order_relaxed) == 0) {
-        d->expiry_base.store(f.expires_at, std::memory_order_relaxed);
+  SegmentItems items(*index, victim, config.versioned);
+  for (SegmentItems::Item item; items.next(item);) {
+    const DecodedHeader& h = item.header;
+    const uint64_t hash = item.hash;
+    const char* key = victim->block() + item.offset + h.header_bytes;
+    HashIndex::Locked locked(*index, hash);
+    std::atomic<uint64_t>* slot = locked.find_exact(make_slot(hash_tag(hash), victim->id, item.offset));
+    if (slot == nullptr) continue;  // overwritten or deleted: dead bytes
+    const ItemFields& f = h.fields;
+    uint32_t header = 0;
+    uint64_t need = 0;
+    ExpiryCode code{};
+    SegmentBases bases{};
+    // Expired or flushed items are not worth moving; one that finds no room
+    // (no spare block for a new merge segment) is evicted.
+    bool keep = !expired(f, now) && !flushed(victim, h);
+    for (int tries = 0; keep && tries < 2; ++tries) {
+      if (target == nullptr) {
+        keep = false;
+        break;
       }
-      if (config.versioned && d->version_base.load(std::memory_order_relaxed) == 0) {
-        d->version_base.store(f.version, std::memory_order_relaxed);
+      if (f.expires_at != 0 && target->expiry_base.load(std::memory_order_relaxed) == 0) {
+        target->expiry_base.store(f.expires_at, std::memory_order_relaxed);
       }
-      const SegmentBases bases = d->bases();
-      const ExpiryCode code = expiry_code_for(f, bases.expiry);
-      const uint32_t header = item_header_bytes(f, code, config.versioned, bases.version);
-      const uint64_t need = header + f.key_size + f.value_size;
-      if (invisible || d->write_offset + need > block_bytes) {
-        // Expired or flushed, it is not worth moving; or it did not fit
-        // after all (headers grew) and is evicted.
-        slot->store(0, std::memory_order_release);
-        removed.items += 1;
-        removed.item_bytes += static_cast<int64_t>(h.total_bytes());
-        if (!f.tombstone) {
-          removed.keys += 1;
-          removed.live_bytes += static_cast<int64_t>(f.key_size + f.value_size);
-        }
-        continue;
+      if (config.versioned && target->version_base.load(std::memory_order_relaxed) == 0) {
+        target->version_base.store(f.version, std::memory_order_relaxed);
       }
-      char* out = d->block() + d->write_offset;
-      encode_item_header(out, f, code, bases, config.versioned);
-      std::memcpy(out + header, key.data(), f.key_size + f.value_size);
-      const uint32_t new_off = d->write_offset;
-      d->write_offset += static_cast<uint32_t>(need);
-      if (f.expires_at > d->max_expires_at.load(std::memory_order_relaxed)) {
-        d->max_expires_at.store(f.expires_at, std::memory_order_relaxed);
+      bases = target->bases();
+      code = expiry_code_for(f, bases.expiry);
+      header = item_header_bytes(f, code, config.versioned, bases.version);
+      need = header + f.key_size + f.value_size;
+      if (target->write_offset + need <= block_bytes) break;
+      if (tries == 0) {
+        start_target();
+      } else {
+        keep = false;
       }
-      d->live_item_bytes.fetch_add(static_cast<int64_t>(need), std::memory_order_relaxed);
-      slot->store(make_slot(hash_tag(hash), d->id, new_off), std::memory_order_release);
-      header_growth += static_cast<int64_t>(header) - static_cast<int64_t>(h.header_bytes);
-      ++moved;
     }
+    if (!keep) {
+      slot->store(0, std::memory_order_release);
+      removed.items += 1;
+      removed.item_bytes += static_cast<int64_t>(h.total_bytes());
+      if (!f.tombstone) {
+        removed.keys += 1;
+        removed.live_bytes += static_cast<int64_t>(f.key_size + f.value_size);
+      }
+      continue;
+    }
+    char* out = target->block() + target->write_offset;
+    encode_item_header(out, f, code, bases, config.versioned);
+    std::memcpy(out + header, key, f.key_size + f.value_size);
+    const uint32_t new_off = target->write_offset;
+    target->write_offset += static_cast<uint32_t>(need);
+    if (f.expires_at > target->max_expires_at.load(std::memory_order_relaxed)) {
+      target->max_expires_at.store(f.expires_at, std::memory_order_relaxed);
+    }
+    target->live_item_bytes.fetch_add(static_cast<int64_t>(need), std::memory_order_relaxed);
+    slot->store(make_slot(hash_tag(hash), target->id, new_off), std::memory_order_release);
+    header_growth += static_cast<int64_t>(header) - static_cast<int64_t>(h.header_bytes);
+    ++moved;
   }
   shared.item_bytes.fetch_add(header_growth, std::memory_order_relaxed);
   shared.merged_items.fetch_add(moved, std::memory_order_relaxed);
-  seal(d);
-  return d;
+  return used_spare;
 }
 
 void StoreImpl::unpin(Segment* s) {

@@ -42,6 +42,33 @@ struct SharedCounters {
   std::atomic<int64_t> segments{0};
 };
 
+// The items of a sealed shared segment with their key hashes, decoded
+// kAheadItems ahead with their index buckets prefetched: an eviction or a
+// compaction updates the index for every item, and this way those random
+// accesses overlap instead of waiting one after another.
+class SegmentItems {
+ public:
+  SegmentItems(const HashIndex& index, const Segment* s, bool versioned);
+  struct Item {
+    uint32_t offset = 0;
+    DecodedHeader header;
+    uint64_t hash = 0;
+  };
+  // False after the last item.
+  bool next(Item& out);
+
+ private:
+  static constexpr uint32_t kAheadItems = 16;
+  void decode_one();
+  const HashIndex& index_;
+  const Segment* segment_;
+  bool versioned_;
+  uint32_t offset_;  // next item to decode
+  Item ring_[kAheadItems];
+  uint32_t head_ = 0;
+  uint32_t count_ = 0;
+};
+
 struct StoreImpl {
   explicit StoreImpl(const StoreConfig& config);
   ~StoreImpl();
@@ -62,8 +89,10 @@ struct StoreImpl {
   // Size of piece `piece` (0 = the first) of a large segment: whole blocks
   // but the last, which is cut to what the item needs.
   uint64_t large_piece_bytes(const Segment* s, uint32_t piece) const;
-  // Evicts one segment (an expired one first; with expired_only, only
-  // those). False when there was nothing to evict.
+  // Frees one block: reclaims an expired segment first (with expired_only,
+  // only those), else compacts the sparsest of the oldest segments if it is
+  // mostly dead, else evicts the oldest. False when there was nothing to
+  // evict.
   bool evict_one(ThreadState* st, bool expired_only);
   void pin(Segment* s) { s->refs.fetch_add(1, std::memory_order_relaxed); }
   void unpin(Segment* s);
@@ -96,10 +125,16 @@ struct StoreImpl {
     int64_t live_bytes = 0;
   };
   void unlink_item(Segment* s, uint32_t offset, uint64_t hash, Removed& removed);
-  // Moves the live items of `group` (oldest sealed shared segments, unlinked
-  // from the FIFO) into a fresh segment built in `block`; items that do not
-  // fit are dropped into `removed`. Returns the new, sealed segment.
-  Segment* merge_into(char* block, Segment* const* group, size_t count, Removed& removed);
+  // Moves the live items of `victim` (a sealed shared segment, unlinked from
+  // the FIFO) into the merge segment `target`, which is sealed into the FIFO
+  // when full and replaced by one built in `spare` (if any); expired and
+  // flushed items, and any that find no room, are dropped into `removed`.
+  // True when the spare was used.
+  bool compact_into(Segment* victim, Segment*& target, char*& spare, Removed& removed);
+  enum class EvictStep : uint8_t { nothing, evicted, compacted, compacted_into_spare };
+  // One eviction or compaction; a compaction may start a merge segment in
+  // the spare block only when may_use_spare.
+  EvictStep evict_step(ThreadState* st, bool expired_only, bool may_use_spare);
   // Hands a victim's memory back once no reader can reach it.
   void retire(Segment* victim);
   // A large segment whose one item was just overwritten or deleted is all
@@ -147,7 +182,11 @@ struct StoreImpl {
   Segment* class_tail[kTtlClasses] = {};
   std::vector<uint32_t> free_ids;  // capacity reserved up front: never reallocates
   uint32_t next_id = 1;
-  char* merge_block = nullptr;  // the spare block merges build into
+  // Compaction: the segment it fills (open, not yet in the FIFO), and a
+  // spare block for the next one (a compacted victim's block refills it).
+  Segment* merge_open = nullptr;
+  char* merge_block = nullptr;
+  bool merge_busy = false;  // a compaction is filling merge_open
   char* index_block = nullptr;
   uint32_t index_block_used = 0;
   std::atomic<uint64_t> index_blocks{0};

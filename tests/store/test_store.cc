@@ -364,6 +364,42 @@ TEST_CASE("overwrites: merging keeps every key when the live data fits") {
   CHECK(present >= 190);
 }
 
+TEST_CASE("compaction finds dead bytes behind dense old segments; cold keys stay") {
+  // 700 cold keys (~110 KB, written once: 27 dense segments) and 20 hot
+  // keys overwritten 30,000 times, in a 256 KiB budget of 4 KiB segments:
+  // all live data fits with room to spare. The oldest segments are dense
+  // (cold keys), the sparse ones (dead hot versions) lie behind them;
+  // compacting those keeps every cold key, where evicting the oldest would
+  // drop them.
+  Store store(tiny_config(4096, 64));
+  StoreThread t(store);
+  for (uint64_t i = 0; i < 700; ++i) {
+    REQUIRE(t.put("cold" + std::to_string(i), make_value(i, 0, 140)) == PutStatus::stored);
+  }
+  std::mt19937_64 rng(5);
+  std::vector<uint64_t> version(20, 0);
+  for (int n = 0; n < 30000; ++n) {
+    const uint64_t i = rng() % 20;
+    REQUIRE(t.put("hot" + std::to_string(i), make_value(1000 + i, ++version[i], 140)) == PutStatus::stored);
+  }
+  const StoreStats s = store.stats();
+  CHECK(s.merged_segments > 100);
+  uint64_t cold_present = 0;
+  for (uint64_t i = 0; i < 700; ++i) {
+    auto v = get_string(t, "cold" + std::to_string(i));
+    if (v) {
+      ++cold_present;
+      CHECK(*v == make_value(i, 0, 140));
+    }
+  }
+  CHECK(cold_present == 700);
+  for (uint64_t i = 0; i < 20; ++i) {
+    auto v = get_string(t, "hot" + std::to_string(i));
+    REQUIRE(v);
+    CHECK(*v == make_value(1000 + i, version[i], 140));
+  }
+}
+
 TEST_CASE("a large item takes whole blocks only where it fills them") {
   // A value of exactly one segment used to take two blocks (the header
   // spills over); the last piece is now cut to size.
