@@ -157,7 +157,12 @@ void TextProcessor::request(const Event& event, TextRequestState& state, OutputQ
       counters_.cmd_flush.add();
       const uint32_t now = store_.store().now_s();
       // A delay of zero or less flushes now; a later one schedules it.
-      store_.flush_all(event.exptime <= 0 ? 0 : expires_at(event.exptime, now));
+      const uint32_t at_s = event.exptime <= 0 ? 0 : expires_at(event.exptime, now);
+      if (replication_ == nullptr) {
+        store_.flush_all(at_s);
+      } else {
+        (void)replication::flush_replicated(store_, *replication_, at_s);
+      }
       reply(out, event.noreply, "OK\r\n");
       return;
     }

@@ -89,8 +89,8 @@ class TextProcessor {
   // The parser limits for this processor's connections.
   protocol::text::ParserLimits parser_limits() const;
 
-  // With peers (SPEC §5): writes get versions and are handed to the
-  // replication thread (replication/client_writes.h); flush_all stays local.
+  // With peers (SPEC §5): writes, flush_all included, get versions and are
+  // handed to the replication thread (replication/client_writes.h).
   void enable_replication(replication::Replicator& replicator, uint32_t worker);
 
   // event.kind is never need_more.

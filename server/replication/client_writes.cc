@@ -1,6 +1,9 @@
 #include "server/replication/client_writes.h"
 
+#include <algorithm>
 #include <cassert>
+
+#include "server/replication/version_clock.h"
 
 namespace ringcache::replication {
 namespace {
@@ -47,6 +50,16 @@ bool delete_replicated(store::StoreThread& store, WorkerReplication& replication
   if (status == store::PutStatus::no_memory) (void)store.del(key);
   if (status != store::PutStatus::older) replication.del(key, version);
   return present;
+}
+
+uint64_t flush_replicated(store::StoreThread& store, WorkerReplication& replication, uint32_t at_s) {
+  assert(store.store().config().versioned);
+  if (at_s <= store.store().now_s()) at_s = 0;
+  const uint64_t fresh = replication.next_version();
+  const uint64_t threshold = at_s == 0 ? fresh : std::max(fresh, version_at_unix_ms(uint64_t{at_s} * 1000));
+  store.flush_versions_before(threshold, at_s);
+  replication.flush(threshold, at_s);
+  return threshold;
 }
 
 void replicate_current(store::StoreThread& store, WorkerReplication& replication, std::string_view key) {

@@ -28,7 +28,7 @@
 namespace ringcache::replication {
 
 enum class HandoffKind : uint8_t {
-  frame = 1,    // a complete wire frame (PUT or DEL) to append to the log as is
+  frame = 1,    // a complete wire frame (PUT, DEL or FLUSH) to append to the log as is
   lookup = 2,   // a key whose current item is read from the store when sent (large values)
   padding = 3,  // internal: fills the end of the buffer
 };

@@ -132,6 +132,20 @@ void IncomingStream::apply(const DecodeEvent& event) {
       count(store_.del_versioned(event.key, event.meta.version, expires_at));
       return;
     }
+    case DecodeKind::flush: {
+      const auto at_s = static_cast<uint32_t>(event.number);
+      const bool due_now = at_s <= store_.store().now_s();
+      // A threshold that is the instant of a future at_s (tag 0, see
+      // client_writes.h) must not drag the clock there: this node's writes
+      // until at_s have to stay below it. Any other one was issued by the
+      // peer's clock, like a PUT's version.
+      if (due_now || version_tag(event.meta.version) != 0) context_.clock.observe(event.meta.version);
+      store_.flush_versions_before(event.meta.version, due_now ? 0 : at_s);
+      context_.counters.flushes_received.add();
+      emit(context_.config.info, "replication: node %s flushed versions below %llu (at %u)",
+           peer_node_id_.c_str(), static_cast<unsigned long long>(event.meta.version), at_s);
+      return;
+    }
     case DecodeKind::resync_begin:
       context_.counters.resyncs_received.add();
       emit(context_.config.info, "replication: resync from node %s started", peer_node_id_.c_str());

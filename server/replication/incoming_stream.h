@@ -6,7 +6,8 @@
 // is kept only if its version is greater than what the store holds, a
 // tombstone included, so every node ends with the same winner whatever order
 // the frames arrive in. A DEL becomes a tombstone that lives
-// tombstone_lifetime_s. Every version seen moves this node's clock forward
+// tombstone_lifetime_s. A FLUSH sets the same version threshold as on the
+// node that took the flush_all (client_writes.h). Every version seen moves this node's clock forward
 // (HybridClock::observe), so a later local write wins over it. Nothing
 // applied here is forwarded again: the replication thread only reads what
 // workers hand over for client writes.

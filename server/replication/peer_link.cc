@@ -218,6 +218,12 @@ void PeerLink::restart_resync(int64_t now_ms, uint64_t min_version) {
          address_.text().c_str(), static_cast<unsigned long long>(min_version));
   }
   // The copy starts once the current frame is out: a new RESYNC_BEGIN marks it.
+  // The flush threshold in effect goes first: a peer that missed a
+  // flush_all (away, or its FLUSH lost in a full handoff ring) hides what
+  // it flushed, and the copy below it is refused instead of reviving it.
+  if (const uint64_t flushed_below = shared_.store.flush_version(); flushed_below != 0) {
+    append_flush(pending_.tail_bytes(), flushed_below, 0);
+  }
   append_resync_begin(pending_.tail_bytes());
   scanning_ = true;
   scan_cursor_ = 0;

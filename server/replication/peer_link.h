@@ -7,7 +7,8 @@
 //
 // On connecting it sends HELLO and MESH, takes its cursor at the end of the
 // live log (from then on every write is kept for it), then begins a full
-// copy of the store: RESYNC_BEGIN, the items, RESYNC_END. Resync chunks and
+// copy of the store: FLUSH with the store's flush threshold (if a flush_all
+// ever set one), RESYNC_BEGIN, the items, RESYNC_END. Resync chunks and
 // live log spans alternate, switching only between frames, so a long resync
 // neither blocks the live stream nor lets the log overflow behind it; since
 // every frame carries its version, their order does not matter. A write made

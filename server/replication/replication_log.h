@@ -2,8 +2,9 @@
 // read by every peer link at its own pace (replication thread only).
 //
 // The log is a sequence of chunks addressed by a free-running offset:
-// - a bytes chunk holds whole wire frames back to back (PUT, DEL, HEARTBEAT),
-//   so every chunk end, and the log's end at any moment, falls between frames;
+// - a bytes chunk holds whole wire frames back to back (PUT, DEL, FLUSH,
+//   HEARTBEAT), so every chunk end, and the log's end at any moment, falls
+//   between frames;
 // - a lookup chunk holds one key whose value is too large to copy: each link
 //   reads the key's current item from the store when it gets there. Its
 //   extent in offsets is 1.

@@ -26,6 +26,7 @@ void append_stats_text(std::string& out, const ReplicationStats& s) {
   append_pair(out, "REPL_RESYNCS", s.resyncs_started);
   append_pair(out, "REPL_RESYNCS_DONE", s.resyncs_done);
   append_pair(out, "REPL_RESYNCS_RECEIVED", s.resyncs_received);
+  append_pair(out, "REPL_FLUSHES_RECEIVED", s.flushes_received);
   append_pair(out, "REPL_QUEUE_OVERFLOWS", s.queue_overflows);
   append_pair(out, "REPL_HANDOFF_OVERFLOWS", s.handoff_overflows);
   append_pair(out, "REPL_QUEUED_BYTES", s.queued_bytes);

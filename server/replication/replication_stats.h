@@ -46,6 +46,7 @@ struct alignas(64) ReceiverCounters {
   SingleWriterCounter apply_failed;      // not stored for lack of memory
   SingleWriterCounter too_big;           // frames over this node's --max-item
   SingleWriterCounter resyncs_received;  // RESYNC_BEGIN seen
+  SingleWriterCounter flushes_received;  // FLUSH frames applied (live or before a resync)
   SingleWriterCounter lag_us;            // latest heartbeat delay seen on this worker
 };
 
@@ -63,6 +64,7 @@ struct ReplicationStats {
   uint64_t resyncs_started = 0;
   uint64_t resyncs_done = 0;
   uint64_t resyncs_received = 0;
+  uint64_t flushes_received = 0;
   uint64_t queue_overflows = 0;
   uint64_t handoff_overflows = 0;
   uint64_t queued_bytes = 0;

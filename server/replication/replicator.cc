@@ -99,6 +99,19 @@ void WorkerReplication::del(std::string_view key, uint64_t version) {
   publish();
 }
 
+void WorkerReplication::flush(uint64_t version, uint32_t at_s) {
+  assert(version != 0);
+  char* at = ring_.reserve(HandoffKind::frame, flush_bytes);
+  if (at == nullptr) {
+    // The catch-up resync this triggers starts with the node's flush
+    // threshold (peer_link.h), which already includes a flush for now.
+    lost(version);
+    return;
+  }
+  write_flush(at, version, at_s);
+  publish();
+}
+
 // ------------------------------------------------------------------ Replicator
 
 const char* admit_status_text(AdmitStatus status) {
@@ -173,6 +186,7 @@ ReplicationStats Replicator::stats() const {
     s.apply_failed += r.apply_failed.get();
     s.too_big += r.too_big.get();
     s.resyncs_received += r.resyncs_received.get();
+    s.flushes_received += r.flushes_received.get();
     s.lag_us = std::max(s.lag_us, r.lag_us.get());
   }
   return s;

@@ -63,6 +63,8 @@ class WorkerReplication {
   void put(std::string_view key, std::string_view value, const store::ItemMeta& meta);
   void put_lookup(std::string_view key, uint64_t version);
   void del(std::string_view key, uint64_t version);
+  // Hands over a flush_all already applied here (client_writes.h).
+  void flush(uint64_t version, uint32_t at_s);
   // When a tombstone written at now_s may go.
   uint32_t tombstone_expires_at(uint32_t now_s) const;
 

@@ -61,6 +61,18 @@ constexpr uint64_t version_unix_ms(uint64_t version) {
   return (version_hlc(version) >> version_logical_bits) + version_epoch_unix_ms;
 }
 
+// The lowest version a clock can issue at unix millisecond `unix_ms` (logical
+// part and tag 0, so no issued version equals it): a write whose HLC had not
+// reached unix_ms is below it, one made at or after it is not. A delayed
+// flush_all uses it as its threshold (client_writes.h). Times before the
+// epoch map to 0; a u32 of unix seconds (until 2106) always fits the 42 bits.
+constexpr uint64_t version_at_unix_ms(uint64_t unix_ms) {
+  if (unix_ms <= version_epoch_unix_ms) return 0;
+  return make_version((unix_ms - version_epoch_unix_ms) << version_logical_bits, 0);
+}
+inline constexpr uint64_t unix_ms_of_last_u32_second = 0xFFFFFFFFull * 1000;
+static_assert(version_unix_ms(version_at_unix_ms(unix_ms_of_last_u32_second)) == unix_ms_of_last_u32_second);
+
 // The 12-bit tag (1-4095) of a node id: a decimal id 1-4095 maps to itself,
 // anything else to a hash. Never 0.
 uint16_t node_tag_of(std::string_view node_id);

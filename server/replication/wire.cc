@@ -57,6 +57,12 @@ char* write_del(char* dst, std::string_view key, uint64_t version) {
   return write_bytes(dst, key);
 }
 
+char* write_flush(char* dst, uint64_t version, uint32_t at_s) {
+  dst = write_byte(dst, WireOp::flush);
+  dst = write_number(dst, version, 8);
+  return write_number(dst, at_s, 4);
+}
+
 void append_hello(std::string& out, std::string_view node_id) {
   assert(is_valid_node_id(node_id));
   const size_t hello_size = hello_prefix.size() + node_id.size();
@@ -93,6 +99,10 @@ void append_heartbeat(std::string& out, uint64_t sent_us) {
 
 void append_mesh(std::string& out, uint32_t peers) {
   write_number(write_byte(grow(out, mesh_bytes), WireOp::mesh), peers, 4);
+}
+
+void append_flush(std::string& out, uint64_t version, uint32_t at_s) {
+  write_flush(grow(out, flush_bytes), version, at_s);
 }
 
 bool is_valid_node_id(std::string_view id) {

@@ -12,12 +12,17 @@
 //   DEL          | 202 | version:u64 | key field |   a tombstone carrying `version`
 //   RESYNC_END   | 204 | items:u64 |                 the copy is complete (items it held)
 //   HEARTBEAT    | 205 | sent_us:u64 |               sender's wall clock (unix microseconds)
+//   FLUSH        | 207 | version:u64 | at_s:u32 |    flush_all: from unix second at_s (0 = now)
+//                                                    on, every version below `version` is gone
 //
 // expires_at is in unix seconds, 0 = never. PUT and DEL from a resync and from
 // the live stream look the same and may interleave in any order: each carries
 // its version and the receiver keeps the newest, so repeats and reorderings
-// are harmless. Opcodes 207-255 are reserved: a receiver closes the connection
-// on them (and on any other byte where an opcode is expected).
+// are harmless. A FLUSH is a version threshold, not a command to replay in
+// order: every node that applies it hides the same writes, whichever side of
+// it they arrive on (docs/replication.md §4). Opcodes 208-255 are reserved: a
+// receiver closes the connection on them (and on any other byte where an
+// opcode is expected).
 #pragma once
 
 #include <cstddef>
@@ -35,6 +40,7 @@ enum class WireOp : uint8_t {
   resync_end = 204,
   heartbeat = 205,
   mesh = 206,
+  flush = 207,
 };
 
 inline constexpr std::string_view hello_prefix = "RINGCACHE-REPL/1 ";
@@ -47,7 +53,8 @@ inline constexpr size_t del_head_bytes = 1 + 8 + field_length_bytes;
 inline constexpr size_t resync_end_bytes = 1 + 8;
 inline constexpr size_t heartbeat_bytes = 1 + 8;
 inline constexpr size_t mesh_bytes = 1 + 4;
-static_assert(put_head_bytes == 21 && del_head_bytes == 13);
+inline constexpr size_t flush_bytes = 1 + 8 + 4;
+static_assert(put_head_bytes == 21 && del_head_bytes == 13 && flush_bytes == 13);
 
 struct PutMeta {
   uint64_t version = 0;
@@ -67,6 +74,7 @@ char* write_put(char* dst, std::string_view key, std::string_view value, const P
 // A PUT up to and including the value length; the value bytes follow.
 char* write_put_head(char* dst, std::string_view key, uint64_t value_bytes, const PutMeta& meta);
 char* write_del(char* dst, std::string_view key, uint64_t version);
+char* write_flush(char* dst, uint64_t version, uint32_t at_s);
 
 // Appending encoders.
 void append_hello(std::string& out, std::string_view node_id);
@@ -77,6 +85,7 @@ void append_resync_begin(std::string& out);
 void append_resync_end(std::string& out, uint64_t items);
 void append_heartbeat(std::string& out, uint64_t sent_us);
 void append_mesh(std::string& out, uint32_t peers);
+void append_flush(std::string& out, uint64_t version, uint32_t at_s);
 
 // What a hello field says (the bytes after 200 and its length).
 enum class HelloStatus : uint8_t {

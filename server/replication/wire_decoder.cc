@@ -21,6 +21,8 @@ size_t fixed_bytes_of(WireOp op) {
       return heartbeat_bytes - 1;
     case WireOp::mesh:
       return mesh_bytes - 1;
+    case WireOp::flush:
+      return flush_bytes - 1;
     case WireOp::resync_begin:
     case WireOp::hello:
       return 0;
@@ -42,6 +44,7 @@ const char* decode_kind_name(DecodeKind kind) {
     case DecodeKind::resync_end: return "resync_end";
     case DecodeKind::heartbeat: return "heartbeat";
     case DecodeKind::mesh: return "mesh";
+    case DecodeKind::flush: return "flush";
     case DecodeKind::too_big: return "too_big";
     case DecodeKind::bad_opcode: return "bad_opcode";
   }
@@ -135,6 +138,7 @@ DecodeEvent StreamDecoder::on_opcode(uint8_t byte) {
     case static_cast<uint8_t>(WireOp::resync_end):
     case static_cast<uint8_t>(WireOp::heartbeat):
     case static_cast<uint8_t>(WireOp::mesh):
+    case static_cast<uint8_t>(WireOp::flush):
       op_ = static_cast<WireOp>(byte);
       fixed_need_ = fixed_bytes_of(op_);
       fixed_have_ = 0;
@@ -172,6 +176,13 @@ DecodeEvent StreamDecoder::on_fixed() {
                             : op_ == WireOp::heartbeat ? DecodeKind::heartbeat
                                                        : DecodeKind::mesh);
       e.number = get_be(f, fixed_need_);
+      return e;
+    }
+    case WireOp::flush: {
+      state_ = State::opcode;
+      DecodeEvent e = event(DecodeKind::flush);
+      e.meta.version = get_be(f, 8);
+      e.number = get_be(f + 8, 4);
       return e;
     }
     case WireOp::resync_begin:

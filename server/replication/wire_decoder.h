@@ -44,6 +44,7 @@ enum class DecodeKind : uint8_t {
   resync_end,    // .number = items the sender's copy held
   heartbeat,     // .number = sender's unix microseconds when it queued the heartbeat
   mesh,          // .number = peers the sender lists
+  flush,         // .meta.version = threshold, .number = at_s (unix seconds, 0 = now)
   too_big,       // a key or value over item_max_bytes; the frame is skipped
   bad_opcode,    // .byte: not an opcode; the stream is dead, close it
 };

@@ -301,6 +301,101 @@ class Cluster:
         raise AssertionError("mesh not connected:\n" + "\n\n".join(n.log() for n in self.nodes))
 
 
+class LinkCutter:
+    """A TCP forwarder on a port of its own to 127.0.0.1:target_port, to put
+    between nodes whose links a test cuts: cut() closes every connection
+    through it and then accepts and closes new ones at once (a node sees its
+    peer hang up and retries with backoff) until heal(). close() stops it."""
+
+    ACCEPT_POLL_S = 0.05
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = bind_socket()
+        self.listener.settimeout(self.ACCEPT_POLL_S)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.sockets = []
+        self.threads = []
+        self.is_cut = False
+        self.stopping = False
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                down, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                refuse = self.is_cut or self.stopping
+            if refuse:
+                down.close()
+                continue
+            try:
+                up = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                down.close()
+                continue
+            for s in (down, up):
+                s.settimeout(None)
+            with self.lock:
+                self.sockets += [down, up]
+                for src, dst in ((down, up), (up, down)):
+                    t = threading.Thread(target=self._pump, args=(src, dst), daemon=True)
+                    self.threads.append(t)
+                    t.start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(1 << 16)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _close_all(self):
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+            threads, self.threads = self.threads, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in threads:
+            t.join(5)
+        for s in sockets:
+            s.close()
+
+    def cut(self):
+        with self.lock:
+            self.is_cut = True
+        self._close_all()
+
+    def heal(self):
+        with self.lock:
+            self.is_cut = False
+
+    def close(self):
+        with self.lock:
+            self.stopping = True
+        self.acceptor.join(5)
+        self.listener.close()
+        self._close_all()
+
+
 def wait_until_all(nodes, keys, expected, timeout=15):
     """Polls every node until GET of every key gives expected[i] (None =
     ENOTFOUND). Returns the seconds it took; raises with a diff otherwise."""

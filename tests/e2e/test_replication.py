@@ -9,10 +9,14 @@ import threading
 import time
 
 from harness import EINVAL, OK, field, run_tests
-from replication_cluster import (Cluster, Client, bind_socket, identical_everywhere, make_version,
+from replication_cluster import (Cluster, Client, LinkCutter, bind_socket, identical_everywhere, make_version,
                                  repl_del_frame, repl_hello_frame, repl_put_frame, wait_until_all)
 
 CONVERGE_WITHIN_S = 5
+# A delayed flush_all takes effect on each node at the first expiry pass
+# (every second) or write at or after its time.
+FLUSH_DELAY_S = 3
+FLUSH_DONE_WITHIN_S = FLUSH_DELAY_S + 5
 
 
 def spread_writes(cluster, keys, values):
@@ -247,6 +251,114 @@ def test_text_port_writes_replicate(exe):
         wait_until_all(cluster.nodes, [b"n"], [b"1157"])
         assert text_command(b.text_port, [b"decr n 1000\r\n"]) == b"157\r\n"
         wait_until_all(cluster.nodes, [b"n"], [b"157"])
+
+
+def text_set_all(node, keys, tag):
+    """Sets every key to key + tag on the node's text port."""
+    sets = [b"set %s 0 0 %d\r\n%s\r\n" % (k, len(k + tag), k + tag) for k in keys]
+    assert text_command(node.text_port, sets) == b"STORED\r\n" * len(keys)
+
+
+def flushes_received(node):
+    return int(node.stats()["REPL_FLUSHES_RECEIVED"])
+
+
+def test_text_flush_all_replicates(exe):
+    with Cluster(exe, 3, args=["-t", "2"], text=True) as cluster:
+        cluster.wait_connected()
+        a, b, c = cluster.nodes
+        keys = {node.name: [b"flush-%s-%d" % (node.name.encode(), i) for i in range(100)] for node in cluster.nodes}
+        every = sum(keys.values(), [])
+        for node in cluster.nodes:
+            text_set_all(node, keys[node.name], b"-1")
+        wait_until_all(cluster.nodes, every, [k + b"-1" for k in every])
+
+        # flush_all now on A: gone on every node.
+        assert text_command(a.text_port, [b"flush_all\r\n"]) == b"OK\r\n"
+        took = wait_until_all(cluster.nodes, every, [None] * len(every), timeout=CONVERGE_WITHIN_S)
+        print("flush_all on one node: every key gone on all 3 nodes %.2fs after OK" % took)
+        assert flushes_received(b) >= 1 and flushes_received(c) >= 1
+        # A set after the flush, on another node, stays everywhere.
+        text_set_all(b, [b"after-flush"], b"-kept")
+        wait_until_all(cluster.nodes, [b"after-flush"], [b"after-flush-kept"])
+
+        # flush_all noreply replicates too (nothing is answered to it).
+        reply = text_command(c.text_port, [b"flush_all noreply\r\nversion\r\n"])
+        assert reply.startswith(b"VERSION "), reply
+        wait_until_all(cluster.nodes, [b"after-flush"], [None], timeout=CONVERGE_WITHIN_S)
+
+        # A delayed flush: nothing goes before its time; then every write made
+        # before it goes on every node, one made during the delay included.
+        for node in cluster.nodes:
+            text_set_all(node, keys[node.name], b"-2")
+        wait_until_all(cluster.nodes, every, [k + b"-2" for k in every])
+        asked = time.monotonic()
+        assert text_command(b.text_port, [b"flush_all %d\r\n" % FLUSH_DELAY_S]) == b"OK\r\n"
+        text_set_all(c, [b"during-delay"], b"-d")
+        wait_until_all(cluster.nodes, every + [b"during-delay"], [k + b"-2" for k in every] + [b"during-delay-d"],
+                       timeout=1)
+        assert time.monotonic() - asked < FLUSH_DELAY_S - 1, "too slow to see the keys before the flush"
+        wait_until_all(cluster.nodes, every + [b"during-delay"], [None] * (len(every) + 1),
+                       timeout=FLUSH_DONE_WITHIN_S)
+        gone = time.monotonic() - asked
+        print("flush_all %d: every key gone on all 3 nodes %.2fs after OK" % (FLUSH_DELAY_S, gone))
+        assert gone >= FLUSH_DELAY_S - 1, gone
+        text_set_all(a, [b"after-delayed"], b"-kept")
+        wait_until_all(cluster.nodes, [b"after-delayed"], [b"after-delayed-kept"])
+
+
+def test_a_node_cut_off_during_flush_all_does_not_bring_flushed_keys_back(exe):
+    cluster = Cluster(exe, 3, args=["-t", "2"], start=False, text=True)
+    a, b, c = cluster.nodes
+    # Every link to or from C goes through a cutter.
+    cutters = {node.name: LinkCutter(node.port) for node in cluster.nodes}
+    try:
+        with cluster:
+            a.peers = ["127.0.0.1:%d" % b.port, "127.0.0.1:%d" % cutters["3"].port]
+            b.peers = ["127.0.0.1:%d" % a.port, "127.0.0.1:%d" % cutters["3"].port]
+            c.peers = ["127.0.0.1:%d" % cutters["1"].port, "127.0.0.1:%d" % cutters["2"].port]
+            for node in cluster.nodes:
+                node.start()
+            cluster.wait_connected()
+            keys = [b"cut-%d" % i for i in range(300)]
+            for i, node in enumerate(cluster.nodes):
+                text_set_all(node, keys[i::3], b"-old")
+            wait_until_all(cluster.nodes, keys, [k + b"-old" for k in keys])
+
+            for cutter in cutters.values():
+                cutter.cut()
+            deadline = time.monotonic() + 10
+            while int(c.stats()["REPL_INCOMING"]) != 0 or int(a.stats()["REPL_CONNECTED"]) != 1:
+                assert time.monotonic() < deadline, "the cut did not take:\n" + c.log()
+                time.sleep(0.05)
+            assert text_command(a.text_port, [b"flush_all\r\n"]) == b"OK\r\n"
+            wait_until_all([a, b], keys, [None] * len(keys))
+            # C missed it: it still serves the old keys.
+            assert identical_everywhere([c], keys) == [k + b"-old" for k in keys]
+            text_set_all(b, [b"after-flush"], b"-b")
+            text_set_all(c, [b"c-after-flush"], b"-c")
+
+            for cutter in cutters.values():
+                cutter.heal()
+            # Reconnected (backoff up to 2 s), C learns the flush from its
+            # peers' resyncs, and its own resync cannot revive what it missed.
+            took = wait_until_all(cluster.nodes, keys + [b"after-flush", b"c-after-flush"],
+                                  [None] * len(keys) + [b"after-flush-b", b"c-after-flush-c"], timeout=15)
+            print("a node cut off during flush_all: identical everywhere %.2fs after the links healed" % took)
+            assert flushes_received(c) >= 1
+            cluster.wait_connected()
+            identical_everywhere(cluster.nodes, keys + [b"after-flush"])
+
+            # Restarted empty, C gets the flush threshold before any copy.
+            c.kill()
+            c.start()
+            cluster.wait_connected()
+            wait_until_all(cluster.nodes, keys + [b"after-flush", b"c-after-flush"],
+                           [None] * len(keys) + [b"after-flush-b", b"c-after-flush-c"])
+            assert flushes_received(c) == 2, c.stats()
+    finally:
+        for cutter in cutters.values():
+            cutter.close()
 
 
 def test_replication_hello_is_checked(exe):

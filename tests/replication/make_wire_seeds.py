@@ -27,7 +27,9 @@ def main():
         "resync": bytes([206]) + struct.pack(">I", 2) + bytes([203]) + put(b"a", b"1") +
                   bytes([204]) + struct.pack(">Q", 1),
         "heartbeat": bytes([205]) + struct.pack(">Q", 1700000000000000),
-        "bad": put(b"a", b"b") + bytes([210]) + put(b"c", b"d"),
+        "flush": put(b"a", b"1") + bytes([207]) + struct.pack(">QI", 1 << 40, 0) +
+                 bytes([207]) + struct.pack(">QI", 9, 1700000000) + put(b"b", b"2"),
+        "bad": put(b"a", b"b") + bytes([208]) + put(b"c", b"d"),
     }
     for name, body in streams.items():
         for chunk in (0, 3):

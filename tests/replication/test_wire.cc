@@ -177,6 +177,19 @@ TEST_CASE("golden bytes: PUT and DEL") {
   CHECK(head + "vv" == whole);
 }
 
+TEST_CASE("golden bytes: FLUSH") {
+  std::string out;
+  append_flush(out, 0x0102030405060708ull, 0xA1B2C3D4u);
+  CHECK(hex(out) == "cf" "0102030405060708" "a1b2c3d4");
+  CHECK(out.size() == flush_bytes);
+  out.clear();
+  append_flush(out, 42, 0);
+  CHECK(hex(out) == "cf" "000000000000002a" "00000000");
+  char raw[flush_bytes];
+  CHECK(write_flush(raw, 42, 0) == raw + flush_bytes);
+  CHECK(std::string_view(raw, flush_bytes) == out);
+}
+
 TEST_CASE("parse_hello accepts RINGCACHE-REPL/1 with a valid node id only") {
   std::string_view id;
   CHECK(parse_hello("RINGCACHE-REPL/1 node-7", id) == HelloStatus::ok);
@@ -203,8 +216,11 @@ TEST_CASE("a stream of every frame kind decodes the same whatever the split") {
   append_resync_end(stream, 3);
   append_heartbeat(stream, 123456789);
   append_put(stream, std::string(300, 'k'), std::string(5000, 'v'), PutMeta{105, 1, 2});
+  append_flush(stream, 0xF0E0D0C0B0A09080ull, 0);
+  append_flush(stream, 106, 0xFFFFFFFFu);
+  append_del(stream, "after flush", 107);
   const std::vector<Seen> seen = decode_every_split(stream);
-  REQUIRE(seen.size() == 10);
+  REQUIRE(seen.size() == 13);
   CHECK(seen[0] == seen_kind(DecodeKind::mesh, 2));
   CHECK(seen[1] == seen_kind(DecodeKind::resync_begin));
   CHECK(seen[2] == seen_put("alpha", "one", 100, 7, 0));
@@ -218,6 +234,15 @@ TEST_CASE("a stream of every frame kind decodes the same whatever the split") {
   CHECK(seen[7] == seen_kind(DecodeKind::resync_end, 3));
   CHECK(seen[8] == seen_kind(DecodeKind::heartbeat, 123456789));
   CHECK(seen[9] == seen_put(std::string(300, 'k'), std::string(5000, 'v'), 105, 1, 2));
+  Seen flush_now = seen_kind(DecodeKind::flush, 0);
+  flush_now.version = 0xF0E0D0C0B0A09080ull;
+  CHECK(seen[10] == flush_now);
+  Seen flush_later = seen_kind(DecodeKind::flush, 0xFFFFFFFFu);
+  flush_later.version = 106;
+  CHECK(seen[11] == flush_later);
+  CHECK(seen[12].kind == DecodeKind::del);
+  CHECK(seen[12].key == "after flush");
+  CHECK(seen[12].version == 107);
 }
 
 TEST_CASE("values over inline_value_max_bytes stream: put_begin, put_data, put_end") {
@@ -275,7 +300,7 @@ TEST_CASE("a key or value over --max-item is reported once and skipped; the stre
 }
 
 TEST_CASE("an unknown opcode kills the stream: reported once, everything after is swallowed") {
-  for (const uint8_t bad : {uint8_t{0}, uint8_t{11}, uint8_t{200}, uint8_t{207}, uint8_t{255}}) {
+  for (const uint8_t bad : {uint8_t{0}, uint8_t{11}, uint8_t{200}, uint8_t{208}, uint8_t{255}}) {
     std::string stream;
     append_put(stream, "a", "1", PutMeta{1, 0, 0});
     stream += static_cast<char>(bad);
