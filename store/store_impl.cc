@@ -288,17 +288,21 @@ void StoreImpl::raise_flush_version(uint64_t version) {
 }
 
 namespace {
-// Compaction: among the kMergeLookahead oldest segments, the sparsest one is
-// compacted (its live items moved to the merge segment, its block freed)
-// instead of evicting the oldest, when at most kCompactLiveFractionMax of
-// its payload is live. Moving a segment that is mostly live frees little
-// for the copying it costs; a segment above the bound is evicted whole.
-constexpr size_t kMergeLookahead = 256;
+// Compaction: among the kCompactHeadWindow oldest segments and
+// kCompactSweepWindow more of a sweep over the rest of the FIFO, the
+// sparsest one is compacted (its live items moved to the merge segment, its
+// block freed) instead of evicting the oldest, when at most
+// kCompactLivePercentMax of its payload is live. Moving a segment that is
+// mostly live frees little for the copying it costs.
+constexpr size_t kCompactHeadWindow = 64;
+constexpr size_t kCompactSweepWindow = 960;
 constexpr int64_t kCompactLivePercentMax = 85;
 constexpr int kCompactStepsMax = 8;
 
-void unlink_from_lists(Segment* v, Segment*& fifo_head, Segment*& fifo_tail,
-                       Segment** class_head, Segment** class_tail) {
+}  // namespace
+
+void StoreImpl::unlink_segment(Segment* v) {
+  if (compact_cursor == v) compact_cursor = v->fifo_next;
   (v->fifo_prev ? v->fifo_prev->fifo_next : fifo_head) = v->fifo_next;
   (v->fifo_next ? v->fifo_next->fifo_prev : fifo_tail) = v->fifo_prev;
   const uint8_t c = v->ttl_class;
@@ -308,7 +312,40 @@ void unlink_from_lists(Segment* v, Segment*& fifo_head, Segment*& fifo_tail,
   }
   v->state.store(SegmentState::evicting, std::memory_order_seq_cst);
 }
-}  // namespace
+
+Segment* StoreImpl::sparsest_old_segment(int64_t* live_bytes) {
+  Segment* sparsest = nullptr;
+  const auto consider = [&](Segment* s) {
+    if (s->kind != SegmentKind::shared || s->refs.load(std::memory_order_relaxed) != 0) return;
+    const int64_t live = s->live_item_bytes.load(std::memory_order_relaxed);
+    if (sparsest == nullptr || live < *live_bytes) {
+      sparsest = s;
+      *live_bytes = live;
+    }
+  };
+  Segment* s = fifo_head;
+  for (size_t seen = 0; s != nullptr && seen < kCompactHeadWindow; s = s->fifo_next, ++seen) consider(s);
+  Segment* const after_head = s;
+  if (after_head == nullptr) return sparsest;
+  // The rest of the FIFO is swept a window at a time, from where the last
+  // scan stopped: over many evictions every segment is looked at, whatever
+  // the FIFO's length, for a bounded cost each time.
+  Segment* const start = compact_cursor != nullptr ? compact_cursor : after_head;
+  s = start;
+  bool wrapped = false;
+  for (size_t seen = 0; seen < kCompactSweepWindow; ++seen) {
+    consider(s);
+    s = s->fifo_next;
+    if (s == nullptr) {
+      if (wrapped) break;
+      wrapped = true;
+      s = after_head;
+    }
+    if (s == start) break;
+  }
+  compact_cursor = s;
+  return sparsest;
+}
 
 bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
   // A compaction that fills the merge segment and starts the next one in
@@ -353,18 +390,9 @@ StoreImpl::EvictStep StoreImpl::evict_step(ThreadState* st, bool expired_only, b
       if (victim == nullptr && !expired_only) victim = fifo_head;
       if (victim != nullptr && !expired && !merge_busy) {
         // Before dropping the oldest segment, reclaim dead bytes (overwrites,
-        // deletes): compact the sparsest of the oldest segments.
-        Segment* sparsest = nullptr;
+        // deletes): compact the sparsest segment in sight.
         int64_t sparsest_live = 0;
-        size_t seen = 0;
-        for (Segment* s = fifo_head; s != nullptr && seen < kMergeLookahead; s = s->fifo_next, ++seen) {
-          if (s->kind != SegmentKind::shared || s->refs.load(std::memory_order_relaxed) != 0) continue;
-          const int64_t live = s->live_item_bytes.load(std::memory_order_relaxed);
-          if (sparsest == nullptr || live < sparsest_live) {
-            sparsest = s;
-            sparsest_live = live;
-          }
-        }
+        Segment* const sparsest = sparsest_old_segment(&sparsest_live);
         const int64_t payload = block_bytes - kSegmentHeaderBytes;
         if (sparsest != nullptr && sparsest_live * 100 <= payload * kCompactLivePercentMax) {
           // The merge segment takes it if it is of the same TTL class and
@@ -390,7 +418,7 @@ StoreImpl::EvictStep StoreImpl::evict_step(ThreadState* st, bool expired_only, b
           }
         }
       }
-      if (victim != nullptr) unlink_from_lists(victim, fifo_head, fifo_tail, class_head, class_tail);
+      if (victim != nullptr) unlink_segment(victim);
     }
     // Nothing sealed: this thread's own open segments become evictable.
     if (victim == nullptr && !expired_only && st != nullptr && attempt == 0) {
@@ -479,7 +507,7 @@ void StoreImpl::reclaim_dead_large([[maybe_unused]] ThreadState* st, Segment* s)
   {
     std::lock_guard<std::mutex> lock(fifo_mutex);
     if (s->state.load(std::memory_order_relaxed) == SegmentState::sealed) {
-      unlink_from_lists(s, fifo_head, fifo_tail, class_head, class_tail);
+      unlink_segment(s);
       mine = true;
     }
   }

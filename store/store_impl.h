@@ -187,6 +187,14 @@ struct StoreImpl {
   Segment* merge_open = nullptr;
   char* merge_block = nullptr;
   bool merge_busy = false;  // a compaction is filling merge_open
+  // Where the next compaction scan continues its sweep of the FIFO (a FIFO
+  // member, or nullptr to start after the head window).
+  Segment* compact_cursor = nullptr;
+  // Takes a segment out of the FIFO (and its TTL class list).
+  void unlink_segment(Segment* v);
+  // The sparsest unpinned shared segment among the oldest few and a window
+  // of the rest of the FIFO; its live bytes in *live_bytes.
+  Segment* sparsest_old_segment(int64_t* live_bytes);
   char* index_block = nullptr;
   uint32_t index_block_used = 0;
   std::atomic<uint64_t> index_blocks{0};

@@ -365,38 +365,46 @@ TEST_CASE("overwrites: merging keeps every key when the live data fits") {
 }
 
 TEST_CASE("compaction finds dead bytes behind dense old segments; cold keys stay") {
-  // 700 cold keys (~110 KB, written once: 27 dense segments) and 20 hot
-  // keys overwritten 30,000 times, in a 256 KiB budget of 4 KiB segments:
-  // all live data fits with room to spare. The oldest segments are dense
-  // (cold keys), the sparse ones (dead hot versions) lie behind them;
-  // compacting those keeps every cold key, where evicting the oldest would
-  // drop them.
-  Store store(tiny_config(4096, 64));
-  StoreThread t(store);
-  for (uint64_t i = 0; i < 700; ++i) {
-    REQUIRE(t.put("cold" + std::to_string(i), make_value(i, 0, 140)) == PutStatus::stored);
-  }
-  std::mt19937_64 rng(5);
-  std::vector<uint64_t> version(20, 0);
-  for (int n = 0; n < 30000; ++n) {
-    const uint64_t i = rng() % 20;
-    REQUIRE(t.put("hot" + std::to_string(i), make_value(1000 + i, ++version[i], 140)) == PutStatus::stored);
-  }
-  const StoreStats s = store.stats();
-  CHECK(s.merged_segments > 100);
-  uint64_t cold_present = 0;
-  for (uint64_t i = 0; i < 700; ++i) {
-    auto v = get_string(t, "cold" + std::to_string(i));
-    if (v) {
-      ++cold_present;
-      CHECK(*v == make_value(i, 0, 140));
+  // Cold keys (written once) fill the oldest segments densely; 20 hot keys
+  // are then overwritten 30,000 times in a budget where all live data fits
+  // with room to spare. The sparse segments (dead hot versions) lie behind
+  // the dense ones; compacting those keeps every cold key, where evicting
+  // the oldest would drop them. The second geometry has more dense
+  // segments than the head window, so the sweep must find the sparse ones.
+  struct Geometry {
+    uint32_t segments;
+    uint64_t cold_keys;
+  };
+  for (const Geometry g : {Geometry{64, 700}, Geometry{400, 6000}}) {
+    CAPTURE(g.segments);
+    Store store(tiny_config(4096, g.segments));
+    StoreThread t(store);
+    for (uint64_t i = 0; i < g.cold_keys; ++i) {
+      REQUIRE(t.put("cold" + std::to_string(i), make_value(i, 0, 140)) == PutStatus::stored);
     }
-  }
-  CHECK(cold_present == 700);
-  for (uint64_t i = 0; i < 20; ++i) {
-    auto v = get_string(t, "hot" + std::to_string(i));
-    REQUIRE(v);
-    CHECK(*v == make_value(1000 + i, version[i], 140));
+    std::mt19937_64 rng(5);
+    std::vector<uint64_t> version(20, 0);
+    for (int n = 0; n < 30000; ++n) {
+      const uint64_t i = rng() % 20;
+      REQUIRE(t.put("hot" + std::to_string(i), make_value(1000000 + i, ++version[i], 140)) ==
+              PutStatus::stored);
+    }
+    const StoreStats s = store.stats();
+    CHECK(s.merged_segments > 100);
+    uint64_t cold_present = 0;
+    for (uint64_t i = 0; i < g.cold_keys; ++i) {
+      auto v = get_string(t, "cold" + std::to_string(i));
+      if (v) {
+        ++cold_present;
+        CHECK(*v == make_value(i, 0, 140));
+      }
+    }
+    CHECK(cold_present == g.cold_keys);
+    for (uint64_t i = 0; i < 20; ++i) {
+      auto v = get_string(t, "hot" + std::to_string(i));
+      REQUIRE(v);
+      CHECK(*v == make_value(1000000 + i, version[i], 140));
+    }
   }
 }
 
