@@ -38,6 +38,23 @@ inline store::StoreConfig versioned_config(uint64_t memory_bytes = 64 * store::k
   return config;
 }
 
+// A real versioned store and what an IncomingStream needs to apply a
+// peer's frames to it.
+struct StreamFixture {
+  explicit StreamFixture(const store::StoreConfig& store_config = versioned_config(), size_t peers = 2)
+      : store(store_config), thread(store) {
+    config.node_id = "local";
+    config.item_max_bytes = 1 << 20;
+    config.peers.resize(peers);
+  }
+  IncomingStream stream() { return IncomingStream(IncomingContext{clock, counters, config}, thread, "peer"); }
+  store::Store store;
+  store::StoreThread thread;
+  HybridClock clock{1};
+  ReceiverCounters counters;
+  ReplicationConfig config;
+};
+
 inline std::optional<std::string> get_string(store::StoreThread& t, std::string_view key) {
   std::optional<std::string> out;
   t.get(key, [&](const store::ItemView& v) {

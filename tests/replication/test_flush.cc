@@ -30,19 +30,6 @@ store::StoreConfig fake_clock_config() {
 std::atomic<uint64_t> fake_wall_ms{0};
 uint64_t fake_wall() { return fake_wall_ms.load(std::memory_order_relaxed); }
 
-struct StreamFixture {
-  store::Store store{fake_clock_config()};
-  store::StoreThread thread{store};
-  HybridClock clock{1};
-  ReceiverCounters counters;
-  ReplicationConfig config;
-  StreamFixture() {
-    config.node_id = "local";
-    config.item_max_bytes = 1 << 20;
-    config.peers.resize(1);
-  }
-  IncomingStream stream() { return IncomingStream(IncomingContext{clock, counters, config}, thread, "peer"); }
-};
 
 std::string put_frame(std::string_view key, std::string_view value, uint64_t version) {
   std::string out;
@@ -93,7 +80,7 @@ TEST_CASE("version_at_unix_ms splits the versions issued before and after an ins
 }
 
 TEST_CASE("IncomingStream: a FLUSH for now hides older versions, keeps newer ones, refuses late older writes") {
-  StreamFixture f;
+  StreamFixture f(fake_clock_config(), 1);
   IncomingStream s = f.stream();
   const uint64_t base = make_version(version_hlc(f.clock.next()) + 100, 2);
   CHECK(s.feed(put_frame("old-1", "a", base) + put_frame("old-2", "b", base + 4096)) == StreamStatus::ok);
@@ -119,7 +106,7 @@ TEST_CASE("IncomingStream: a FLUSH for now hides older versions, keeps newer one
 }
 
 TEST_CASE("IncomingStream: a delayed FLUSH applies at its time and does not drag the clock ahead") {
-  StreamFixture f;
+  StreamFixture f(fake_clock_config(), 1);
   IncomingStream s = f.stream();
   const uint32_t at_s = fake_now_s + 30;
   const uint64_t threshold = version_at_unix_ms(uint64_t{at_s} * 1000);

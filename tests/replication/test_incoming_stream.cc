@@ -9,19 +9,7 @@ using namespace repl_test;
 
 namespace {
 
-struct Fixture {
-  store::Store store{versioned_config()};
-  store::StoreThread thread{store};
-  HybridClock clock{1};
-  ReceiverCounters counters;
-  ReplicationConfig config;
-  Fixture() {
-    config.node_id = "local";
-    config.item_max_bytes = 1 << 20;
-    config.peers.resize(2);
-  }
-  IncomingStream stream() { return IncomingStream(IncomingContext{clock, counters, config}, thread, "peer"); }
-};
+using Fixture = StreamFixture;
 
 std::string put(std::string_view key, std::string_view value, uint64_t version, uint32_t flags = 0) {
   std::string out;
