@@ -87,6 +87,7 @@ class Connection::TextPause final : public PauseCheck {
 
 size_t Connection::consume_text(std::string_view input, size_t worker_held_other) {
   const TextPause pause(*this, worker_held_other);
+  text_->prefetch(input);
   size_t used_total = 0;
   // A paused multi-get still has keys to answer even when no input is left.
   while (used_total < input.size() || text_->has_pending()) {

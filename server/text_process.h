@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -85,6 +86,9 @@ class TextProcessor {
  public:
   TextProcessor(store::StoreThread& store, TextCounters& counters, const TextStatsContext& stats,
                 uint64_t max_item_bytes);
+
+  // The keys of requests about to be processed (StoreThread::prefetch).
+  void prefetch(std::span<const std::string_view> keys) { store_.prefetch(keys); }
 
   // The parser limits for this processor's connections.
   protocol::text::ParserLimits parser_limits() const;

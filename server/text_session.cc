@@ -1,11 +1,21 @@
 #include "server/text_session.h"
 
 #include <cassert>
+#include <iterator>
+
+#include "server/protocol/text_peek.h"
 
 namespace ringcache::server {
 
 TextSession::TextSession(TextProcessor& processor)
     : processor_(processor), parser_(processor.parser_limits()) {}
+
+void TextSession::prefetch(std::string_view input) {
+  if (!at_frame_boundary()) return;
+  std::string_view keys[store::StoreThread::kPrefetchKeysMax];
+  const size_t n = protocol::text::peek_text_keys(input, keys, std::size(keys));
+  if (n > 1) processor_.prefetch({keys, n});
+}
 
 TextSession::Step TextSession::step(std::string_view input, OutputQueue& out, const PauseCheck& pause) {
   Step step;

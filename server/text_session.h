@@ -29,6 +29,11 @@ class TextSession {
   // parses and answers at most one event of `input`.
   Step step(std::string_view input, OutputQueue& out, const PauseCheck& pause);
 
+  // Between requests: hands the keys of the whole requests at the start of
+  // `input` to the store's prefetch (pipelined requests, see
+  // StoreThread::prefetch).
+  void prefetch(std::string_view input);
+
   // Keys of a multi-get are still to be answered (even with no input left).
   bool has_pending() const { return !state_.retrieval.empty(); }
   bool at_frame_boundary() const {

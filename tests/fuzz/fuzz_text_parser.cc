@@ -12,12 +12,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "server/protocol/text_parser.h"
+#include "server/protocol/text_peek.h"
 
 namespace {
 
@@ -344,6 +346,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckedParser whole(limits);
   whole.feed(stream);
   whole.finish();
+
+  // The prefetch look-ahead reads only inside the input, whatever it holds.
+  std::string_view peeked[32];
+  const size_t peeked_count = ringcache::protocol::text::peek_text_keys(stream, peeked, std::size(peeked));
+  require(peeked_count <= std::size(peeked), "peek_text_keys respects max");
+  for (size_t i = 0; i < peeked_count; ++i) {
+    require(peeked[i].data() >= stream.data() &&
+                peeked[i].data() + peeked[i].size() <= stream.data() + stream.size(),
+            "peeked keys lie inside the input");
+  }
 
   CheckedParser split(limits);
   SplitSizes sizes(data[1] | static_cast<uint32_t>(size) << 8);

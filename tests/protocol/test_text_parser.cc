@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "server/protocol/text_peek.h"
 #include "tests/protocol/text_parser_harness.h"
 
 namespace ringcache::protocol::text::test {
@@ -292,6 +293,48 @@ Mix make_mix(const ParserLimits& limits, size_t requests, uint64_t seed) {
     }
   }
   return mix;
+}
+
+TEST_CASE("peek_text_keys finds the keys of whole requests only, up to max") {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> requests = {
+      {"get a bb ccc\r\n", {"a", "bb", "ccc"}},
+      {"set s 0 0 5\r\nhello\r\n", {"s"}},
+      {"gat 100 g1 g2\n", {"g1", "g2"}},
+      {"delete d noreply\r\n", {"d"}},
+      {"cas c 1 2 3 99\r\nabc\r\n", {"c"}},
+      {"mg m v f\r\n", {"m"}},
+      {"ms n 2 T0\r\nxy\r\n", {"n"}},
+      {"incr i 5\r\n", {"i"}},
+      {"gets  two   spaces\r\n", {"two", "spaces"}},
+  };
+  std::string pipeline;
+  std::vector<std::pair<size_t, std::vector<std::string>>> keys_by_end;
+  std::vector<std::string> all;
+  for (const auto& [bytes, request_keys] : requests) {
+    pipeline += bytes;
+    all.insert(all.end(), request_keys.begin(), request_keys.end());
+    keys_by_end.emplace_back(pipeline.size(), all);
+  }
+  std::string_view keys[32];
+  const size_t n = peek_text_keys(pipeline, keys, 32);
+  REQUIRE(n == all.size());
+  for (size_t i = 0; i < n; ++i) CHECK(keys[i] == all[i]);
+  CHECK(peek_text_keys(pipeline, keys, 2) == 2);
+  // Every cut: only whole requests count (a storage command with its data).
+  for (size_t cut = 0; cut <= pipeline.size(); ++cut) {
+    CAPTURE(cut);
+    size_t whole = 0;
+    for (const auto& [end, so_far] : keys_by_end) {
+      if (end <= cut) whole = so_far.size();
+    }
+    CHECK(peek_text_keys(std::string_view(pipeline).substr(0, cut), keys, 32) == whole);
+  }
+  // Unknown commands end the look-ahead (a data block might follow them);
+  // so does a storage command whose byte count is not a number.
+  CHECK(peek_text_keys("get a\r\nstats\r\nget b\r\n", keys, 32) == 1);
+  CHECK(peek_text_keys("set k 0 0 x\r\nget b\r\n", keys, 32) == 0);
+  CHECK(peek_text_keys("set k 0 0 18446744073709551615\r\nab\r\n", keys, 32) == 0);
+  CHECK(peek_text_keys("", keys, 32) == 0);
 }
 
 TEST_CASE("model check: a long random pipeline, whole, in sweep chunks and cut at random") {
