@@ -249,18 +249,13 @@ bool SegmentItems::next(Item& out) {
   return true;
 }
 
-void StoreImpl::unlink_item(Segment* s, uint32_t offset, uint64_t hash, Removed& removed) {
+void StoreImpl::unlink_item(Segment* s, uint32_t offset, uint64_t hash, const DecodedHeader& h,
+                            Removed& removed) {
   HashIndex::Locked locked(*index, hash);
   std::atomic<uint64_t>* slot = locked.find_exact(make_slot(hash_tag(hash), s->id, offset));
   if (slot == nullptr) return;
   slot->store(0, std::memory_order_release);
-  const DecodedHeader h = header_at(s, offset);
-  removed.items += 1;
-  removed.item_bytes += static_cast<int64_t>(h.total_bytes());
-  if (!h.fields.tombstone) {
-    removed.keys += 1;
-    removed.live_bytes += static_cast<int64_t>(h.fields.key_size + h.fields.value_size);
-  }
+  removed.add(h);
 }
 
 uint64_t StoreImpl::flush_seq_now(uint32_t now) {
@@ -455,9 +450,12 @@ StoreImpl::EvictStep StoreImpl::evict_step(ThreadState* st, bool expired_only, b
     }
   } else if (victim->kind == SegmentKind::shared) {
     SegmentItems items(*index, victim, config.versioned);
-    for (SegmentItems::Item item; items.next(item);) unlink_item(victim, item.offset, item.hash, removed);
+    for (SegmentItems::Item item; items.next(item);) {
+      unlink_item(victim, item.offset, item.hash, item.header, removed);
+    }
   } else {
-    unlink_item(victim, kSegmentHeaderBytes, victim->large_hash, removed);
+    unlink_item(victim, kSegmentHeaderBytes, victim->large_hash, header_at(victim, kSegmentHeaderBytes),
+                removed);
   }
   shared.keys.fetch_sub(removed.keys, std::memory_order_relaxed);
   shared.item_bytes.fetch_sub(removed.item_bytes, std::memory_order_relaxed);
@@ -477,8 +475,7 @@ StoreImpl::EvictStep StoreImpl::evict_step(ThreadState* st, bool expired_only, b
   // No reader may still hold a pointer found through the index.
   epoch.synchronize();
   retire(victim);
-  if (compact && used_spare) return EvictStep::compacted_into_spare;
-  return compact ? EvictStep::compacted : EvictStep::evicted;
+  return used_spare ? EvictStep::compacted_into_spare : EvictStep::done;
 }
 
 void StoreImpl::retire(Segment* victim) {
@@ -574,12 +571,7 @@ bool StoreImpl::compact_into(Segment* victim, Segment*& target, char*& spare, Re
     }
     if (!keep) {
       slot->store(0, std::memory_order_release);
-      removed.items += 1;
-      removed.item_bytes += static_cast<int64_t>(h.total_bytes());
-      if (!f.tombstone) {
-        removed.keys += 1;
-        removed.live_bytes += static_cast<int64_t>(f.key_size + f.value_size);
-      }
+      removed.add(h);
       continue;
     }
     char* out = target->block() + target->write_offset;

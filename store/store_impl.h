@@ -123,15 +123,24 @@ struct StoreImpl {
     int64_t keys = 0;        // of which not tombstones
     int64_t item_bytes = 0;
     int64_t live_bytes = 0;
+    void add(const DecodedHeader& h) {
+      items += 1;
+      item_bytes += static_cast<int64_t>(h.total_bytes());
+      if (!h.fields.tombstone) {
+        keys += 1;
+        live_bytes += static_cast<int64_t>(h.fields.key_size + h.fields.value_size);
+      }
+    }
   };
-  void unlink_item(Segment* s, uint32_t offset, uint64_t hash, Removed& removed);
+  // `h` is the item's header, decoded by the caller.
+  void unlink_item(Segment* s, uint32_t offset, uint64_t hash, const DecodedHeader& h, Removed& removed);
   // Moves the live items of `victim` (a sealed shared segment, unlinked from
   // the FIFO) into the merge segment `target`, which is sealed into the FIFO
   // when full and replaced by one built in `spare` (if any); expired and
   // flushed items, and any that find no room, are dropped into `removed`.
   // True when the spare was used.
   bool compact_into(Segment* victim, Segment*& target, char*& spare, Removed& removed);
-  enum class EvictStep : uint8_t { nothing, evicted, compacted, compacted_into_spare };
+  enum class EvictStep : uint8_t { nothing, done, compacted_into_spare };
   // One eviction or compaction; a compaction may start a merge segment in
   // the spare block only when may_use_spare.
   EvictStep evict_step(ThreadState* st, bool expired_only, bool may_use_spare);
