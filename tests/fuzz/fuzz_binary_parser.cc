@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "server/protocol/binary_parser.h"
+#include "tests/fuzz/fuzz_support.h"
 
 namespace {
 
@@ -26,11 +27,7 @@ using ringcache::protocol::EventKind;
 using ringcache::protocol::FrameParser;
 using ringcache::protocol::ParserLimits;
 
-void require(bool condition, const char* what) {
-  if (condition) return;
-  std::fprintf(stderr, "fuzz_binary_parser: invariant broken: %s\n", what);
-  std::abort();
-}
+using fuzz_support::require;
 
 // Small item limits reach EBIG and the key + value streaming rule with short
 // inputs; the large ones keep the production shape.
@@ -277,22 +274,6 @@ class ReferenceDecoder {
   std::vector<Recorded> events_;
 };
 
-// Piece sizes from a small xorshift generator: mostly tiny pieces, which is
-// where split handling lives, with an occasional large one.
-class SplitSizes {
- public:
-  explicit SplitSizes(uint32_t seed) : state_(seed * 2654435761u + 1) {}
-  size_t next() {
-    state_ ^= state_ << 13;
-    state_ ^= state_ >> 17;
-    state_ ^= state_ << 5;
-    const uint32_t scale_bits = state_ % 11;
-    return 1 + (state_ >> 8) % (size_t{1} << scale_bits);
-  }
-
- private:
-  uint32_t state_;
-};
 
 }  // namespace
 
@@ -306,26 +287,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   whole.feed(stream);
   whole.finish();
 
-  // The prefetch look-ahead reads only inside the input, whatever it holds.
-  std::string_view peeked[32];
-  const size_t peeked_count = ringcache::protocol::peek_frame_keys(stream, peeked, std::size(peeked));
-  require(peeked_count <= std::size(peeked), "peek_frame_keys respects max");
-  for (size_t i = 0; i < peeked_count; ++i) {
-    require(peeked[i].data() >= stream.data() &&
-                peeked[i].data() + peeked[i].size() <= stream.data() + stream.size(),
-            "peeked keys lie inside the input");
-  }
+  fuzz_support::check_peeked_keys(stream, &ringcache::protocol::peek_frame_keys);
 
   CheckedParser split(limits);
-  SplitSizes sizes(data[1] | static_cast<uint32_t>(size) << 8);
-  for (size_t start = 0; start < stream.size();) {
-    const size_t piece_bytes = std::min(sizes.next(), stream.size() - start);
-    const auto piece = std::make_unique<char[]>(piece_bytes);
-    std::copy_n(stream.data() + start, piece_bytes, piece.get());
-    split.feed(std::string_view(piece.get(), piece_bytes));
-    start += piece_bytes;
-  }
-  split.feed({});
+  fuzz_support::feed_in_pieces(split, stream, data[1] | static_cast<uint32_t>(size) << 8);
   split.finish();
 
   require(whole.events() == split.events(), "same events whole and split");
