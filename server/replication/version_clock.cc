@@ -37,25 +37,33 @@ HybridClock::HybridClock(uint16_t tag, WallClock wall_clock) : tag_(tag), wall_c
 
 uint64_t HybridClock::physical_hlc() const {
   const uint64_t now_ms = wall_clock_();
-  // A wall clock before 2020 is broken; the logical part still orders writes.
-  const uint64_t since_epoch = now_ms > version_epoch_unix_ms ? now_ms - version_epoch_unix_ms : 0;
-  assert(since_epoch < (1ull << version_physical_bits));
+  // A wall clock before 2020 is broken; the logical part still orders
+  // writes. One past 2159 saturates like the HLC itself.
+  uint64_t since_epoch = now_ms > version_epoch_unix_ms ? now_ms - version_epoch_unix_ms : 0;
+  if (since_epoch > version_physical_max) since_epoch = version_physical_max;
   return since_epoch << version_logical_bits;
 }
 
+// Saturates at hlc_max rather than carrying into the tag bits: versions
+// from peers are bounded by --max-clock-skew before they are observed
+// (incoming_stream.h), so only a wall clock past 2159 could get here, and
+// then repeating the last version is the lesser evil.
 uint64_t HybridClock::next() {
   const uint64_t physical = physical_hlc();
   uint64_t old = hlc_.load(std::memory_order_relaxed);
   uint64_t fresh = 0;
   do {
-    fresh = old + 1 > physical ? old + 1 : physical;
+    const uint64_t after = old < hlc_max ? old + 1 : hlc_max;
+    fresh = after > physical ? after : physical;
   } while (!hlc_.compare_exchange_weak(old, fresh, std::memory_order_relaxed));
-  assert(fresh < (1ull << (version_physical_bits + version_logical_bits)));
+  assert(fresh <= hlc_max);
+  assert(fresh >= old);
   return make_version(fresh, tag_);
 }
 
 void HybridClock::observe(uint64_t version) {
   const uint64_t seen = version_hlc(version);
+  assert(seen <= hlc_max);  // 52 bits by construction of a u64 >> 12
   uint64_t old = hlc_.load(std::memory_order_relaxed);
   while (old < seen && !hlc_.compare_exchange_weak(old, seen, std::memory_order_relaxed)) {
   }

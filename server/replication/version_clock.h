@@ -45,6 +45,9 @@ static_assert(version_tag_bits + version_logical_bits + version_physical_bits ==
 
 inline constexpr uint64_t version_epoch_unix_ms = 1577836800000ull;  // 2020-01-01T00:00:00Z
 inline constexpr uint16_t node_tag_max = (1u << version_tag_bits) - 1;
+inline constexpr uint64_t version_physical_max = (1ull << version_physical_bits) - 1;
+// The largest HLC value (physical and logical bits all set): the clock stops there.
+inline constexpr uint64_t hlc_max = (1ull << (version_physical_bits + version_logical_bits)) - 1;
 inline constexpr uint64_t version_tag_mask = node_tag_max;
 
 // The HLC part of a version: (physical << logical_bits) | logical.
@@ -92,9 +95,13 @@ class HybridClock {
   HybridClock& operator=(const HybridClock&) = delete;
 
   uint16_t tag() const { return tag_; }
-  // A version greater than every version issued or observed before.
+  // The wall clock this clock follows (unix milliseconds).
+  uint64_t wall_ms() const { return wall_clock_(); }
+  // A version greater than every version issued or observed before, until
+  // the clock saturates at hlc_max (then the same HLC repeats).
   uint64_t next();
-  // Moves the clock past `version` (a write received from a peer).
+  // Moves the clock past `version` (a write received from a peer). Any u64
+  // is safe; IncomingStream bounds what reaches here by --max-clock-skew.
   void observe(uint64_t version);
   // The HLC value last issued or observed.
   uint64_t current_hlc() const { return hlc_.load(std::memory_order_relaxed); }

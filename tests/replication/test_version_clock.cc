@@ -130,3 +130,33 @@ TEST_CASE("next() is unique and increasing per thread under contention") {
   }
   CHECK(all.size() == static_cast<size_t>(threads) * per_thread);
 }
+
+TEST_CASE("regression: observing the largest version saturates the clock instead of overflowing it") {
+  // Issue 11: a forged PUT near the top of the 52-bit HLC made the next
+  // local writes overflow into the tag bits (an assertion, or in a release
+  // build versions that wrapped and lost to older writes).
+  HybridClock clock(7, &fake_clock);
+  clock.observe(~0ull);
+  CHECK(clock.current_hlc() == hlc_max);
+  const uint64_t first = clock.next();
+  const uint64_t second = clock.next();
+  CHECK(version_hlc(first) == hlc_max);
+  CHECK(version_tag(first) == 7);
+  CHECK(second == first);  // saturated: repeats, never wraps below
+  clock.observe(make_version(hlc_max - 5, 9));
+  CHECK(clock.current_hlc() == hlc_max);
+}
+
+TEST_CASE("a wall clock past the 42-bit range saturates the physical part") {
+  static std::atomic<uint64_t> far_ms{0};
+  far_ms = version_epoch_unix_ms + (version_physical_max + 1000);
+  HybridClock clock(3, [] { return far_ms.load(); });
+  const uint64_t v = clock.next();
+  CHECK(version_hlc(v) == version_physical_max << version_logical_bits);
+  CHECK(clock.next() > v);
+}
+
+TEST_CASE("wall_ms is the clock the HLC follows") {
+  HybridClock clock(3, &fake_clock);
+  CHECK(clock.wall_ms() == fake_clock());
+}
