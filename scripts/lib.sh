@@ -3,9 +3,9 @@
 
 RINGCACHE_PACKAGES=(
   g++ clang libclang-rt-14-dev meson ninja-build cmake pkg-config
-  liburing-dev libmimalloc-dev libxxhash-dev doctest-dev libbenchmark-dev
+  liburing-dev libmimalloc-dev libxxhash-dev libssl-dev doctest-dev libbenchmark-dev
   erlang-nox rebar3 python3 libmemcached-tools memcached gnuplot-nox
-  iproute2 procps
+  iproute2 procps faketime
 )
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

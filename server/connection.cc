@@ -3,6 +3,8 @@
 #include <cassert>
 #include <iterator>
 
+#include "server/listen_sockets.h"
+
 namespace ringcache::server {
 
 Connection::Connection(int fd, uint32_t slot, uint32_t generation, const protocol::ParserLimits& limits,
@@ -49,7 +51,7 @@ size_t Connection::consume(std::string_view input, RequestProcessor& processor,
     used_total += used;
     if (event.kind == protocol::EventKind::need_more) break;
     if (event.kind == protocol::EventKind::repl_hello) {
-      incoming_ = processor.open_replication(event.data, out);
+      incoming_ = processor.open_replication(event.data, peer_endpoint(), out);
       if (!incoming_) {
         close_after_reply_ = true;
         continue;
@@ -68,8 +70,22 @@ size_t Connection::consume(std::string_view input, RequestProcessor& processor,
 // never pauses; a byte that is not an opcode ends it.
 size_t Connection::consume_replication(std::string_view input) {
   if (close_after_reply_) return input.size();
-  if (incoming_->feed(input) == replication::StreamStatus::protocol_error) close_after_reply_ = true;
+  std::string reply;
+  if (incoming_->feed(input, reply) == replication::StreamStatus::close) close_after_reply_ = true;
+  if (!reply.empty()) out.append(reply);
   return input.size();
+}
+
+replication::PeerEndpoint Connection::peer_endpoint() const {
+  replication::PeerEndpoint endpoint;
+  socklen_t length = sizeof(endpoint.address);
+  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&endpoint.address), &length) != 0) {
+    endpoint.address.ss_family = AF_UNSPEC;  // allowed nowhere
+    endpoint.text = "?";
+  } else {
+    endpoint.text = describe_address(endpoint.address, length);
+  }
+  return endpoint;
 }
 
 // Lets the text processor stop a multi-get between keys when this

@@ -114,6 +114,7 @@ class Connection {
   size_t consume(std::string_view input, RequestProcessor& processor, size_t worker_held_other);
   size_t consume_text(std::string_view input, size_t worker_held_other);
   size_t consume_replication(std::string_view input);
+  replication::PeerEndpoint peer_endpoint() const;
 
   int fd_;
   uint32_t slot_;

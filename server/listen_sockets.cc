@@ -159,8 +159,6 @@ int bind_listener(const std::string& address, uint16_t port, std::string& error)
 
 }  // namespace
 
-namespace {
-
 std::string describe_address(const sockaddr_storage& storage, socklen_t length) {
   char text[INET6_ADDRSTRLEN] = {};
   if (storage.ss_family == AF_INET) {
@@ -182,8 +180,6 @@ std::string describe_address(const sockaddr_storage& storage, socklen_t length) 
   }
   return "?";
 }
-
-}  // namespace
 
 std::string describe_local_address(int fd) {
   sockaddr_storage storage{};

@@ -45,6 +45,8 @@ struct ListenResult {
 ListenResult open_listeners(const Options& options);
 void close_listeners(std::vector<Listener>& listeners);
 
+// "ADDR:PORT" ("[V6]:PORT", "unix:PATH") of a socket address, or "?".
+std::string describe_address(const sockaddr_storage& storage, socklen_t length);
 // "ADDR:PORT" of a socket's own end (getsockname) or of its peer
 // (getpeername), or "?" if it cannot be told.
 std::string describe_local_address(int fd);

@@ -97,6 +97,23 @@ std::unique_ptr<replication::Replicator> make_replicator(const Options& options,
       return nullptr;
     }
   }
+  if (!options.peer_secret_file.empty()) {
+    replication::PeerSecret secret;
+    if (replication::load_peer_secret(options.peer_secret_file, secret, error) != replication::SecretFileStatus::ok) {
+      return nullptr;
+    }
+    // A first MAC and nonce here, before the memory limit is measured:
+    // libcrypto sets itself up (its random generator included) once.
+    replication::AuthNonce nonce{};
+    if (!replication::make_auth_nonce(nonce)) {
+      error = "libcrypto cannot give random bytes";
+      return nullptr;
+    }
+    (void)replication::auth_mac(secret, replication::AuthRole::initiator,
+                                replication::AuthTranscript{config.node_id, config.node_id, nonce, nonce});
+    config.secret = std::make_shared<const replication::PeerSecret>(std::move(secret));
+  }
+  config.max_clock_skew_ms = int64_t{options.max_clock_skew_s} * 1000;
   config.workers = options.threads;
   config.item_max_bytes = options.max_item_bytes;
   config.tuning = replication::tuning_for_memory(options.memory_bytes);

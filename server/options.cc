@@ -23,6 +23,8 @@ enum class OptionId : uint8_t {
   max_item,
   peer,
   node_id,
+  peer_secret_file,
+  max_clock_skew,
   listen_fd,
   text_listen_fd,
   verbose,
@@ -46,6 +48,8 @@ constexpr OptionSpec option_specs[] = {
     {OptionId::max_item, 0, "max-item", true},
     {OptionId::peer, 0, "peer", true},
     {OptionId::node_id, 0, "node-id", true},
+    {OptionId::peer_secret_file, 0, "peer-secret-file", true},
+    {OptionId::max_clock_skew, 0, "max-clock-skew", true},
     {OptionId::listen_fd, 0, "listen-fd", true},
     {OptionId::text_listen_fd, 0, "text-listen-fd", true},
     {OptionId::verbose, 'v', "verbose", false},
@@ -142,6 +146,9 @@ class Parser {
       return fail("-p/--port and --text-port are both " + std::to_string(options.port) +
                   ": the binary and the text protocol need a port each");
     }
+    if (!options.peer_secret_file.empty() && options.peers.empty()) {
+      return fail("--peer-secret-file authenticates replication, which needs --peer");
+    }
     if (options.listen_fd >= 0 && options.listen_fd == options.text_listen_fd) {
       return fail("--listen-fd and --text-listen-fd name the same descriptor");
     }
@@ -231,6 +238,16 @@ class Parser {
                   "1-" + std::to_string(node_id_bytes_max) + " printable characters, no spaces");
         }
         return;
+      case OptionId::peer_secret_file:
+        options.peer_secret_file = std::string(value);
+        if (options.peer_secret_file.empty()) invalid(spec, value, "a file name");
+        return;
+      case OptionId::max_clock_skew:
+        if (!parse_decimal(value, options.max_clock_skew_s) || options.max_clock_skew_s < 1 ||
+            options.max_clock_skew_s > clock_skew_s_max) {
+          invalid(spec, value, "seconds, 1-" + std::to_string(clock_skew_s_max));
+        }
+        return;
       case OptionId::listen_fd:
         if (!parse_decimal(value, options.listen_fd) || options.listen_fd < 0) {
           invalid(spec, value, "a file descriptor number");
@@ -298,6 +315,7 @@ ParseResult parse_options(std::span<const char* const> args, uint32_t hardware_t
 std::string usage_text() {
   return "usage: ringcached [-p PORT] [--text-port PORT] [-l ADDR] [-t THREADS] [-m SIZE]\n"
          "                  [--max-item SIZE] [--peer HOST:PORT]... [--node-id ID]\n"
+         "                  [--peer-secret-file PATH] [--max-clock-skew SECONDS]\n"
          "                  [--listen-fd N] [--text-listen-fd N] [-v] [-h] [-V]\n"
          "\n"
          "  -p, --port PORT        binary protocol port (default 8889; 0 picks a free port)\n"
@@ -310,6 +328,13 @@ std::string usage_text() {
          "                         every node of the mesh lists every other)\n"
          "      --node-id ID       this node's replication id (default: random 1-4095; an id 1-4095\n"
          "                         is also its version tag, others are hashed)\n"
+         "      --peer-secret-file PATH\n"
+         "                         authenticate every replication stream with this secret (32-4096\n"
+         "                         bytes, the same file on every node, owned by this user, mode 600);\n"
+         "                         without it streams are accepted from the --peer addresses only\n"
+         "      --max-clock-skew SECONDS\n"
+         "                         refuse a peer's writes stamped further ahead of this node's clock\n"
+         "                         (default 10)\n"
          "      --listen-fd N      serve this already listening socket as the binary port\n"
          "      --text-listen-fd N serve this already listening socket as the text port\n"
          "  -v, --verbose          log per-connection events\n"

@@ -21,6 +21,7 @@ inline constexpr uint64_t memory_max_bytes = 1ull << 40;       // 1 TiB
 inline constexpr uint64_t item_min_bytes = 1;
 inline constexpr size_t node_id_bytes_max = 64;
 inline constexpr size_t peers_max = 64;                        // --peer given at most this often
+inline constexpr uint32_t clock_skew_s_max = 24 * 3600;        // --max-clock-skew at most a day
 
 struct Options {
   uint16_t port = 8889;
@@ -31,6 +32,8 @@ struct Options {
   uint64_t max_item_bytes = 32 * mib_bytes;  // memory_bytes / 2 unless given
   std::string node_id;                       // empty: chosen at random later
   std::vector<replication::PeerAddress> peers;  // --peer, in order; empty = no replication
+  std::string peer_secret_file;              // empty: replication unauthenticated (v1 hello)
+  uint32_t max_clock_skew_s = 10;
   int listen_fd = -1;                        // -1: bind listen_address:port
   int text_listen_fd = -1;
   bool verbose = false;

@@ -176,16 +176,22 @@ void RequestProcessor::refuse_replication(const char* why, OutputQueue& out) {
   log_info("replication connection refused: %s", why);
 }
 
-std::unique_ptr<replication::IncomingStream> RequestProcessor::open_replication(std::string_view hello,
-                                                                                OutputQueue& out) {
+std::unique_ptr<replication::IncomingStream> RequestProcessor::open_replication(
+    std::string_view hello, const replication::PeerEndpoint& from, OutputQueue& out) {
   if (replicator_ == nullptr) {
     refuse_replication("this node has no --peer", out);
     return nullptr;
   }
-  std::string refusal;
+  std::string reply;
   std::unique_ptr<replication::IncomingStream> stream =
-      replication::open_incoming_stream(*replicator_, worker_, store_, hello, refusal);
-  if (!stream) refuse_replication(refusal.c_str(), out);
+      replication::open_incoming_stream(*replicator_, worker_, store_, hello, from, reply);
+  if (!stream) {
+    // Counted and logged (rate-limited) by replication.
+    counters_.invalid.add();
+    append_status(out, Reply::einval);
+    return nullptr;
+  }
+  if (!reply.empty()) out.append(reply);
   return stream;
 }
 

@@ -58,9 +58,12 @@ class RequestProcessor {
   // The keys of requests about to be processed (StoreThread::prefetch).
   void prefetch(std::span<const std::string_view> keys) { store_.prefetch(keys); }
 
-  // The connection's first frame was a replication hello: the stream to feed
-  // from now on, or nullptr after queueing EINVAL (then close).
-  std::unique_ptr<replication::IncomingStream> open_replication(std::string_view hello, OutputQueue& out);
+  // The connection's first frame was a replication hello from `from`: the
+  // stream to feed from now on (its handshake reply queued), or nullptr
+  // after queueing EINVAL (then close).
+  std::unique_ptr<replication::IncomingStream> open_replication(std::string_view hello,
+                                                                const replication::PeerEndpoint& from,
+                                                                OutputQueue& out);
 
  private:
   void get(std::string_view key, OutputQueue& out);

@@ -2,7 +2,10 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cassert>
+#include <cstdio>
+#include <stdexcept>
 
 #include "server/replication/log_sink.h"
 
@@ -24,35 +27,158 @@ DecoderLimits decoder_limits(const ReplicationConfig& config) {
 }  // namespace
 
 IncomingStream::IncomingStream(const IncomingContext& context, store::StoreThread& store,
-                               std::string peer_node_id)
+                               std::string peer_node_id, std::string peer_address)
     : context_(context),
       store_(store),
       peer_node_id_(std::move(peer_node_id)),
+      peer_address_(std::move(peer_address)),
       decoder_(decoder_limits(context.config)) {
-  context_.counters.streams.add();
-  emit(context_.config.info, "replication: stream from node %s opened", peer_node_id_.c_str());
+  assert(is_valid_node_id(peer_node_id_));
+}
+
+std::unique_ptr<IncomingStream> IncomingStream::unauthenticated(const IncomingContext& context,
+                                                                store::StoreThread& store,
+                                                                std::string peer_node_id,
+                                                                std::string peer_address) {
+  assert(context.config.secret == nullptr && "a node with a secret admits authenticated streams only");
+  std::unique_ptr<IncomingStream> stream(
+      new IncomingStream(context, store, std::move(peer_node_id), std::move(peer_address)));
+  stream->start_streaming("unauthenticated");
+  return stream;
+}
+
+std::unique_ptr<IncomingStream> IncomingStream::challenge(const IncomingContext& context,
+                                                          store::StoreThread& store, const Hello& hello,
+                                                          std::string peer_address, std::string& reply) {
+  assert(context.config.secret != nullptr && hello.version == HelloVersion::v2);
+  std::unique_ptr<IncomingStream> stream(
+      new IncomingStream(context, store, std::string(hello.node_id), std::move(peer_address)));
+  AuthTranscript transcript;
+  transcript.initiator_id = hello.node_id;
+  transcript.acceptor_id = context.config.node_id;
+  transcript.initiator_nonce = hello.nonce;
+  if (!make_auth_nonce(transcript.acceptor_nonce)) throw std::runtime_error("no random nonce from libcrypto");
+  const PeerSecret& secret = *context.config.secret;
+  append_challenge(reply, context.config.node_id, transcript.acceptor_nonce,
+                   auth_mac(secret, AuthRole::acceptor, transcript));
+  stream->expected_proof_ = auth_mac(secret, AuthRole::initiator, transcript);
+  stream->phase_ = Phase::awaiting_proof;
+  return stream;
 }
 
 IncomingStream::~IncomingStream() {
+  if (!counted_) return;
   context_.counters.streams.set(context_.counters.streams.get() - 1);
   emit(context_.config.info, "replication: stream from node %s closed", peer_node_id_.c_str());
 }
 
-StreamStatus IncomingStream::feed(std::string_view bytes) {
+void IncomingStream::start_streaming(const char* how) {
+  assert(phase_ != Phase::closed && !counted_);
+  phase_ = Phase::streaming;
+  counted_ = true;
+  context_.counters.streams.add();
+  emit(context_.config.info, "replication: stream from node %s (%s) opened, %s", peer_node_id_.c_str(),
+       peer_address_.c_str(), how);
+}
+
+StreamStatus IncomingStream::refuse(std::string_view why) {
+  phase_ = Phase::closed;
+  reservation_ = store::Reservation();
+  put_active_ = false;
+  context_.trust_log.refusal(monotonic_ms(), "replication: stream from node " + peer_node_id_ + " (" +
+                                                 peer_address_ + ") refused: " + std::string(why));
+  return StreamStatus::close;
+}
+
+// The proof is 33 bytes; it may arrive in pieces, and the stream's first
+// frames may follow it in the same read.
+StreamStatus IncomingStream::check_proof(std::string_view& bytes, std::string& reply) {
+  assert(phase_ == Phase::awaiting_proof && proof_.size() < response_bytes);
+  const size_t take = std::min(bytes.size(), response_bytes - proof_.size());
+  proof_.append(bytes.substr(0, take));
+  bytes.remove_prefix(take);
+  AuthMac received{};
+  size_t used = 0;
+  const HandshakeStatus status = decode_response(proof_, received, used);
+  if (status == HandshakeStatus::need_more) return StreamStatus::ok;
+  const bool proven = status == HandshakeStatus::ok &&
+                      auth_mac_matches(expected_proof_, std::string_view(reinterpret_cast<const char*>(received.data()),
+                                                                         received.size()));
+  std::string().swap(proof_);
+  if (!proven) {
+    context_.counters.auth_failures.add();
+    reply.push_back(static_cast<char>(refusal_byte));
+    return refuse(status == HandshakeStatus::ok ? "wrong authentication proof (not the same --peer-secret-file?)"
+                                                : "no authentication proof where one was due");
+  }
+  reply.push_back(static_cast<char>(auth_ok_byte));
+  start_streaming("authenticated");
+  return StreamStatus::ok;
+}
+
+StreamStatus IncomingStream::feed(std::string_view bytes, std::string& reply) {
+  if (phase_ == Phase::closed) return StreamStatus::close;
+  if (phase_ == Phase::awaiting_proof) {
+    if (check_proof(bytes, reply) == StreamStatus::close) return StreamStatus::close;
+    if (phase_ == Phase::awaiting_proof) return StreamStatus::ok;
+  }
   while (true) {
     size_t used = 0;
     const DecodeEvent event = decoder_.next(bytes, used);
     bytes.remove_prefix(used);
     if (event.kind == DecodeKind::need_more) return StreamStatus::ok;
     if (event.kind == DecodeKind::bad_opcode) {
-      emit(context_.config.info, "replication: stream from node %s sent byte %u where an opcode belongs; closing it",
-           peer_node_id_.c_str(), static_cast<unsigned>(event.byte));
+      char why[64];
+      std::snprintf(why, sizeof(why), "byte %u where an opcode belongs", static_cast<unsigned>(event.byte));
+      return refuse(why);
+    }
+    if (!version_acceptable(event)) {
+      assert(phase_ == Phase::closed);
       reservation_ = store::Reservation();
       put_active_ = false;
-      return StreamStatus::protocol_error;
+      return StreamStatus::close;
     }
     apply(event);
   }
+}
+
+bool IncomingStream::version_acceptable(const DecodeEvent& event) {
+  switch (event.kind) {
+    case DecodeKind::put:
+    case DecodeKind::put_begin:
+    case DecodeKind::del:
+    case DecodeKind::flush:
+      break;
+    default:
+      return true;
+  }
+  const uint64_t version = event.meta.version;
+  if (version == 0) {
+    refuse("a version 0, which no node issues");
+    return false;
+  }
+  // A delayed flush's threshold is the instant at_s itself (tag 0), which
+  // may lie far ahead; the clock never observes it (apply()), so only its
+  // form is checked. A due one is bounded like any version.
+  if (event.kind == DecodeKind::flush && version_tag(version) == 0 && event.number > store_.store().now_s() &&
+      version == version_at_unix_ms(event.number * 1000)) {
+    return true;
+  }
+  const uint64_t now_ms = context_.clock.wall_ms();
+  const uint64_t at_ms = version_unix_ms(version);
+  if (at_ms <= now_ms + static_cast<uint64_t>(context_.config.max_clock_skew_ms)) return true;
+  context_.counters.skew_refused.add();
+  const uint64_t ahead_ms = at_ms - now_ms;
+  phase_ = Phase::closed;
+  if (context_.trust_log.skew_line_due(monotonic_ms(), peer_node_id_)) {
+    emit(context_.trust_log.sink(),
+         "replication: stream from node %s (%s) refused: its clock is %llu.%03llu s ahead of this node's "
+         "(--max-clock-skew %lld s); synchronise the clocks (NTP). Its writes are not applied until then",
+         peer_node_id_.c_str(), peer_address_.c_str(), static_cast<unsigned long long>(ahead_ms / 1000),
+         static_cast<unsigned long long>(ahead_ms % 1000),
+         static_cast<long long>(context_.config.max_clock_skew_ms / 1000));
+  }
+  return false;
 }
 
 void IncomingStream::count(store::PutStatus status) {
@@ -187,20 +313,37 @@ void IncomingStream::apply(const DecodeEvent& event) {
 }
 
 std::unique_ptr<IncomingStream> open_incoming_stream(Replicator& replicator, uint32_t worker,
-                                                     store::StoreThread& store, std::string_view hello,
-                                                     std::string& refusal) {
-  std::string_view node_id;
-  const HelloStatus hello_status = parse_hello(hello, node_id);
-  if (hello_status != HelloStatus::ok) {
-    refusal = hello_status_text(hello_status);
+                                                     store::StoreThread& store, std::string_view hello_field,
+                                                     const PeerEndpoint& from, std::string& reply) {
+  const IncomingContext context = replicator.incoming_context(worker);
+  const auto refuse = [&](const std::string& why, SingleWriterCounter& counter) {
+    counter.add();
+    context.trust_log.refusal(monotonic_ms(), "replication: hello from " + from.text + " refused: " + why);
     return nullptr;
+  };
+  Hello hello;
+  const HelloStatus hello_status = parse_hello(hello_field, hello);
+  if (hello_status != HelloStatus::ok) return refuse(hello_status_text(hello_status), context.counters.hellos_refused);
+  const std::string node = "node " + std::string(hello.node_id) + ": ";
+  const bool has_secret = context.config.secret != nullptr;
+  if (has_secret && hello.version == HelloVersion::v1) {
+    return refuse(node + "unauthenticated RINGCACHE-REPL/1 hello; this node requires authentication "
+                         "(give every node the same --peer-secret-file)",
+                  context.counters.auth_failures);
   }
-  const AdmitStatus admit = replicator.admit(node_id);
-  if (admit != AdmitStatus::admitted) {
-    refusal = "node " + std::string(node_id) + ": " + admit_status_text(admit);
-    return nullptr;
+  if (!has_secret && hello.version == HelloVersion::v2) {
+    return refuse(node + "it asks for authentication and this node has no --peer-secret-file",
+                  context.counters.auth_failures);
   }
-  return std::make_unique<IncomingStream>(replicator.incoming_context(worker), store, std::string(node_id));
+  if (!has_secret && !replicator.allowlist().allows(from.address)) {
+    return refuse(node + "not an address the --peer names resolve to (replication is unauthenticated; "
+                         "with NAT or several interfaces use --peer-secret-file)",
+                  context.counters.address_refused);
+  }
+  const AdmitStatus admit = replicator.admit(hello.node_id);
+  if (admit != AdmitStatus::admitted) return refuse(node + admit_status_text(admit), context.counters.hellos_refused);
+  if (has_secret) return IncomingStream::challenge(context, store, hello, from.text, reply);
+  return IncomingStream::unauthenticated(context, store, std::string(hello.node_id), from.text);
 }
 
 }  // namespace ringcache::replication

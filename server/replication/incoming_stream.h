@@ -2,25 +2,39 @@
 // worker that accepted its connection (the one place where replication
 // frames meet the store, as server/process.cc is for client requests).
 //
-// Every PUT and DEL is applied newest-wins (store::PutMode::newer): a write
-// is kept only if its version is greater than what the store holds, a
-// tombstone included, so every node ends with the same winner whatever order
-// the frames arrive in. A DEL becomes a tombstone that lives
-// tombstone_lifetime_s. A FLUSH sets the same version threshold as on the
-// node that took the flush_all (client_writes.h). Every version seen moves this node's clock forward
-// (HybridClock::observe), so a later local write wins over it. Nothing
-// applied here is forwarded again: the replication thread only reads what
-// workers hand over for client writes.
+// Trust: nothing is applied before the peer is admitted. With a peer secret
+// the stream opens in the awaiting_proof phase: the challenge (handshake.h)
+// is queued as the connection's reply, and only a RESPONSE carrying the
+// right MAC moves it to streaming (answered AUTH_OK); anything else answers
+// EINVAL and closes. Without a secret, open_incoming_stream() admits a v1
+// hello only from a peer's address (peer_allowlist.h). Then, per frame:
+// - a version whose wall-clock time is more than max_clock_skew_ms ahead of
+//   this node's clock is refused before the clock observes it or the store
+//   sees it, counted, logged (once per peer per minute, with the offset) and
+//   the stream is closed: a peer that cannot converge should be seen, not
+//   silently win every conflict. A version 0 (no node issues it) closes it too.
+// - every PUT and DEL is applied newest-wins (store::PutMode::newer): a write
+//   is kept only if its version is greater than what the store holds, a
+//   tombstone included, so every node ends with the same winner whatever
+//   order the frames arrive in. A DEL becomes a tombstone that lives
+//   tombstone_lifetime_s. A FLUSH sets the same version threshold as on the
+//   node that took the flush_all (client_writes.h). Every version applied
+//   moves this node's clock forward (HybridClock::observe), so a later local
+//   write wins over it. Nothing applied here is forwarded again: the
+//   replication thread only reads what workers hand over for client writes.
 //
 // Store calls never block; a streamed value goes through a Reservation as
-// its bytes arrive. Nothing is ever sent back on the connection.
+// its bytes arrive. The only bytes ever sent back are the handshake's.
 #pragma once
+
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "server/replication/handshake.h"
 #include "server/replication/replicator.h"
 #include "server/replication/wire_decoder.h"
 #include "store/store.h"
@@ -29,25 +43,47 @@ namespace ringcache::replication {
 
 enum class StreamStatus : uint8_t {
   ok,
-  protocol_error,  // a byte that is not an opcode: close the connection
+  close,  // a protocol error, a failed authentication or a refused version: close the connection
 };
 
 class IncomingStream {
  public:
-  IncomingStream(const IncomingContext& context, store::StoreThread& store, std::string peer_node_id);
+  // A stream admitted without authentication (v1 hello): frames apply at once.
+  static std::unique_ptr<IncomingStream> unauthenticated(const IncomingContext& context, store::StoreThread& store,
+                                                         std::string peer_node_id, std::string peer_address);
+  // A v2 hello with the context's secret: appends the challenge to `reply`
+  // and waits for the peer's proof.
+  static std::unique_ptr<IncomingStream> challenge(const IncomingContext& context, store::StoreThread& store,
+                                                   const Hello& hello, std::string peer_address,
+                                                   std::string& reply);
   ~IncomingStream();
   IncomingStream(const IncomingStream&) = delete;
   IncomingStream& operator=(const IncomingStream&) = delete;
 
-  // Decodes and applies all of `bytes`. May throw std::bad_alloc (a split
-  // key or value could not be buffered): close the connection then.
-  StreamStatus feed(std::string_view bytes);
+  // Decodes and applies all of `bytes`; bytes to send back (the handshake's)
+  // are appended to `reply`. May throw std::bad_alloc (a split key or value
+  // could not be buffered): close the connection then.
+  StreamStatus feed(std::string_view bytes, std::string& reply);
 
   const std::string& peer_node_id() const { return peer_node_id_; }
-  bool at_frame_boundary() const { return decoder_.at_frame_boundary() && !put_active_; }
-  size_t buffered_bytes() const { return decoder_.buffered_bytes(); }
+  bool authenticated() const { return phase_ == Phase::streaming; }
+  // Waiting for the proof counts as mid-frame: the connection is not idle
+  // between requests, and an upload-style idle limit applies to it.
+  bool at_frame_boundary() const {
+    return phase_ == Phase::streaming && decoder_.at_frame_boundary() && !put_active_;
+  }
+  size_t buffered_bytes() const { return decoder_.buffered_bytes() + proof_.capacity(); }
 
  private:
+  enum class Phase : uint8_t { awaiting_proof, streaming, closed };
+
+  IncomingStream(const IncomingContext& context, store::StoreThread& store, std::string peer_node_id,
+                 std::string peer_address);
+  void start_streaming(const char* how);
+  StreamStatus refuse(std::string_view why);
+  StreamStatus check_proof(std::string_view& bytes, std::string& reply);
+  // False when the event's version must not be applied (the stream closes).
+  bool version_acceptable(const DecodeEvent& event);
   void apply(const DecodeEvent& event);
   bool holds_newer(std::string_view key, uint64_t version);
   void count(store::PutStatus status);
@@ -55,6 +91,11 @@ class IncomingStream {
   IncomingContext context_;
   store::StoreThread& store_;
   const std::string peer_node_id_;
+  const std::string peer_address_;
+  Phase phase_ = Phase::streaming;
+  AuthMac expected_proof_{};
+  std::string proof_;  // the RESPONSE bytes read so far (at most response_bytes)
+  bool counted_ = false;  // counted in ReceiverCounters::streams
   StreamDecoder decoder_;
   store::Reservation reservation_;
   bool put_active_ = false;
@@ -63,11 +104,17 @@ class IncomingStream {
   bool warned_mesh_ = false;
 };
 
+// Where a replication connection comes from.
+struct PeerEndpoint {
+  sockaddr_storage address{};
+  std::string text;  // "10.0.0.2:41234", for log lines
+};
+
 // A connection's first frame was a HELLO with `hello` (the field's bytes):
-// the stream to apply, or nullptr with `refusal` saying why (answer EINVAL
-// and close).
+// the stream to feed from now on (with bytes to send in `reply`), or nullptr
+// after the refusal was counted and logged (answer EINVAL and close).
 std::unique_ptr<IncomingStream> open_incoming_stream(Replicator& replicator, uint32_t worker,
                                                      store::StoreThread& store, std::string_view hello,
-                                                     std::string& refusal);
+                                                     const PeerEndpoint& from, std::string& reply);
 
 }  // namespace ringcache::replication

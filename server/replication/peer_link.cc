@@ -11,20 +11,21 @@
 #include <cerrno>
 #include <cstring>
 
+#include "server/replication/handshake.h"
 #include "server/replication/log_sink.h"
 #include "server/replication/wire.h"
 
 namespace ringcache::replication {
 namespace {
 
-// The one byte a node answers a refused hello with (SPEC §2 EINVAL).
-constexpr unsigned char refusal_byte = 111;
 constexpr size_t input_discard_bytes = 256;
+constexpr const char* not_authenticated = "not authenticated";
 
 }  // namespace
 
-PeerLink::PeerLink(PeerAddress address, uint64_t epoll_tag, LinkShared& shared)
+PeerLink::PeerLink(PeerAddress address, size_t index, uint64_t epoll_tag, LinkShared& shared)
     : address_(std::move(address)),
+      index_(index),
       epoll_tag_(epoll_tag),
       shared_(shared),
       backoff_ms_(shared.config.tuning.backoff_min_ms) {}
@@ -37,6 +38,8 @@ int64_t PeerLink::deadline_ms() const {
       return next_attempt_ms_;
     case LinkState::connecting:
       return connect_started_ms_ + shared_.config.tuning.connect_timeout_ms;
+    case LinkState::authenticating:
+      return handshake_started_ms_ + shared_.config.tuning.handshake_timeout_ms;
     case LinkState::streaming:
       return no_deadline_ms;
   }
@@ -60,6 +63,9 @@ void PeerLink::tick(int64_t now_ms) {
     } else {
       fail_attempt("connect timed out", now_ms);
     }
+  } else if (state_ == LinkState::authenticating &&
+             now_ms - handshake_started_ms_ >= shared_.config.tuning.handshake_timeout_ms) {
+    fail_attempt("it did not complete the authentication in time", now_ms, not_authenticated);
   }
 }
 
@@ -70,6 +76,7 @@ void PeerLink::start_attempt(int64_t now_ms) {
     fail_attempt("cannot resolve: " + error, now_ms);
     return;
   }
+  shared_.allowlist.update(index_, addresses_);
   address_index_ = 0;
   try_next_address(now_ms);
 }
@@ -109,17 +116,19 @@ void PeerLink::try_next_address(int64_t now_ms) {
   fail_attempt(error.empty() ? "no address to try" : error, now_ms);
 }
 
-void PeerLink::fail_attempt(const std::string& reason, int64_t now_ms) {
+void PeerLink::fail_attempt(const std::string& reason, int64_t now_ms, const char* what) {
   close_socket();
+  pending_.clear();
+  std::string().swap(handshake_in_);
   state_ = LinkState::waiting;
   next_attempt_ms_ = now_ms + backoff_ms_;
   if (reason != last_failure_) {
-    emit(shared_.config.info, "replication: peer %s unreachable (%s); retrying with backoff up to %lld ms",
-         address_.text().c_str(), reason.c_str(),
+    emit(shared_.config.info, "replication: peer %s %s (%s); retrying with backoff up to %lld ms",
+         address_.text().c_str(), what, reason.c_str(),
          static_cast<long long>(shared_.config.tuning.backoff_max_ms));
     last_failure_ = reason;
   } else {
-    emit(shared_.config.debug, "replication: peer %s still unreachable (%s)", address_.text().c_str(),
+    emit(shared_.config.debug, "replication: peer %s still %s (%s)", address_.text().c_str(), what,
          reason.c_str());
   }
   backoff_ms_ = std::min(backoff_ms_ * 2, shared_.config.tuning.backoff_max_ms);
@@ -153,6 +162,10 @@ void PeerLink::on_socket_event(uint32_t events, int64_t now_ms) {
     } else {
       fail_attempt(reason, now_ms);
     }
+    return;
+  }
+  if (state_ == LinkState::authenticating) {
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) read_handshake(now_ms);
     return;
   }
   if (state_ != LinkState::streaming) return;
@@ -189,19 +202,137 @@ void PeerLink::on_connected(int64_t now_ms) {
   (void)::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   const unsigned timeout = shared_.config.tuning.tcp_user_timeout_ms;
   (void)::setsockopt(fd_, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof(timeout));
+  if (shared_.config.secret == nullptr) {
+    append_hello_v1(pending_.tail_bytes(), shared_.config.node_id);
+    start_streaming(now_ms);
+    return;
+  }
+  if (!make_auth_nonce(nonce_)) {
+    fail_attempt("no random nonce from libcrypto", now_ms);
+    return;
+  }
+  state_ = LinkState::authenticating;
+  handshake_started_ms_ = now_ms;
+  proof_sent_ = false;
+  handshake_in_.clear();
+  std::string hello;
+  append_hello_v2(hello, shared_.config.node_id, nonce_);
+  if (!send_handshake_bytes(hello, now_ms)) return;
+  // The challenge may already be there; the edge that announced it was
+  // consumed with the connect's.
+  read_handshake(now_ms);
+}
+
+// Handshake messages are a few dozen bytes on a connection with nothing
+// else in flight: they fit the socket buffer whole or the link has failed.
+bool PeerLink::send_handshake_bytes(const std::string& bytes, int64_t now_ms) {
+  ssize_t n = 0;
+  do {
+    n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(bytes.size())) return true;
+  fail_attempt(std::string("cannot send the handshake: ") + (n < 0 ? std::strerror(errno) : "short write"), now_ms);
+  return false;
+}
+
+void PeerLink::read_handshake(int64_t now_ms) {
+  char buffer[challenge_bytes_max];
+  while (state_ == LinkState::authenticating) {
+    const size_t room = challenge_bytes_max - handshake_in_.size();
+    // Room is never 0 here: advance_handshake() fails a message that does
+    // not fit; one byte more is read to see such a message.
+    const ssize_t n = ::recv(fd_, buffer, std::max<size_t>(room, 1), 0);
+    if (n > 0) {
+      handshake_in_.append(buffer, static_cast<size_t>(n));
+      if (!advance_handshake(now_ms)) return;
+      continue;
+    }
+    if (n == 0) {
+      fail_attempt("the peer closed the connection during authentication", now_ms, not_authenticated);
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    fail_attempt(std::string("authentication: ") + std::strerror(errno), now_ms);
+    return;
+  }
+}
+
+bool PeerLink::advance_handshake(int64_t now_ms) {
+  assert(state_ == LinkState::authenticating);
+  const ReplicationConfig& config = shared_.config;
+  size_t used = 0;
+  HandshakeStatus status = HandshakeStatus::bad;
+  if (!proof_sent_) {
+    Challenge challenge;
+    status = decode_challenge(handshake_in_, challenge, used);
+    if (status == HandshakeStatus::ok) {
+      AuthTranscript transcript;
+      transcript.initiator_id = config.node_id;
+      transcript.acceptor_id = challenge.acceptor_id;
+      transcript.initiator_nonce = nonce_;
+      transcript.acceptor_nonce = challenge.nonce;
+      const std::string_view received(reinterpret_cast<const char*>(challenge.mac.data()), challenge.mac.size());
+      if (challenge.acceptor_id == config.node_id) {
+        fail_attempt("it has this node's own node id (is this node listed as its own peer?)", now_ms, not_authenticated);
+        return false;
+      }
+      if (!auth_mac_matches(auth_mac(*config.secret, AuthRole::acceptor, transcript), received)) {
+        shared_.counters.auth_failures.add();
+        fail_attempt("it failed to prove the peer secret (not the same --peer-secret-file?)", now_ms, not_authenticated);
+        return false;
+      }
+      std::string response;
+      append_response(response, auth_mac(*config.secret, AuthRole::initiator, transcript));
+      handshake_in_.erase(0, used);
+      proof_sent_ = true;
+      if (!send_handshake_bytes(response, now_ms)) return false;
+      if (handshake_in_.empty()) return true;
+      status = decode_auth_ok(handshake_in_, used);
+    }
+  } else {
+    status = decode_auth_ok(handshake_in_, used);
+  }
+  switch (status) {
+    case HandshakeStatus::need_more:
+      if (handshake_in_.size() < challenge_bytes_max) return true;
+      [[fallthrough]];
+    case HandshakeStatus::bad:
+      fail_attempt("it answered the authentication with unexpected bytes", now_ms, not_authenticated);
+      return false;
+    case HandshakeStatus::refused:
+      if (proof_sent_) shared_.counters.auth_failures.add();
+      fail_attempt(proof_sent_ ? "it refused our proof (not the same --peer-secret-file?)"
+                               : "it refused our hello (see its log: no --peer-secret-file there, replication "
+                                 "off, or a node id clash)",
+                   now_ms, not_authenticated);
+      return false;
+    case HandshakeStatus::ok:
+      break;
+  }
+  assert(proof_sent_ && used == 1);
+  if (handshake_in_.size() != used) {
+    fail_attempt("it sent bytes after AUTH_OK", now_ms, not_authenticated);
+    return false;
+  }
+  std::string().swap(handshake_in_);
+  start_streaming(now_ms);
+  return true;
+}
+
+void PeerLink::start_streaming(int64_t now_ms) {
   state_ = LinkState::streaming;
   writable_ = true;
   last_failure_.clear();
   cursor_ = shared_.log.end();
   live_target_ = cursor_;
   stream_bytes_ = 0;
-  std::string& out = pending_.tail_bytes();
-  append_hello(out, shared_.config.node_id);
-  append_mesh(out, static_cast<uint32_t>(shared_.config.peers.size()));
+  append_mesh(pending_.tail_bytes(), static_cast<uint32_t>(shared_.config.peers.size()));
   shared_.counters.connects.add();
   shared_.counters.peers_connected.add();
-  emit(shared_.config.info, "replication: connected to peer %s (%s)", address_.text().c_str(),
-       format_address(addresses_[address_index_]).c_str());
+  emit(shared_.config.info, "replication: connected to peer %s (%s)%s", address_.text().c_str(),
+       format_address(addresses_[address_index_]).c_str(),
+       shared_.config.secret != nullptr ? ", authenticated" : "");
   scanning_ = false;
   restart_resync(now_ms, 0);
 }

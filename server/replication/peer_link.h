@@ -1,11 +1,19 @@
 // PeerLink: this node's outgoing connection to one peer, owned by the
 // replication thread. It carries one direction only: our writes to the peer.
 //
-//   waiting --(due: resolve, connect)--> connecting --(connected)--> streaming
-//      ^                                     |                          |
-//      +------------- failure, backoff ------+---- error, close, cut ---+
+//   waiting --(due: resolve, connect)--> connecting --(connected)--> [authenticating] --> streaming
+//      ^                                     |                                |               |
+//      +------------- failure, backoff ------+------ refused, bad proof ------+-- error, cut -+
 //
-// On connecting it sends HELLO and MESH, takes its cursor at the end of the
+// With a peer secret, the connection first authenticates (handshake.h): the
+// v2 hello goes out, the peer's challenge is checked (its MAC proves the
+// peer holds the secret), our proof goes back, and only the peer's AUTH_OK
+// makes the link stream; a peer that fails to prove the secret is counted
+// and retried with backoff like an unreachable one. Without a secret the v1
+// hello is the stream's first frame. Every resolution of the peer's name
+// also updates the node's PeerAllowlist.
+//
+// On streaming it sends MESH (after the v1 hello), takes its cursor at the end of the
 // live log (from then on every write is kept for it), then begins a full
 // copy of the store: FLUSH with the store's flush threshold (if a flush_all
 // ever set one), RESYNC_BEGIN, the items, RESYNC_END. Resync chunks and
@@ -16,8 +24,9 @@
 // copy has it; a write made after is in the log. Hence no gap.
 //
 // Sockets are non-blocking, edge-triggered in the replication thread's
-// epoll. The peer never sends anything on this connection except, when it
-// refuses the hello, one EINVAL byte before closing.
+// epoll. The peer never sends anything on this connection except the
+// handshake's messages and, when it refuses us, one EINVAL byte before
+// closing.
 #pragma once
 
 #include <sys/uio.h>
@@ -28,7 +37,9 @@
 #include <string>
 #include <vector>
 
+#include "server/replication/handshake.h"
 #include "server/replication/peer_address.h"
+#include "server/replication/peer_allowlist.h"
 #include "server/replication/piece_queue.h"
 #include "server/replication/replication_config.h"
 #include "server/replication/replication_log.h"
@@ -50,15 +61,17 @@ struct LinkShared {
   store::StoreThread& store;
   const ReplicationConfig& config;
   SenderCounters& counters;
+  PeerAllowlist& allowlist;
   int epoll_fd;
 };
 
-enum class LinkState : uint8_t { waiting, connecting, streaming };
+enum class LinkState : uint8_t { waiting, connecting, authenticating, streaming };
 
 class PeerLink {
  public:
-  // epoll_tag: the epoll data this link's socket is registered with.
-  PeerLink(PeerAddress address, uint64_t epoll_tag, LinkShared& shared);
+  // index: the peer's place in --peer; epoll_tag: the epoll data this
+  // link's socket is registered with.
+  PeerLink(PeerAddress address, size_t index, uint64_t epoll_tag, LinkShared& shared);
   ~PeerLink();
   PeerLink(const PeerLink&) = delete;
   PeerLink& operator=(const PeerLink&) = delete;
@@ -94,7 +107,13 @@ class PeerLink {
   void start_attempt(int64_t now_ms);
   void try_next_address(int64_t now_ms);
   void on_connected(int64_t now_ms);
-  void fail_attempt(const std::string& reason, int64_t now_ms);
+  void start_streaming(int64_t now_ms);
+  void read_handshake(int64_t now_ms);
+  // Applies what the handshake has read so far; false when it failed.
+  bool advance_handshake(int64_t now_ms);
+  bool send_handshake_bytes(const std::string& bytes, int64_t now_ms);
+  // what: how the log line names the failure.
+  void fail_attempt(const std::string& reason, int64_t now_ms, const char* what = "unreachable");
   void drop(const std::string& reason, int64_t now_ms, bool retry_now);
   void close_socket();
   void read_input(int64_t now_ms);
@@ -108,6 +127,7 @@ class PeerLink {
   Io after_write(ssize_t n, size_t& sent, int64_t now_ms);
 
   const PeerAddress address_;
+  const size_t index_;
   const uint64_t epoll_tag_;
   LinkShared& shared_;
 
@@ -120,6 +140,12 @@ class PeerLink {
   std::vector<ResolvedAddress> addresses_;
   size_t address_index_ = 0;
   std::string last_failure_;  // logged once per streak of identical failures
+
+  // Authenticating.
+  int64_t handshake_started_ms_ = 0;
+  AuthNonce nonce_{};
+  bool proof_sent_ = false;    // our RESPONSE is out; AUTH_OK is next
+  std::string handshake_in_;   // bytes read, at most challenge_bytes_max
 
   // Streaming.
   uint64_t cursor_ = 0;

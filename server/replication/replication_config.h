@@ -5,9 +5,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "server/replication/handshake.h"
 #include "server/replication/peer_address.h"
 
 namespace ringcache::replication {
@@ -38,6 +40,9 @@ struct ReplicationTuning {
   int64_t backoff_max_ms = 2000;
   // A connect that has not completed by then is abandoned and retried.
   int64_t connect_timeout_ms = 3000;
+  // An authentication (handshake.h) the peer has not completed by then is
+  // abandoned and retried, like a connect.
+  int64_t handshake_timeout_ms = 3000;
   // TCP_USER_TIMEOUT: a peer that acknowledges nothing for this long is dropped.
   uint32_t tcp_user_timeout_ms = 10000;
   // Heartbeats measure replication lag and keep idle links checked.
@@ -75,6 +80,12 @@ struct ReplicationConfig {
   std::vector<PeerAddress> peers;   // --peer, in order
   uint32_t workers = 1;             // worker threads that hand writes over
   uint64_t item_max_bytes = 0;      // --max-item
+  // --peer-secret-file: every stream is mutually authenticated with it
+  // (handshake.h). nullptr: the v1 hello, from the peers' addresses only.
+  std::shared_ptr<const PeerSecret> secret;
+  // --max-clock-skew: a peer's version whose time is further ahead of this
+  // node's wall clock is refused, and its stream closed (incoming_stream.h).
+  int64_t max_clock_skew_ms = 10 * 1000;
   ReplicationTuning tuning;
   LogSink info = nullptr;           // connects, drops, resyncs (always shown)
   LogSink debug = nullptr;          // per-event detail (-v)

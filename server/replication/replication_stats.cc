@@ -32,6 +32,11 @@ void append_stats_text(std::string& out, const ReplicationStats& s) {
   append_pair(out, "REPL_QUEUED_BYTES", s.queued_bytes);
   append_pair(out, "REPL_BYTES_SENT", s.bytes_sent);
   append_pair(out, "REPL_LAG_US", s.lag_us);
+  append_pair(out, "REPL_AUTHENTICATED", s.authenticated);
+  append_pair(out, "REPL_AUTH_FAILURES", s.auth_failures);
+  append_pair(out, "REPL_ADDRESS_REFUSED", s.address_refused);
+  append_pair(out, "REPL_HELLOS_REFUSED", s.hellos_refused);
+  append_pair(out, "REPL_SKEW_REFUSED", s.skew_refused);
 }
 
 }  // namespace ringcache::replication

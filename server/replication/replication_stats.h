@@ -36,6 +36,7 @@ struct alignas(64) SenderCounters {
   SingleWriterCounter queued_bytes;      // bytes waiting for peers (log + pending), sampled
   SingleWriterCounter bytes_sent;
   SingleWriterCounter connects;          // successful connections
+  SingleWriterCounter auth_failures;     // peers that failed to prove the secret, or refused our proof
 };
 
 // Written by one worker (the incoming streams it serves).
@@ -48,6 +49,10 @@ struct alignas(64) ReceiverCounters {
   SingleWriterCounter resyncs_received;  // RESYNC_BEGIN seen
   SingleWriterCounter flushes_received;  // FLUSH frames applied (live or before a resync)
   SingleWriterCounter lag_us;            // latest heartbeat delay seen on this worker
+  SingleWriterCounter auth_failures;     // hellos or proofs refused for want of the secret
+  SingleWriterCounter address_refused;   // unauthenticated hellos from addresses that are no peer's
+  SingleWriterCounter hellos_refused;    // malformed hellos, own node id, tag clash, too many streams
+  SingleWriterCounter skew_refused;      // streams closed for a version too far ahead of our clock
 };
 
 struct ReplicationStats {
@@ -70,6 +75,11 @@ struct ReplicationStats {
   uint64_t queued_bytes = 0;
   uint64_t bytes_sent = 0;
   uint64_t lag_us = 0;
+  uint64_t authenticated = 0;  // 1 with --peer-secret-file
+  uint64_t auth_failures = 0;
+  uint64_t address_refused = 0;
+  uint64_t hellos_refused = 0;
+  uint64_t skew_refused = 0;
 };
 
 // Appends " REPL_PEERS=2 REPL_CONNECTED=2 ..." (each pair preceded by a

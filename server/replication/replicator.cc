@@ -22,12 +22,6 @@ constexpr uint64_t epoll_tag_stop = 1;
 constexpr uint64_t epoll_tag_wake = 2;
 constexpr uint64_t epoll_tag_link_base = 16;
 
-int64_t monotonic_ms() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 uint64_t unix_us() {
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);
@@ -129,7 +123,11 @@ const char* admit_status_text(AdmitStatus status) {
 }
 
 Replicator::Replicator(store::Store& store, ReplicationConfig config)
-    : store_(store), config_(std::move(config)), clock_(node_tag_of(config_.node_id)) {
+    : store_(store),
+      config_(std::move(config)),
+      clock_(node_tag_of(config_.node_id)),
+      allowlist_(config_.peers.size()),
+      trust_log_(config_.info) {
   assert(is_valid_node_id(config_.node_id));
   assert(config_.workers >= 1 && config_.item_max_bytes > 0);
   assert(store.config().versioned && "replication needs a versioned store");
@@ -153,7 +151,7 @@ WorkerReplication& Replicator::worker(uint32_t index) {
 
 IncomingContext Replicator::incoming_context(uint32_t worker) {
   assert(worker < config_.workers);
-  return IncomingContext{clock_, receivers_[worker], config_};
+  return IncomingContext{clock_, receivers_[worker], config_, trust_log_};
 }
 
 AdmitStatus Replicator::admit(std::string_view peer_node_id) const {
@@ -178,6 +176,8 @@ ReplicationStats Replicator::stats() const {
   s.handoff_overflows = sender_.handoff_overflows.get();
   s.queued_bytes = sender_.queued_bytes.get();
   s.bytes_sent = sender_.bytes_sent.get();
+  s.authenticated = config_.secret != nullptr ? 1 : 0;
+  s.auth_failures = sender_.auth_failures.get();
   for (uint32_t i = 0; i < config_.workers; ++i) {
     const ReceiverCounters& r = receivers_[i];
     s.incoming += r.streams.get();
@@ -188,6 +188,10 @@ ReplicationStats Replicator::stats() const {
     s.resyncs_received += r.resyncs_received.get();
     s.flushes_received += r.flushes_received.get();
     s.lag_us = std::max(s.lag_us, r.lag_us.get());
+    s.auth_failures += r.auth_failures.get();
+    s.address_refused += r.address_refused.get();
+    s.hellos_refused += r.hellos_refused.get();
+    s.skew_refused += r.skew_refused.get();
   }
   return s;
 }
@@ -247,14 +251,26 @@ void Replicator::run() {
   try {
     store::StoreThread store_thread(store_);
     ReplicationLog log(config_.tuning.log_bytes_max, config_.tuning.log_chunk_bytes);
-    LinkShared shared{log, store_thread, config_, sender_, epoll_fd_};
+    LinkShared shared{log, store_thread, config_, sender_, allowlist_, epoll_fd_};
     // Links (holding pins) go before the log and the store handle.
     std::vector<std::unique_ptr<PeerLink>> links;
     for (size_t i = 0; i < config_.peers.size(); ++i) {
-      links.push_back(std::make_unique<PeerLink>(config_.peers[i], epoll_tag_link_base + i, shared));
+      links.push_back(std::make_unique<PeerLink>(config_.peers[i], i, epoll_tag_link_base + i, shared));
     }
     emit(config_.info, "replication: node id %s (version tag %u), %zu peers", config_.node_id.c_str(),
          static_cast<unsigned>(clock_.tag()), config_.peers.size());
+    if (config_.secret != nullptr) {
+      emit(config_.info,
+           "replication: streams are mutually authenticated with --peer-secret-file (HMAC-SHA256); versions "
+           "more than %lld s ahead of this node's clock are refused",
+           static_cast<long long>(config_.max_clock_skew_ms / 1000));
+    } else {
+      emit(config_.info,
+           "replication: UNAUTHENTICATED: streams are accepted from the addresses the --peer names resolve "
+           "to, so anyone who can send from those addresses can write to this node. Turn authentication on "
+           "with --peer-secret-file PATH on every node (PATH: the same 32 or more random bytes, e.g. "
+           "head -c 32 /dev/urandom, owned by the daemon's user, mode 600)");
+    }
     loop(log, links);
     links.clear();
   } catch (const std::exception& e) {

@@ -34,8 +34,10 @@
 #include <vector>
 
 #include "server/replication/handoff_ring.h"
+#include "server/replication/peer_allowlist.h"
 #include "server/replication/replication_config.h"
 #include "server/replication/replication_stats.h"
+#include "server/replication/trust_log.h"
 #include "server/replication/version_clock.h"
 #include "store/store.h"
 
@@ -85,6 +87,7 @@ struct IncomingContext {
   HybridClock& clock;
   ReceiverCounters& counters;
   const ReplicationConfig& config;
+  TrustLog& trust_log;
 };
 
 enum class AdmitStatus : uint8_t {
@@ -117,6 +120,8 @@ class Replicator {
   IncomingContext incoming_context(uint32_t worker);
   // Whether a stream whose hello names `peer_node_id` may be applied.
   AdmitStatus admit(std::string_view peer_node_id) const;
+  // Where unauthenticated streams may come from (no secret).
+  const PeerAllowlist& allowlist() const { return allowlist_; }
 
   ReplicationStats stats() const;
   // Producers call this after publishing (cheap unless the thread sleeps).
@@ -137,6 +142,8 @@ class Replicator {
   std::vector<std::unique_ptr<WorkerReplication>> workers_;
   std::unique_ptr<ReceiverCounters[]> receivers_;
   SenderCounters sender_;
+  PeerAllowlist allowlist_;
+  TrustLog trust_log_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   int stop_fd_ = -1;

@@ -63,17 +63,6 @@ char* write_flush(char* dst, uint64_t version, uint32_t at_s) {
   return write_number(dst, at_s, 4);
 }
 
-void append_hello(std::string& out, std::string_view node_id) {
-  assert(is_valid_node_id(node_id));
-  const size_t hello_size = hello_prefix.size() + node_id.size();
-  static_assert(hello_prefix.size() + node_id_bytes_max <= hello_bytes_max);
-  char* dst = grow(out, 1 + field_length_bytes + hello_size);
-  dst = write_byte(dst, WireOp::hello);
-  dst = write_length(dst, hello_size);
-  dst = write_bytes(dst, hello_prefix);
-  write_bytes(dst, node_id);
-}
-
 void append_put(std::string& out, std::string_view key, std::string_view value, const PutMeta& meta) {
   write_put(grow(out, put_frame_bytes(key.size(), value.size())), key, value, meta);
 }
@@ -103,32 +92,6 @@ void append_mesh(std::string& out, uint32_t peers) {
 
 void append_flush(std::string& out, uint64_t version, uint32_t at_s) {
   write_flush(grow(out, flush_bytes), version, at_s);
-}
-
-bool is_valid_node_id(std::string_view id) {
-  if (id.empty() || id.size() > node_id_bytes_max) return false;
-  for (const char c : id) {
-    if (c <= ' ' || c > '~') return false;
-  }
-  return true;
-}
-
-HelloStatus parse_hello(std::string_view hello, std::string_view& node_id) {
-  if (hello.substr(0, hello_prefix.size()) != hello_prefix) return HelloStatus::bad_prefix;
-  node_id = hello.substr(hello_prefix.size());
-  return is_valid_node_id(node_id) ? HelloStatus::ok : HelloStatus::bad_node_id;
-}
-
-const char* hello_status_text(HelloStatus status) {
-  switch (status) {
-    case HelloStatus::ok:
-      return "ok";
-    case HelloStatus::bad_prefix:
-      return "hello is not RINGCACHE-REPL/1";
-    case HelloStatus::bad_node_id:
-      return "hello carries an invalid node id";
-  }
-  return "unknown hello status";
 }
 
 }  // namespace ringcache::replication

@@ -5,7 +5,9 @@
 // Every length below is big-endian; a "field" is a u32 length then its bytes,
 // as in the client protocol.
 //
-//   HELLO        | 200 | field: "RINGCACHE-REPL/1 <node-id>" (<= 256 bytes) |   first frame only
+//   HELLO        | 200 | field: "RINGCACHE-REPL/1 <node-id>" or "RINGCACHE-REPL/2 <node-id> <nonce>"
+//                                  (<= 256 bytes) | first frame only; v2 starts the authentication
+//                                  of handshake.h, whose messages precede the frames below
 //   MESH         | 206 | peers:u32 |                 how many peers the sender lists
 //   RESYNC_BEGIN | 203 |                             a full copy of the sender's store follows
 //   PUT          | 201 | version:u64 | flags:u32 | expires_at:u32 | key field | value field |
@@ -43,7 +45,7 @@ enum class WireOp : uint8_t {
   flush = 207,
 };
 
-inline constexpr std::string_view hello_prefix = "RINGCACHE-REPL/1 ";
+// The hello field's longest length (handshake.h has the hello itself).
 inline constexpr size_t hello_bytes_max = 256;
 inline constexpr size_t field_length_bytes = 4;
 
@@ -77,7 +79,6 @@ char* write_del(char* dst, std::string_view key, uint64_t version);
 char* write_flush(char* dst, uint64_t version, uint32_t at_s);
 
 // Appending encoders.
-void append_hello(std::string& out, std::string_view node_id);
 void append_put(std::string& out, std::string_view key, std::string_view value, const PutMeta& meta);
 void append_put_head(std::string& out, std::string_view key, uint64_t value_bytes, const PutMeta& meta);
 void append_del(std::string& out, std::string_view key, uint64_t version);
@@ -86,19 +87,6 @@ void append_resync_end(std::string& out, uint64_t items);
 void append_heartbeat(std::string& out, uint64_t sent_us);
 void append_mesh(std::string& out, uint32_t peers);
 void append_flush(std::string& out, uint64_t version, uint32_t at_s);
-
-// What a hello field says (the bytes after 200 and its length).
-enum class HelloStatus : uint8_t {
-  ok,
-  bad_prefix,   // not "RINGCACHE-REPL/1 ": another protocol or version
-  bad_node_id,  // empty, too long, or with spaces or control bytes
-};
-HelloStatus parse_hello(std::string_view hello, std::string_view& node_id);
-const char* hello_status_text(HelloStatus status);
-
-// Node ids: 1-64 printable ASCII characters without spaces (server/options).
-inline constexpr size_t node_id_bytes_max = 64;
-bool is_valid_node_id(std::string_view id);
 
 // Big-endian helpers shared with the decoder.
 inline void put_be(char* dst, uint64_t value, size_t bytes) {

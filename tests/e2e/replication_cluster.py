@@ -1,17 +1,26 @@
-"""Helpers for the replication end-to-end tests (SPEC §5): a mesh of real
-ringcached processes, each serving a listening socket this test process
-binds and keeps (so a node killed with -9 comes back on the same port, and
-a node not started yet refuses connections until its socket listens), and a
-pipelined binary-protocol client.
+"""Helpers for the replication end-to-end tests (docs/replication.md): a mesh
+of real ringcached processes, each serving a listening socket this test
+process binds and keeps (so a node killed with -9 comes back on the same
+port, and a node not started yet refuses connections until its socket
+listens), a pipelined binary-protocol client, and the initiator's side of
+the replication handshake (v1, or v2 authenticated with Python's own
+hmac module), to send a node frames the way a peer would.
+
+A Cluster gives every node the same --peer-secret-file unless told not to.
 
 Every wait is bounded; every process started is stopped by Cluster.close().
 """
 
+import hashlib
+import hmac
+import os
 import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -45,6 +54,71 @@ def repl_del_frame(key, version):
 
 def repl_hello_frame(node_id):
     return bytes([REPL_HELLO]) + field(b"RINGCACHE-REPL/1 " + node_id)
+
+
+# The authenticated handshake (server/replication/handshake.h).
+AUTH_CHALLENGE, AUTH_RESPONSE, AUTH_OK, AUTH_REFUSED = 208, 209, 101, 111
+
+
+def auth_mac(secret, role, initiator_id, acceptor_id, initiator_nonce, acceptor_nonce):
+    message = (b"RINGCACHE-REPL/2 " + role + bytes([len(initiator_id)]) + initiator_id +
+               bytes([len(acceptor_id)]) + acceptor_id + initiator_nonce + acceptor_nonce)
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def repl_hello_v2_frame(node_id, nonce):
+    return bytes([REPL_HELLO]) + field(b"RINGCACHE-REPL/2 " + node_id + b" " + nonce.hex().encode())
+
+
+def read_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed after %d of %d bytes" % (len(data), n))
+        data += chunk
+    return data
+
+
+def read_challenge(sock):
+    """(acceptor id, nonce, mac) of a CHALLENGE, or raises with what came instead."""
+    head = read_exact(sock, 1)
+    if head[0] != AUTH_CHALLENGE:
+        raise ConnectionRefusedError("no challenge: byte %d" % head[0])
+    (length,) = struct.unpack(">I", read_exact(sock, 4))
+    acceptor_id = read_exact(sock, length)
+    return acceptor_id, read_exact(sock, 32), read_exact(sock, 32)
+
+
+def open_replication_stream(host, port, node_id, secret=None, timeout=IO_TIMEOUT_S):
+    """A socket on which `node_id` may send frames: the v1 hello without a
+    secret; with one, the v2 handshake (our proof checked against theirs).
+    Raises ConnectionRefusedError when the node refuses."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    if secret is None:
+        sock.sendall(repl_hello_frame(node_id))
+        return sock
+    nonce = os.urandom(32)
+    sock.sendall(repl_hello_v2_frame(node_id, nonce))
+    acceptor_id, their_nonce, their_mac = read_challenge(sock)
+    expected = auth_mac(secret, b"acceptor", node_id, acceptor_id, nonce, their_nonce)
+    assert hmac.compare_digest(expected, their_mac), "the node did not prove the secret"
+    sock.sendall(bytes([AUTH_RESPONSE]) + auth_mac(secret, b"initiator", node_id, acceptor_id, nonce,
+                                                   their_nonce))
+    answer = read_exact(sock, 1)
+    if answer[0] != AUTH_OK:
+        sock.close()
+        raise ConnectionRefusedError("proof refused: byte %d" % answer[0])
+    return sock
+
+
+def write_secret_file(directory, data=None):
+    """A peer secret file as the daemon wants it: 32 random bytes, mode 600."""
+    path = os.path.join(directory, "peer-secret")
+    with open(path, "wb") as f:
+        f.write(os.urandom(32) if data is None else data)
+    os.chmod(path, 0o600)
+    return path
 
 
 def bind_socket(host="127.0.0.1", listen=True):
@@ -139,7 +213,8 @@ class Node:
     """One ringcached of the mesh, serving `sock` through --listen-fd.
     prefix: a command to run it under (ip netns exec NS)."""
 
-    def __init__(self, exe, name, sock, client_host="127.0.0.1", port=None, prefix=(), args=(), text_sock=None):
+    def __init__(self, exe, name, sock, client_host="127.0.0.1", port=None, prefix=(), args=(), text_sock=None,
+                 secret_file=None):
         # sock: the listening socket to pass, or None to let the daemon bind
         # (-l 0.0.0.0 -p port), as in a network namespace this process is not in.
         self.exe = exe
@@ -151,6 +226,7 @@ class Node:
         self.text_port = text_sock.getsockname()[1] if text_sock is not None else None
         self.prefix = list(prefix)
         self.args = list(args)
+        self.secret_file = secret_file  # --peer-secret-file, or None: unauthenticated
         self.peers = []
         self.proc = None
         self.lines = []
@@ -170,6 +246,8 @@ class Node:
             listen += ["--text-listen-fd", str(self.text_sock.fileno())]
             fds += (self.text_sock.fileno(),)
         cmd = self.prefix + [self.exe] + listen + ["--text-port", "0", "--node-id", self.name] + self.args
+        if self.secret_file is not None:
+            cmd += ["--peer-secret-file", self.secret_file]
         for peer in self.peers:
             cmd += ["--peer", peer]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -239,12 +317,16 @@ class Cluster:
     on a clean exit every node must stop with status 0 and no sanitizer
     report."""
 
-    def __init__(self, exe, count, args=(), start=True, not_listening=(), peer_host="127.0.0.1", text=False):
+    def __init__(self, exe, count, args=(), start=True, not_listening=(), peer_host="127.0.0.1", text=False,
+                 secret=True):
         self.nodes = []
+        self.directory = tempfile.mkdtemp(prefix="ringcache-cluster-")
+        self.secret_file = write_secret_file(self.directory) if secret else None
         for i in range(count):
             sock = bind_socket(listen=i not in not_listening)
             text_sock = bind_socket() if text else None
-            self.nodes.append(Node(exe, str(i + 1), sock, args=args, text_sock=text_sock))
+            self.nodes.append(Node(exe, str(i + 1), sock, args=args, text_sock=text_sock,
+                                   secret_file=self.secret_file))
         for node in self.nodes:
             node.peers = ["%s:%d" % (peer_host, other.port) for other in self.nodes if other is not node]
         if start:
@@ -257,7 +339,21 @@ class Cluster:
         """A cluster of nodes built by the caller (peers set, not started)."""
         cluster = cls.__new__(cls)
         cluster.nodes = nodes
+        cluster.directory = None
+        cluster.secret_file = None
         return cluster
+
+    @property
+    def secret(self):
+        if self.secret_file is None:
+            return None
+        with open(self.secret_file, "rb") as f:
+            return f.read()
+
+    def open_stream(self, node, node_id):
+        """A replication stream into `node`, as peer `node_id` (authenticated
+        with the cluster's secret when it has one)."""
+        return open_replication_stream(node.client_host, node.port, node_id, self.secret)
 
     def __enter__(self):
         return self
@@ -281,6 +377,8 @@ class Cluster:
                     node.sock.close()
                 if node.text_sock is not None:
                     node.text_sock.close()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
         return codes
 
     def wait_connected(self, timeout=15):

@@ -1,16 +1,18 @@
-"""Replication (SPEC §5, issue 6) with real daemons on loopback: full meshes
-of 3 and 5 nodes converge, concurrent writes to one key agree everywhere,
-deletes stay deleted, a node killed with -9 and restarted catches up, and a
-peer that is down at start-up joins later. Where Repcached's ring of three
-never converged."""
+"""Replication (docs/replication.md) with real daemons on loopback, every
+node authenticated with the same --peer-secret-file: full meshes of 3 and 5
+nodes converge, concurrent writes to one key agree everywhere, deletes stay
+deleted, a node killed with -9 and restarted catches up, and a peer that is
+down at start-up joins later. Where Repcached's ring of three never
+converged. (test_replication_trust.py covers the trust boundary.)"""
 
+import os
 import socket
 import threading
 import time
 
 from harness import EINVAL, OK, field, run_tests
 from replication_cluster import (Cluster, Client, LinkCutter, bind_socket, identical_everywhere, make_version,
-                                 repl_del_frame, repl_hello_frame, repl_put_frame, wait_until_all)
+                                 repl_del_frame, repl_hello_v2_frame, repl_put_frame, wait_until_all)
 
 CONVERGE_WITHIN_S = 5
 # A delayed flush_all takes effect on each node at the first expiry pass
@@ -124,8 +126,8 @@ def test_deletes_propagate_and_are_not_undone_by_late_writes(exe):
         # A write older than the delete arrives late: the tombstone wins.
         # (Sent the way a slow peer would, on a replication connection.)
         long_ago = make_version(int(time.time() * 1000) - 60000, 4000)
-        with socket.create_connection(("127.0.0.1", c.port), timeout=10) as peer:
-            peer.sendall(repl_hello_frame(b"late-peer"))
+        # (Within --max-clock-skew: a peer's clock may run a little ahead.)
+        with cluster.open_stream(c, b"late-peer") as peer:
             peer.sendall(b"".join(repl_put_frame(k, b"zombie", long_ago) for k in keys))
             # A newer write of one key is applied, proving the stream was read.
             fresh = make_version(int(time.time() * 1000) + 1000, 4000)
@@ -365,23 +367,23 @@ def test_replication_hello_is_checked(exe):
     with Cluster(exe, 2, args=["-t", "1"]) as cluster:
         cluster.wait_connected()
         a = cluster.nodes[0]
-        for hello, why in ((repl_hello_frame(b"1"), "own node id"),
-                           (bytes([200]) + field(b"RINGCACHE-REPL/9 x"), "not RINGCACHE-REPL/1")):
+        for hello, why in ((repl_hello_v2_frame(b"1", os.urandom(32)), "own node id"),
+                           (bytes([200]) + field(b"RINGCACHE-REPL/9 x"), "neither RINGCACHE-REPL/1")):
             with Client("127.0.0.1", a.port) as c:
                 c.sock.sendall(hello)
                 assert c.status() == EINVAL, why
                 assert c.sock.recv(1) == b"", why
         deadline = time.monotonic() + 5
-        while a.log_count("replication connection refused") < 2:
+        while a.log_count("replication: hello from 127.0.0.1:") < 2:
             assert time.monotonic() < deadline, a.log()
             time.sleep(0.02)
-        assert "own node id" in a.log() and "not RINGCACHE-REPL/1" in a.log()
+        assert "own node id" in a.log() and "neither RINGCACHE-REPL/1" in a.log()
         # An admitted stream that sends a byte where an opcode belongs is closed.
-        with Client("127.0.0.1", a.port) as c:
-            c.sock.sendall(repl_hello_frame(b"intruder") + repl_put_frame(b"ok", b"1", make_version(
-                int(time.time() * 1000), 4000)) + bytes([250]) + repl_put_frame(b"after", b"2", 1))
-            c.sock.settimeout(10)
-            assert c.sock.recv(1) == b""
+        with cluster.open_stream(a, b"intruder") as peer:
+            peer.sendall(repl_put_frame(b"ok", b"1", make_version(int(time.time() * 1000), 4000)) +
+                         bytes([250]) + repl_put_frame(b"after", b"2", 1))
+            peer.settimeout(10)
+            assert peer.recv(1) == b""
         with a.client() as c:
             assert c.get(b"ok") == b"1" and c.get(b"after") is None
         # Bytes 200-255 are opcodes of replication connections only.

@@ -1,7 +1,7 @@
 """Replication benchmark (issue 6): write throughput of one node and how far
 its peers trail it, with 0, 1, 2 and 4 peers (meshes of 1, 2, 3, 5 nodes).
 
-    python3 tests/replication/bench_replication.py BUILD_DIR [--duration S] [--connections 0]
+    python3 tests/replication/bench_replication.py BUILD_DIR [--duration S] [--connections 0] [--no-secret]
 
 For each mesh size: every node starts with -t 1 and connects to all others;
 ringcache-loadgen (benchmarks/loadgen) sends PUT-only load to node 1; while
@@ -68,10 +68,10 @@ def sample_heartbeat_lag(cluster, stop, samples_us):
             c.close()
 
 
-def run(build, peers, duration, connections, pipeline):
+def run(build, peers, duration, connections, pipeline, secret=True):
     exe = os.path.join(build, "server", "ringcached")
     loadgen = os.path.join(build, "benchmarks", "loadgen", "ringcache-loadgen")
-    with Cluster(exe, peers + 1, args=["-t", "1", "-m", "256"]) as cluster:
+    with Cluster(exe, peers + 1, args=["-t", "1", "-m", "256"], secret=secret) as cluster:
         if peers:
             cluster.wait_connected()
         stop = threading.Event()
@@ -134,12 +134,14 @@ def main():
     parser.add_argument("--connections", type=int, default=20, help="0: no load, probes only")
     parser.add_argument("--pipeline", type=int, default=8)
     parser.add_argument("--peers", default="0,1,2,4")
+    parser.add_argument("--no-secret", action="store_true",
+                        help="replicate unauthenticated (default: every node gets the same --peer-secret-file)")
     args = parser.parse_args()
     print("| peers | PUT ops/s | PUT p99 µs | server CPU s/Mreq | write→visible on a peer p50 / p99 / max ms "
           "(probes) | heartbeat lag p50 / max ms | overflows: log / handoff | resyncs sent | peers equal after |")
     print("|---|---|---|---|---|---|---|---|---|")
     for peers in [int(p) for p in args.peers.split(",")]:
-        r = run(args.build, peers, args.duration, args.connections, args.pipeline)
+        r = run(args.build, peers, args.duration, args.connections, args.pipeline, not args.no_secret)
         if peers == 0:
             lag = heartbeat = "—"
             converge = "—"

@@ -38,6 +38,27 @@ inline store::StoreConfig versioned_config(uint64_t memory_bytes = 64 * store::k
   return config;
 }
 
+// Log lines kept for assertions (LogSink is a plain function pointer).
+struct LogCapture {
+  static inline std::mutex mutex;
+  static inline std::vector<std::string> lines;
+  static void sink(const char* line) {
+    std::lock_guard<std::mutex> lock(mutex);
+    lines.emplace_back(line);
+  }
+  static bool contains(std::string_view text) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto& l : lines) {
+      if (l.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+  static void clear() {
+    std::lock_guard<std::mutex> lock(mutex);
+    lines.clear();
+  }
+};
+
 // A real versioned store and what an IncomingStream needs to apply a
 // peer's frames to it.
 struct StreamFixture {
@@ -47,12 +68,28 @@ struct StreamFixture {
     config.item_max_bytes = 1 << 20;
     config.peers.resize(peers);
   }
-  IncomingStream stream() { return IncomingStream(IncomingContext{clock, counters, config}, thread, "peer"); }
+  // An admitted unauthenticated stream, as a worker holds one.
+  struct Stream {
+    std::unique_ptr<IncomingStream> stream;
+    // Feeds bytes; a stream that is not authenticating never replies.
+    StreamStatus feed(std::string_view bytes) {
+      std::string reply;
+      const StreamStatus status = stream->feed(bytes, reply);
+      CHECK(reply.empty());
+      return status;
+    }
+    bool at_frame_boundary() const { return stream->at_frame_boundary(); }
+  };
+  Stream stream() {
+    return Stream{IncomingStream::unauthenticated(context(), thread, "peer", "127.0.0.1:1")};
+  }
+  IncomingContext context() { return IncomingContext{clock, counters, config, trust_log}; }
   store::Store store;
   store::StoreThread thread;
   HybridClock clock{1};
   ReceiverCounters counters;
   ReplicationConfig config;
+  TrustLog trust_log{&LogCapture::sink};
 };
 
 inline std::optional<std::string> get_string(store::StoreThread& t, std::string_view key) {
@@ -86,27 +123,6 @@ inline std::map<std::string, std::string> contents(store::StoreThread& t) {
   return out;
 }
 
-// Log lines kept for assertions (LogSink is a plain function pointer).
-struct LogCapture {
-  static inline std::mutex mutex;
-  static inline std::vector<std::string> lines;
-  static void sink(const char* line) {
-    std::lock_guard<std::mutex> lock(mutex);
-    lines.emplace_back(line);
-  }
-  static bool contains(std::string_view text) {
-    std::lock_guard<std::mutex> lock(mutex);
-    for (const auto& l : lines) {
-      if (l.find(text) != std::string::npos) return true;
-    }
-    return false;
-  }
-  static void clear() {
-    std::lock_guard<std::mutex> lock(mutex);
-    lines.clear();
-  }
-};
-
 inline bool wait_until(const std::function<bool()>& done, int timeout_ms = 10000) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -138,8 +154,11 @@ inline int listen_loopback(uint16_t& port, bool do_listen = true) {
 class Receiver {
  public:
   // listen_fd: bound (and listening unless start_listening() comes later).
-  Receiver(store::Store& store, HybridClock& clock, int listen_fd, uint16_t port, size_t peers = 1)
+  // With a secret, hellos must be v2 and the stream authenticates first.
+  Receiver(store::Store& store, HybridClock& clock, int listen_fd, uint16_t port, size_t peers = 1,
+           std::shared_ptr<const PeerSecret> secret = nullptr)
       : store_(store), clock_(clock), listen_fd_(listen_fd), port_(port) {
+    config_.secret = std::move(secret);
     config_.node_id = "receiver-" + std::to_string(port);
     config_.item_max_bytes = 32 * store::kMiB;
     config_.info = &LogCapture::sink;
@@ -212,13 +231,14 @@ class Receiver {
     if (static_cast<uint8_t>(head[0]) != 200 || length > hello_bytes_max) return;
     std::string hello(length, '\0');
     if (!read_exact(fd, hello.data(), length)) return;
-    std::string_view node_id;
-    const HelloStatus status = parse_hello(hello, node_id);
+    Hello parsed;
+    const HelloStatus status = parse_hello(hello, parsed);
     CHECK(status == HelloStatus::ok);
     if (status != HelloStatus::ok) return;
+    CHECK((parsed.version == HelloVersion::v2) == (config_.secret != nullptr));
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      hello_node_id_ = std::string(node_id);
+      hello_node_id_ = std::string(parsed.node_id);
     }
     if (refuse) {
       // EINVAL, then FIN, then read until the sender closes: closing with
@@ -235,7 +255,16 @@ class Receiver {
       }
       return;
     }
-    IncomingStream stream(IncomingContext{clock_, counters_, config_}, thread, std::string(node_id));
+    const IncomingContext context{clock_, counters_, config_, trust_log_};
+    std::string reply;
+    std::unique_ptr<IncomingStream> stream =
+        config_.secret != nullptr
+            ? IncomingStream::challenge(context, thread, parsed, "127.0.0.1", reply)
+            : IncomingStream::unauthenticated(context, thread, std::string(parsed.node_id), "127.0.0.1");
+    if (!reply.empty()) {
+      CHECK(::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(reply.size()));
+      reply.clear();
+    }
     char buffer[16384];
     while (!stop_) {
       if (pause_reading) {
@@ -246,7 +275,9 @@ class Receiver {
       if (::poll(&p, 1, 20) <= 0) continue;
       const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
       if (got <= 0) return;
-      const StreamStatus fed = stream.feed(std::string_view(buffer, static_cast<size_t>(got)));
+      const StreamStatus fed = stream->feed(std::string_view(buffer, static_cast<size_t>(got)), reply);
+      if (!reply.empty()) (void)::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+      reply.clear();
       CHECK(fed == StreamStatus::ok);
       if (fed != StreamStatus::ok) return;
     }
@@ -256,6 +287,7 @@ class Receiver {
   HybridClock& clock_;
   ReceiverCounters counters_;
   ReplicationConfig config_;
+  TrustLog trust_log_{&LogCapture::sink};
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
@@ -266,14 +298,21 @@ class Receiver {
 
 // A peer that only receives: its own store and clock.
 struct ReceivingPeer {
-  explicit ReceivingPeer(bool listen_now = true, uint64_t memory_bytes = 64 * store::kMiB)
-      : fd(listen_loopback(port, listen_now)), store(versioned_config(memory_bytes)) {}
+  explicit ReceivingPeer(bool listen_now = true, uint64_t memory_bytes = 64 * store::kMiB,
+                         std::shared_ptr<const PeerSecret> secret = nullptr)
+      : fd(listen_loopback(port, listen_now)),
+        store(versioned_config(memory_bytes)),
+        receiver(store, clock, fd, port, 1, std::move(secret)) {}
   uint16_t port = 0;
   int fd;
   store::Store store;
   HybridClock clock{4000};
-  Receiver receiver{store, clock, fd, port};
+  Receiver receiver;
 };
+
+inline std::shared_ptr<const PeerSecret> make_secret(char fill) {
+  return std::make_shared<const PeerSecret>(std::string(32, fill));
+}
 
 inline ReplicationConfig sender_config(const std::string& node_id, std::vector<uint16_t> ports) {
   ReplicationConfig config;

@@ -27,7 +27,7 @@ std::string del(std::string_view key, uint64_t version) {
 
 TEST_CASE("a newer PUT replaces, an older or equal one is ignored and counted") {
   Fixture f;
-  IncomingStream s = f.stream();
+  auto s = f.stream();
   CHECK(s.feed(put("k", "v1", make_version(1000, 5), 7)) == StreamStatus::ok);
   CHECK(get_string(f.thread, "k") == "v1");
   CHECK(s.feed(put("k", "older", make_version(999, 9))) == StreamStatus::ok);
@@ -42,7 +42,7 @@ TEST_CASE("a newer PUT replaces, an older or equal one is ignored and counted") 
 
 TEST_CASE("flags and expiry travel with the item") {
   Fixture f;
-  IncomingStream s = f.stream();
+  auto s = f.stream();
   std::string frame;
   const uint32_t expires = f.store.now_s() + 3600;
   append_put(frame, "k", "v", PutMeta{make_version(5, 1), 0xBEEF, expires});
@@ -58,7 +58,7 @@ TEST_CASE("flags and expiry travel with the item") {
 
 TEST_CASE("regression: a late, older PUT does not resurrect a deleted key") {
   Fixture f;
-  IncomingStream s = f.stream();
+  auto s = f.stream();
   CHECK(s.feed(put("k", "v", make_version(100, 1))) == StreamStatus::ok);
   CHECK(s.feed(del("k", make_version(200, 1))) == StreamStatus::ok);
   CHECK(!get_string(f.thread, "k"));
@@ -73,7 +73,7 @@ TEST_CASE("regression: a late, older PUT does not resurrect a deleted key") {
 
 TEST_CASE("a DEL older than the item is ignored; a DEL of an absent key leaves a tombstone") {
   Fixture f;
-  IncomingStream s = f.stream();
+  auto s = f.stream();
   CHECK(s.feed(put("k", "v", make_version(300, 1))) == StreamStatus::ok);
   CHECK(s.feed(del("k", make_version(299, 1))) == StreamStatus::ok);
   CHECK(get_string(f.thread, "k") == "v");
@@ -84,7 +84,7 @@ TEST_CASE("a DEL older than the item is ignored; a DEL of an absent key leaves a
 
 TEST_CASE("a streamed value is applied as its bytes arrive, newest-wins too") {
   Fixture f;
-  IncomingStream s = f.stream();
+  auto s = f.stream();
   std::string value(300 * 1024, '\0');
   for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 13 + 1);
   const std::string frame = put("big", value, make_version(10, 2), 3);
@@ -101,18 +101,19 @@ TEST_CASE("a streamed value is applied as its bytes arrive, newest-wins too") {
 
 TEST_CASE("every version applied moves the local clock past it") {
   Fixture f;
-  IncomingStream s = f.stream();
-  const uint64_t future = make_version((wall_clock_unix_ms() - version_epoch_unix_ms + 60000) << 10, 9);
+  auto s = f.stream();
+  // Ahead of the local wall clock, but within --max-clock-skew.
+  const uint64_t future = make_version((wall_clock_unix_ms() - version_epoch_unix_ms + 5000) << 10, 9);
   CHECK(s.feed(put("k", "v", future)) == StreamStatus::ok);
   CHECK(f.clock.next() > future);
-  const uint64_t later_del = make_version(version_hlc(future) + 5000, 2);
+  const uint64_t later_del = make_version(version_hlc(future) + (1000 << 10), 2);
   CHECK(s.feed(del("x", later_del)) == StreamStatus::ok);
   CHECK(f.clock.next() > later_del);
 }
 
 TEST_CASE("resync markers, heartbeats and mesh counts update counters; an unknown opcode ends the stream") {
   Fixture f;
-  IncomingStream s = f.stream();
+  auto s = f.stream();
   std::string frames;
   append_mesh(frames, 2);
   append_resync_begin(frames);
@@ -126,7 +127,7 @@ TEST_CASE("resync markers, heartbeats and mesh counts update counters; an unknow
   std::string bad = put("a", "1", 5);
   bad += static_cast<char>(210);
   bad += put("b", "2", 6);
-  CHECK(s.feed(bad) == StreamStatus::protocol_error);
+  CHECK(s.feed(bad) == StreamStatus::close);
   CHECK(get_string(f.thread, "a") == "1");
   CHECK(!get_string(f.thread, "b"));
 }
@@ -134,7 +135,7 @@ TEST_CASE("resync markers, heartbeats and mesh counts update counters; an unknow
 TEST_CASE("an item over --max-item is skipped and counted; what follows applies") {
   Fixture f;
   f.config.item_max_bytes = 1000;
-  IncomingStream s = f.stream();
+  auto s = f.stream();
   CHECK(s.feed(put("huge", std::string(1001, 'h'), 5) + put("fine", "ok", 6)) == StreamStatus::ok);
   CHECK(!get_string(f.thread, "huge"));
   CHECK(get_string(f.thread, "fine") == "ok");
@@ -144,9 +145,99 @@ TEST_CASE("an item over --max-item is skipped and counted; what follows applies"
 TEST_CASE("the stream counter follows the stream's life") {
   Fixture f;
   {
-    IncomingStream a = f.stream();
-    IncomingStream b = f.stream();
+    auto a = f.stream();
+    auto b = f.stream();
     CHECK(f.counters.streams.get() == 2);
   }
   CHECK(f.counters.streams.get() == 0);
+}
+
+namespace {
+
+// A version stamped `ahead_ms` past the fixture clock's wall time.
+uint64_t version_ahead(const StreamFixture& f, int64_t ahead_ms, uint16_t tag = 9) {
+  const uint64_t at_ms = f.clock.wall_ms() + static_cast<uint64_t>(ahead_ms);
+  return make_version((at_ms - version_epoch_unix_ms) << version_logical_bits, tag);
+}
+
+std::string flush(uint64_t version, uint32_t at_s) {
+  std::string out;
+  append_flush(out, version, at_s);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("regression: a PUT stamped past --max-clock-skew is refused, unapplied and unobserved") {
+  // Issue 11: one forged far-future PUT made HybridClock::observe take it,
+  // and later local overwrites of a key were lost.
+  Fixture f;
+  f.config.max_clock_skew_ms = 10'000;
+  auto s = f.stream();
+  CHECK(s.feed(put("k", "fine", version_ahead(f, 9'000))) == StreamStatus::ok);
+  const uint64_t hlc_before = f.clock.current_hlc();
+  CHECK(s.feed(put("k", "forged", version_ahead(f, 60'000)) + put("after", "x", version_ahead(f, 0))) ==
+        StreamStatus::close);
+  CHECK(get_string(f.thread, "k") == "fine");
+  CHECK(!get_string(f.thread, "after"));  // nothing after the refusal is applied
+  CHECK(f.clock.current_hlc() == hlc_before);
+  CHECK(f.counters.skew_refused.get() == 1);
+  CHECK(s.feed(put("later", "y", version_ahead(f, 0))) == StreamStatus::close);
+  CHECK(!get_string(f.thread, "later"));
+}
+
+TEST_CASE("streamed PUTs, DELs and FLUSHes past the skew are refused; a delayed flush's instant is not") {
+  for (int kind = 0; kind < 3; ++kind) {
+    Fixture f;
+    LogCapture::clear();
+    auto s = f.stream();
+    CHECK(s.feed(put("z", "kept", version_ahead(f, -1000))) == StreamStatus::ok);
+    std::string frame;
+    if (kind == 0) {
+      append_put(frame, "big", std::string(200 * 1024, 'b'), PutMeta{version_ahead(f, 3'600'000), 0, 0});
+    } else if (kind == 1) {
+      frame = del("z", version_ahead(f, 3'600'000));
+    } else {
+      frame = flush(version_ahead(f, 3'600'000), 0);
+    }
+    CHECK(s.feed(frame) == StreamStatus::close);
+    CHECK(get_string(f.thread, "z") == "kept");
+    CHECK(!get_string(f.thread, "big"));
+    CHECK(f.thread.flush_version() == 0);
+    CHECK(f.counters.skew_refused.get() == 1);
+    CHECK(LogCapture::contains("clock is 3600."));
+  }
+  // flush_all 3600 on a peer: its threshold is that instant, tag 0, legitimately ahead.
+  Fixture f;
+  auto s = f.stream();
+  const uint32_t at_s = static_cast<uint32_t>(f.clock.wall_ms() / 1000 + 3600);
+  CHECK(s.feed(flush(version_at_unix_ms(uint64_t{at_s} * 1000), at_s)) == StreamStatus::ok);
+  CHECK(f.counters.skew_refused.get() == 0);
+  CHECK(f.clock.current_hlc() < version_hlc(version_ahead(f, 60'000)));
+  // The same instant for a flush that claims to be due now is a version like any other.
+  auto s2 = f.stream();
+  CHECK(s2.feed(flush(version_at_unix_ms(uint64_t{at_s} * 1000), 0)) == StreamStatus::close);
+}
+
+TEST_CASE("a version 0 closes the stream; nothing is applied") {
+  Fixture f;
+  auto s = f.stream();
+  CHECK(s.feed(put("k", "v", 0)) == StreamStatus::close);
+  CHECK(!get_string(f.thread, "k"));
+}
+
+TEST_CASE("the skew line is logged once per peer per minute") {
+  Fixture f;
+  LogCapture::clear();
+  for (int i = 0; i < 5; ++i) {
+    auto s = f.stream();
+    CHECK(s.feed(put("k", "v", version_ahead(f, 60'000))) == StreamStatus::close);
+  }
+  CHECK(f.counters.skew_refused.get() == 5);
+  size_t lines = 0;
+  {
+    std::lock_guard<std::mutex> lock(LogCapture::mutex);
+    for (const std::string& line : LogCapture::lines) lines += line.find("clock is") != std::string::npos;
+  }
+  CHECK(lines == 1);
 }

@@ -47,7 +47,8 @@ struct MeshNode {
   std::unique_ptr<store::StoreThread> client;
 };
 
-std::vector<std::unique_ptr<MeshNode>> make_mesh(size_t count) {
+std::vector<std::unique_ptr<MeshNode>> make_mesh(size_t count,
+                                                 std::shared_ptr<const PeerSecret> secret = nullptr) {
   std::vector<std::unique_ptr<MeshNode>> nodes;
   for (size_t i = 0; i < count; ++i) {
     nodes.push_back(std::make_unique<MeshNode>());
@@ -59,8 +60,10 @@ std::vector<std::unique_ptr<MeshNode>> make_mesh(size_t count) {
       if (j != i) peers.push_back(nodes[j]->port);
     }
     MeshNode& n = *nodes[i];
-    n.replicator = std::make_unique<Replicator>(n.store, sender_config(std::to_string(i + 1), peers));
-    n.receiver = std::make_unique<Receiver>(n.store, n.replicator->clock(), n.fd, n.port, count - 1);
+    ReplicationConfig config = sender_config(std::to_string(i + 1), peers);
+    config.secret = secret;
+    n.replicator = std::make_unique<Replicator>(n.store, std::move(config));
+    n.receiver = std::make_unique<Receiver>(n.store, n.replicator->clock(), n.fd, n.port, count - 1, secret);
     n.client = std::make_unique<store::StoreThread>(n.store);
     std::string error;
     REQUIRE(n.replicator->start(error));
@@ -298,4 +301,48 @@ TEST_CASE("replicated writes are applied, never forwarded again") {
   CHECK(nodes[2]->replicator->stats().writes_queued == 0);
   CHECK(nodes[1]->receiver->counters().applied.get() == 1000);
   for (auto& n : nodes) n->replicator->stop();
+}
+
+TEST_CASE("with a secret, a link authenticates before streaming; a peer with another secret gets nothing") {
+  LogCapture::clear();
+  ReceivingPeer peer(true, 64 * store::kMiB, make_secret('s'));
+  store::Store store(versioned_config());
+  store::StoreThread thread(store);
+  ReplicationConfig config = sender_config("alpha", {peer.port});
+  config.secret = make_secret('s');
+  Replicator replicator(store, std::move(config));
+  std::string error;
+  REQUIRE(replicator.start(error));
+  client_put(thread, replicator.worker(0), "k", "v");
+  store::StoreThread peer_thread(peer.store);
+  CHECK(wait_until([&] { return get_string(peer_thread, "k") == "v"; }));
+  CHECK(LogCapture::contains("connected to peer 127.0.0.1:" + std::to_string(peer.port) + " (127.0.0.1:" +
+                             std::to_string(peer.port) + "), authenticated"));
+  CHECK(replicator.stats().authenticated == 1);
+  CHECK(replicator.stats().auth_failures == 0);
+
+  LogCapture::clear();
+  ReceivingPeer stranger(true, 64 * store::kMiB, make_secret('t'));
+  store::Store store2(versioned_config());
+  store::StoreThread thread2(store2);
+  ReplicationConfig config2 = sender_config("beta", {stranger.port});
+  config2.secret = make_secret('s');
+  Replicator replicator2(store2, std::move(config2));
+  REQUIRE(replicator2.start(error));
+  client_put(thread2, replicator2.worker(0), "k", "v");
+  CHECK(wait_until([&] { return replicator2.stats().auth_failures >= 2; }));
+  CHECK(LogCapture::contains("not authenticated (it failed to prove the peer secret"));
+  CHECK(replicator2.stats().peers_connected == 0);
+  store::StoreThread stranger_thread(stranger.store);
+  CHECK(!get_string(stranger_thread, "k"));
+}
+
+TEST_CASE("three nodes with a secret converge") {
+  auto nodes = make_mesh(3, make_secret('m'));
+  for (int i = 0; i < 300; ++i) {
+    MeshNode& n = *nodes[static_cast<size_t>(i) % 3];
+    client_put(*n.client, n.replicator->worker(0), "key-" + std::to_string(i % 50), value_for(i));
+  }
+  CHECK(wait_until([&] { return mesh_converged(nodes); }));
+  for (auto& n : nodes) CHECK(n->replicator->stats().auth_failures == 0);
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "server/replication/handshake.h"
 #include "server/replication/wire.h"
 #include "server/replication/wire_decoder.h"
 
@@ -144,7 +145,7 @@ Seen seen_kind(DecodeKind kind, uint64_t number = 0) {
 
 TEST_CASE("golden bytes: HELLO, MESH, RESYNC_BEGIN/END, HEARTBEAT") {
   std::string out;
-  append_hello(out, "n1");
+  append_hello_v1(out, "n1");
   CHECK(hex(out) == "c8" "00000013" + hex("RINGCACHE-REPL/1 n1"));
   out.clear();
   append_mesh(out, 4);
@@ -188,20 +189,6 @@ TEST_CASE("golden bytes: FLUSH") {
   char raw[flush_bytes];
   CHECK(write_flush(raw, 42, 0) == raw + flush_bytes);
   CHECK(std::string_view(raw, flush_bytes) == out);
-}
-
-TEST_CASE("parse_hello accepts RINGCACHE-REPL/1 with a valid node id only") {
-  std::string_view id;
-  CHECK(parse_hello("RINGCACHE-REPL/1 node-7", id) == HelloStatus::ok);
-  CHECK(id == "node-7");
-  CHECK(parse_hello("RINGCACHE-REPL/2 node-7", id) == HelloStatus::bad_prefix);
-  CHECK(parse_hello("RINGCACHE-REPL/1node", id) == HelloStatus::bad_prefix);
-  CHECK(parse_hello("", id) == HelloStatus::bad_prefix);
-  CHECK(parse_hello("RINGCACHE-REPL/1 ", id) == HelloStatus::bad_node_id);
-  CHECK(parse_hello("RINGCACHE-REPL/1 a b", id) == HelloStatus::bad_node_id);
-  CHECK(parse_hello(std::string("RINGCACHE-REPL/1 a\0b", 20), id) == HelloStatus::bad_node_id);
-  CHECK(parse_hello("RINGCACHE-REPL/1 " + std::string(65, 'x'), id) == HelloStatus::bad_node_id);
-  CHECK(parse_hello("RINGCACHE-REPL/1 " + std::string(64, 'x'), id) == HelloStatus::ok);
 }
 
 TEST_CASE("a stream of every frame kind decodes the same whatever the split") {

@@ -101,6 +101,27 @@ TEST_CASE("--peer is repeatable; bad, repeated or too many peers are errors") {
   CHECK(parse_options(args, hardware).status == ParseStatus::error);
 }
 
+TEST_CASE("--peer-secret-file and --max-clock-skew") {
+  const ParseResult d = parse({"--peer", "b:1"});
+  REQUIRE(d.status == ParseStatus::run);
+  CHECK(d.options.peer_secret_file.empty());
+  CHECK(d.options.max_clock_skew_s == 10);
+  const ParseResult r = parse({"--peer", "b:1", "--peer-secret-file", "/etc/ringcache/peer-secret",
+                               "--max-clock-skew=3"});
+  REQUIRE(r.status == ParseStatus::run);
+  CHECK(r.options.peer_secret_file == "/etc/ringcache/peer-secret");
+  CHECK(r.options.max_clock_skew_s == 3);
+  const ParseResult alone = parse({"--peer-secret-file", "/x"});
+  CHECK(alone.status == ParseStatus::error);
+  CHECK(alone.error.find("needs --peer") != std::string::npos);
+  for (const char* bad : {"0", "-1", "86401", "ten", ""}) {
+    const ParseResult e = parse({"--peer", "b:1", "--max-clock-skew", bad});
+    CHECK(e.status == ParseStatus::error);
+    CHECK(e.error.find("--max-clock-skew") != std::string::npos);
+  }
+  CHECK(parse({"--peer", "b:1", "--peer-secret-file="}).status == ParseStatus::error);
+}
+
 TEST_CASE("bad values are errors that name the option") {
   struct Case {
     std::vector<const char*> args;
