@@ -122,6 +122,9 @@ StreamStatus IncomingStream::feed(std::string_view bytes, std::string& reply) {
     if (check_proof(bytes, reply) == StreamStatus::close) return StreamStatus::close;
     if (phase_ == Phase::awaiting_proof) return StreamStatus::ok;
   }
+  // One reading of the wall clock per received chunk: the skew bound is in
+  // seconds, a chunk takes microseconds.
+  wall_ms_ = context_.clock.wall_ms();
   while (true) {
     size_t used = 0;
     const DecodeEvent event = decoder_.next(bytes, used);
@@ -164,7 +167,7 @@ bool IncomingStream::version_acceptable(const DecodeEvent& event) {
       version == version_at_unix_ms(event.number * 1000)) {
     return true;
   }
-  const uint64_t now_ms = context_.clock.wall_ms();
+  const uint64_t now_ms = wall_ms_;
   const uint64_t at_ms = version_unix_ms(version);
   if (at_ms <= now_ms + static_cast<uint64_t>(context_.config.max_clock_skew_ms)) return true;
   context_.counters.skew_refused.add();

@@ -96,6 +96,7 @@ class IncomingStream {
   AuthMac expected_proof_{};
   std::string proof_;  // the RESPONSE bytes read so far (at most response_bytes)
   bool counted_ = false;  // counted in ReceiverCounters::streams
+  uint64_t wall_ms_ = 0;  // the wall clock when the current chunk arrived
   StreamDecoder decoder_;
   store::Reservation reservation_;
   bool put_active_ = false;
