@@ -141,7 +141,8 @@ TEST_CASE("parse_hello: v1 and v2 with valid ids and nonces only") {
   CHECK(parse_hello("RINGCACHE-REPL/1 " + std::string(65, 'x'), h) == HelloStatus::bad_node_id);
   CHECK(parse_hello("RINGCACHE-REPL/1 " + std::string(64, 'x'), h) == HelloStatus::ok);
   const std::string nonce_hex(64, 'f');
-  CHECK(parse_hello("RINGCACHE-REPL/2 n2 " + nonce_hex, h) == HelloStatus::ok);
+  const std::string v2 = "RINGCACHE-REPL/2 n2 " + nonce_hex;  // h views into it
+  CHECK(parse_hello(v2, h) == HelloStatus::ok);
   CHECK(h.version == HelloVersion::v2);
   CHECK(h.node_id == "n2");
   CHECK(h.nonce[0] == 0xff);
