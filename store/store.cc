@@ -77,6 +77,9 @@ StoreStats Store::stats() const {
   out.index_bytes = s.primary_bytes + s.index_blocks.load(std::memory_order_relaxed) * s.block_bytes;
   out.memory_limit_bytes = s.config.memory_limit_bytes;
   out.alloc_failures = s.pool->alloc_failures();
+  out.upload_bytes = s.upload_bytes.load(std::memory_order_relaxed);
+  out.upload_bytes_max = s.upload_bytes_max;
+  out.upload_refusals = s.upload_refusals.load(std::memory_order_relaxed);
   return out;
 }
 
@@ -617,11 +620,18 @@ Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, cons
   const uint64_t upper =
       item_header_bytes(f, ExpiryCode::absolute32, impl_.config.versioned) + key.size() + value_size;
   if (upper <= impl_.shared_item_max) {
-    const Placement p = place_shared(impl_, state_, f, ttl_class);
-    if (p.segment == nullptr) {
+    // Charged at its widest header: the exact one depends on the segment.
+    if (!impl_.charge_upload(upper)) {
       r.status_ = PutStatus::no_memory;
       return r;
     }
+    const Placement p = place_shared(impl_, state_, f, ttl_class);
+    if (p.segment == nullptr) {
+      impl_.release_upload(upper);
+      r.status_ = PutStatus::no_memory;
+      return r;
+    }
+    r.upload_charged_ = upper;
     char* item = p.segment->block() + p.offset;
     copy_bytes(item + p.header_bytes, key.data(), key.size());
     r.segment_ = p.segment;
@@ -641,13 +651,19 @@ Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, cons
   r.item_bytes_ = header + key.size() + value_size;
   // The first piece: a whole block, or exactly what the item needs when it
   // is smaller than a block.
-  const uint64_t first_piece = kSegmentHeaderBytes + r.item_bytes_;
-  Segment* s = impl_.new_segment(state_, SegmentKind::large, ttl_class,
-                                 first_piece < impl_.block_bytes ? first_piece : 0);
-  if (s == nullptr) {
+  const uint64_t first_piece = std::min<uint64_t>(kSegmentHeaderBytes + r.item_bytes_, impl_.block_bytes);
+  if (!impl_.charge_upload(first_piece)) {
     r.status_ = PutStatus::no_memory;
     return r;
   }
+  Segment* s = impl_.new_segment(state_, SegmentKind::large, ttl_class,
+                                 first_piece < impl_.block_bytes ? first_piece : 0);
+  if (s == nullptr) {
+    impl_.release_upload(first_piece);
+    r.status_ = PutStatus::no_memory;
+    return r;
+  }
+  r.upload_charged_ = first_piece;
   impl_.pin(s);
   s->large_hash = r.hash_;
   s->expiry_base.store(bases.expiry, std::memory_order_relaxed);
@@ -697,6 +713,7 @@ Reservation& Reservation::operator=(Reservation&& o) noexcept {
     value_size_ = o.value_size_;
     written_ = o.written_;
     item_bytes_ = o.item_bytes_;
+    upload_charged_ = std::exchange(o.upload_charged_, 0);
     offset_ = o.offset_;
     expires_at_ = o.expires_at_;
     options_ = o.options_;
@@ -713,7 +730,10 @@ void Reservation::abort() {
 }
 
 void Reservation::release() {
-  if (segment_ == nullptr) return;
+  if (segment_ == nullptr) {
+    assert(upload_charged_ == 0 && "a charge without a segment to hold it");
+    return;
+  }
   StoreImpl& impl = thread_->impl_;
   Segment* s = std::exchange(segment_, nullptr);
   if (s->kind == SegmentKind::large && s->state.load() == SegmentState::filling) {
@@ -723,6 +743,10 @@ void Reservation::release() {
   } else {
     impl.unpin(s);
   }
+  // After the memory went back (or was published): the count never says
+  // less than unpublished reservations hold.
+  assert(upload_charged_ > 0);
+  impl.release_upload(std::exchange(upload_charged_, 0));
 }
 
 bool Reservation::append(std::string_view bytes) {
@@ -735,6 +759,12 @@ bool Reservation::append(std::string_view bytes) {
       assert(segment_->kind == SegmentKind::large);
       // Whole blocks, but the last piece is cut to what is left.
       const uint64_t piece = std::min<uint64_t>(impl.block_bytes, kChainHeaderBytes + remaining());
+      if (!impl.charge_upload(piece)) {
+        status_ = PutStatus::no_memory;
+        release();
+        return false;
+      }
+      upload_charged_ += piece;
       char* next = impl.alloc_piece(thread_->state_, piece);
       if (next == nullptr) {
         status_ = PutStatus::no_memory;

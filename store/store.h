@@ -55,6 +55,14 @@ struct StoreConfig {
   uint32_t threads_max = 256;
   // Seconds clock used for expiry; nullptr = CLOCK_REALTIME (unix seconds).
   uint32_t (*clock_s)() = nullptr;
+  // Most bytes that values still arriving may hold at once: the blocks of
+  // unpublished large items and the item bytes of Reservations placed in
+  // shared segments. That memory cannot be evicted, so without a bound
+  // enough stalled uploads would leave other writes nothing to evict and
+  // every put would fail. A reservation whose next claim would pass it
+  // fails (no_memory). 0 = three quarters of memory_limit_bytes, which
+  // always leaves a quarter of the budget for ordinary writes.
+  uint64_t upload_bytes_max = 0;
 };
 
 // Optional per-item fields. Each costs bytes only when used.
@@ -111,6 +119,9 @@ struct StoreStats {
   uint64_t index_bytes = 0;      // primary + overflow buckets
   uint64_t memory_limit_bytes = 0;
   uint64_t alloc_failures = 0;   // allocator failures answered by eviction
+  uint64_t upload_bytes = 0;     // held by unpublished reservations now
+  uint64_t upload_bytes_max = 0; // StoreConfig::upload_bytes_max in effect
+  uint64_t upload_refusals = 0;  // reservations failed at upload_bytes_max
 };
 
 // A present item, seen from inside a get() callback. Valid only there.
@@ -179,6 +190,11 @@ class PinnedItem {
 // then commit(). Memory is claimed as bytes arrive (one block at a time for
 // large values), so an announced size alone claims at most one block.
 // Dropping an uncommitted reservation aborts it.
+//
+// What a reservation holds counts against StoreConfig::upload_bytes_max
+// from the claim until it is published, aborted, dropped or fails: each
+// block (or last piece) of a large item as it is claimed, the whole item
+// for one placed in a shared segment. Charged per block, never per append.
 class Reservation {
  public:
   Reservation() = default;
@@ -213,6 +229,7 @@ class Reservation {
   uint64_t value_size_ = 0;
   uint64_t written_ = 0;
   uint64_t item_bytes_ = 0;
+  uint64_t upload_charged_ = 0;  // counted in the store's upload bytes
   uint32_t offset_ = 0;          // item offset in its first block
   uint32_t expires_at_ = 0;
   PutOptions options_;

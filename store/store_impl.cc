@@ -62,6 +62,8 @@ StoreImpl::StoreImpl(const StoreConfig& c)
       config.memory_limit_bytes > primary_bytes ? config.memory_limit_bytes - primary_bytes : 0;
   const uint64_t blocks_max = std::max<uint64_t>(2, blocks_budget / block_bytes);
   pool = std::make_unique<BlockPool>(block_bytes, blocks_max);
+  upload_bytes_max = config.upload_bytes_max != 0 ? config.upload_bytes_max
+                                                  : config.memory_limit_bytes / 4 * 3;
   // The spare block compaction starts in, held from the start so that the
   // first eviction can already compact rather than drop live items.
   merge_block = pool->take();
@@ -75,6 +77,8 @@ StoreImpl::StoreImpl(const StoreConfig& c)
 }
 
 StoreImpl::~StoreImpl() {
+  // Every Reservation ends before the store: each holds a StoreThread.
+  assert(upload_bytes.load() == 0);
   // Whole blocks (segments, chains, overflow buckets) are freed by the pool;
   // the exact-size last pieces of large items are not the pool's.
   for (uint32_t id = 1; id <= ids_max; ++id) {
@@ -83,6 +87,24 @@ StoreImpl::~StoreImpl() {
   }
   pool.reset();
   allocator_free(primary);
+}
+
+bool StoreImpl::charge_upload(uint64_t bytes) {
+  assert(bytes > 0);
+  uint64_t held = upload_bytes.load(std::memory_order_relaxed);
+  do {
+    if (bytes > upload_bytes_max || held > upload_bytes_max - bytes) {
+      upload_refusals.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+  } while (!upload_bytes.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
+  assert(held + bytes <= upload_bytes_max);
+  return true;
+}
+
+void StoreImpl::release_upload(uint64_t bytes) {
+  [[maybe_unused]] const uint64_t held = upload_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  assert(held >= bytes && "released more upload bytes than were charged");
 }
 
 uint32_t StoreImpl::now_s() const { return config.clock_s ? config.clock_s() : realtime_s(); }

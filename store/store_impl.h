@@ -210,6 +210,16 @@ struct StoreImpl {
   std::atomic<uint64_t> next_seq{1};
 
   SharedCounters shared;
+  // Values still arriving (Reservation): what they hold, its bound, and how
+  // many were refused for it. Touched once per block claimed, so one
+  // shared atomic costs nothing measurable.
+  uint64_t upload_bytes_max = 0;
+  std::atomic<uint64_t> upload_bytes{0};
+  std::atomic<uint64_t> upload_refusals{0};
+  // Adds bytes to upload_bytes unless that would pass upload_bytes_max;
+  // false (and a refusal counted) then.
+  bool charge_upload(uint64_t bytes);
+  void release_upload(uint64_t bytes);
   Store::VersionSource version_source = nullptr;
   void* version_context = nullptr;
   // The version a read-modify-write gives the item it writes.
