@@ -310,11 +310,22 @@ void EventLoop::after_input(Connection& c, bool was_paused) {
   const bool stop_reading = c.paused() || c.close_after_reply();
   if (c.paused() && !was_paused) counters_.read_pauses.add();
   if (stop_reading && c.recv_armed && !c.recv_cancel_sent) {
-    io_uring_sqe* sqe = ring_.get_sqe();
-    io_uring_prep_cancel64(sqe, pack_user_data({Op::recv, c.generation(), c.slot()}), 0);
-    io_uring_sqe_set_data64(sqe, pack_user_data({Op::cancel, c.generation(), c.slot()}));
+    cancel_request(c, Op::recv);
     c.recv_cancel_sent = true;
   }
+}
+
+// Cancels the connection's recv or send by its user_data, never by fd: a
+// cancel names no file, so it cannot outlive the connection's fd (finalize
+// may close it before the cancel is even submitted, when the request ends
+// in the same batch of completions) nor hit whichever connection gets that
+// fd number next. The user_data carries the slot's generation, so a cancel
+// that arrives late finds nothing (ENOENT), which is all it should do.
+void EventLoop::cancel_request(Connection& c, Op op) {
+  assert(op == Op::recv || op == Op::send);
+  io_uring_sqe* sqe = ring_.get_sqe();
+  io_uring_prep_cancel64(sqe, pack_user_data({op, c.generation(), c.slot()}), 0);
+  io_uring_sqe_set_data64(sqe, pack_user_data({Op::cancel, c.generation(), c.slot()}));
 }
 
 void EventLoop::try_send(Connection& c) {
@@ -381,12 +392,13 @@ void EventLoop::begin_close(Connection& c, const char* reason) {
   if (c.closing) return;
   c.closing = true;
   log_debug("worker %u: connection %u closing: %s", index_, c.slot(), reason);
-  if ((c.recv_armed || c.send_inflight) && !c.close_cancel_sent) {
-    io_uring_sqe* sqe = ring_.get_sqe();
-    io_uring_prep_cancel_fd(sqe, c.fd(), IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, pack_user_data({Op::cancel, c.generation(), c.slot()}));
-    c.close_cancel_sent = true;
+  if (c.close_cancel_sent) return;
+  if (c.recv_armed && !c.recv_cancel_sent) {
+    cancel_request(c, Op::recv);
+    c.recv_cancel_sent = true;
   }
+  if (c.send_inflight) cancel_request(c, Op::send);
+  c.close_cancel_sent = true;
 }
 
 void EventLoop::drop(Connection& c, const char* reason) {

@@ -87,6 +87,7 @@ class EventLoop {
   void resume(Connection& c);
   void after_input(Connection& c, bool was_paused);
   bool charge_input(Connection& c);
+  void cancel_request(Connection& c, Op op);
   void progress(Connection& c);
   void begin_close(Connection& c, const char* reason);
   void drop(Connection& c, const char* reason);
