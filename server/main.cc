@@ -27,6 +27,7 @@
 #include "server/replication/replicator.h"
 #include "server/resource_limits.h"
 #include "server/stats.h"
+#include "server/upload_limits.h"
 #include "server/worker_sync.h"
 #include "store/allocator.h"
 #include "store/store.h"
@@ -182,6 +183,8 @@ int run_daemon(const Options& options) {
     // Replication needs versions, and its thread a store handle of its own.
     config.versioned = !options.peers.empty();
     config.threads_max = options.threads + (config.versioned ? 1 : 0);
+    config.upload_bytes_max =
+        upload_bytes_max_for(options.memory_bytes, options.max_item_bytes, config.segment_size_bytes);
     store = std::make_unique<store::Store>(config);
   } catch (const std::exception& e) {
     log_info("fatal: cannot create the store: %s", e.what());
@@ -267,6 +270,8 @@ int run_daemon(const Options& options) {
 
   const uint32_t allocating_threads = options.threads + (replicator ? 1 : 0);
   log_memory_limit(apply_memory_limit(options.memory_bytes, allocating_threads), options.memory_bytes);
+  log_info("uploads: values still arriving may hold %llu bytes (UPLOAD_BYTES_MAX)",
+           static_cast<unsigned long long>(store->config().upload_bytes_max));
   log_info("listening binary=%s text=%s threads=%u memory=%llu", binary_address.c_str(), text_address.c_str(),
            options.threads, static_cast<unsigned long long>(options.memory_bytes));
   sync.start();

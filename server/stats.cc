@@ -44,6 +44,7 @@ StatsSnapshot StatsRegistry::collect(const store::StoreStats& store_stats,
     s.bytes_sent += c.bytes_sent.get();
     s.read_pauses += c.read_pauses.get();
     s.connections_dropped += c.connections_dropped.get();
+    s.upload_aborts += c.upload_aborts.get();
     s.thread_connections.push_back(c.connections_open.get());
     s.thread_accepted.push_back(c.connections_accepted.get());
   }
@@ -111,6 +112,12 @@ std::string format_stats(const StatsSnapshot& s) {
   append_field(out, "BYTES_WRITTEN", s.bytes_sent);
   append_list(out, "THREAD_CONNECTIONS", s.thread_connections);
   append_list(out, "THREAD_ACCEPTED", s.thread_accepted);
+  // Values still arriving (server/upload_limits.h): held now, the bound,
+  // refusals at the bound, connections closed for stalling mid-request.
+  append_field(out, "UPLOAD_BYTES", s.store.upload_bytes);
+  append_field(out, "UPLOAD_BYTES_MAX", s.store.upload_bytes_max);
+  append_field(out, "UPLOAD_REFUSED", s.store.upload_refusals);
+  append_field(out, "UPLOAD_ABORTS", s.upload_aborts);
   return out;
 }
 

@@ -52,6 +52,7 @@ struct alignas(cache_line_bytes) ThreadCounters {
   Counter bytes_sent;
   Counter read_pauses;           // times a connection stopped being read (slow reader)
   Counter connections_dropped;   // closed for lack of memory or a protocol violation
+  Counter upload_aborts;         // closed mid-request after upload_idle_ms_max without a byte
 };
 
 // Everything the STATS text shows, gathered at one moment.
@@ -71,6 +72,7 @@ struct StatsSnapshot {
   uint64_t bytes_sent = 0;
   uint64_t read_pauses = 0;
   uint64_t connections_dropped = 0;
+  uint64_t upload_aborts = 0;
   std::vector<uint64_t> thread_connections;
   std::vector<uint64_t> thread_accepted;
   store::StoreStats store;

@@ -100,6 +100,25 @@ TEST_CASE("counters of every thread are summed; per-thread lists keep their orde
   CHECK(fields.at("THREAD_ACCEPTED") == "20,0,0");
 }
 
+TEST_CASE("the upload fields come last, after the existing ones, in order") {
+  StatsRegistry registry(2);
+  registry.thread(0).upload_aborts.add(3);
+  registry.thread(1).upload_aborts.add(4);
+  store::StoreStats store_stats;
+  store_stats.upload_bytes = 5 * store::kMiB;
+  store_stats.upload_bytes_max = 34 * store::kMiB;
+  store_stats.upload_refusals = 116;
+  const std::string text = format_stats(registry.collect(store_stats, 1));
+  const std::vector<std::string> fields = split_fields(text);
+  REQUIRE(fields.size() > 4);
+  const std::vector<std::string> last(fields.end() - 4, fields.end());
+  CHECK(last == std::vector<std::string>{"UPLOAD_BYTES=" + std::to_string(5 * store::kMiB),
+                                         "UPLOAD_BYTES_MAX=" + std::to_string(34 * store::kMiB),
+                                         "UPLOAD_REFUSED=116", "UPLOAD_ABORTS=7"});
+  // What came before them is unchanged: THREAD_ACCEPTED was the last field.
+  CHECK(fields[fields.size() - 5].rfind("THREAD_ACCEPTED=", 0) == 0);
+}
+
 TEST_CASE("thread counters sit on separate cache lines") {
   static_assert(alignof(ThreadCounters) == cache_line_bytes);
   StatsRegistry registry(2);

@@ -1,0 +1,34 @@
+// The share of -m that values still arriving may hold (upload_limits.h).
+#include <doctest/doctest.h>
+
+#include <initializer_list>
+
+#include "server/upload_limits.h"
+
+using namespace ringcache::server;
+
+namespace {
+constexpr uint64_t kMiB = 1024 * 1024;
+}  // namespace
+
+TEST_CASE("a quarter of -m, at least one largest item plus two segments, at most three quarters") {
+  // -m 64 with the default --max-item (32 MiB): one 32 MiB item must fit.
+  CHECK(upload_bytes_max_for(64 * kMiB, 32 * kMiB, kMiB) == 34 * kMiB);
+  // Small items: the quarter.
+  CHECK(upload_bytes_max_for(1024 * kMiB, kMiB, kMiB) == 256 * kMiB);
+  CHECK(upload_bytes_max_for(1024 * kMiB, 200 * kMiB, kMiB) == 256 * kMiB);
+  // --max-item as large as -m: capped so a quarter stays evictable.
+  CHECK(upload_bytes_max_for(64 * kMiB, 64 * kMiB, kMiB) == 48 * kMiB);
+  CHECK(upload_bytes_max_for(4 * kMiB, 2 * kMiB, kMiB) == 3 * kMiB);
+}
+
+TEST_CASE("never more than three quarters, never zero") {
+  for (uint64_t memory = 4 * kMiB; memory <= (1ull << 40); memory *= 4) {
+    for (uint64_t item : {uint64_t{1}, memory / 8, memory / 2, memory}) {
+      const uint64_t limit = upload_bytes_max_for(memory, item, kMiB);
+      CHECK(limit > 0);
+      CHECK(limit <= memory / 4 * 3);
+      CHECK(limit >= memory / 4);
+    }
+  }
+}
