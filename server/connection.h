@@ -88,6 +88,14 @@ class Connection {
     if (incoming_) return incoming_->at_frame_boundary();
     return text_ ? text_->at_frame_boundary() : parser_.at_frame_boundary() && !put_.active;
   }
+  // Part of a request has arrived and more is to come (a partial key or
+  // line, a streamed value or data block, a replication frame): what an
+  // idle upload is (upload_limits.h). A connection between requests, even
+  // one paused with input stashed, is not.
+  bool mid_request() const {
+    if (incoming_) return !incoming_->at_frame_boundary();
+    return text_ ? text_->mid_request() : !parser_.at_frame_boundary() || put_.active;
+  }
   // Request bytes held here: the parser's buffer and the stash (input_budget.h).
   size_t input_held_bytes() const {
     return parser_.buffered_bytes() + stash_.capacity() + (text_ ? text_->held_bytes() : 0) +
@@ -104,6 +112,13 @@ class Connection {
   bool peer_eof = false;
   bool closing = false;
   uint64_t input_charged_bytes = 0;  // charged to the InputBudget
+  // Idle uploads (event_loop.h): the worker tick of the last byte received
+  // or sent, and the links of the worker's list of connections seen in the
+  // middle of a request.
+  uint64_t last_io_tick = 0;
+  bool mid_request_listed = false;
+  Connection* mid_request_prev = nullptr;
+  Connection* mid_request_next = nullptr;
   struct iovec iov[send_iov_max] = {};
   struct msghdr msg = {};
 

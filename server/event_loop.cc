@@ -87,6 +87,8 @@ bool EventLoop::setup(std::string& error) {
   if (!buffers_.init(ring_.raw(), recv_buffer_group, recv_buffers_count, recv_buffer_bytes, error)) {
     return false;
   }
+  assert(shared_.upload_idle_ms_max > 0);
+  upload_idle_ticks_ = (shared_.upload_idle_ms_max + expire_interval_ms - 1) / expire_interval_ms;
   store_thread_ = std::make_unique<store::StoreThread>(shared_.store);
   processor_ = std::make_unique<RequestProcessor>(*store_thread_, counters_, shared_.stats,
                                                   shared_.input_budget, shared_.max_item_bytes);
@@ -191,6 +193,7 @@ void EventLoop::adopt(int fd, ListenerKind kind) {
     ::close(fd);
     return;
   }
+  c->last_io_tick = tick_;
   counters_.connections_open.add();
   counters_.connections_accepted.add();
   if (log_verbose()) {
@@ -230,6 +233,7 @@ void EventLoop::on_recv(const UserData& data, int32_t res, uint32_t flags) {
   if (res > 0) {
     assert(has_buffer);
     counters_.bytes_received.add(static_cast<uint64_t>(res));
+    c->last_io_tick = tick_;
     if (!c->closing) feed(*c, buffers_.data(buffer_id, static_cast<uint32_t>(res)));
     buffers_.recycle(buffer_id);
   } else {
@@ -268,6 +272,7 @@ void EventLoop::feed(Connection& c, std::string_view bytes) {
     drop(c, "too much input while paused");
   } else if (charge_input(c)) {
     after_input(c, was_paused);
+    note_mid_request(c);
   }
 }
 
@@ -285,6 +290,7 @@ void EventLoop::resume(Connection& c) {
     drop(c, "out of memory");
   } else if (charge_input(c)) {
     after_input(c, false);
+    note_mid_request(c);
   }
 }
 
@@ -351,6 +357,7 @@ void EventLoop::on_send(const UserData& data, int32_t res) {
     c->out.consume(static_cast<uint64_t>(res));
     held_bytes_ = held_bytes_ - held_before + c->out.held_bytes();
     counters_.bytes_sent.add(static_cast<uint64_t>(res));
+    c->last_io_tick = tick_;
   } else if (res == -EINTR || res == -EAGAIN || res == -ENOBUFS || res == -ECANCELED) {
     // Retried below unless closing.
   } else if (res == 0 || is_peer_gone(-res)) {
@@ -412,6 +419,7 @@ void EventLoop::finalize(Connection& c) {
   assert(held_bytes_ >= c.out.held_bytes());
   held_bytes_ -= c.out.held_bytes();
   if (c.input_charged_bytes > 0) shared_.input_budget.release(c.input_charged_bytes);
+  if (c.mid_request_listed) unlist_mid_request(c);
   ::close(c.fd());
   counters_.connections_open.sub();
   log_debug("worker %u: connection %u closed", index_, c.slot());
@@ -435,8 +443,61 @@ void EventLoop::arm_expire_timer() {
 
 void EventLoop::on_expire_timer(int32_t res) {
   if (res == -ECANCELED) return;
+  ++tick_;
   store_thread_->expire();
+  abort_idle_uploads();
   arm_expire_timer();
+}
+
+// After input was fed: a connection left in the middle of a request joins
+// the list abort_idle_uploads() walks. Listed ones cost one flag test.
+void EventLoop::note_mid_request(Connection& c) {
+  if (c.mid_request_listed || c.closing || !c.mid_request()) return;
+  assert(c.mid_request_prev == nullptr && c.mid_request_next == nullptr);
+  c.mid_request_listed = true;
+  c.mid_request_next = mid_request_head_;
+  if (mid_request_head_ != nullptr) mid_request_head_->mid_request_prev = &c;
+  mid_request_head_ = &c;
+}
+
+void EventLoop::unlist_mid_request(Connection& c) {
+  assert(c.mid_request_listed);
+  assert(c.mid_request_prev != nullptr || mid_request_head_ == &c);
+  (c.mid_request_prev != nullptr ? c.mid_request_prev->mid_request_next : mid_request_head_) =
+      c.mid_request_next;
+  if (c.mid_request_next != nullptr) c.mid_request_next->mid_request_prev = c.mid_request_prev;
+  c.mid_request_prev = nullptr;
+  c.mid_request_next = nullptr;
+  c.mid_request_listed = false;
+}
+
+// Once a tick: closes the listed connections that are still in the middle
+// of a request and have neither received nor sent a byte for
+// upload_idle_ticks_ whole ticks (so at least upload_idle_ms_max), and
+// unlists those no longer in the middle of one or closing anyway.
+// Closing drops the reservation of a streamed value: its memory returns
+// to the store. One log line per tick sums them up, however many there are.
+void EventLoop::abort_idle_uploads() {
+  uint64_t aborted = 0;
+  for (Connection* c = mid_request_head_; c != nullptr;) {
+    Connection* const next = c->mid_request_next;
+    if (c->closing || !c->mid_request()) {
+      unlist_mid_request(*c);
+    } else if (tick_ - c->last_io_tick > upload_idle_ticks_) {
+      unlist_mid_request(*c);
+      ++aborted;
+      counters_.upload_aborts.add();
+      begin_close(*c, "idle in the middle of a request");
+      progress(*c);  // may finalize c; next is another connection
+    }
+    c = next;
+  }
+  if (aborted > 0) {
+    log_info("worker %u: closed %llu connections idle for %llu s in the middle of a request "
+             "(--upload-timeout; STATS UPLOAD_ABORTS)",
+             index_, static_cast<unsigned long long>(aborted),
+             static_cast<unsigned long long>(shared_.upload_idle_ms_max / 1000));
+  }
 }
 
 void EventLoop::begin_shutdown() {

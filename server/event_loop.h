@@ -12,6 +12,14 @@
 // loop on short completions. A connection is closed only once neither is in
 // flight, so no completion ever refers to freed state.
 //
+// Idle uploads (upload_limits.h): every connection records the housekeeping
+// tick (once a second) of its last byte received or sent. One found in the
+// middle of a request after feeding it (a partial key, a streamed value, a
+// text data block, a replication frame) joins a list; each tick walks only
+// that list, drops the connections that reached a frame boundary, and closes
+// those idle for upload_idle_ms_max, which drops their reservation. A paused
+// connection whose client reads nothing is idle too.
+//
 // Shutdown (the stop eventfd becomes readable): stop accepting, cancel every
 // request of the ring (IORING_ASYNC_CANCEL_ANY), drain until nothing is in
 // flight, close the connections, meet the other workers (worker_sync.h),
@@ -54,6 +62,9 @@ struct WorkerShared {
   WorkerSync& sync;
   protocol::ParserLimits parser_limits;
   uint64_t max_item_bytes;
+  // A connection stalled this long in the middle of a request is closed
+  // (upload_limits.h, --upload-timeout).
+  uint64_t upload_idle_ms_max;
   int stop_fd;
   // The text port's counters; nullptr when no text port is served.
   TextStatsRegistry* text_stats = nullptr;
@@ -97,6 +108,9 @@ class EventLoop {
   void arm_stop_poll();
   void arm_expire_timer();
   void on_expire_timer(int32_t res);
+  void note_mid_request(Connection& c);
+  void unlist_mid_request(Connection& c);
+  void abort_idle_uploads();
   void begin_shutdown();
   void reap_late_handoffs();
 
@@ -116,6 +130,12 @@ class EventLoop {
   size_t held_bytes_ = 0;
   bool stopping_ = false;
   __kernel_timespec expire_interval_{};
+  // Housekeeping ticks so far (expire_interval_ms each), and how many ticks
+  // without a byte make an upload idle.
+  uint64_t tick_ = 0;
+  uint64_t upload_idle_ticks_ = 0;
+  // Connections seen in the middle of a request (Connection::mid_request_*).
+  Connection* mid_request_head_ = nullptr;
 };
 
 }  // namespace ringcache::server

@@ -234,6 +234,7 @@ int run_daemon(const Options& options) {
                       .sync = sync,
                       .parser_limits = parser_limits,
                       .max_item_bytes = options.max_item_bytes,
+                      .upload_idle_ms_max = options.upload_idle_ms_max,
                       .stop_fd = stop_fd,
                       .text_stats = text_on ? &text_stats : nullptr,
                       .replicator = replicator.get()};
@@ -270,8 +271,10 @@ int run_daemon(const Options& options) {
 
   const uint32_t allocating_threads = options.threads + (replicator ? 1 : 0);
   log_memory_limit(apply_memory_limit(options.memory_bytes, allocating_threads), options.memory_bytes);
-  log_info("uploads: values still arriving may hold %llu bytes (UPLOAD_BYTES_MAX)",
-           static_cast<unsigned long long>(store->config().upload_bytes_max));
+  log_info("uploads: values still arriving may hold %llu bytes (UPLOAD_BYTES_MAX); a connection idle "
+           "for %llu s in the middle of a request is closed",
+           static_cast<unsigned long long>(store->config().upload_bytes_max),
+           static_cast<unsigned long long>(options.upload_idle_ms_max / 1000));
   log_info("listening binary=%s text=%s threads=%u memory=%llu", binary_address.c_str(), text_address.c_str(),
            options.threads, static_cast<unsigned long long>(options.memory_bytes));
   sync.start();

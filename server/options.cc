@@ -27,6 +27,7 @@ enum class OptionId : uint8_t {
   max_clock_skew,
   listen_fd,
   text_listen_fd,
+  upload_timeout,
   verbose,
   help,
   version,
@@ -52,6 +53,7 @@ constexpr OptionSpec option_specs[] = {
     {OptionId::max_clock_skew, 0, "max-clock-skew", true},
     {OptionId::listen_fd, 0, "listen-fd", true},
     {OptionId::text_listen_fd, 0, "text-listen-fd", true},
+    {OptionId::upload_timeout, 0, "upload-timeout", true},
     {OptionId::verbose, 'v', "verbose", false},
     {OptionId::help, 'h', "help", false},
     {OptionId::version, 'V', "version", false},
@@ -258,6 +260,15 @@ class Parser {
           invalid(spec, value, "a file descriptor number");
         }
         return;
+      case OptionId::upload_timeout: {
+        uint64_t seconds = 0;
+        if (!parse_decimal(value, seconds) || seconds < 1 || seconds > upload_idle_s_max) {
+          invalid(spec, value, "whole seconds 1-" + std::to_string(upload_idle_s_max));
+        } else {
+          options.upload_idle_ms_max = seconds * 1000;
+        }
+        return;
+      }
       case OptionId::verbose:
         options.verbose = true;
         return;
@@ -314,7 +325,8 @@ ParseResult parse_options(std::span<const char* const> args, uint32_t hardware_t
 
 std::string usage_text() {
   return "usage: ringcached [-p PORT] [--text-port PORT] [-l ADDR] [-t THREADS] [-m SIZE]\n"
-         "                  [--max-item SIZE] [--peer HOST:PORT]... [--node-id ID]\n"
+         "                  [--max-item SIZE] [--upload-timeout SECONDS]\n"
+         "                  [--peer HOST:PORT]... [--node-id ID]\n"
          "                  [--peer-secret-file PATH] [--max-clock-skew SECONDS]\n"
          "                  [--listen-fd N] [--text-listen-fd N] [-v] [-h] [-V]\n"
          "\n"
@@ -337,6 +349,9 @@ std::string usage_text() {
          "                         (default 10)\n"
          "      --listen-fd N      serve this already listening socket as the binary port\n"
          "      --text-listen-fd N serve this already listening socket as the text port\n"
+         "      --upload-timeout SECONDS\n"
+         "                         close a connection stalled this long (no byte in or out) in the\n"
+         "                         middle of a request, dropping its partial value (default 30)\n"
          "  -v, --verbose          log per-connection events\n"
          "  -h, --help             print this help\n"
          "  -V, --version          print the version\n"

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "server/replication/peer_address.h"
+#include "server/upload_limits.h"
 
 namespace ringcache::server {
 
@@ -36,6 +37,9 @@ struct Options {
   uint32_t max_clock_skew_s = 10;
   int listen_fd = -1;                        // -1: bind listen_address:port
   int text_listen_fd = -1;
+  // --upload-timeout: a connection stalled this long in the middle of a
+  // request is closed (server/upload_limits.h).
+  uint64_t upload_idle_ms_max = upload_idle_ms_default;
   bool verbose = false;
 };
 

@@ -39,6 +39,10 @@ class TextSession {
   bool at_frame_boundary() const {
     return parser_.at_frame_boundary() && !state_.stream.active && !has_pending();
   }
+  // Part of a request has arrived and more is to come: a partial line, or
+  // a data block still streaming. (A paused multi-get is not: its request
+  // is whole, only its answers wait.)
+  bool mid_request() const { return !parser_.at_frame_boundary() || state_.stream.active; }
   // Request bytes held: the parser's buffer, a gathered append, pending keys.
   size_t held_bytes() const { return parser_.buffered_bytes() + state_.held_bytes(); }
 

@@ -31,7 +31,7 @@ enum class Op : uint8_t {
   send,              // sendmsg of a connection's output queue
   cancel,            // an async cancel we issued; its result is only logged
   stop_poll,         // the shutdown eventfd became readable
-  expire_timer,      // the once-a-second store expiry tick
+  expire_timer,      // the once-a-second housekeeping tick (store expiry, idle uploads)
   op_end,            // one past the last valid op
 };
 

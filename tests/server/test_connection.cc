@@ -117,6 +117,37 @@ TEST_CASE("one byte at a time") {
   CHECK(take_output(c.out) == std::string(1, ok) + ok_value(value));
 }
 
+TEST_CASE("mid_request: from a request's first byte to its last, never between requests") {
+  Fixture f;
+  Connection c = f.connection();
+  CHECK_FALSE(c.mid_request());
+  const std::string frames[] = {put("k", pattern(100 * 1024, 3)), get("k"), put("small", "v"), del("k")};
+  for (const std::string& frame : frames) {
+    for (size_t i = 0; i < frame.size(); ++i) {
+      REQUIRE(c.feed(std::string_view(frame).substr(i, 1), f.processor, 0) == FeedStatus::ok);
+      INFO("byte " << i << " of a " << frame.size() << "-byte frame");
+      CHECK(c.mid_request() == (i + 1 < frame.size()));
+    }
+  }
+}
+
+TEST_CASE("mid_request: a connection paused between requests is not") {
+  Fixture f;
+  REQUIRE(f.thread.put("big", pattern(200 * 1024, 4)) == store::PutStatus::stored);
+  Connection c = f.connection();
+  // Two pinned replies pause it; the PUT after them waits in the stash.
+  const std::string stream = get("big") + get("big") + put("k", pattern(100 * 1024, 5));
+  REQUIRE(c.feed(stream.substr(0, stream.size() - 10), f.processor, 0) == FeedStatus::ok);
+  REQUIRE(c.paused());
+  CHECK_FALSE(c.stash_empty());
+  CHECK_FALSE(c.mid_request());
+  (void)take_output(c.out);
+  c.resume(f.processor, 0);
+  CHECK(c.mid_request());  // the PUT's last ten bytes are still to come
+  REQUIRE(c.feed(stream.substr(stream.size() - 10), f.processor, 0) == FeedStatus::ok);
+  CHECK_FALSE(c.mid_request());
+}
+
 TEST_CASE("EBIG keeps the stream in sync") {
   Fixture f(1024);
   Connection c = f.connection();

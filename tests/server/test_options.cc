@@ -32,7 +32,16 @@ TEST_CASE("defaults follow SPEC §3") {
   CHECK(r.options.max_item_bytes == 32 * mib_bytes);
   CHECK(r.options.listen_fd == -1);
   CHECK(r.options.text_listen_fd == -1);
+  CHECK(r.options.upload_idle_ms_max == 30 * 1000);
   CHECK_FALSE(r.options.verbose);
+}
+
+TEST_CASE("--upload-timeout takes whole seconds") {
+  const ParseResult r = parse({"--upload-timeout", "2"});
+  REQUIRE(r.status == ParseStatus::run);
+  CHECK(r.options.upload_idle_ms_max == 2000);
+  CHECK(parse({"--upload-timeout=86400"}).options.upload_idle_ms_max == 86400ull * 1000);
+  CHECK(usage_text().find("--upload-timeout SECONDS") != std::string::npos);
 }
 
 TEST_CASE("short, long, attached and = forms") {
@@ -146,6 +155,10 @@ TEST_CASE("bad values are errors that name the option") {
       {{"-l", "localhost"}, "-l/--listen"},
       {{"-l", "300.1.1.1"}, "-l/--listen"},
       {{"--listen-fd", "-3"}, "--listen-fd"},
+      {{"--upload-timeout", "0"}, "--upload-timeout"},
+      {{"--upload-timeout", "1.5"}, "--upload-timeout"},
+      {{"--upload-timeout", "86401"}, "--upload-timeout"},
+      {{"--upload-timeout", "-1"}, "--upload-timeout"},
       {{"--node-id", "has space"}, "--node-id"},
       {{"--node-id", ""}, "--node-id"},
       {{"-p"}, "needs a value"},
