@@ -168,6 +168,28 @@ def test_with_a_secret_v1_wrong_secret_and_replayed_proofs_are_refused_before_an
         assert stat(a, "REPL_CONNECTED") == 1 and stat(a, "REPL_INCOMING") == 1
 
 
+def test_a_stalled_handshake_holds_no_stream_slot_and_is_closed(exe):
+    with Cluster(exe, 2, args=["-t", "1", "--upload-timeout", "2"]) as cluster:
+        cluster.wait_connected()
+        a = cluster.nodes[0]
+        stalled = []
+        for i in range(80):  # more than incoming_streams_max (64)
+            s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+            s.sendall(repl_hello_v2_frame(b"staller-%d" % i, os.urandom(32)))
+            read_challenge(s)
+            stalled.append(s)
+        # Stalled handshakes take no stream slot: a real peer still gets in.
+        with cluster.open_stream(a, b"latecomer") as peer:
+            peer.sendall(repl_put_frame(b"late", b"1", now_version()))
+            wait_for(lambda: get(a, b"late") == b"1", a.log())
+        started = time.monotonic()
+        for s in stalled:
+            expect_closed(s)
+            s.close()
+        assert time.monotonic() - started < 8
+        assert stat(a, "UPLOAD_ABORTS") >= 80
+
+
 def test_a_node_with_another_secret_or_none_never_streams(exe):
     directory = tempfile.mkdtemp(prefix="ringcache-trust-")
     try:
