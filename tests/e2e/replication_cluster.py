@@ -2,9 +2,11 @@
 of real ringcached processes, each serving a listening socket this test
 process binds and keeps (so a node killed with -9 comes back on the same
 port, and a node not started yet refuses connections until its socket
-listens), a pipelined binary-protocol client, and the initiator's side of
-the replication handshake (v1, or v2 authenticated with Python's own
-hmac module), to send a node frames the way a peer would.
+listens), or, as root, a mesh across network namespaces joined by veth
+pairs (Namespaces, Cluster.in_namespaces); a pipelined binary-protocol
+client, and the initiator's side of the replication handshake (v1, or v2
+authenticated with Python's own hmac module), to send a node frames the
+way a peer would.
 
 A Cluster gives every node the same --peer-secret-file unless told not to.
 
@@ -24,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from harness import OK, ENOTFOUND, EINVAL, check_no_sanitizer_report, field
+from harness import OK, ENOTFOUND, EINVAL, SkipTest, check_no_sanitizer_report, field
 
 START_TIMEOUT_S = 15
 STOP_TIMEOUT_S = 20
@@ -233,9 +235,11 @@ class Node:
         self.lock = threading.Lock()
         self.reader = None
         self.exit_codes = []
+        self.paused = False
 
     def start(self, wait=True):
         assert self.proc is None or self.proc.poll() is not None
+        self.paused = False
         if self.sock is not None:
             listen = ["--listen-fd", str(self.sock.fileno())]
             fds = (self.sock.fileno(),)
@@ -296,11 +300,25 @@ class Node:
         if self.proc is not None:
             self.proc.wait(10)
             self.reader.join(5)
+        self.paused = False
+
+    def pause(self):
+        """SIGSTOP: the process is frozen, its sockets stay open (the kernel
+        still accepts connections and buffers what peers and clients send)."""
+        assert self.alive() and not self.paused
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        if self.paused and self.alive():
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
 
     def stop(self):
         if self.proc is None:
             return 0
         if self.proc.poll() is None:
+            self.resume()
             self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(STOP_TIMEOUT_S)
@@ -341,6 +359,24 @@ class Cluster:
         cluster.nodes = nodes
         cluster.directory = None
         cluster.secret_file = None
+        return cluster
+
+    @classmethod
+    def in_namespaces(cls, exe, ns, args=(), port=8889, secret=True):
+        """Node i in namespace i of `ns` (Namespaces), listening on `port`
+        there, its peers named by their addresses on the veth links; the
+        test reaches it from the root namespace. Not started."""
+        directory = tempfile.mkdtemp(prefix="ringcache-cluster-")
+        secret_file = write_secret_file(directory) if secret else None
+        nodes = []
+        for i in range(1, ns.count + 1):
+            node = Node(exe, str(i), None, client_host=ns.host_side_address(i), port=port,
+                        prefix=["ip", "netns", "exec", ns.names[i - 1]], args=args, secret_file=secret_file)
+            node.peers = ["%s:%d" % (ns.peer_address(i, j), port) for j in range(1, ns.count + 1) if j != i]
+            nodes.append(node)
+        cluster = cls.of(nodes)
+        cluster.directory = directory
+        cluster.secret_file = secret_file
         return cluster
 
     @property
@@ -397,6 +433,106 @@ class Cluster:
                 return
             time.sleep(0.05)
         raise AssertionError("mesh not connected:\n" + "\n\n".join(n.log() for n in self.nodes))
+
+
+def ip(*args, check=True):
+    return subprocess.run(["ip"] + list(args), check=check, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=10)
+
+
+def require_netns():
+    """Raises SkipTest unless this process may create network namespaces."""
+    if os.geteuid() != 0:
+        raise SkipTest("needs root for network namespaces")
+    if shutil.which("ip") is None:
+        raise SkipTest("needs iproute2 (ip)")
+    probe = "rc-probe-%d" % os.getpid()
+    if ip("netns", "add", probe, check=False).returncode != 0:
+        raise SkipTest("cannot create network namespaces here")
+    ip("netns", "del", probe, check=False)
+
+
+class Namespaces:
+    """count network namespaces; namespaces i and j share a veth link, subnet
+    10.<link_net>.<ij>.0/24 (addresses .i and .j), and the test reaches
+    namespace i over 10.<host_net>.<i>.0/24 from the root namespace. Tests
+    that may run at the same time pick distinct letters and nets (the host
+    side addresses live in the root namespace). Everything is removed on
+    exit, also when setting up fails half-way."""
+
+    def __init__(self, count=3, letter="r", link_net=201, host_net=202):
+        assert count <= 9 and len(letter) == 1
+        self.count = count
+        self.letter = letter
+        self.link_net = link_net
+        self.host_net = host_net
+        self.tag = "%d" % (os.getpid() % 100000)
+        self.names = ["rc%s%s-%d" % (letter, self.tag, i) for i in range(1, count + 1)]
+        self.root_links = []
+        self.created = []
+
+    def __enter__(self):
+        try:
+            for name in self.names:
+                ip("netns", "add", name)
+                self.created.append(name)
+                ip("-n", name, "link", "set", "lo", "up")
+            for i in range(1, self.count + 1):
+                for j in range(i + 1, self.count + 1):
+                    a, b = self.link_device(i, j), self.link_device(i, j)[:-1] + "b"
+                    ip("link", "add", a, "netns", self.names[i - 1], "type", "veth", "peer", "name", b,
+                       "netns", self.names[j - 1])
+                    ip("-n", self.names[i - 1], "addr", "add", "%s/24" % self.link_address(i, j, i), "dev", a)
+                    ip("-n", self.names[j - 1], "addr", "add", "%s/24" % self.link_address(i, j, j), "dev", b)
+                    ip("-n", self.names[i - 1], "link", "set", a, "up")
+                    ip("-n", self.names[j - 1], "link", "set", b, "up")
+                host, inner = "%s%sh%d" % (self.letter, self.tag, i), "%s%sn%d" % (self.letter, self.tag, i)
+                ip("link", "add", host, "type", "veth", "peer", "name", inner, "netns", self.names[i - 1])
+                self.root_links.append(host)
+                ip("addr", "add", "10.%d.%d.254/24" % (self.host_net, i), "dev", host)
+                ip("link", "set", host, "up")
+                ip("-n", self.names[i - 1], "addr", "add", "%s/24" % self.host_side_address(i), "dev", inner)
+                ip("-n", self.names[i - 1], "link", "set", inner, "up")
+        except Exception:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        # Deleting a namespace deletes the veth ends in it, and their peers.
+        for host in self.root_links:
+            ip("link", "del", host, check=False)
+        for name in self.created:
+            ip("netns", "del", name, check=False)
+        self.root_links, self.created = [], []
+        return False
+
+    def link_address(self, i, j, who):
+        return "10.%d.%d%d.%d" % (self.link_net, min(i, j), max(i, j), who)
+
+    def peer_address(self, i, j):
+        """Node j's address as node i reaches it (on their link)."""
+        return self.link_address(i, j, j)
+
+    def host_side_address(self, i):
+        return "10.%d.%d.1" % (self.host_net, i)
+
+    def link_device(self, i, j):
+        """The end of link i-j in the lower-numbered namespace."""
+        return "%s%s%d%da" % (self.letter, self.tag, min(i, j), max(i, j))
+
+    def set_link(self, i, j, up):
+        """Both ends lose carrier: packets in flight are dropped, connects
+        fail at once (no route), until it is up again."""
+        lo, hi = min(i, j), max(i, j)
+        ip("-n", self.names[lo - 1], "link", "set", self.link_device(lo, hi), "up" if up else "down")
+
+    def set_blackhole(self, i, j, on):
+        """In namespace i, drop every packet to j (and so the acknowledgements
+        of what j sends): a silent partition, the links stay up, j's
+        connects to i hang instead of failing."""
+        ip("-n", self.names[i - 1], "route", "add" if on else "del", "blackhole",
+           "%s/32" % self.peer_address(i, j))
 
 
 class LinkCutter:
