@@ -25,6 +25,7 @@ void append_stats_text(std::string& out, const ReplicationStats& s) {
   append_pair(out, "REPL_TOO_BIG", s.too_big);
   append_pair(out, "REPL_RESYNCS", s.resyncs_started);
   append_pair(out, "REPL_RESYNCS_DONE", s.resyncs_done);
+  append_pair(out, "REPL_RESYNCING", s.resyncing);
   append_pair(out, "REPL_RESYNCS_RECEIVED", s.resyncs_received);
   append_pair(out, "REPL_FLUSHES_RECEIVED", s.flushes_received);
   append_pair(out, "REPL_QUEUE_OVERFLOWS", s.queue_overflows);

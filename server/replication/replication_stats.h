@@ -34,6 +34,7 @@ struct alignas(64) SenderCounters {
   SingleWriterCounter queue_overflows;   // peers cut because the log was full
   SingleWriterCounter handoff_overflows; // worker handoff rings that overflowed
   SingleWriterCounter queued_bytes;      // bytes waiting for peers (log + pending), sampled
+  SingleWriterCounter resyncing;         // peers a copy is being scanned for now, sampled with queued_bytes
   SingleWriterCounter bytes_sent;
   SingleWriterCounter connects;          // successful connections
   SingleWriterCounter auth_failures;     // peers that failed to prove the secret, or refused our proof
@@ -73,6 +74,7 @@ struct ReplicationStats {
   uint64_t queue_overflows = 0;
   uint64_t handoff_overflows = 0;
   uint64_t queued_bytes = 0;
+  uint64_t resyncing = 0;
   uint64_t bytes_sent = 0;
   uint64_t lag_us = 0;
   uint64_t authenticated = 0;  // 1 with --peer-secret-file

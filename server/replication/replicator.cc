@@ -175,6 +175,7 @@ ReplicationStats Replicator::stats() const {
   s.queue_overflows = sender_.queue_overflows.get();
   s.handoff_overflows = sender_.handoff_overflows.get();
   s.queued_bytes = sender_.queued_bytes.get();
+  s.resyncing = sender_.resyncing.get();
   s.bytes_sent = sender_.bytes_sent.get();
   s.authenticated = config_.secret != nullptr ? 1 : 0;
   s.auth_failures = sender_.auth_failures.get();
@@ -390,11 +391,15 @@ void Replicator::trim(ReplicationLog& log, std::vector<std::unique_ptr<PeerLink>
   uint64_t oldest = log.end();
   bool any = false;
   uint64_t queued = 0;
+  uint64_t resyncing = 0;
   for (const auto& link : links) {
     if (!link->streaming()) continue;
     any = true;
     oldest = std::min(oldest, link->cursor());
     queued += link->queued_bytes();
+    // A scan still under way has items to send that queued_bytes cannot
+    // count yet: only both at zero say that nothing waits for any peer.
+    if (link->resyncing()) ++resyncing;
   }
   if (any) {
     log.trim(oldest);
@@ -402,6 +407,7 @@ void Replicator::trim(ReplicationLog& log, std::vector<std::unique_ptr<PeerLink>
     log.clear();
   }
   sender_.queued_bytes.set(queued);
+  sender_.resyncing.set(resyncing);
 }
 
 }  // namespace ringcache::replication

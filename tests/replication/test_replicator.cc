@@ -122,6 +122,7 @@ TEST_CASE("a peer gets a full copy on connecting, then the live stream") {
   CHECK(stats.writes_queued == 503);
   CHECK(stats.resync_items == 2001);  // 1999 items, the big one, the tombstone of pre-7
   CHECK(stats.queue_overflows == 0);
+  CHECK(stats.resyncing == 0);
   CHECK(peer.receiver.connections == 1);
   CHECK(LogCapture::contains("replication: connected to peer 127.0.0.1:"));
   CHECK(LogCapture::contains("resync to peer 127.0.0.1:" + std::to_string(peer.port) + " done: 2001 items"));
@@ -147,6 +148,38 @@ TEST_CASE("a peer that is unreachable at start-up joins later and gets everythin
   CHECK(wait_until([&] { return contents(peer_thread) == contents(thread); }));
   CHECK(contents(peer_thread).size() == 300);
   CHECK(replicator.stats().peers_connected == 1);
+}
+
+TEST_CASE("REPL_RESYNCING counts the copies under way; a copy dropped half-way stops counting") {
+  // What a node about to be stopped waits for (docs/replication.md §8):
+  // started minus done cannot tell, since a dropped copy never gets done.
+  LogCapture::clear();
+  auto peer = std::make_unique<ReceivingPeer>(true, 128 * store::kMiB);
+  peer->receiver.pause_reading = true;
+  store::Store store(versioned_config(128 * store::kMiB));
+  store::StoreThread thread(store);
+  HybridClock seed_clock(1);
+  // Far more than both socket buffers hold: the copy stalls.
+  for (int i = 0; i < 30000; ++i) {
+    REQUIRE(thread.put("pre-" + std::to_string(i), value_for(i, 1000), store::ItemMeta{0, 0, seed_clock.next()}) ==
+            store::PutStatus::stored);
+  }
+  Replicator replicator(store, sender_config("copying", {peer->port}));
+  std::string error;
+  REQUIRE(replicator.start(error));
+  CHECK(wait_until([&] { return replicator.stats().resyncing == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ReplicationStats stalled = replicator.stats();
+  CHECK(stalled.resyncing == 1);
+  CHECK(stalled.peers_connected == 1);
+  CHECK(stalled.resyncs_done == 0);
+
+  peer.reset();  // the stalled copy's connection is reset
+  CHECK(wait_until([&] { return replicator.stats().peers_connected == 0; }));
+  CHECK(wait_until([&] { return replicator.stats().resyncing == 0; }));
+  const ReplicationStats dropped = replicator.stats();
+  CHECK(dropped.resyncs_started > dropped.resyncs_done);
+  CHECK(dropped.queued_bytes == 0);
 }
 
 TEST_CASE("a peer that falls too far behind is cut, reconnected and resynced; nothing is lost") {
