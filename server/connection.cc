@@ -56,6 +56,7 @@ size_t Connection::consume(std::string_view input, RequestProcessor& processor,
         close_after_reply_ = true;
         continue;
       }
+      (void)incoming_->watch_connection(fd_);
       // From here on the bytes are the peer's stream, not requests.
       return used_total + consume_replication(input.substr(used_total));
     }

@@ -1,10 +1,15 @@
 #include "server/replication/incoming_stream.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <algorithm>
 #include <cassert>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include "server/replication/log_sink.h"
@@ -70,6 +75,32 @@ IncomingStream::~IncomingStream() {
   if (!counted_) return;
   context_.counters.streams.set(context_.counters.streams.get() - 1);
   emit(context_.config.info, "replication: stream from node %s closed", peer_node_id_.c_str());
+}
+
+bool IncomingStream::watch_connection(int fd) {
+  assert(fd >= 0);
+  const ReplicationTuning& tuning = context_.config.tuning;
+  assert(tuning.incoming_keepalive_idle_s > 0 && tuning.incoming_keepalive_interval_s > 0);
+  const int on = 1;
+  const int idle = static_cast<int>(tuning.incoming_keepalive_idle_s);
+  const int interval = static_cast<int>(tuning.incoming_keepalive_interval_s);
+  const int probes = static_cast<int>(tuning.incoming_keepalive_probes);
+  const struct {
+    int level, name, value;
+    const char* what;
+  } options[] = {{SOL_SOCKET, SO_KEEPALIVE, on, "SO_KEEPALIVE"},
+                 {IPPROTO_TCP, TCP_KEEPIDLE, idle, "TCP_KEEPIDLE"},
+                 {IPPROTO_TCP, TCP_KEEPINTVL, interval, "TCP_KEEPINTVL"},
+                 {IPPROTO_TCP, TCP_KEEPCNT, probes, "TCP_KEEPCNT"}};
+  for (const auto& option : options) {
+    if (::setsockopt(fd, option.level, option.name, &option.value, sizeof(option.value)) != 0) {
+      // Not fatal: the stream works, it only will not notice a silent death.
+      emit(context_.config.info, "replication: stream from node %s: %s: %s; a sender that vanishes silently "
+           "will not be noticed", peer_node_id_.c_str(), option.what, std::strerror(errno));
+      return false;
+    }
+  }
+  return true;
 }
 
 void IncomingStream::start_streaming(const char* how) {

@@ -65,6 +65,11 @@ class IncomingStream {
   // could not be buffered): close the connection then.
   StreamStatus feed(std::string_view bytes, std::string& reply);
 
+  // Turns on the keepalive that closes this stream's connection once its
+  // sender is gone without a word (ReplicationTuning::incoming_keepalive_*).
+  // False (and logged) if the socket refused it, as a Unix socket would.
+  bool watch_connection(int fd);
+
   const std::string& peer_node_id() const { return peer_node_id_; }
   bool authenticated() const { return phase_ == Phase::streaming; }
   // Waiting for the proof counts as mid-frame: the connection is not idle

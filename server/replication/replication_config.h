@@ -54,6 +54,17 @@ struct ReplicationTuning {
   // Incoming streams tracked at once (one per peer normally; more only
   // briefly while a peer reconnects).
   uint32_t incoming_streams_max = 64;
+  // TCP keepalive on incoming streams. A sender that vanished without its
+  // FIN or RST arriving (it dropped the link in a partition, or died in
+  // one) never writes on that connection again, and the receiver never
+  // writes at all, so only keepalive finds out: a stream silent for
+  // idle_s whose probes go unanswered (or are answered with a reset) is
+  // closed. Heartbeats (every heartbeat_interval_ms) keep a live stream from
+  // ever being probed; a stopped sender's kernel still answers probes. In
+  // all, about as long as tcp_user_timeout_ms gives the sender's side.
+  uint32_t incoming_keepalive_idle_s = 5;
+  uint32_t incoming_keepalive_interval_s = 1;
+  uint32_t incoming_keepalive_probes = 5;
 };
 
 // The production tuning for a node with -m memory_bytes: the live log may

@@ -94,11 +94,13 @@ def read_challenge(sock):
     return acceptor_id, read_exact(sock, 32), read_exact(sock, 32)
 
 
-def open_replication_stream(host, port, node_id, secret=None, timeout=IO_TIMEOUT_S):
+def open_replication_stream(host, port, node_id, secret=None, timeout=IO_TIMEOUT_S, source=None):
     """A socket on which `node_id` may send frames: the v1 hello without a
     secret; with one, the v2 handshake (our proof checked against theirs).
-    Raises ConnectionRefusedError when the node refuses."""
-    sock = socket.create_connection((host, port), timeout=timeout)
+    source: the local address to connect from (None: any). Raises
+    ConnectionRefusedError when the node refuses."""
+    sock = socket.create_connection((host, port), timeout=timeout,
+                                    source_address=None if source is None else (source, 0))
     if secret is None:
         sock.sendall(repl_hello_frame(node_id))
         return sock
@@ -390,10 +392,10 @@ class Cluster:
         with open(self.secret_file, "rb") as f:
             return f.read()
 
-    def open_stream(self, node, node_id):
+    def open_stream(self, node, node_id, source=None):
         """A replication stream into `node`, as peer `node_id` (authenticated
-        with the cluster's secret when it has one)."""
-        return open_replication_stream(node.client_host, node.port, node_id, self.secret)
+        with the cluster's secret when it has one), from address `source`."""
+        return open_replication_stream(node.client_host, node.port, node_id, self.secret, source=source)
 
     def __enter__(self):
         return self

@@ -1,6 +1,11 @@
 // IncomingStream: a peer's frames applied newest-wins to a real store.
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <string>
 
 #include "repl_test_util.h"
@@ -241,4 +246,49 @@ TEST_CASE("the skew line is logged once per peer per minute") {
     for (const std::string& line : LogCapture::lines) lines += line.find("clock is") != std::string::npos;
   }
   CHECK(lines == 1);
+}
+
+TEST_CASE("regression: a stream's connection is watched by keepalive, so a silently vanished sender ends it") {
+  // Without it a stream whose sender dropped the link in a partition (its
+  // RST lost) stayed open for ever, and each one counted towards
+  // incoming_streams_max (tests/e2e/test_replication_netns.py shows it end).
+  Fixture f;
+  f.config.tuning.incoming_keepalive_idle_s = 7;
+  f.config.tuning.incoming_keepalive_interval_s = 2;
+  f.config.tuning.incoming_keepalive_probes = 3;
+  f.config.info = &LogCapture::sink;
+  auto s = f.stream();
+  uint16_t port = 0;
+  const int listener = listen_loopback(port);
+  const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  const int accepted = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  REQUIRE(accepted >= 0);
+  const auto option = [&](int level, int name) {
+    int value = -1;
+    socklen_t length = sizeof(value);
+    REQUIRE(::getsockopt(accepted, level, name, &value, &length) == 0);
+    return value;
+  };
+  CHECK(option(SOL_SOCKET, SO_KEEPALIVE) == 0);
+  CHECK(s.stream->watch_connection(accepted));
+  CHECK(option(SOL_SOCKET, SO_KEEPALIVE) == 1);
+  CHECK(option(IPPROTO_TCP, TCP_KEEPIDLE) == 7);
+  CHECK(option(IPPROTO_TCP, TCP_KEEPINTVL) == 2);
+  CHECK(option(IPPROTO_TCP, TCP_KEEPCNT) == 3);
+  for (const int fd : {accepted, client, listener}) ::close(fd);
+
+  // A socket that takes no TCP options: said, and the stream goes on.
+  LogCapture::clear();
+  int pair[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+  CHECK(!s.stream->watch_connection(pair[0]));
+  CHECK(LogCapture::contains("will not be noticed"));
+  CHECK(s.feed(put("after", "1", 5)) == StreamStatus::ok);
+  CHECK(get_string(f.thread, "after") == "1");
+  for (const int fd : pair) ::close(fd);
 }
