@@ -106,6 +106,9 @@ CONVERGE_TIMEOUT_S = 45
 # Identical everywhere, all connected, nothing queued for this long: done
 # waiting, whatever the expectations say.
 SETTLED_S = 3
+# A stream whose sender dropped it during a cut is closed by keepalive
+# about 10 s after its last byte (docs/replication.md §7).
+STREAMS_SETTLE_S = 15
 MISMATCHES_SHOWN = 10
 LOG_TAIL_LINES = 40
 
@@ -316,6 +319,21 @@ def converge(nodes, keys, expected, checked):
         time.sleep(0.2)
 
 
+def wait_one_stream_per_peer(nodes):
+    """Seconds until every node streams to each peer and receives one
+    stream from each; raises after STREAMS_SETTLE_S."""
+    start = time.monotonic()
+    while True:
+        stats = [n.stats() for n in nodes]
+        links = ["node %s: CONNECTED=%s INCOMING=%s PEERS=%s" % (n.name, s["REPL_CONNECTED"], s["REPL_INCOMING"],
+                                                                s["REPL_PEERS"]) for n, s in zip(nodes, stats)]
+        if all(s["REPL_CONNECTED"] == s["REPL_PEERS"] == s["REPL_INCOMING"] for s in stats):
+            return time.monotonic() - start
+        assert time.monotonic() - start < STREAMS_SETTLE_S, (
+            "streams left over or missing %ds after the end:\n%s" % (STREAMS_SETTLE_S, "\n".join(links)))
+        time.sleep(0.2)
+
+
 def report_failure(nodes, keys, histories, expected, checked, answers, t0):
     lines = []
     bad = 0
@@ -432,6 +450,8 @@ def chaos(exe, ns):
                                   if lossy else "") +
                                  report_failure(cluster.nodes, keys, histories, expected, checked, answers, t0))
         assert not lossy, "a node evicted or could not apply: the test's data is too large for -m"
+        took = wait_one_stream_per_peer(cluster.nodes)
+        print("one stream each way between every two nodes %.1fs after the contents matched" % took)
         assert sum(checked) > len(keys) // 2, "too few keys checked to mean anything"
         assert driver.counts.get("kill -9", 0) > 0 or OPTIONS.duration < 20, "no kill in %.0fs" % load_s
 
