@@ -3,7 +3,9 @@ mesh take PUTs and DELs on every node while a driver kills (-9) and
 restarts nodes, freezes them (SIGSTOP) and thaws them (SIGCONT), and, in
 network namespaces, cuts links and heals them. At the end every fault is
 healed and every node must hold the same contents for the whole key space,
-the contents the acknowledged operations imply.
+the contents the acknowledged operations imply, and there must be exactly
+one stream each way between every two nodes (a stream left behind by a
+sender that vanished during a cut is closed, docs/replication.md §7).
 
 As root the nodes live in three network namespaces joined pairwise by veth
 pairs (replication_cluster.Namespaces) and links are cut too: set down (both
@@ -23,19 +25,22 @@ What the checker may expect, and why (docs/replication.md):
 
 - Replication is asynchronous: a node acknowledges a write at once and
   streams it to its peers afterwards. A write acknowledged by a node killed
-  with -9 before it streamed the write is lost by design. So before a kill
-  the driver quiesces the node: load threads stop sending it requests, the
-  driver waits for the ones in flight to be answered, then (bounded) for its
-  STATS to show every peer connected (REPL_CONNECTED = REPL_PEERS), no copy
-  under way (REPL_RESYNCING = 0) and nothing queued (REPL_QUEUED_BYTES = 0),
-  all three holding for QUIESCE_STABLE_S: the fields are sampled once per
-  turn of the replication thread, which turns at least every heartbeat
-  (100 ms), so a sample older than the last acknowledgement cannot last
-  that long. Only then is it killed; if it does not get there, the kill is
-  skipped (and reported). A node whose links are cut or whose peers are
-  stopped could not get its bytes across, so no kill is chosen then. What a
-  dead process had written into a loopback or veth socket is still
-  delivered by the kernel.
+  with -9 before it streamed the write is lost by design, and one it had
+  sent to some peers only stays on those (docs/replication.md §12). So
+  before a kill the driver quiesces the node: load threads stop sending it
+  requests, the driver waits for the ones in flight to be answered, then
+  (bounded) for its STATS to show every peer connected (REPL_CONNECTED =
+  REPL_PEERS), no copy under way (REPL_RESYNCING = 0: a copy may carry
+  writes of this node that a peer missed while cut off) and nothing queued
+  (REPL_QUEUED_BYTES = 0), all three holding for QUIESCE_STABLE_S: the
+  fields are sampled once per turn of the replication thread, which turns
+  at least every heartbeat (100 ms), so a sample older than the last
+  acknowledgement cannot last that long. Only then is it killed; if it does
+  not get there, the kill is skipped (and reported). A node whose links are
+  cut or whose peers are stopped could not get its bytes across (its STATS
+  may still say all is sent: the bytes wait in its kernel), so no kill is
+  chosen then. What a dead process had written into a loopback or veth
+  socket is still delivered by the kernel.
 - A node that is killed may hold writes of its peers that it had not yet
   applied; they are not lost, since their origin resyncs it on reconnecting.
   A node stopped or cut off loses nothing: its peers' writes wait in the
@@ -46,14 +51,15 @@ What the checker may expect, and why (docs/replication.md):
   logical counter, the node tag). All nodes and namespaces share this
   machine's wall clock and this load never makes 1024 writes in one
   millisecond, so a version's milliseconds are the wall-clock millisecond
-  at which its node handled the request, or at most that of a version it
-  saw from a peer, which was handled earlier. Hence two operations on one
-  key handled more than a millisecond apart are ordered by the clock,
-  whichever nodes handled them. So every key belongs to one load thread
-  (keys[i::LOAD_THREADS]), which waits for each answer and leaves at least
-  SAME_KEY_GAP_S between an answer and its next request on that key: the
-  expected final state of a key is its last acknowledged operation (a PUT:
-  that value; a DEL: absent).
+  at which its node handled the request: a clock moves past the wall clock
+  only by the versions it sees from peers, which were made earlier on the
+  same wall clock. Hence two operations on one key handled more than a
+  millisecond apart are ordered by the clock, whichever nodes handled them.
+  So every key belongs to one load thread (keys[i::LOAD_THREADS]), which
+  waits for each answer and leaves at least SAME_KEY_GAP_S between an
+  answer and its next request on that key: the expected final state of a
+  key is its last acknowledged operation (a PUT: that value; a DEL:
+  absent).
 - A DEL answers OK when the key was there and ENOTFOUND when not; both leave
   a tombstone with a fresh version (client_writes.h) and both count as
   acknowledged deletes. Tombstones live 600 s, far longer than this test.
