@@ -6,10 +6,13 @@
 
 #include <random>
 
-#include "tests/protocol/parser_harness.h"
+#include "tests/protocol/binary_parser_harness.h"
+#include "tests/protocol/parser_sweep.h"
 
 namespace ringcache::protocol::test {
 namespace {
+
+using namespace ringcache::test;
 
 // Small limits make streaming and EBIG reachable with short frames, so every
 // split position of every golden frame stays cheap to try.
@@ -21,17 +24,6 @@ static_assert(static_cast<uint8_t>(Opcode::put) == 11 && static_cast<uint8_t>(Op
 static_assert(static_cast<uint8_t>(Reply::ok) == 101 && static_cast<uint8_t>(Reply::einval) == 111 &&
               static_cast<uint8_t>(Reply::enotfound) == 112 && static_cast<uint8_t>(Reply::ebinary) == 113 &&
               static_cast<uint8_t>(Reply::ebig) == 114 && static_cast<uint8_t>(Reply::eunk) == 115);
-
-std::vector<Seen> concat(std::vector<Seen> head, const std::vector<Seen>& tail) {
-  head.insert(head.end(), tail.begin(), tail.end());
-  return head;
-}
-
-std::string pattern_bytes(size_t size, uint8_t salt) {
-  std::string out(size, '\0');
-  for (size_t i = 0; i < size; ++i) out[i] = static_cast<char>((i * 131 + salt) & 0xFF);
-  return out;
-}
 
 // What the parser must report for one PUT: whole when the value is at most
 // inline_value_max_bytes and key + value fit the frame buffer, else streamed.
@@ -194,18 +186,8 @@ TEST_CASE("a too long key or value is reported once and the rest of its frame is
   }
 }
 
-// Feeds `length` filler bytes from one reusable buffer: skipping is counting,
-// so even 4 GiB passes quickly and must never be buffered.
-void feed_filler(Feeder& feeder, uint64_t length) {
-  constexpr size_t filler_chunk_bytes = 1 << 20;
-  static const std::string filler(filler_chunk_bytes, '\x0D');
-  while (length > 0) {
-    const auto take = static_cast<size_t>(std::min<uint64_t>(length, filler.size()));
-    feeder.feed(std::string_view(filler).substr(0, take));
-    CHECK(feeder.parser().buffered_bytes() == 0);
-    length -= take;
-  }
-}
+// Filler that looks like GET opcodes: skipped, never taken for frames.
+constexpr char filler_byte = '\x0D';
 
 TEST_CASE("0xFFFFFFFF lengths are too big and fully skipped") {
   const ParserLimits limits{1 << 20, 64 * 1024};
@@ -213,10 +195,10 @@ TEST_CASE("0xFFFFFFFF lengths are too big and fully skipped") {
   SUBCASE("key of a put, then its value length and value") {
     Feeder feeder(limits);
     feeder.feed(opcode_byte(11) + all_ones);
-    feed_filler(feeder, 0xFFFFFFFFull);
+    feed_filler(feeder, 0xFFFFFFFFull, filler_byte);
     CHECK_FALSE(feeder.parser().at_frame_boundary());
     feeder.feed(all_ones);
-    feed_filler(feeder, 0xFFFFFFFFull);
+    feed_filler(feeder, 0xFFFFFFFFull, filler_byte);
     CHECK(feeder.parser().at_frame_boundary());
     feeder.feed(get_frame("next"));
     CHECK(feeder.events() == std::vector<Seen>{seen_too_big(), seen_get("next")});
@@ -224,7 +206,7 @@ TEST_CASE("0xFFFFFFFF lengths are too big and fully skipped") {
   SUBCASE("value of a put") {
     Feeder feeder(limits);
     feeder.feed(opcode_byte(11) + field("key") + all_ones);
-    feed_filler(feeder, 0xFFFFFFFFull);
+    feed_filler(feeder, 0xFFFFFFFFull, filler_byte);
     feeder.feed(stats_frame());
     CHECK(feeder.events() == std::vector<Seen>{seen_too_big(), seen_stats()});
   }
@@ -248,11 +230,7 @@ TEST_CASE("values above inline_value_max_bytes stream straight from the input") 
                                           std::pair{above_max, seen_stream("k", above_max)}}) {
       const std::string bytes = put_frame("k", value) + stats_frame();
       const std::vector<Seen> with_stats = concat(expected, {seen_stats()});
-      CHECK(parse_whole(limits, bytes) == with_stats);
-      for (const size_t chunk_bytes : sweep_chunk_sizes) {
-        CAPTURE(chunk_bytes);
-        CHECK(parse_chunks(limits, bytes, chunk_bytes) == with_stats);
-      }
+      check_sweep(limits, bytes, with_stats);
       // Cuts around every field edge, including the last value byte.
       for (const size_t cut : {size_t{1}, size_t{5}, size_t{6}, size_t{10}, size_t{11}, bytes.size() - 2,
                                bytes.size() - 1}) {
@@ -314,13 +292,6 @@ TEST_CASE("replication hello only as the connection's first byte") {
   }
 }
 
-// A long pipeline with its expected events, built by a simple model of the
-// protocol (fixed seed, so a failure reproduces).
-struct Mix {
-  std::string bytes;
-  std::vector<Seen> expected;
-};
-
 std::string random_bytes(std::mt19937_64& rng, size_t size) {
   std::string out(size, '\0');
   for (char& c : out) c = static_cast<char>(rng() & 0xFF);
@@ -337,41 +308,39 @@ size_t random_size(std::mt19937_64& rng, uint64_t around) {
   }
 }
 
-Mix make_mix(const ParserLimits& limits, size_t frames, bool with_too_big, uint64_t seed) {
+// A long pipeline of random frames with the events a simple model of the
+// protocol expects.
+Mix<Seen> make_mix(const ParserLimits& limits, size_t frames, bool with_too_big, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  Mix mix;
-  const auto add = [&mix](const std::string& bytes, const std::vector<Seen>& expected) {
-    mix.bytes += bytes;
-    mix.expected.insert(mix.expected.end(), expected.begin(), expected.end());
-  };
-  add(get_frame("first"), {seen_get("first")});  // so that no 200 opens the stream
+  Mix<Seen> mix;
+  mix.add(get_frame("first"), {seen_get("first")});  // so that no 200 opens the stream
   for (size_t i = 0; i < frames; ++i) {
     const std::string key = random_bytes(rng, std::min<size_t>(random_size(rng, 16), limits.item_max_bytes));
     switch (rng() % (with_too_big ? 8 : 7)) {
-      case 0: add(get_frame(key), {seen_get(key)}); break;
-      case 1: add(del_frame(key), {seen_del(key)}); break;
-      case 2: add(stats_frame(), {seen_stats()}); break;
+      case 0: mix.add(get_frame(key), {seen_get(key)}); break;
+      case 1: mix.add(del_frame(key), {seen_del(key)}); break;
+      case 2: mix.add(stats_frame(), {seen_stats()}); break;
       case 3:
       case 4: {
         const std::string value = random_bytes(rng, random_size(rng, limits.inline_value_max_bytes));
-        add(put_frame(key, value), expected_put(limits, key, value));
+        mix.add(put_frame(key, value), expected_put(limits, key, value));
         break;
       }
       case 5: {
         auto byte = static_cast<uint8_t>(rng());
         while (byte == 11 || byte == 12 || byte == 13 || byte == 21) byte = static_cast<uint8_t>(rng());
-        add(opcode_byte(byte), {seen_invalid(byte)});
+        mix.add(opcode_byte(byte), {seen_invalid(byte)});
         break;
       }
       case 6: {
         const std::string key_max = random_bytes(rng, limits.item_max_bytes);
-        add(put_frame(key_max, ""), {seen_put(key_max, "")});
+        mix.add(put_frame(key_max, ""), {seen_put(key_max, "")});
         break;
       }
       default: {
         const std::string too_long = random_bytes(rng, limits.item_max_bytes + 1 + rng() % 8);
         const std::string frame = rng() % 2 ? put_frame(key, too_long) : put_frame(too_long, key);
-        add(rng() % 3 ? frame : get_frame(too_long), {seen_too_big()});
+        mix.add(rng() % 3 ? frame : get_frame(too_long), {seen_too_big()});
         break;
       }
     }
@@ -417,18 +386,14 @@ TEST_CASE("a pipeline of thousands of frames parses the same under random splits
   const ParserLimits limits{200, 48};
   for (const bool with_too_big : {false, true}) {
     CAPTURE(with_too_big);
-    const Mix mix = make_mix(limits, frames, with_too_big, with_too_big ? 7 : 42);
+    const Mix<Seen> mix = make_mix(limits, frames, with_too_big, with_too_big ? 7 : 42);
     REQUIRE(mix.expected.size() > frames);
-    CHECK(parse_whole(limits, mix.bytes) == mix.expected);
+    check_sweep(limits, mix.bytes, mix.expected);
     if (!with_too_big) CHECK(reencode(parse_whole(limits, mix.bytes)) == mix.bytes);
     std::mt19937_64 rng(1234);
     for (size_t round = 0; round < split_rounds; ++round) {
       CAPTURE(round);
       CHECK(parse_cut(limits, mix.bytes, random_cuts(rng, mix.bytes.size())) == mix.expected);
-    }
-    for (const size_t chunk_bytes : sweep_chunk_sizes) {
-      CAPTURE(chunk_bytes);
-      CHECK(parse_chunks(limits, mix.bytes, chunk_bytes) == mix.expected);
     }
   }
 }
@@ -477,11 +442,7 @@ TEST_CASE("buffered bytes stay bounded whatever the input") {
     const std::string garbage = random_bytes(rng, garbage_bytes);
     // The Feeder fails the test as soon as buffered_bytes() passes the bound.
     Feeder feeder(limits);
-    size_t start = 0;
-    for (const size_t cut : random_cuts(rng, garbage.size())) {
-      feeder.feed_copy(std::string_view(garbage).substr(start, cut - start));
-      start = cut;
-    }
+    feeder.feed_cut(garbage, random_cuts(rng, garbage.size()));
     CHECK(feeder.peak_buffered_bytes() <= bound_bytes);
   }
   SUBCASE("a bare length allocates nothing; buffering grows with the bytes received") {

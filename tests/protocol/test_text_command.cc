@@ -8,11 +8,13 @@
 #include <vector>
 
 #include "server/protocol/text_command.h"
+#include "tests/protocol/parser_sweep.h"
 #include "tests/protocol/text_parser_harness.h"
 
 namespace ringcache::protocol::text::test {
 namespace {
 
+using namespace ringcache::test;
 using C = Command;
 using E = Error;
 

@@ -10,28 +10,19 @@
 #include <vector>
 
 #include "server/protocol/text_peek.h"
+#include "tests/protocol/parser_sweep.h"
 #include "tests/protocol/text_parser_harness.h"
 
 namespace ringcache::protocol::text::test {
 namespace {
 
+using namespace ringcache::test;
 using C = Command;
 using E = Error;
 
 // Small limits make streaming, too_large and line_too_long reachable with
 // short inputs, so every split position stays cheap to try.
 constexpr ParserLimits small_limits{1000, 32, 64, 128};
-
-std::vector<Seen> concat(std::vector<Seen> head, const std::vector<Seen>& tail) {
-  head.insert(head.end(), tail.begin(), tail.end());
-  return head;
-}
-
-std::string pattern_bytes(size_t size, uint8_t salt) {
-  std::string out(size, '\0');
-  for (size_t i = 0; i < size; ++i) out[i] = static_cast<char>((i * 131 + salt) & 0xFF);
-  return out;
-}
 
 std::string set_text(std::string_view key, std::string_view value, std::string_view command = "set") {
   return std::string(command) + " " + std::string(key) + " 0 0 " + std::to_string(value.size()) + "\r\n" +
@@ -97,26 +88,13 @@ TEST_CASE("a data block must end with \\r\\n, inline or streamed") {
   }
 }
 
-// Feeds `length` filler bytes from one reusable buffer: skipping is counting,
-// so even 4 GiB passes quickly and must never be buffered.
-void feed_filler(Feeder& feeder, uint64_t length) {
-  constexpr size_t filler_chunk_bytes = 1 << 20;
-  static const std::string filler(filler_chunk_bytes, 'v');
-  while (length > 0) {
-    const auto take = static_cast<size_t>(std::min<uint64_t>(length, filler.size()));
-    feeder.feed(std::string_view(filler).substr(0, take));
-    CHECK(feeder.parser().buffered_bytes() == 0);
-    length -= take;
-  }
-}
-
 TEST_CASE("a refused data block is skipped by counting, never buffered") {
   const ParserLimits limits{1 << 20, 64 * 1024};
   SUBCASE("too large: 4 GiB") {
     Feeder feeder(limits);
     feeder.feed("set k 1 2 4294967296\r\n");
     CHECK(feeder.events() == std::vector<Seen>{seen_too_large(C::set, "k")});
-    feed_filler(feeder, 4294967296ull);
+    feed_filler(feeder, 4294967296ull, 'v');
     CHECK_FALSE(feeder.parser().at_frame_boundary());
     feeder.feed("\r\nmn\r\n");
     CHECK(feeder.parser().at_frame_boundary());
@@ -203,10 +181,7 @@ TEST_CASE("pipelined multi-gets and sets parse in place without allocating") {
   whole.feed(bytes);
   CHECK(whole.events() == expected);
   CHECK(whole.peak_buffered_bytes() == 0);
-  for (const size_t chunk_bytes : sweep_chunk_sizes) {
-    CAPTURE(chunk_bytes);
-    CHECK(parse_chunks(limits, bytes, chunk_bytes) == expected);
-  }
+  check_sweep(limits, bytes, expected);
 }
 
 TEST_CASE("at_frame_boundary and what the parser holds between requests") {
@@ -233,20 +208,11 @@ TEST_CASE("at_frame_boundary and what the parser holds between requests") {
   CHECK(feeder.events().size() == 6);
 }
 
-// A long pipeline with its expected events, built by a simple model of the
-// protocol (fixed seed, so a failure reproduces).
-struct Mix {
-  std::string bytes;
-  std::vector<Seen> expected;
-};
-
-Mix make_mix(const ParserLimits& limits, size_t requests, uint64_t seed) {
+// A long pipeline of random requests with the events a simple model of the
+// protocol expects.
+Mix<Seen> make_mix(const ParserLimits& limits, size_t requests, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  Mix mix;
-  const auto add = [&mix](const std::string& bytes, const std::vector<Seen>& expected) {
-    mix.bytes += bytes;
-    mix.expected.insert(mix.expected.end(), expected.begin(), expected.end());
-  };
+  Mix<Seen> mix;
   const auto random_key = [&rng] {
     std::string key(1 + rng() % 12, 'a');
     for (char& c : key) c = static_cast<char>('!' + rng() % 94);
@@ -264,32 +230,32 @@ Mix make_mix(const ParserLimits& limits, size_t requests, uint64_t seed) {
     switch (rng() % 9) {
       case 0: {
         const std::string second = random_key();
-        add("get " + key + " " + second + "\r\n", {seen_retrieval(C::get, key + " " + second)});
+        mix.add("get " + key + " " + second + "\r\n", {seen_retrieval(C::get, key + " " + second)});
         break;
       }
       case 1: case 2: {
         std::string value(random_size(limits.inline_value_max_bytes), '\0');
         for (char& c : value) c = static_cast<char>(rng());
-        add(set_text(key, value), expected_set(limits, key, value));
+        mix.add(set_text(key, value), expected_set(limits, key, value));
         break;
       }
       case 3: {
         const size_t size = limits.item_max_bytes + 1 + rng() % 100;
-        add(set_text(key, std::string(size, 'v'), "add"), {seen_too_large(C::add, key)});
+        mix.add(set_text(key, std::string(size, 'v'), "add"), {seen_too_large(C::add, key)});
         break;
       }
-      case 4: add("delete " + key + " noreply\r\n", {seen_keyed(C::del, key, true)}); break;
+      case 4: mix.add("delete " + key + " noreply\r\n", {seen_keyed(C::del, key, true)}); break;
       case 5: {
         const uint64_t delta = rng();
-        add("incr " + key + " " + std::to_string(delta) + "\r\n", {seen_keyed(C::incr, key, false, delta)});
+        mix.add("incr " + key + " " + std::to_string(delta) + "\r\n", {seen_keyed(C::incr, key, false, delta)});
         break;
       }
-      case 6: add("mg " + key + " v k O" + std::to_string(i) + "\r\n",
+      case 6: mix.add("mg " + key + " v k O" + std::to_string(i) + "\r\n",
                   {seen_meta(C::meta_get, key, meta_flags("vkO").with_opaque(std::to_string(i)))});
         break;
-      case 7: add("set " + key + " 0 0 3\r\nabcd\r\n", {seen_error(E::bad_data_chunk, C::set), seen_error(E::unknown_command)});
+      case 7: mix.add("set " + key + " 0 0 3\r\nabcd\r\n", {seen_error(E::bad_data_chunk, C::set), seen_error(E::unknown_command)});
         break;
-      default: add("bogus\r\n", {seen_error(E::unknown_command)}); break;
+      default: mix.add("bogus\r\n", {seen_error(E::unknown_command)}); break;
     }
   }
   return mix;
@@ -340,22 +306,13 @@ TEST_CASE("peek_text_keys finds the keys of whole requests only, up to max") {
 TEST_CASE("model check: a long random pipeline, whole, in sweep chunks and cut at random") {
   // Item limits stay small: every refused value is fed byte by byte below.
   for (const ParserLimits& limits : {small_limits, ParserLimits{3000, 1024, 256, 1024}}) {
-    const Mix mix = make_mix(limits, 1000, 7);
-    CHECK(parse_whole(limits, mix.bytes) == mix.expected);
-    for (const size_t chunk_bytes : sweep_chunk_sizes) {
-      CAPTURE(chunk_bytes);
-      CHECK(parse_chunks(limits, mix.bytes, chunk_bytes) == mix.expected);
-    }
+    const Mix<Seen> mix = make_mix(limits, 1000, 7);
+    check_sweep(limits, mix.bytes, mix.expected);
     std::mt19937_64 rng(11);
     std::vector<size_t> cuts;
     for (size_t cut = 0; cut < mix.bytes.size(); cut += 1 + rng() % 300) cuts.push_back(cut);
     Feeder feeder(limits);
-    size_t start = 0;
-    for (const size_t cut : cuts) {
-      feeder.feed_copy(std::string_view(mix.bytes).substr(start, cut - start));
-      start = cut;
-    }
-    feeder.feed_copy(std::string_view(mix.bytes).substr(start));
+    feeder.feed_cut(mix.bytes, cuts);
     CHECK(feeder.events() == mix.expected);
     CHECK(feeder.peak_buffered_bytes() <= feeder.parser().frame_buffer_max_bytes());
   }

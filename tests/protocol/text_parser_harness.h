@@ -1,11 +1,12 @@
-// Test harness for TextParser: a recorded-event type that owns its bytes, and
-// a Feeder that drives the parser the way the daemon does (loop until
-// need_more) while checking the contract of text_parser.h on every call.
+// TextParser (memcached text protocol) in the shared parser checks: the
+// recorded event (Seen) and how tests spell it, and TextParser's
+// ParserAdapter (checked_parser.h) with the promises of text_parser.h that are
+// its own. Used by the unit tests and by tests/fuzz/fuzz_text_parser.cc, so
+// no test framework here.
 #pragma once
 
-#include <doctest/doctest.h>
-
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "server/protocol/text_parser.h"
+#include "tests/protocol/checked_parser.h"
 
 namespace ringcache::protocol::text::test {
 
@@ -183,16 +185,7 @@ inline std::ostream& operator<<(std::ostream& out, const Seen& seen) {
 }
 
 inline std::ostream& operator<<(std::ostream& out, const std::vector<Seen>& events) {
-  constexpr size_t shown_events_max = 12;
-  out << events.size() << " events [";
-  for (size_t i = 0; i < events.size() && i < shown_events_max; ++i) out << (i ? ", " : "") << events[i];
-  return out << (events.size() > shown_events_max ? ", ...]" : "]");
-}
-
-inline bool view_inside(std::string_view view, std::string_view outer) {
-  const auto inner_begin = reinterpret_cast<uintptr_t>(view.data());
-  const auto outer_begin = reinterpret_cast<uintptr_t>(outer.data());
-  return inner_begin >= outer_begin && inner_begin + view.size() <= outer_begin + outer.size();
+  return ringcache::test::print_events(out, events);
 }
 
 inline bool is_storage(Command command) {
@@ -205,203 +198,129 @@ inline bool is_storage(Command command) {
   }
 }
 
-// Drives one TextParser like the daemon's receive loop and checks, on every
-// call, what the header promises: consumed <= input, need_more consumes all,
-// every other event consumes at least one byte, views point into the input
-// or the parser (value_data into the input only), a stream is value_begin,
-// value_data adding up to value_size, then value_end or bad_data_chunk, and
-// buffered_bytes() stays within frame_buffer_max_bytes().
-class Feeder {
- public:
-  explicit Feeder(const ParserLimits& limits) : limits_(limits), parser_(limits) {}
+}  // namespace ringcache::protocol::text::test
 
-  void feed(std::string_view input) {
-    std::string_view rest = input;
-    for (;;) {
-      size_t consumed = SIZE_MAX;
-      const Event event = parser_.next(rest, consumed);
-      REQUIRE(consumed <= rest.size());
-      REQUIRE(parser_.buffered_bytes() <= parser_.frame_buffer_max_bytes());
-      peak_buffered_bytes_ = std::max(peak_buffered_bytes_, parser_.buffered_bytes());
-      if (event.kind == EventKind::need_more) {
-        REQUIRE(consumed == rest.size());
-        return;
-      }
-      REQUIRE(consumed > 0);
-      check(event, rest);
-      record(event);
-      rest.remove_prefix(consumed);
-    }
-  }
+namespace ringcache::test {
 
-  // Feeds a piece from its own short-lived copy, scribbled over before it is
-  // freed, so a view kept into an older input shows up as wrong bytes.
-  void feed_copy(std::string_view piece) {
-    std::string copy(piece);
-    feed(copy);
-    std::fill(copy.begin(), copy.end(), '\xAA');
-  }
+template <>
+struct ParserAdapter<protocol::text::ParserLimits> {
+  using Parser = protocol::text::TextParser;
+  using Event = protocol::text::Event;
+  using Seen = protocol::text::test::Seen;
+  using Kind = protocol::text::EventKind;
+  using Command = protocol::text::Command;
+  using Error = protocol::text::Error;
+  using Limits = protocol::text::ParserLimits;
 
-  const std::vector<Seen>& events() const { return events_; }
-  TextParser& parser() { return parser_; }
-  size_t peak_buffered_bytes() const { return peak_buffered_bytes_; }
-  bool streaming() const { return streaming_; }
+  static uint64_t buffered_bytes_max(const Limits&, const Parser& parser) { return parser.frame_buffer_max_bytes(); }
 
- private:
-  void check_view(std::string_view view, std::string_view input) {
-    if (view.empty()) return;
-    REQUIRE((view_inside(view, input) || parser_.in_own_buffer(view)));
-  }
+  static bool may_consume_nothing(const Event&) { return false; }
 
-  void check(const Event& event, std::string_view input) {
-    check_view(event.key, input);
-    check_view(event.keys, input);
-    check_view(event.data, input);
-    if (event.meta != nullptr) {
-      check_view(event.meta->key_token, input);
-      check_view(event.meta->opaque, input);
-      REQUIRE(event.meta->count <= ParserLimits::meta_tokens_max);
-      uint64_t bits = 0;
-      for (size_t i = 0; i < event.meta->count; ++i) bits |= MetaRequest::bit(event.meta->order[i]);
-      REQUIRE(bits == event.meta->present);
-    }
-    if (streaming_) {
-      REQUIRE((event.kind == EventKind::value_data || event.kind == EventKind::value_end ||
-               (event.kind == EventKind::error && event.error == Error::bad_data_chunk)));
-    }
+  // Only a bad data chunk ends a stream early (an error event at its end).
+  static StreamRole stream_role(const Event& event) {
     switch (event.kind) {
-      case EventKind::request:
-        if (is_storage(event.command)) {
-          REQUIRE(event.data.size() == event.value_size);
-          REQUIRE(event.value_size <= limits_.inline_value_max_bytes);
+      case Kind::value_begin: return StreamRole::begin;
+      case Kind::value_data: return StreamRole::data;
+      case Kind::value_end: return StreamRole::end;
+      case Kind::error: return StreamRole::abort;
+      default: return StreamRole::none;
+    }
+  }
+
+  static bool continues_stream(const Event& event) {
+    return event.kind == Kind::value_data || event.kind == Kind::value_end ||
+           (event.kind == Kind::error && event.error == Error::bad_data_chunk);
+  }
+
+  template <class Checked>
+  static void check(const Event& event, std::string_view input, const Checked& checked, Promises& promises) {
+    const Limits& limits = checked.limits();
+    const Parser& parser = checked.parser();
+    require_views_in_input_or_parser(std::array{event.key, event.keys, event.data}, input, parser, promises);
+    if (event.meta != nullptr) {
+      const protocol::text::MetaRequest& meta = *event.meta;
+      require_views_in_input_or_parser(std::array{meta.key_token, meta.opaque}, input, parser, promises);
+      promises.require(meta.opaque.size() <= Limits::opaque_max_bytes, "opaque within its limit");
+      promises.require(meta.count <= Limits::meta_tokens_max, "meta flags within meta_tokens_max");
+      uint64_t bits = 0;
+      for (size_t i = 0; i < meta.count && i < Limits::meta_tokens_max; ++i) {
+        bits |= protocol::text::MetaRequest::bit(meta.order[i]);
+      }
+      promises.require(bits == meta.present, "meta flag order and bits agree");
+    }
+    if (!event.key.empty()) promises.require(event.key.size() <= Limits::key_max_bytes, "key within 250 bytes");
+    switch (event.kind) {
+      case Kind::request:
+        promises.require(!parser.closed() || event.command == Command::quit, "nothing but quit closes the input");
+        if (protocol::text::test::is_storage(event.command)) {
+          promises.require(event.data.size() == event.value_size, "inline value size matches");
+          promises.require(event.value_size <= limits.inline_value_max_bytes, "inline value within its limit");
         }
-        if (!event.key.empty()) REQUIRE(event.key.size() <= ParserLimits::key_max_bytes);
         break;
-      case EventKind::value_begin:
-        REQUIRE(is_storage(event.command));
-        REQUIRE(event.value_size > limits_.inline_value_max_bytes);
-        REQUIRE(event.value_size <= limits_.item_max_bytes);
-        streaming_ = true;
-        stream_expected_bytes_ = event.value_size;
-        stream_seen_bytes_ = 0;
+      case Kind::value_begin:
+        promises.require(protocol::text::test::is_storage(event.command), "only storage commands stream");
+        promises.require(event.value_size > limits.inline_value_max_bytes, "streamed only above the inline limit");
+        promises.require(event.value_size <= limits.item_max_bytes, "streamed value within item_max");
         break;
-      case EventKind::value_data:
-        REQUIRE(streaming_);
-        REQUIRE_FALSE(event.data.empty());
-        REQUIRE(view_inside(event.data, input));
-        stream_seen_bytes_ += event.data.size();
-        REQUIRE(stream_seen_bytes_ <= stream_expected_bytes_);
+      case Kind::value_data:
         break;
-      case EventKind::value_end:
-        REQUIRE(streaming_);
-        REQUIRE(stream_seen_bytes_ == stream_expected_bytes_);
-        REQUIRE(event.value_size == stream_expected_bytes_);
-        streaming_ = false;
+      case Kind::value_end:
+        promises.require(event.value_size == checked.stream_expected_bytes(), "value_end repeats value_size");
         break;
-      case EventKind::error:
-        if (streaming_) REQUIRE(stream_seen_bytes_ == stream_expected_bytes_);
-        streaming_ = false;
-        REQUIRE_FALSE(error_line(event.error).empty());
+      case Kind::error:
+        promises.require(event.error != Error::none && !protocol::text::error_line(event.error).empty(),
+                         "errors have a reply line");
+        if (event.error == Error::line_too_long) promises.require(parser.closed(), "line_too_long closes the input");
         break;
-      case EventKind::need_more:
-        FAIL("need_more is handled by the caller");
+      case Kind::need_more:
+        promises.require(false, "need_more handled by the caller");
         break;
     }
   }
 
-  void record(const Event& event) {
-    if (event.kind == EventKind::value_data && !events_.empty() && events_.back().kind == EventKind::value_data) {
-      events_.back().data.append(event.data);
-      return;
-    }
+  static void check_idle(const Parser& parser, bool streaming, Promises& promises) {
+    promises.require(!parser.at_frame_boundary() || !streaming || parser.closed(),
+                     "a stream in progress is no boundary");
+  }
+
+  // A complete input ends at a request boundary, with the buffer freed.
+  static bool at_rest(const Parser& parser) { return parser.at_frame_boundary() && parser.buffered_bytes() == 0; }
+
+  // Retrieval keys joined by single spaces. Errors record only what their
+  // reply depends on (command, error, noreply, and the key of too_large).
+  static Seen seen(const Event& event) {
     Seen seen;
     seen.kind = event.kind;
     seen.command = event.command;
-    if (event.kind == EventKind::error) {
+    if (event.kind == Kind::error) {
       seen.error = event.error;
       seen.noreply = event.noreply;
       if (event.error == Error::too_large) seen.key = std::string(event.key);
-      events_.push_back(seen);
-      return;
+      return seen;
     }
-    if (event.kind == EventKind::value_data) {
+    if (event.kind == Kind::value_data) {
       seen.data = std::string(event.data);
-      events_.push_back(seen);
-      return;
+      return seen;
     }
     seen.noreply = event.noreply;
     seen.key = std::string(event.key);
     std::string_view keys = event.keys;
     std::string_view key;
-    while (next_key(keys, key)) seen.keys += (seen.keys.empty() ? "" : " ") + std::string(key);
+    while (protocol::text::next_key(keys, key)) seen.keys += (seen.keys.empty() ? "" : " ") + std::string(key);
     seen.data = std::string(event.data);
     seen.value_size = event.value_size;
     seen.number = event.number;
     seen.exptime = event.exptime;
     seen.flags = event.flags;
     if (event.meta != nullptr) {
-      const MetaRequest& m = *event.meta;
-      seen.meta = MetaSeen{std::string(m.order.data(), m.count), std::string(m.key_token), std::string(m.opaque),
-                           m.ttl, m.vivify_ttl, m.recache_ttl, m.compare_cas, m.delta, m.initial,
-                           m.client_flags, m.mode};
+      const protocol::text::MetaRequest& m = *event.meta;
+      seen.meta = protocol::text::test::MetaSeen{
+          std::string(m.order.data(), std::min<size_t>(m.count, Limits::meta_tokens_max)), std::string(m.key_token),
+          std::string(m.opaque), m.ttl, m.vivify_ttl, m.recache_ttl, m.compare_cas, m.delta, m.initial,
+          m.client_flags, m.mode};
     }
-    events_.push_back(seen);
+    return seen;
   }
-
-  ParserLimits limits_;
-  TextParser parser_;
-  std::vector<Seen> events_;
-  size_t peak_buffered_bytes_ = 0;
-  bool streaming_ = false;
-  uint64_t stream_expected_bytes_ = 0;
-  uint64_t stream_seen_bytes_ = 0;
 };
 
-// Whole input in one call. A complete input ends at a request boundary.
-inline std::vector<Seen> parse_whole(const ParserLimits& limits, std::string_view bytes) {
-  Feeder feeder(limits);
-  feeder.feed(bytes);
-  REQUIRE(feeder.parser().at_frame_boundary());
-  return feeder.events();
-}
-
-// The input cut at the given ascending offsets.
-inline std::vector<Seen> parse_cut(const ParserLimits& limits, std::string_view bytes,
-                                   const std::vector<size_t>& cuts) {
-  Feeder feeder(limits);
-  size_t start = 0;
-  for (const size_t cut : cuts) {
-    REQUIRE(cut >= start);
-    feeder.feed_copy(bytes.substr(start, cut - start));
-    start = cut;
-  }
-  feeder.feed_copy(bytes.substr(start));
-  REQUIRE(feeder.parser().at_frame_boundary());
-  return feeder.events();
-}
-
-// Seastar-style fragment sweep: fixed-size chunks.
-inline std::vector<Seen> parse_chunks(const ParserLimits& limits, std::string_view bytes, size_t chunk_bytes) {
-  std::vector<size_t> cuts;
-  for (size_t cut = chunk_bytes; cut < bytes.size(); cut += chunk_bytes) cuts.push_back(cut);
-  return parse_cut(limits, bytes, cuts);
-}
-
-inline constexpr size_t sweep_chunk_sizes[] = {100000, 1000, 100, 10, 5, 2, 1};
-
-// Feeds `bytes` whole, split once at every offset, and in every sweep chunk
-// size; each must give `expected`.
-inline void check_every_split(const ParserLimits& limits, std::string_view bytes,
-                              const std::vector<Seen>& expected) {
-  CHECK(parse_whole(limits, bytes) == expected);
-  for (size_t cut = 0; cut <= bytes.size(); ++cut) {
-    CAPTURE(cut);
-    REQUIRE(parse_cut(limits, bytes, {cut}) == expected);
-  }
-  for (const size_t chunk_bytes : sweep_chunk_sizes) {
-    CAPTURE(chunk_bytes);
-    REQUIRE(parse_chunks(limits, bytes, chunk_bytes) == expected);
-  }
-}
-
-}  // namespace ringcache::protocol::text::test
+}  // namespace ringcache::test
