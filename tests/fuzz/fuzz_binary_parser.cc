@@ -2,32 +2,25 @@
 //
 // Input layout: byte 0 picks the ParserLimits, byte 1 seeds the split points,
 // the rest is the byte stream of one connection. The stream is parsed once
-// whole and once cut into pieces (each piece a fresh heap copy, so ASan sees
-// any view that outlives its input); both runs must give the events of a
-// plain reference decoder, and every call must keep the promises of
-// binary_parser.h.
+// whole and once cut into pieces (fuzz_support.h); both runs must give the
+// events of a plain reference decoder, and every call must keep the promises
+// of binary_parser.h (binary_parser_harness.h).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <iterator>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "server/protocol/binary_parser.h"
 #include "tests/fuzz/fuzz_support.h"
+#include "tests/protocol/binary_parser_harness.h"
 
 namespace {
 
-using ringcache::protocol::Event;
 using ringcache::protocol::EventKind;
-using ringcache::protocol::FrameParser;
 using ringcache::protocol::ParserLimits;
-
-using fuzz_support::require;
+using ringcache::protocol::test::Seen;
 
 // Small item limits reach EBIG and the key + value streaming rule with short
 // inputs; the large ones keep the production shape.
@@ -40,132 +33,6 @@ ParserLimits limits_from(uint8_t selector) {
   return limits;
 }
 
-bool view_inside(std::string_view view, std::string_view outer) {
-  const auto inner_begin = reinterpret_cast<uintptr_t>(view.data());
-  const auto outer_begin = reinterpret_cast<uintptr_t>(outer.data());
-  return inner_begin >= outer_begin && inner_begin + view.size() <= outer_begin + outer.size();
-}
-
-// Events with their bytes copied; put_data pieces merged so splits compare equal.
-struct Recorded {
-  EventKind kind;
-  std::string key;
-  std::string data;
-  uint64_t value_size;
-  uint8_t byte;
-  bool operator==(const Recorded&) const = default;
-};
-
-class CheckedParser {
- public:
-  explicit CheckedParser(const ParserLimits& limits)
-      : parser_(limits),
-        limits_(limits),
-        buffer_bound_bytes_(std::max<uint64_t>(
-            {limits.item_max_bytes, limits.inline_value_max_bytes, ParserLimits::repl_hello_max_bytes})) {}
-
-  void feed(std::string_view input) {
-    std::string_view rest = input;
-    bool previous_consumed_nothing = false;
-    for (;;) {
-      size_t consumed = SIZE_MAX;
-      const Event event = parser_.next(rest, consumed);
-      require(consumed <= rest.size(), "consumed <= input size");
-      require(parser_.buffered_bytes() <= buffer_bound_bytes_, "buffered_bytes within its bound");
-      if (event.kind == EventKind::need_more) {
-        require(consumed == rest.size(), "need_more consumes all input");
-        return;
-      }
-      // Progress: only put_end may consume nothing, and it always follows a put_data that did.
-      require((consumed == 0) == (event.kind == EventKind::put_end), "only put_end consumes nothing");
-      require(!(previous_consumed_nothing && consumed == 0), "no two events without progress");
-      previous_consumed_nothing = consumed == 0;
-      check(event, rest);
-      record(event);
-      rest.remove_prefix(consumed);
-    }
-  }
-
-  void finish() {
-    require(!parser_.at_frame_boundary() || parser_.buffered_bytes() == 0,
-            "nothing buffered at a frame boundary");
-    require(!streaming_ || !parser_.at_frame_boundary(), "a stream in progress is not a boundary");
-  }
-
-  const std::vector<Recorded>& events() const { return events_; }
-
- private:
-  void check(const Event& event, std::string_view input) {
-    for (const std::string_view view : {event.key, event.data}) {
-      if (view.empty()) continue;
-      require(view_inside(view, input) || parser_.in_own_buffer(view), "views lie in input or parser buffer");
-    }
-    if (streaming_)
-      require(event.kind == EventKind::put_data || event.kind == EventKind::put_end, "stream not interrupted");
-    switch (event.kind) {
-      case EventKind::get:
-      case EventKind::del:
-        require(event.key.size() <= limits_.item_max_bytes, "key within item_max");
-        break;
-      case EventKind::put:
-        require(event.key.size() <= limits_.item_max_bytes, "key within item_max");
-        require(event.data.size() == event.value_size, "put value_size matches data");
-        require(event.data.size() <= limits_.inline_value_max_bytes, "inline value within its limit");
-        break;
-      case EventKind::put_begin:
-        require(event.key.size() <= limits_.item_max_bytes, "key within item_max");
-        require(event.value_size > 0 && event.value_size <= limits_.item_max_bytes, "stream size sane");
-        streaming_ = true;
-        stream_expected_bytes_ = event.value_size;
-        stream_seen_bytes_ = 0;
-        break;
-      case EventKind::put_data:
-        require(streaming_, "put_data inside a stream");
-        require(!event.data.empty(), "put_data not empty");
-        require(view_inside(event.data, input), "put_data is a view into the input");
-        stream_seen_bytes_ += event.data.size();
-        require(stream_seen_bytes_ <= stream_expected_bytes_, "put_data within value_size");
-        break;
-      case EventKind::put_end:
-        require(streaming_, "put_end closes a stream");
-        require(stream_seen_bytes_ == stream_expected_bytes_, "put_data adds up to value_size");
-        streaming_ = false;
-        break;
-      case EventKind::repl_hello:
-        require(event.data.size() <= ParserLimits::repl_hello_max_bytes, "hello within its limit");
-        [[fallthrough]];
-      case EventKind::repl_invalid:
-        require(!seen_any_, "replication hello only first");
-        break;
-      case EventKind::stats:
-      case EventKind::invalid_opcode:
-      case EventKind::too_big:
-        break;
-      case EventKind::need_more:
-        require(false, "need_more handled by the caller");
-        break;
-    }
-    seen_any_ = true;
-  }
-
-  void record(const Event& event) {
-    if (event.kind == EventKind::put_data && !events_.empty() && events_.back().kind == EventKind::put_data) {
-      events_.back().data.append(event.data);
-      return;
-    }
-    events_.push_back({event.kind, std::string(event.key), std::string(event.data), event.value_size, event.byte});
-  }
-
-  FrameParser parser_;
-  ParserLimits limits_;
-  uint64_t buffer_bound_bytes_;
-  std::vector<Recorded> events_;
-  bool streaming_ = false;
-  bool seen_any_ = false;
-  uint64_t stream_expected_bytes_ = 0;
-  uint64_t stream_seen_bytes_ = 0;
-};
-
 // The oracle: the protocol restated as a plain whole-buffer decoder, with no
 // incremental state. Its events for the complete stream must equal the
 // parser's; it stops where the stream ends inside a frame.
@@ -173,7 +40,7 @@ class ReferenceDecoder {
  public:
   ReferenceDecoder(const ParserLimits& limits, std::string_view stream) : limits_(limits), stream_(stream) {}
 
-  std::vector<Recorded> decode() {
+  std::vector<Seen> decode() {
     bool first = true;
     while (pos_ < stream_.size()) {
       const auto byte = static_cast<uint8_t>(stream_[pos_++]);
@@ -271,29 +138,19 @@ class ReferenceDecoder {
   ParserLimits limits_;
   std::string_view stream_;
   size_t pos_ = 0;
-  std::vector<Recorded> events_;
+  std::vector<Seen> events_;
 };
-
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  constexpr size_t header_bytes = 2;
-  if (size < header_bytes) return 0;
+  constexpr size_t header_bytes = 2;  // limits selector, split seed
+  std::string_view stream;
+  if (!fuzz_support::split_input(data, size, header_bytes, stream)) return 0;
   const ParserLimits limits = limits_from(data[0]);
-  const std::string_view stream(reinterpret_cast<const char*>(data) + header_bytes, size - header_bytes);
-
-  CheckedParser whole(limits);
-  whole.feed(stream);
-  whole.finish();
-
+  const std::vector<Seen> events = fuzz_support::events_whole_and_in_pieces(
+      limits, stream, fuzz_support::SplitSizes(data[1] | static_cast<uint32_t>(size) << 8));
   fuzz_support::check_peeked_keys(stream, &ringcache::protocol::peek_frame_keys);
-
-  CheckedParser split(limits);
-  fuzz_support::feed_in_pieces(split, stream, data[1] | static_cast<uint32_t>(size) << 8);
-  split.finish();
-
-  require(whole.events() == split.events(), "same events whole and split");
-  require(whole.events() == ReferenceDecoder(limits, stream).decode(), "same events as the reference decoder");
+  fuzz_support::require(events == ReferenceDecoder(limits, stream).decode(), "same events as the reference decoder");
   return 0;
 }

@@ -1,6 +1,8 @@
-// What the libFuzzer targets of both protocol parsers share: the invariant
-// check, the split points, feeding a stream in fresh heap pieces, and the
-// check of a prefetch look-ahead (peek_frame_keys, peek_text_keys).
+// The scaffold of every libFuzzer target (tests/fuzz, tests/replication):
+// the input as header bytes then the stream, piece sizes picked from a
+// header byte, a stream fed in fresh heap pieces, the check that whole and
+// in pieces give the same events with every promise of the parser kept
+// (CheckedParser, tests/protocol/checked_parser.h), and require().
 #pragma once
 
 #include <algorithm>
@@ -11,6 +13,9 @@
 #include <iterator>
 #include <memory>
 #include <string_view>
+#include <vector>
+
+#include "tests/protocol/checked_parser.h"
 
 namespace fuzz_support {
 
@@ -19,6 +24,32 @@ inline void require(bool condition, const char* what) {
   std::fprintf(stderr, "invariant broken: %s\n", what);
   std::abort();
 }
+
+// The verdict of a CheckedParser: nullptr, or the promise it found broken.
+inline void require_kept(const char* broken) {
+  if (broken != nullptr) require(false, broken);
+}
+
+// libFuzzer's input: `header_bytes` of choices, then the stream. False when
+// the input is shorter than its header.
+inline bool split_input(const uint8_t* data, size_t size, size_t header_bytes, std::string_view& stream) {
+  if (size < header_bytes) return false;
+  stream = std::string_view(reinterpret_cast<const char*>(data) + header_bytes, size - header_bytes);
+  return true;
+}
+
+// A piece size of 1..64 bytes from the low six bits of a header byte.
+inline size_t chunk_bytes_from(uint8_t bits) { return 1 + bits % 64; }
+
+// Every piece the same size.
+class FixedSizes {
+ public:
+  explicit FixedSizes(size_t piece_bytes) : piece_bytes_(piece_bytes) {}
+  size_t next() const { return piece_bytes_; }
+
+ private:
+  size_t piece_bytes_;
+};
 
 // Piece sizes from a small xorshift generator: mostly tiny pieces, which is
 // where split handling lives, with an occasional large one.
@@ -37,20 +68,32 @@ class SplitSizes {
   uint32_t state_;
 };
 
-// Feeds `stream` to `parser` in pieces cut by SplitSizes(seed), each piece a
-// fresh heap copy (so ASan sees any view that outlives its input), then an
-// empty input.
-template <class Parser>
-void feed_in_pieces(Parser& parser, std::string_view stream, uint32_t seed) {
-  SplitSizes sizes(seed);
+// Feeds `stream` to `parser` in pieces cut by `sizes`, each piece a fresh
+// heap copy (so ASan sees any view that outlives its input), then an empty
+// input; every call must keep the parser's promises.
+template <class Limits, class Sizes>
+void feed_in_pieces(ringcache::test::CheckedParser<Limits>& parser, std::string_view stream, Sizes sizes) {
   for (size_t start = 0; start < stream.size();) {
     const size_t piece_bytes = std::min(sizes.next(), stream.size() - start);
     const auto piece = std::make_unique<char[]>(piece_bytes);
     std::copy_n(stream.data() + start, piece_bytes, piece.get());
-    parser.feed(std::string_view(piece.get(), piece_bytes));
+    require_kept(parser.feed(std::string_view(piece.get(), piece_bytes)));
     start += piece_bytes;
   }
-  parser.feed({});
+  require_kept(parser.feed({}));
+}
+
+// Parses `stream` whole and in pieces cut by `sizes`: both keep every
+// promise and give the same events, which are returned.
+template <class Limits, class Sizes>
+std::vector<typename ringcache::test::CheckedParser<Limits>::Seen> events_whole_and_in_pieces(
+    const Limits& limits, std::string_view stream, Sizes sizes) {
+  ringcache::test::CheckedParser<Limits> whole(limits);
+  require_kept(whole.feed(stream));
+  ringcache::test::CheckedParser<Limits> split(limits);
+  feed_in_pieces(split, stream, sizes);
+  require(whole.events() == split.events(), "same events whole and in pieces");
+  return whole.events();
 }
 
 // A prefetch look-ahead reads only inside its input, whatever it holds, and

@@ -102,7 +102,7 @@ inline std::ostream& operator<<(std::ostream& out, const std::vector<Seen>& even
 namespace ringcache::test {
 
 template <>
-struct ParserAdapter<protocol::ParserLimits> {
+struct ParserAdapter<protocol::ParserLimits> : PutStreamAdapter<protocol::Event> {
   using Parser = protocol::FrameParser;
   using Event = protocol::Event;
   using Seen = protocol::test::Seen;
@@ -112,21 +112,6 @@ struct ParserAdapter<protocol::ParserLimits> {
   static uint64_t buffered_bytes_max(const protocol::ParserLimits& limits, const Parser&) {
     return std::max<uint64_t>(
         {limits.item_max_bytes, limits.inline_value_max_bytes, protocol::ParserLimits::repl_hello_max_bytes});
-  }
-
-  static bool may_consume_nothing(const Event& event) { return event.kind == Kind::put_end; }
-
-  static StreamRole stream_role(const Event& event) {
-    switch (event.kind) {
-      case Kind::put_begin: return StreamRole::begin;
-      case Kind::put_data: return StreamRole::data;
-      case Kind::put_end: return StreamRole::end;
-      default: return StreamRole::none;
-    }
-  }
-
-  static bool continues_stream(const Event& event) {
-    return event.kind == Kind::put_data || event.kind == Kind::put_end;
   }
 
   template <class Checked>

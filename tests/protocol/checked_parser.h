@@ -16,17 +16,20 @@
 // What differs lives in ParserAdapter<Limits>, specialised once per parser
 // (keyed by its limits type, so a limits value names its parser) in
 // binary_parser_harness.h, text_parser_harness.h and
-// tests/replication/wire_decoder_harness.h. An adapter provides:
-//   Parser, Event, Seen                  Seen: an event with its bytes owned
-//                                        (a std::string `data`, operator==)
-//   buffered_bytes_max(limits, parser)   the bound on buffered_bytes()
-//   may_consume_nothing(event)
-//   stream_role(event)                   where the event stands in a stream
-//   continues_stream(event)              may come while a value streams
+// tests/replication/wire_harness.h. An adapter provides:
+//   Parser, Event, Seen         Seen: an event with its bytes owned (a
+//                               std::string `data`, operator==)
+//   buffered_bytes_max(limits, parser)       the bound on buffered_bytes()
+//   may_consume_nothing(event)               the events allowed to consume
+//                                            no input
+//   stream_role(event)                       where it stands in a stream
+//   continues_stream(event)                  may come while a value streams
 //   check(event, input, checked, promises)   its own promises per event
 //   check_idle(parser, streaming, promises)  after each need_more
-//   at_rest(parser)                      after a complete input
-//   seen(event)                          the event recorded
+//   at_rest(parser)                          after a complete input
+//   seen(event)                              the event recorded
+// A PUT stream (binary protocol, replication) takes the middle three from
+// PutStreamAdapter.
 //
 // No test framework here: a broken promise is returned as its description,
 // which the unit tests turn into a failure and the fuzz targets into abort().
@@ -65,6 +68,29 @@ class Promises {
 
  private:
   const char* broken_ = nullptr;
+};
+
+// The stream of a PUT in the binary protocol and in replication: put_begin,
+// put_data pieces, and put_end, which consumes no input. Their adapters
+// derive from this.
+template <class Event>
+struct PutStreamAdapter {
+  using Kind = decltype(Event::kind);
+
+  static bool may_consume_nothing(const Event& event) { return event.kind == Kind::put_end; }
+
+  static StreamRole stream_role(const Event& event) {
+    switch (event.kind) {
+      case Kind::put_begin: return StreamRole::begin;
+      case Kind::put_data: return StreamRole::data;
+      case Kind::put_end: return StreamRole::end;
+      default: return StreamRole::none;
+    }
+  }
+
+  static bool continues_stream(const Event& event) {
+    return event.kind == Kind::put_data || event.kind == Kind::put_end;
+  }
 };
 
 // Every non-empty view lies in the input or in the parser's own buffer.

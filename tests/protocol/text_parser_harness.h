@@ -249,6 +249,7 @@ struct ParserAdapter<protocol::text::ParserLimits> {
       promises.require(bits == meta.present, "meta flag order and bits agree");
     }
     if (!event.key.empty()) promises.require(event.key.size() <= Limits::key_max_bytes, "key within 250 bytes");
+    if (event.kind != Kind::error) promises.require(event.error == Error::none, "only errors carry an error");
     switch (event.kind) {
       case Kind::request:
         promises.require(!parser.closed() || event.command == Command::quit, "nothing but quit closes the input");
@@ -296,10 +297,6 @@ struct ParserAdapter<protocol::text::ParserLimits> {
       seen.error = event.error;
       seen.noreply = event.noreply;
       if (event.error == Error::too_large) seen.key = std::string(event.key);
-      return seen;
-    }
-    if (event.kind == Kind::value_data) {
-      seen.data = std::string(event.data);
       return seen;
     }
     seen.noreply = event.noreply;
