@@ -75,12 +75,17 @@ std::vector<SeenOf<Limits>> parse_cut(const Limits& limits, std::string_view byt
   return feeder.events();
 }
 
+// The cuts that make fixed-size chunks of an input of `size` bytes.
+inline std::vector<size_t> chunk_cuts(size_t size, size_t chunk_bytes) {
+  std::vector<size_t> cuts;
+  for (size_t cut = chunk_bytes; cut < size; cut += chunk_bytes) cuts.push_back(cut);
+  return cuts;
+}
+
 // Fixed-size chunks.
 template <class Limits>
 std::vector<SeenOf<Limits>> parse_chunks(const Limits& limits, std::string_view bytes, size_t chunk_bytes) {
-  std::vector<size_t> cuts;
-  for (size_t cut = chunk_bytes; cut < bytes.size(); cut += chunk_bytes) cuts.push_back(cut);
-  return parse_cut(limits, bytes, cuts);
+  return parse_cut(limits, bytes, chunk_cuts(bytes.size(), chunk_bytes));
 }
 
 inline constexpr size_t sweep_chunk_sizes[] = {100000, 1000, 100, 10, 5, 2, 1};

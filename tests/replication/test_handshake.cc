@@ -13,20 +13,13 @@
 
 #include "repl_test_util.h"
 #include "server/replication/handshake.h"
+#include "tests/replication/wire_harness.h"
 
 using namespace repl_test;
 
 namespace {
 
-std::string hex(std::string_view bytes) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes) {
-    out += digits[static_cast<unsigned char>(c) >> 4];
-    out += digits[static_cast<unsigned char>(c) & 15];
-  }
-  return out;
-}
+using ringcache::replication::test::hex;
 
 template <size_t N>
 std::string hex(const std::array<unsigned char, N>& bytes) {

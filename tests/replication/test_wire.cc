@@ -2,143 +2,36 @@
 // StreamDecoder fed each stream whole and split at every byte.
 #include <doctest/doctest.h>
 
-#include <ostream>
 #include <string>
 #include <vector>
 
 #include "server/replication/handshake.h"
 #include "server/replication/wire.h"
 #include "server/replication/wire_decoder.h"
+#include "tests/protocol/parser_sweep.h"
+#include "tests/replication/wire_harness.h"
 
 using namespace ringcache::replication;
+using namespace ringcache::replication::test;
+using namespace ringcache::test;
 
 namespace {
 
-std::string hex(std::string_view bytes) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes) {
-    out += digits[static_cast<unsigned char>(c) >> 4];
-    out += digits[static_cast<unsigned char>(c) & 15];
-  }
-  return out;
-}
-
-// An event with its bytes copied out; put_data pieces are merged so that
-// every split of the input records the same sequence.
-struct Seen {
-  DecodeKind kind = DecodeKind::need_more;
-  std::string key;
-  std::string data;
-  uint64_t value_size = 0;
-  uint64_t version = 0;
-  uint32_t flags = 0;
-  uint32_t expires_at = 0;
-  uint64_t number = 0;
-  uint8_t byte = 0;
-  bool operator==(const Seen&) const = default;
-};
-
-std::ostream& operator<<(std::ostream& os, const Seen& s) {
-  return os << decode_kind_name(s.kind) << "(key=" << hex(s.key) << " data=" << s.data.size()
-            << "B v=" << s.version << " n=" << s.number << ")";
-}
-
-Seen from_event(const DecodeEvent& e) {
-  return Seen{e.kind,         std::string(e.key), std::string(e.data), e.value_size, e.meta.version,
-              e.meta.flags,   e.meta.expires_at,  e.number,            e.byte};
-}
-
 constexpr uint64_t item_max = 1 << 20;
 
-// Feeds `stream` in pieces of `chunk` bytes, the way a worker does: loop
-// until need_more. Checks the decoder's contract on every call.
-std::vector<Seen> decode(std::string_view stream, size_t chunk, uint32_t inline_max = 64 * 1024,
-                         size_t* buffered_max = nullptr) {
+DecoderLimits wire_limits(uint32_t inline_max = 64 * 1024) {
   DecoderLimits limits;
   limits.item_max_bytes = item_max;
   limits.inline_value_max_bytes = inline_max;
-  StreamDecoder decoder(limits);
-  std::vector<Seen> out;
-  size_t at = 0;
-  do {
-    std::string_view input = stream.substr(at, chunk);
-    at += input.size();
-    while (true) {
-      size_t used = 0;
-      const DecodeEvent e = decoder.next(input, used);
-      REQUIRE(used <= input.size());
-      if (buffered_max != nullptr) *buffered_max = std::max(*buffered_max, decoder.buffered_bytes());
-      input.remove_prefix(used);
-      if (e.kind == DecodeKind::need_more) {
-        REQUIRE(input.empty());
-        break;
-      }
-      if (e.kind == DecodeKind::put_data) {
-        REQUIRE(!e.data.empty());
-        REQUIRE(!out.empty());
-        if (out.back().kind == DecodeKind::put_data) {
-          out.back().data += e.data;
-          continue;
-        }
-      }
-      if (e.kind == DecodeKind::put_end) REQUIRE(used == 0);
-      out.push_back(from_event(e));
-    }
-  } while (at < stream.size());
-  return out;
+  return limits;
 }
 
-// Every split gives the events of the whole stream.
+// Every split gives the events of the whole stream, which are returned.
 std::vector<Seen> decode_every_split(std::string_view stream, uint32_t inline_max = 64 * 1024) {
-  const std::vector<Seen> whole = decode(stream, stream.size() + 1, inline_max);
-  for (const size_t chunk : {100000, 1000, 100, 10, 5, 2, 1}) {
-    INFO("chunk " << chunk);
-    CHECK(decode(stream, chunk, inline_max) == whole);
-  }
-  // Split at every byte into exactly two inputs.
-  for (size_t cut = 1; cut < stream.size(); ++cut) {
-    DecoderLimits limits;
-    limits.item_max_bytes = item_max;
-    limits.inline_value_max_bytes = inline_max;
-    StreamDecoder decoder(limits);
-    std::vector<Seen> out;
-    for (std::string_view input : {stream.substr(0, cut), stream.substr(cut)}) {
-      while (true) {
-        size_t used = 0;
-        const DecodeEvent e = decoder.next(input, used);
-        input.remove_prefix(used);
-        if (e.kind == DecodeKind::need_more) break;
-        if (e.kind == DecodeKind::put_data && !out.empty() && out.back().kind == DecodeKind::put_data) {
-          out.back().data += e.data;
-          continue;
-        }
-        out.push_back(from_event(e));
-      }
-    }
-    INFO("cut at " << cut);
-    REQUIRE(out == whole);
-  }
+  const DecoderLimits limits = wire_limits(inline_max);
+  const std::vector<Seen> whole = parse_whole(limits, stream);
+  check_every_split(limits, stream, whole);
   return whole;
-}
-
-Seen seen_put(std::string key, std::string value, uint64_t version, uint32_t flags = 0, uint32_t exp = 0) {
-  Seen s;
-  s.kind = DecodeKind::put;
-  s.key = std::move(key);
-  s.value_size = value.size();
-  s.data = std::move(value);
-  s.version = version;
-  s.flags = flags;
-  s.expires_at = exp;
-  return s;
-}
-
-Seen seen_kind(DecodeKind kind, uint64_t number = 0) {
-  Seen s;
-  s.kind = kind;
-  s.number = number;
-  return s;
 }
 
 }  // namespace
@@ -249,9 +142,9 @@ TEST_CASE("values over inline_value_max_bytes stream: put_begin, put_data, put_e
   CHECK(seen[2].kind == DecodeKind::put_end);
   CHECK(seen[3].kind == DecodeKind::del);
   // The decoder held at most the key, never the streamed value.
-  size_t buffered = 0;
-  (void)decode(stream, 7, 1000, &buffered);
-  CHECK(buffered < 1000);
+  Feeder feeder(wire_limits(1000));
+  feeder.feed_cut(stream, chunk_cuts(stream.size(), 7));
+  CHECK(feeder.peak_buffered_bytes() < 1000);
 }
 
 TEST_CASE("a key or value over --max-item is reported once and skipped; the stream stays in sync") {
@@ -275,7 +168,7 @@ TEST_CASE("a key or value over --max-item is reported once and skipped; the stre
   stream += std::string(2 * item_max, 'd');
   append_put(stream, "ok3", "w", PutMeta{4, 0, 0});
   for (const size_t chunk : {stream.size(), size_t{65536}, size_t{4093}}) {
-    const std::vector<Seen> seen = decode(stream, chunk);
+    const std::vector<Seen> seen = parse_chunks(wire_limits(), stream, chunk);
     REQUIRE(seen.size() == 6);
     CHECK(seen[0].kind == DecodeKind::too_big);
     CHECK(seen[1] == seen_put("ok1", "v", 1));
