@@ -1,4 +1,4 @@
-// The scaffold of every libFuzzer target (tests/fuzz, tests/replication):
+// The scaffold of every libFuzzer target (tests/fuzz):
 // the input as header bytes then the stream, piece sizes picked from a
 // header byte, a stream fed in fresh heap pieces, the check that whole and
 // in pieces give the same events with every promise of the parser kept

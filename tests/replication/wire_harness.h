@@ -2,7 +2,7 @@
 // StreamDecoder (Seen) and how tests spell it, and StreamDecoder's
 // ParserAdapter (tests/protocol/checked_parser.h) with the promises of
 // wire_decoder.h that are its own. Used by the unit tests and by
-// fuzz_wire_decoder.cc, so no test framework here.
+// tests/fuzz/fuzz_wire_decoder.cc, so no test framework here.
 #pragma once
 
 #include <cstdint>
