@@ -11,9 +11,11 @@
 #include "server/process.h"
 #include "server/stats.h"
 #include "store/store.h"
+#include "tests/server/server_test_util.h"
 
 using namespace ringcache;
 using namespace ringcache::server;
+using ringcache::server::test::take_output;
 
 namespace {
 
@@ -45,22 +47,6 @@ std::string pattern(size_t size, unsigned seed) {
     c = static_cast<char>(x >> 24);
   }
   return s;
-}
-
-// Everything queued, as the client would receive it.
-std::string take_output(OutputQueue& out) {
-  std::string bytes;
-  iovec iov[16];
-  while (!out.empty()) {
-    const size_t count = out.gather(iov, 16);
-    size_t total = 0;
-    for (size_t i = 0; i < count; ++i) {
-      bytes.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-      total += iov[i].iov_len;
-    }
-    out.consume(total);
-  }
-  return bytes;
 }
 
 struct Fixture {
