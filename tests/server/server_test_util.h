@@ -1,15 +1,27 @@
-// What the tests of the daemon's modules share: the replies a connection
-// would send, read out of its OutputQueue.
+// What the tests of the daemon's modules share: value bytes, and the
+// replies a connection would send, read out of its OutputQueue.
 #pragma once
 
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "server/output_queue.h"
 
 namespace ringcache::server::test {
+
+// Deterministic bytes of every value, different for each seed.
+inline std::string pattern(size_t size, unsigned seed) {
+  std::string s(size, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (char& c : s) {
+    x = x * 1103515245u + 12345u;
+    c = static_cast<char>(x >> 24);
+  }
+  return s;
+}
 
 // Everything queued, as the client would receive it; the queue is left empty.
 inline std::string take_output(OutputQueue& out) {

@@ -15,6 +15,7 @@
 
 using namespace ringcache;
 using namespace ringcache::server;
+using ringcache::server::test::pattern;
 using ringcache::server::test::take_output;
 
 namespace {
@@ -39,16 +40,6 @@ std::string get(std::string_view key) { return op_get + field(key); }
 std::string del(std::string_view key) { return op_del + field(key); }
 std::string ok_value(std::string_view value) { return ok + field(value); }
 
-std::string pattern(size_t size, unsigned seed) {
-  std::string s(size, '\0');
-  uint32_t x = seed * 2654435761u + 7;
-  for (char& c : s) {
-    x = x * 1103515245u + 12345u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
-
 struct Fixture {
   explicit Fixture(uint64_t max_item = 1024 * 1024)
       : store([] {
@@ -64,6 +55,13 @@ struct Fixture {
   }
 
   Connection connection() { return Connection(3, 0, 0, limits); }
+
+  // Stores a value through a connection of its own, as another client would.
+  void put_value(std::string_view key, std::string_view value) {
+    Connection setup = connection();
+    REQUIRE(setup.feed(put(key, value), processor, 0) == FeedStatus::ok);
+    CHECK(take_output(setup.out) == std::string(1, ok));
+  }
 
   store::Store store;
   store::StoreThread thread;
@@ -184,11 +182,7 @@ TEST_CASE("STATS counts requests") {
 TEST_CASE("a client that does not read pauses at pins_max large values") {
   Fixture f;
   const std::string value = pattern(64 * 1024, 9);  // pinned: above copy_value_max_bytes
-  {
-    Connection setup = f.connection();
-    REQUIRE(setup.feed(put("v", value), f.processor, 0) == FeedStatus::ok);
-    take_output(setup.out);
-  }
+  f.put_value("v", value);
   Connection c = f.connection();
   std::string stream;
   for (int i = 0; i < 10; ++i) stream += get("v");
@@ -215,11 +209,7 @@ TEST_CASE("a client that does not read pauses at pins_max large values") {
 TEST_CASE("queued reply bytes stay bounded per connection") {
   Fixture f;
   const std::string value = pattern(copy_value_max_bytes, 10);  // copied into the queue
-  {
-    Connection setup = f.connection();
-    REQUIRE(setup.feed(put("c", value), f.processor, 0) == FeedStatus::ok);
-    take_output(setup.out);
-  }
+  f.put_value("c", value);
   Connection c = f.connection();
   std::string stream;
   for (int i = 0; i < 1000; ++i) stream += get("c");
@@ -248,11 +238,7 @@ TEST_CASE("the worker budget pauses a connection once it has a reply queued") {
 TEST_CASE("input beyond the stash limit while paused is refused") {
   Fixture f;
   const std::string value = pattern(64 * 1024, 11);
-  {
-    Connection setup = f.connection();
-    REQUIRE(setup.feed(put("v", value), f.processor, 0) == FeedStatus::ok);
-    take_output(setup.out);
-  }
+  f.put_value("v", value);
   Connection c = f.connection();
   REQUIRE(c.feed(get("v") + get("v"), f.processor, 0) == FeedStatus::ok);
   REQUIRE(c.out.pins() == pins_max);

@@ -9,9 +9,11 @@
 
 #include "server/output_queue.h"
 #include "store/store.h"
+#include "tests/server/server_test_util.h"
 
 using namespace ringcache;
 using server::OutputQueue;
+using server::test::pattern;
 
 namespace {
 
@@ -33,16 +35,6 @@ std::string drain(OutputQueue& queue, size_t iov_max, size_t step) {
     queue.consume(taken);
   }
   return out;
-}
-
-std::string pattern(size_t size, unsigned seed) {
-  std::string s(size, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (char& c : s) {
-    x = x * 1103515245u + 12345u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
 }
 
 store::PinnedItem pin_value(store::StoreThread& thread, std::string_view key) {

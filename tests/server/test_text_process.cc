@@ -23,6 +23,7 @@
 
 using namespace ringcache;
 using namespace ringcache::server;
+using ringcache::server::test::pattern;
 using ringcache::server::test::take_output;
 using protocol::text::Command;
 using protocol::text::Event;
@@ -117,16 +118,6 @@ struct Fixture {
 std::string value_reply(std::string_view key, uint32_t flags, std::string_view value) {
   return "VALUE " + std::string(key) + " " + std::to_string(flags) + " " + std::to_string(value.size()) + "\r\n" +
          std::string(value) + "\r\n";
-}
-
-std::string pattern(size_t size, unsigned seed) {
-  std::string s(size, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (char& c : s) {
-    x = x * 1103515245u + 12345u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
 }
 
 // A storage event as the parser hands it out around a streamed value.
