@@ -2,9 +2,9 @@
 //
 // Input layout: byte 0 picks the ParserLimits, byte 1 seeds the split points,
 // the rest is the byte stream of one connection. The stream is parsed once
-// whole and once cut into pieces (fuzz_support.h); both runs must give the
-// events of a plain reference decoder, and every call must keep the promises
-// of binary_parser.h (binary_parser_harness.h).
+// whole and once cut into pieces (fuzz_support.h: run_parser_target); both
+// runs must give the events of a plain reference decoder, and every call
+// must keep the promises of binary_parser.h (binary_parser_harness.h).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -144,13 +144,9 @@ class ReferenceDecoder {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  constexpr size_t header_bytes = 2;  // limits selector, split seed
-  std::string_view stream;
-  if (!fuzz_support::split_input(data, size, header_bytes, stream)) return 0;
-  const ParserLimits limits = limits_from(data[0]);
-  const std::vector<Seen> events = fuzz_support::events_whole_and_in_pieces(
-      limits, stream, fuzz_support::SplitSizes(data[1] | static_cast<uint32_t>(size) << 8));
-  fuzz_support::check_peeked_keys(stream, &ringcache::protocol::peek_frame_keys);
-  fuzz_support::require(events == ReferenceDecoder(limits, stream).decode(), "same events as the reference decoder");
+  const auto run = fuzz_support::run_parser_target(data, size, &limits_from, &ringcache::protocol::peek_frame_keys);
+  if (!run) return 0;
+  fuzz_support::require(run->events == ReferenceDecoder(run->limits, run->stream).decode(),
+                        "same events as the reference decoder");
   return 0;
 }

@@ -12,7 +12,9 @@
 #include <cstdlib>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tests/protocol/checked_parser.h"
@@ -96,10 +98,11 @@ std::vector<typename ringcache::test::CheckedParser<Limits>::Seen> events_whole_
   return whole.events();
 }
 
+using PeekKeys = size_t (*)(std::string_view input, std::string_view* keys, size_t max);
+
 // A prefetch look-ahead reads only inside its input, whatever it holds, and
 // returns at most `max` keys.
-inline void check_peeked_keys(std::string_view stream,
-                              size_t (*peek)(std::string_view, std::string_view*, size_t)) {
+inline void check_peeked_keys(std::string_view stream, PeekKeys peek) {
   std::string_view peeked[32];
   const size_t count = peek(stream, peeked, std::size(peeked));
   require(count <= std::size(peeked), "the look-ahead respects max");
@@ -108,6 +111,30 @@ inline void check_peeked_keys(std::string_view stream,
                 peeked[i].data() + peeked[i].size() <= stream.data() + stream.size(),
             "peeked keys lie inside the input");
   }
+}
+
+template <class Limits>
+struct ParserRun {
+  Limits limits;
+  std::string_view stream;
+  std::vector<typename ringcache::test::CheckedParser<Limits>::Seen> events;
+};
+
+// The protocol parser targets: byte 0 picks the limits, byte 1 seeds the
+// split points, the rest is the byte stream of one connection. Parses it
+// whole and in pieces and checks the prefetch look-ahead on it; returns
+// what the target's own oracle needs, nothing for an input shorter than its
+// header.
+template <class Limits>
+std::optional<ParserRun<Limits>> run_parser_target(const uint8_t* data, size_t size, Limits (*limits_from)(uint8_t),
+                                                   PeekKeys peek) {
+  constexpr size_t header_bytes = 2;
+  std::string_view stream;
+  if (!split_input(data, size, header_bytes, stream)) return std::nullopt;
+  const Limits limits = limits_from(data[0]);
+  auto events = events_whole_and_in_pieces(limits, stream, SplitSizes(data[1] | static_cast<uint32_t>(size) << 8));
+  check_peeked_keys(stream, peek);
+  return ParserRun<Limits>{limits, stream, std::move(events)};
 }
 
 }  // namespace fuzz_support

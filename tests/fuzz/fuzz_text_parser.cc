@@ -2,11 +2,11 @@
 //
 // Input layout: byte 0 picks the ParserLimits, byte 1 seeds the split points,
 // the rest is the byte stream of one connection. The stream is parsed once
-// whole and once cut into pieces (fuzz_support.h); both runs must give the
-// same events and every call must keep the promises of text_parser.h
-// (text_parser_harness.h). The oracle for the grammar is a round trip: every
-// whole request is written back in canonical form and parsed again by a
-// fresh parser, which must see the same request.
+// whole and once cut into pieces (fuzz_support.h: run_parser_target); both
+// runs must give the same events and every call must keep the promises of
+// text_parser.h (text_parser_harness.h). The oracle for the grammar is a
+// round trip: every whole request is written back in canonical form and
+// parsed again by a fresh parser, which must see the same request.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -150,15 +150,11 @@ void check_round_trip(const ParserLimits& limits, const Seen& request) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  constexpr size_t header_bytes = 2;  // limits selector, split seed
-  std::string_view stream;
-  if (!fuzz_support::split_input(data, size, header_bytes, stream)) return 0;
-  const ParserLimits limits = limits_from(data[0]);
-  const std::vector<Seen> events = fuzz_support::events_whole_and_in_pieces(
-      limits, stream, fuzz_support::SplitSizes(data[1] | static_cast<uint32_t>(size) << 8));
-  fuzz_support::check_peeked_keys(stream, &ringcache::protocol::text::peek_text_keys);
-  for (const Seen& event : events) {
-    if (event.kind == EventKind::request) check_round_trip(limits, event);
+  const auto run =
+      fuzz_support::run_parser_target(data, size, &limits_from, &ringcache::protocol::text::peek_text_keys);
+  if (!run) return 0;
+  for (const Seen& event : run->events) {
+    if (event.kind == EventKind::request) check_round_trip(run->limits, event);
   }
   return 0;
 }

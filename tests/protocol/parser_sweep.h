@@ -112,6 +112,21 @@ void check_every_split(const Limits& limits, std::string_view bytes, const std::
   }
 }
 
+// Feeds `bytes` in pieces of `chunk_bytes` straight from `bytes`, as a
+// receive buffer hands them over, checking after each piece that the parser
+// holds at most `buffered_bytes_max`. Returns how many pieces it fed.
+template <class Limits>
+size_t feed_receive_buffers(Feeder<Limits>& feeder, std::string_view bytes, size_t chunk_bytes,
+                            size_t buffered_bytes_max) {
+  size_t pieces = 0;
+  for (size_t start = 0; start < bytes.size(); start += chunk_bytes) {
+    feeder.feed(bytes.substr(start, chunk_bytes));
+    ++pieces;
+    CHECK(feeder.parser().buffered_bytes() <= buffered_bytes_max);
+  }
+  return pieces;
+}
+
 // Feeds `length` bytes of `fill` from one reusable buffer: skipping a refused
 // field is counting, so even 4 GiB passes quickly and must never be buffered.
 template <class Limits>
