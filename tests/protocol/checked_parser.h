@@ -180,7 +180,9 @@ class CheckedParser {
         streaming_ = false;
         break;
       case StreamRole::abort:
-        if (streaming_) promises.require(stream_seen_bytes_ == stream_expected_bytes_, "a stream fails only at its end");
+        if (streaming_) {
+          promises.require(stream_seen_bytes_ == stream_expected_bytes_, "a stream fails only at its end");
+        }
         streaming_ = false;
         break;
       case StreamRole::none:

@@ -1,5 +1,7 @@
-// Helpers for the replication tests: versioned stores, a log capture, and a
-// receiving peer that applies what a Replicator sends, the way a worker does.
+// Helpers for the replication tests: versioned stores, a log capture, a
+// sending node, and a receiving peer that applies what a Replicator sends,
+// the way a worker does. Frames and hex come from wire_harness.h, reading a
+// value from tests/store/store_test_util.h.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -24,11 +26,15 @@
 #include "server/replication/replicator.h"
 #include "server/replication/wire.h"
 #include "store/store.h"
+#include "tests/replication/wire_harness.h"
+#include "tests/store/store_test_util.h"
 
 namespace repl_test {
 
 using namespace ringcache;
 using namespace ringcache::replication;
+using namespace ringcache::replication::test;
+using store_test::get_string;
 
 inline store::StoreConfig versioned_config(uint64_t memory_bytes = 64 * store::kMiB) {
   store::StoreConfig config;
@@ -91,16 +97,6 @@ struct StreamFixture {
   ReplicationConfig config;
   TrustLog trust_log{&LogCapture::sink};
 };
-
-inline std::optional<std::string> get_string(store::StoreThread& t, std::string_view key) {
-  std::optional<std::string> out;
-  t.get(key, [&](const store::ItemView& v) {
-    std::string s(v.value_size(), '\0');
-    v.copy_value(0, s.data(), s.size());
-    out = std::move(s);
-  });
-  return out;
-}
 
 inline uint64_t version_of(store::StoreThread& t, std::string_view key) {
   uint64_t version = 0;
@@ -313,6 +309,20 @@ struct ReceivingPeer {
 inline std::shared_ptr<const PeerSecret> make_secret(char fill) {
   return std::make_shared<const PeerSecret>(std::string(32, fill));
 }
+
+// A node that sends: a store, a client's handle on it, and the Replicator
+// that streams its writes to the peers of `config` once started.
+struct SendingNode {
+  explicit SendingNode(ReplicationConfig config, const store::StoreConfig& store_config = versioned_config())
+      : store(store_config), thread(store), replicator(store, std::move(config)) {}
+  void start() {
+    std::string error;
+    REQUIRE_MESSAGE(replicator.start(error), error);
+  }
+  store::Store store;
+  store::StoreThread thread;
+  Replicator replicator;
+};
 
 inline ReplicationConfig sender_config(const std::string& node_id, std::vector<uint16_t> ports) {
   ReplicationConfig config;

@@ -30,19 +30,6 @@ store::StoreConfig fake_clock_config() {
 std::atomic<uint64_t> fake_wall_ms{0};
 uint64_t fake_wall() { return fake_wall_ms.load(std::memory_order_relaxed); }
 
-
-std::string put_frame(std::string_view key, std::string_view value, uint64_t version) {
-  std::string out;
-  append_put(out, key, value, PutMeta{version, 0, 0});
-  return out;
-}
-
-std::string flush_frame(uint64_t version, uint32_t at_s) {
-  std::string out;
-  append_flush(out, version, at_s);
-  return out;
-}
-
 // The FLUSH frames waiting in a worker's handoff ring (popped).
 std::vector<std::pair<uint64_t, uint32_t>> handed_over_flushes(WorkerReplication& worker) {
   std::vector<std::pair<uint64_t, uint32_t>> out;
@@ -132,79 +119,74 @@ TEST_CASE("IncomingStream: a delayed FLUSH applies at its time and does not drag
 }
 
 TEST_CASE("flush_replicated: for now, a fresh version above everything written before, handed over") {
-  store::Store store(versioned_config());
-  store::StoreThread thread(store);
-  Replicator replicator(store, sender_config("flusher", {1}));
-  WorkerReplication& worker = replicator.worker(0);
+  SendingNode node(sender_config("flusher", {1}));
+  WorkerReplication& worker = node.replicator.worker(0);
   const store::PutOptions set{store::PutMode::set, 0};
   for (int i = 0; i < 100; ++i) {
-    REQUIRE(put_replicated(thread, worker, "k" + std::to_string(i), "v", {}, set) == store::PutStatus::stored);
+    const std::string key = "k" + std::to_string(i);
+    REQUIRE(put_replicated(node.thread, worker, key, "v", {}, set) == store::PutStatus::stored);
   }
-  const uint64_t last = version_of(thread, "k99");
+  const uint64_t last = version_of(node.thread, "k99");
   (void)handed_over_flushes(worker);
-  const uint64_t threshold = flush_replicated(thread, worker, 0);
+  const uint64_t threshold = flush_replicated(node.thread, worker, 0);
   CHECK(threshold > last);
-  CHECK(version_tag(threshold) == replicator.node_tag());
-  CHECK(thread.flush_version() == threshold);
-  CHECK(contents(thread).empty());
+  CHECK(version_tag(threshold) == node.replicator.node_tag());
+  CHECK(node.thread.flush_version() == threshold);
+  CHECK(contents(node.thread).empty());
   CHECK(handed_over_flushes(worker) == std::vector<std::pair<uint64_t, uint32_t>>{{threshold, 0}});
-  REQUIRE(put_replicated(thread, worker, "after", "a", {}, set) == store::PutStatus::stored);
-  CHECK(get_string(thread, "after") == "a");
+  REQUIRE(put_replicated(node.thread, worker, "after", "a", {}, set) == store::PutStatus::stored);
+  CHECK(get_string(node.thread, "after") == "a");
   // An at_s that is not in the future is a flush for now.
-  const uint64_t again = flush_replicated(thread, worker, store.now_s());
+  const uint64_t again = flush_replicated(node.thread, worker, node.store.now_s());
   CHECK(again > threshold);
-  CHECK(!get_string(thread, "after"));
+  CHECK(!get_string(node.thread, "after"));
   CHECK(handed_over_flushes(worker) == std::vector<std::pair<uint64_t, uint32_t>>{{again, 0}});
 }
 
 TEST_CASE("flush_replicated: delayed, the threshold is the instant at_s, or the clock if it is already past") {
-  store::Store store(fake_clock_config());
-  store::StoreThread thread(store);
-  Replicator replicator(store, sender_config("flusher", {1}));
-  WorkerReplication& worker = replicator.worker(0);
+  SendingNode node(sender_config("flusher", {1}), fake_clock_config());
+  WorkerReplication& worker = node.replicator.worker(0);
   const store::PutOptions set{store::PutMode::set, 0};
-  REQUIRE(put_replicated(thread, worker, "before", "b", {}, set) == store::PutStatus::stored);
+  REQUIRE(put_replicated(node.thread, worker, "before", "b", {}, set) == store::PutStatus::stored);
   const uint32_t at_s = fake_now_s + 20;
-  const uint64_t threshold = flush_replicated(thread, worker, at_s);
+  const uint64_t threshold = flush_replicated(node.thread, worker, at_s);
   CHECK(threshold == version_at_unix_ms(uint64_t{at_s} * 1000));
   (void)handed_over_flushes(worker);
   // Until at_s nothing is hidden, and writes made meanwhile are below it.
-  REQUIRE(put_replicated(thread, worker, "meanwhile", "m", {}, set) == store::PutStatus::stored);
-  CHECK(version_of(thread, "meanwhile") < threshold);
-  CHECK(get_string(thread, "before") == "b");
+  REQUIRE(put_replicated(node.thread, worker, "meanwhile", "m", {}, set) == store::PutStatus::stored);
+  CHECK(version_of(node.thread, "meanwhile") < threshold);
+  CHECK(get_string(node.thread, "before") == "b");
   fake_now_s = at_s;
-  thread.expire();
-  CHECK(!get_string(thread, "before"));
-  CHECK(!get_string(thread, "meanwhile"));
+  node.thread.expire();
+  CHECK(!get_string(node.thread, "before"));
+  CHECK(!get_string(node.thread, "meanwhile"));
 
   // A clock already past at_s (it observed a peer far ahead): the fresh
   // version wins, so what this node acknowledged before still goes.
   const uint64_t ahead = version_at_unix_ms(wall_clock_unix_ms() + 3'600'000) + 5;
-  replicator.clock().observe(ahead);
-  REQUIRE(put_replicated(thread, worker, "stamped-ahead", "s", {}, set) == store::PutStatus::stored);
+  node.replicator.clock().observe(ahead);
+  REQUIRE(put_replicated(node.thread, worker, "stamped-ahead", "s", {}, set) == store::PutStatus::stored);
   const uint32_t soon = fake_now_s + 10;
-  const uint64_t raised = flush_replicated(thread, worker, soon);
-  CHECK(raised > version_of(thread, "stamped-ahead"));
+  const uint64_t raised = flush_replicated(node.thread, worker, soon);
+  CHECK(raised > version_of(node.thread, "stamped-ahead"));
   CHECK(raised > version_at_unix_ms(uint64_t{soon} * 1000));
   CHECK(handed_over_flushes(worker) == std::vector<std::pair<uint64_t, uint32_t>>{{raised, soon}});
   fake_now_s = soon;
-  thread.expire();
-  CHECK(!get_string(thread, "stamped-ahead"));
+  node.thread.expire();
+  CHECK(!get_string(node.thread, "stamped-ahead"));
 }
 
 TEST_CASE("a Replicator carries flush_all to its peers, and a peer that missed it learns it at resync") {
   LogCapture::clear();
   ReceivingPeer live;
   ReceivingPeer late(false);  // not listening yet: it misses the flush
-  store::Store store(versioned_config());
-  store::StoreThread thread(store);
-  Replicator replicator(store, sender_config("origin", {live.port, late.port}));
-  std::string error;
-  REQUIRE(replicator.start(error));
-  WorkerReplication& worker = replicator.worker(0);
+  SendingNode node(sender_config("origin", {live.port, late.port}));
+  node.start();
+  WorkerReplication& worker = node.replicator.worker(0);
   const store::PutOptions set{store::PutMode::set, 0};
   for (int i = 0; i < 50; ++i) {
-    REQUIRE(put_replicated(thread, worker, "k" + std::to_string(i), "v", {}, set) == store::PutStatus::stored);
+    const std::string key = "k" + std::to_string(i);
+    REQUIRE(put_replicated(node.thread, worker, key, "v", {}, set) == store::PutStatus::stored);
   }
   store::StoreThread live_thread(live.store);
   store::StoreThread late_thread(late.store);
@@ -216,16 +198,16 @@ TEST_CASE("a Replicator carries flush_all to its peers, and a peer that missed i
     REQUIRE(late_thread.put("stale-" + std::to_string(i), "s", stale) == store::PutStatus::stored);
   }
 
-  const uint64_t threshold = flush_replicated(thread, worker, 0);
-  REQUIRE(put_replicated(thread, worker, "after-flush", "kept", {}, set) == store::PutStatus::stored);
+  const uint64_t threshold = flush_replicated(node.thread, worker, 0);
+  REQUIRE(put_replicated(node.thread, worker, "after-flush", "kept", {}, set) == store::PutStatus::stored);
   CHECK(wait_until([&] { return live_thread.flush_version() == threshold; }));
-  CHECK(wait_until([&] { return contents(live_thread) == contents(thread); }));
+  CHECK(wait_until([&] { return contents(live_thread) == contents(node.thread); }));
   CHECK(contents(live_thread).size() == 1);
   CHECK(live.receiver.counters().flushes_received.get() == 1);
 
   late.receiver.start_listening();
   CHECK(wait_until([&] { return late_thread.flush_version() == threshold; }));
-  CHECK(wait_until([&] { return contents(late_thread) == contents(thread); }));
+  CHECK(wait_until([&] { return contents(late_thread) == contents(node.thread); }));
   CHECK(get_string(late_thread, "after-flush") == "kept");
   CHECK(late.receiver.counters().flushes_received.get() == 1);
 }

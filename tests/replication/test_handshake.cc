@@ -257,12 +257,6 @@ struct Authenticating {
   std::string response;
 };
 
-std::string put_frame(std::string_view key, std::string_view value, uint64_t version) {
-  std::string out;
-  append_put(out, key, value, PutMeta{version, 0, 0});
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("an acceptor applies nothing until the proof is right, then answers AUTH_OK and streams") {

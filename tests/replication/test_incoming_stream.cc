@@ -16,29 +16,17 @@ namespace {
 
 using Fixture = StreamFixture;
 
-std::string put(std::string_view key, std::string_view value, uint64_t version, uint32_t flags = 0) {
-  std::string out;
-  append_put(out, key, value, PutMeta{version, flags, 0});
-  return out;
-}
-
-std::string del(std::string_view key, uint64_t version) {
-  std::string out;
-  append_del(out, key, version);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("a newer PUT replaces, an older or equal one is ignored and counted") {
   Fixture f;
   auto s = f.stream();
-  CHECK(s.feed(put("k", "v1", make_version(1000, 5), 7)) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("k", "v1", make_version(1000, 5), 7)) == StreamStatus::ok);
   CHECK(get_string(f.thread, "k") == "v1");
-  CHECK(s.feed(put("k", "older", make_version(999, 9))) == StreamStatus::ok);
-  CHECK(s.feed(put("k", "same", make_version(1000, 5))) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("k", "older", make_version(999, 9))) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("k", "same", make_version(1000, 5))) == StreamStatus::ok);
   CHECK(get_string(f.thread, "k") == "v1");
-  CHECK(s.feed(put("k", "v2", make_version(1000, 6))) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("k", "v2", make_version(1000, 6))) == StreamStatus::ok);
   CHECK(get_string(f.thread, "k") == "v2");
   CHECK(f.counters.applied.get() == 2);
   CHECK(f.counters.ignored_older.get() == 2);
@@ -64,26 +52,26 @@ TEST_CASE("flags and expiry travel with the item") {
 TEST_CASE("regression: a late, older PUT does not resurrect a deleted key") {
   Fixture f;
   auto s = f.stream();
-  CHECK(s.feed(put("k", "v", make_version(100, 1))) == StreamStatus::ok);
-  CHECK(s.feed(del("k", make_version(200, 1))) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("k", "v", make_version(100, 1))) == StreamStatus::ok);
+  CHECK(s.feed(del_frame("k", make_version(200, 1))) == StreamStatus::ok);
   CHECK(!get_string(f.thread, "k"));
   // The write the delete superseded arrives late (another peer, a resync).
-  CHECK(s.feed(put("k", "zombie", make_version(150, 3))) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("k", "zombie", make_version(150, 3))) == StreamStatus::ok);
   CHECK(!get_string(f.thread, "k"));
   CHECK(f.counters.ignored_older.get() == 1);
   // A write made after the delete does bring it back.
-  CHECK(s.feed(put("k", "reborn", make_version(201, 1))) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("k", "reborn", make_version(201, 1))) == StreamStatus::ok);
   CHECK(get_string(f.thread, "k") == "reborn");
 }
 
 TEST_CASE("a DEL older than the item is ignored; a DEL of an absent key leaves a tombstone") {
   Fixture f;
   auto s = f.stream();
-  CHECK(s.feed(put("k", "v", make_version(300, 1))) == StreamStatus::ok);
-  CHECK(s.feed(del("k", make_version(299, 1))) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("k", "v", make_version(300, 1))) == StreamStatus::ok);
+  CHECK(s.feed(del_frame("k", make_version(299, 1))) == StreamStatus::ok);
   CHECK(get_string(f.thread, "k") == "v");
-  CHECK(s.feed(del("never-seen", make_version(400, 1))) == StreamStatus::ok);
-  CHECK(s.feed(put("never-seen", "old", make_version(399, 2))) == StreamStatus::ok);
+  CHECK(s.feed(del_frame("never-seen", make_version(400, 1))) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("never-seen", "old", make_version(399, 2))) == StreamStatus::ok);
   CHECK(!get_string(f.thread, "never-seen"));
 }
 
@@ -92,13 +80,13 @@ TEST_CASE("a streamed value is applied as its bytes arrive, newest-wins too") {
   auto s = f.stream();
   std::string value(300 * 1024, '\0');
   for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 13 + 1);
-  const std::string frame = put("big", value, make_version(10, 2), 3);
+  const std::string frame = put_frame("big", value, make_version(10, 2), 3);
   for (size_t at = 0; at < frame.size(); at += 7777) {
     CHECK(s.feed(std::string_view(frame).substr(at, 7777)) == StreamStatus::ok);
   }
   CHECK(s.at_frame_boundary());
   CHECK(get_string(f.thread, "big") == value);
-  CHECK(s.feed(put("big", std::string(200 * 1024, 'x'), make_version(9, 9))) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("big", std::string(200 * 1024, 'x'), make_version(9, 9))) == StreamStatus::ok);
   CHECK(get_string(f.thread, "big") == value);
   CHECK(f.counters.applied.get() == 1);
   CHECK(f.counters.ignored_older.get() == 1);
@@ -109,10 +97,10 @@ TEST_CASE("every version applied moves the local clock past it") {
   auto s = f.stream();
   // Ahead of the local wall clock, but within --max-clock-skew.
   const uint64_t future = make_version((wall_clock_unix_ms() - version_epoch_unix_ms + 5000) << 10, 9);
-  CHECK(s.feed(put("k", "v", future)) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("k", "v", future)) == StreamStatus::ok);
   CHECK(f.clock.next() > future);
   const uint64_t later_del = make_version(version_hlc(future) + (1000 << 10), 2);
-  CHECK(s.feed(del("x", later_del)) == StreamStatus::ok);
+  CHECK(s.feed(del_frame("x", later_del)) == StreamStatus::ok);
   CHECK(f.clock.next() > later_del);
 }
 
@@ -129,9 +117,9 @@ TEST_CASE("resync markers, heartbeats and mesh counts update counters; an unknow
   CHECK(f.counters.lag_us.get() >= 2500);
   CHECK(f.counters.lag_us.get() < 10'000'000);
   CHECK(f.counters.streams.get() == 1);
-  std::string bad = put("a", "1", 5);
+  std::string bad = put_frame("a", "1", 5);
   bad += static_cast<char>(210);
-  bad += put("b", "2", 6);
+  bad += put_frame("b", "2", 6);
   CHECK(s.feed(bad) == StreamStatus::close);
   CHECK(get_string(f.thread, "a") == "1");
   CHECK(!get_string(f.thread, "b"));
@@ -141,7 +129,7 @@ TEST_CASE("an item over --max-item is skipped and counted; what follows applies"
   Fixture f;
   f.config.item_max_bytes = 1000;
   auto s = f.stream();
-  CHECK(s.feed(put("huge", std::string(1001, 'h'), 5) + put("fine", "ok", 6)) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("huge", std::string(1001, 'h'), 5) + put_frame("fine", "ok", 6)) == StreamStatus::ok);
   CHECK(!get_string(f.thread, "huge"));
   CHECK(get_string(f.thread, "fine") == "ok");
   CHECK(f.counters.too_big.get() == 1);
@@ -165,12 +153,6 @@ uint64_t version_ahead(const StreamFixture& f, int64_t ahead_ms, uint16_t tag = 
   return make_version((at_ms - version_epoch_unix_ms) << version_logical_bits, tag);
 }
 
-std::string flush(uint64_t version, uint32_t at_s) {
-  std::string out;
-  append_flush(out, version, at_s);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("regression: a PUT stamped past --max-clock-skew is refused, unapplied and unobserved") {
@@ -179,15 +161,15 @@ TEST_CASE("regression: a PUT stamped past --max-clock-skew is refused, unapplied
   Fixture f;
   f.config.max_clock_skew_ms = 10'000;
   auto s = f.stream();
-  CHECK(s.feed(put("k", "fine", version_ahead(f, 9'000))) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("k", "fine", version_ahead(f, 9'000))) == StreamStatus::ok);
   const uint64_t hlc_before = f.clock.current_hlc();
-  CHECK(s.feed(put("k", "forged", version_ahead(f, 60'000)) + put("after", "x", version_ahead(f, 0))) ==
+  CHECK(s.feed(put_frame("k", "forged", version_ahead(f, 60'000)) + put_frame("after", "x", version_ahead(f, 0))) ==
         StreamStatus::close);
   CHECK(get_string(f.thread, "k") == "fine");
   CHECK(!get_string(f.thread, "after"));  // nothing after the refusal is applied
   CHECK(f.clock.current_hlc() == hlc_before);
   CHECK(f.counters.skew_refused.get() == 1);
-  CHECK(s.feed(put("later", "y", version_ahead(f, 0))) == StreamStatus::close);
+  CHECK(s.feed(put_frame("later", "y", version_ahead(f, 0))) == StreamStatus::close);
   CHECK(!get_string(f.thread, "later"));
 }
 
@@ -196,14 +178,14 @@ TEST_CASE("streamed PUTs, DELs and FLUSHes past the skew are refused; a delayed 
     Fixture f;
     LogCapture::clear();
     auto s = f.stream();
-    CHECK(s.feed(put("z", "kept", version_ahead(f, -1000))) == StreamStatus::ok);
+    CHECK(s.feed(put_frame("z", "kept", version_ahead(f, -1000))) == StreamStatus::ok);
     std::string frame;
     if (kind == 0) {
       append_put(frame, "big", std::string(200 * 1024, 'b'), PutMeta{version_ahead(f, 3'600'000), 0, 0});
     } else if (kind == 1) {
-      frame = del("z", version_ahead(f, 3'600'000));
+      frame = del_frame("z", version_ahead(f, 3'600'000));
     } else {
-      frame = flush(version_ahead(f, 3'600'000), 0);
+      frame = flush_frame(version_ahead(f, 3'600'000), 0);
     }
     CHECK(s.feed(frame) == StreamStatus::close);
     CHECK(get_string(f.thread, "z") == "kept");
@@ -217,18 +199,18 @@ TEST_CASE("streamed PUTs, DELs and FLUSHes past the skew are refused; a delayed 
   Fixture f;
   auto s = f.stream();
   const uint32_t at_s = static_cast<uint32_t>(f.clock.wall_ms() / 1000 + 3600);
-  CHECK(s.feed(flush(version_at_unix_ms(uint64_t{at_s} * 1000), at_s)) == StreamStatus::ok);
+  CHECK(s.feed(flush_frame(version_at_unix_ms(uint64_t{at_s} * 1000), at_s)) == StreamStatus::ok);
   CHECK(f.counters.skew_refused.get() == 0);
   CHECK(f.clock.current_hlc() < version_hlc(version_ahead(f, 60'000)));
   // The same instant for a flush that claims to be due now is a version like any other.
   auto s2 = f.stream();
-  CHECK(s2.feed(flush(version_at_unix_ms(uint64_t{at_s} * 1000), 0)) == StreamStatus::close);
+  CHECK(s2.feed(flush_frame(version_at_unix_ms(uint64_t{at_s} * 1000), 0)) == StreamStatus::close);
 }
 
 TEST_CASE("a version 0 closes the stream; nothing is applied") {
   Fixture f;
   auto s = f.stream();
-  CHECK(s.feed(put("k", "v", 0)) == StreamStatus::close);
+  CHECK(s.feed(put_frame("k", "v", 0)) == StreamStatus::close);
   CHECK(!get_string(f.thread, "k"));
 }
 
@@ -237,7 +219,7 @@ TEST_CASE("the skew line is logged once per peer per minute") {
   LogCapture::clear();
   for (int i = 0; i < 5; ++i) {
     auto s = f.stream();
-    CHECK(s.feed(put("k", "v", version_ahead(f, 60'000))) == StreamStatus::close);
+    CHECK(s.feed(put_frame("k", "v", version_ahead(f, 60'000))) == StreamStatus::close);
   }
   CHECK(f.counters.skew_refused.get() == 5);
   size_t lines = 0;
@@ -288,7 +270,7 @@ TEST_CASE("regression: a stream's connection is watched by keepalive, so a silen
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
   CHECK(!s.stream->watch_connection(pair[0]));
   CHECK(LogCapture::contains("will not be noticed"));
-  CHECK(s.feed(put("after", "1", 5)) == StreamStatus::ok);
+  CHECK(s.feed(put_frame("after", "1", 5)) == StreamStatus::ok);
   CHECK(get_string(f.thread, "after") == "1");
   for (const int fd : pair) ::close(fd);
 }

@@ -133,21 +133,18 @@ TEST_CASE("a peer gets a full copy on connecting, then the live stream") {
 TEST_CASE("a peer that is unreachable at start-up joins later and gets everything") {
   LogCapture::clear();
   ReceivingPeer peer(false);  // port bound, not listening: connections are refused
-  store::Store store(versioned_config());
-  store::StoreThread thread(store);
-  Replicator replicator(store, sender_config("early", {peer.port}));
-  std::string error;
-  REQUIRE(replicator.start(error));
-  WorkerReplication& worker = replicator.worker(0);
-  for (int i = 0; i < 300; ++i) client_put(thread, worker, "k" + std::to_string(i), value_for(i));
+  SendingNode node(sender_config("early", {peer.port}));
+  node.start();
+  WorkerReplication& worker = node.replicator.worker(0);
+  for (int i = 0; i < 300; ++i) client_put(node.thread, worker, "k" + std::to_string(i), value_for(i));
   CHECK(wait_until([&] { return LogCapture::contains("unreachable"); }));
-  CHECK(replicator.stats().peers_connected == 0);
+  CHECK(node.replicator.stats().peers_connected == 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   peer.receiver.start_listening();
   store::StoreThread peer_thread(peer.store);
-  CHECK(wait_until([&] { return contents(peer_thread) == contents(thread); }));
+  CHECK(wait_until([&] { return contents(peer_thread) == contents(node.thread); }));
   CHECK(contents(peer_thread).size() == 300);
-  CHECK(replicator.stats().peers_connected == 1);
+  CHECK(node.replicator.stats().peers_connected == 1);
 }
 
 TEST_CASE("REPL_RESYNCING counts the copies under way; a copy dropped half-way stops counting") {
@@ -185,68 +182,62 @@ TEST_CASE("REPL_RESYNCING counts the copies under way; a copy dropped half-way s
 TEST_CASE("a peer that falls too far behind is cut, reconnected and resynced; nothing is lost") {
   LogCapture::clear();
   ReceivingPeer peer(true, 128 * store::kMiB);
-  store::Store store(versioned_config(128 * store::kMiB));
-  store::StoreThread thread(store);
   ReplicationConfig config = sender_config("fast", {peer.port});
   config.tuning.log_bytes_max = 256 * 1024;
   config.tuning.log_chunk_bytes = 16 * 1024;
-  Replicator replicator(store, config);
-  std::string error;
-  REQUIRE(replicator.start(error));
+  SendingNode node(config, versioned_config(128 * store::kMiB));
+  node.start();
   store::StoreThread peer_thread(peer.store);
-  CHECK(wait_until([&] { return replicator.stats().resyncs_done == 1; }));
+  CHECK(wait_until([&] { return node.replicator.stats().resyncs_done == 1; }));
 
   peer.receiver.pause_reading = true;
-  WorkerReplication& worker = replicator.worker(0);
+  WorkerReplication& worker = node.replicator.worker(0);
   // Far more than the log and both socket buffers hold.
   for (int i = 0; i < 40000; ++i) {
-    client_put(thread, worker, "w" + std::to_string(i), value_for(i, 1000));
+    client_put(node.thread, worker, "w" + std::to_string(i), value_for(i, 1000));
     if (i % 1000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  CHECK(wait_until([&] { return replicator.stats().queue_overflows >= 1; }));
+  CHECK(wait_until([&] { return node.replicator.stats().queue_overflows >= 1; }));
   peer.receiver.pause_reading = false;
-  CHECK(wait_until([&] { return contents(peer_thread) == contents(thread); }, 20000));
+  CHECK(wait_until([&] { return contents(peer_thread) == contents(node.thread); }, 20000));
   CHECK(contents(peer_thread).size() == 40000);
   CHECK(peer.receiver.connections >= 2);
-  CHECK(replicator.stats().resyncs_started >= 2);
+  CHECK(node.replicator.stats().resyncs_started >= 2);
   CHECK(LogCapture::contains("send queue overflowed"));
 }
 
 TEST_CASE("a handoff ring that overflows triggers a catch-up resync of what is new; nothing is lost") {
   LogCapture::clear();
   ReceivingPeer peer;
-  store::Store store(versioned_config());
-  store::StoreThread thread(store);
   ReplicationConfig config = sender_config("tiny-ring", {peer.port});
   config.tuning.handoff_ring_bytes = 4096;
-  Replicator replicator(store, config);
-  WorkerReplication& worker = replicator.worker(0);
+  SendingNode node(config);
+  WorkerReplication& worker = node.replicator.worker(0);
   // Before the thread runs nothing drains: the ring overflows for sure. The
   // full resync on connecting covers those writes.
-  for (int i = 0; i < 200; ++i) client_put(thread, worker, "before-" + std::to_string(i), value_for(i));
-  std::string error;
-  REQUIRE(replicator.start(error));
+  for (int i = 0; i < 200; ++i) client_put(node.thread, worker, "before-" + std::to_string(i), value_for(i));
+  node.start();
   store::StoreThread peer_thread(peer.store);
-  CHECK(wait_until([&] { return contents(peer_thread) == contents(thread); }));
-  CHECK(replicator.stats().handoff_overflows == 1);
-  CHECK(replicator.stats().resync_items == 200);
+  CHECK(wait_until([&] { return contents(peer_thread) == contents(node.thread); }));
+  CHECK(node.replicator.stats().handoff_overflows == 1);
+  CHECK(node.replicator.stats().resync_items == 200);
 
   // Old items, handed over calmly.
   for (int i = 0; i < 1000; ++i) {
-    client_put(thread, worker, "old-" + std::to_string(i), value_for(i, 64));
+    client_put(node.thread, worker, "old-" + std::to_string(i), value_for(i, 64));
     if (i % 20 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  CHECK(wait_until([&] { return contents(peer_thread) == contents(thread); }));
-  const ReplicationStats calm = replicator.stats();
+  CHECK(wait_until([&] { return contents(peer_thread) == contents(node.thread); }));
+  const ReplicationStats calm = node.replicator.stats();
   // Bursts far larger than the ring, until one overflows while streaming.
   int burst_items = 0;
-  for (int round = 0; round < 50 && replicator.stats().handoff_overflows == calm.handoff_overflows; ++round) {
+  for (int round = 0; round < 50 && node.replicator.stats().handoff_overflows == calm.handoff_overflows; ++round) {
     for (int i = 0; i < 2000; ++i, ++burst_items) {
-      client_put(thread, worker, "burst-" + std::to_string(burst_items), value_for(i, 64));
+      client_put(node.thread, worker, "burst-" + std::to_string(burst_items), value_for(i, 64));
     }
   }
-  CHECK(wait_until([&] { return contents(peer_thread) == contents(thread); }, 20000));
-  const ReplicationStats after = replicator.stats();
+  CHECK(wait_until([&] { return contents(peer_thread) == contents(node.thread); }, 20000));
+  const ReplicationStats after = node.replicator.stats();
   REQUIRE(after.handoff_overflows > calm.handoff_overflows);
   CHECK(after.resyncs_started == after.handoff_overflows);  // the first came before connecting
   // Catch-up resyncs sent only what was at least as new as a lost write:
@@ -261,12 +252,9 @@ TEST_CASE("a peer that refuses the hello is logged and retried until it accepts"
   LogCapture::clear();
   ReceivingPeer peer;
   peer.receiver.refuse = true;
-  store::Store store(versioned_config());
-  store::StoreThread thread(store);
-  Replicator replicator(store, sender_config("refused", {peer.port}));
-  std::string error;
-  REQUIRE(replicator.start(error));
-  client_put(thread, replicator.worker(0), "k", "v");
+  SendingNode node(sender_config("refused", {peer.port}));
+  node.start();
+  client_put(node.thread, node.replicator.worker(0), "k", "v");
   CHECK(wait_until([&] { return LogCapture::contains("refused our hello"); }));
   peer.receiver.refuse = false;
   store::StoreThread peer_thread(peer.store);
@@ -339,33 +327,28 @@ TEST_CASE("replicated writes are applied, never forwarded again") {
 TEST_CASE("with a secret, a link authenticates before streaming; a peer with another secret gets nothing") {
   LogCapture::clear();
   ReceivingPeer peer(true, 64 * store::kMiB, make_secret('s'));
-  store::Store store(versioned_config());
-  store::StoreThread thread(store);
   ReplicationConfig config = sender_config("alpha", {peer.port});
   config.secret = make_secret('s');
-  Replicator replicator(store, std::move(config));
-  std::string error;
-  REQUIRE(replicator.start(error));
-  client_put(thread, replicator.worker(0), "k", "v");
+  SendingNode node(std::move(config));
+  node.start();
+  client_put(node.thread, node.replicator.worker(0), "k", "v");
   store::StoreThread peer_thread(peer.store);
   CHECK(wait_until([&] { return get_string(peer_thread, "k") == "v"; }));
   CHECK(LogCapture::contains("connected to peer 127.0.0.1:" + std::to_string(peer.port) + " (127.0.0.1:" +
                              std::to_string(peer.port) + "), authenticated"));
-  CHECK(replicator.stats().authenticated == 1);
-  CHECK(replicator.stats().auth_failures == 0);
+  CHECK(node.replicator.stats().authenticated == 1);
+  CHECK(node.replicator.stats().auth_failures == 0);
 
   LogCapture::clear();
   ReceivingPeer stranger(true, 64 * store::kMiB, make_secret('t'));
-  store::Store store2(versioned_config());
-  store::StoreThread thread2(store2);
   ReplicationConfig config2 = sender_config("beta", {stranger.port});
   config2.secret = make_secret('s');
-  Replicator replicator2(store2, std::move(config2));
-  REQUIRE(replicator2.start(error));
-  client_put(thread2, replicator2.worker(0), "k", "v");
-  CHECK(wait_until([&] { return replicator2.stats().auth_failures >= 2; }));
+  SendingNode node2(std::move(config2));
+  node2.start();
+  client_put(node2.thread, node2.replicator.worker(0), "k", "v");
+  CHECK(wait_until([&] { return node2.replicator.stats().auth_failures >= 2; }));
   CHECK(LogCapture::contains("not authenticated (it failed to prove the peer secret"));
-  CHECK(replicator2.stats().peers_connected == 0);
+  CHECK(node2.replicator.stats().peers_connected == 0);
   store::StoreThread stranger_thread(stranger.store);
   CHECK(!get_string(stranger_thread, "k"));
 }

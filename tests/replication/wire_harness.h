@@ -1,8 +1,9 @@
-// The replication wire in tests: hex for golden bytes, the recorded event of
-// StreamDecoder (Seen) and how tests spell it, and StreamDecoder's
-// ParserAdapter (tests/protocol/checked_parser.h) with the promises of
-// wire_decoder.h that are its own. Used by the unit tests and by
-// tests/fuzz/fuzz_wire_decoder.cc, so no test framework here.
+// The replication wire in tests: hex for golden bytes, whole frames as a
+// peer sends them, the recorded event of StreamDecoder (Seen) and how tests
+// spell it, and StreamDecoder's ParserAdapter (tests/protocol/
+// checked_parser.h) with the promises of wire_decoder.h that are its own.
+// Used by the unit tests and by tests/fuzz/fuzz_wire_decoder.cc, so no test
+// framework here.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,25 @@ inline std::string hex(std::string_view bytes) {
     out += digits[static_cast<unsigned char>(c) >> 4];
     out += digits[static_cast<unsigned char>(c) & 15];
   }
+  return out;
+}
+
+// Whole frames, as a peer sends them.
+inline std::string put_frame(std::string_view key, std::string_view value, uint64_t version, uint32_t flags = 0) {
+  std::string out;
+  append_put(out, key, value, PutMeta{version, flags, 0});
+  return out;
+}
+
+inline std::string del_frame(std::string_view key, uint64_t version) {
+  std::string out;
+  append_del(out, key, version);
+  return out;
+}
+
+inline std::string flush_frame(uint64_t version, uint32_t at_s) {
+  std::string out;
+  append_flush(out, version, at_s);
   return out;
 }
 
