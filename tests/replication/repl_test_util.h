@@ -324,9 +324,11 @@ struct SendingNode {
   Replicator replicator;
 };
 
-inline ReplicationConfig sender_config(const std::string& node_id, std::vector<uint16_t> ports) {
+inline ReplicationConfig sender_config(const std::string& node_id, std::vector<uint16_t> ports,
+                                       std::shared_ptr<const PeerSecret> secret = nullptr) {
   ReplicationConfig config;
   config.node_id = node_id;
+  config.secret = std::move(secret);
   for (const uint16_t port : ports) {
     PeerAddress peer;
     peer.host = "127.0.0.1";

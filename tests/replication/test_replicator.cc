@@ -60,9 +60,7 @@ std::vector<std::unique_ptr<MeshNode>> make_mesh(size_t count,
       if (j != i) peers.push_back(nodes[j]->port);
     }
     MeshNode& n = *nodes[i];
-    ReplicationConfig config = sender_config(std::to_string(i + 1), peers);
-    config.secret = secret;
-    n.replicator = std::make_unique<Replicator>(n.store, std::move(config));
+    n.replicator = std::make_unique<Replicator>(n.store, sender_config(std::to_string(i + 1), peers, secret));
     n.receiver = std::make_unique<Receiver>(n.store, n.replicator->clock(), n.fd, n.port, count - 1, secret);
     n.client = std::make_unique<store::StoreThread>(n.store);
     std::string error;
@@ -327,9 +325,7 @@ TEST_CASE("replicated writes are applied, never forwarded again") {
 TEST_CASE("with a secret, a link authenticates before streaming; a peer with another secret gets nothing") {
   LogCapture::clear();
   ReceivingPeer peer(true, 64 * store::kMiB, make_secret('s'));
-  ReplicationConfig config = sender_config("alpha", {peer.port});
-  config.secret = make_secret('s');
-  SendingNode node(std::move(config));
+  SendingNode node(sender_config("alpha", {peer.port}, make_secret('s')));
   node.start();
   client_put(node.thread, node.replicator.worker(0), "k", "v");
   store::StoreThread peer_thread(peer.store);
@@ -341,9 +337,7 @@ TEST_CASE("with a secret, a link authenticates before streaming; a peer with ano
 
   LogCapture::clear();
   ReceivingPeer stranger(true, 64 * store::kMiB, make_secret('t'));
-  ReplicationConfig config2 = sender_config("beta", {stranger.port});
-  config2.secret = make_secret('s');
-  SendingNode node2(std::move(config2));
+  SendingNode node2(sender_config("beta", {stranger.port}, make_secret('s')));
   node2.start();
   client_put(node2.thread, node2.replicator.worker(0), "k", "v");
   CHECK(wait_until([&] { return node2.replicator.stats().auth_failures >= 2; }));

@@ -71,8 +71,7 @@ TEST_CASE("hits and misses are counted") {
 }
 
 TEST_CASE("flags, cas and version come back; cas changes on every write") {
-  StoreConfig c;
-  c.versioned = true;
+  const StoreConfig c{.versioned = true};
   Store store(c);
   StoreThread t(store);
   ItemMeta m;
@@ -101,9 +100,7 @@ TEST_CASE("flags, cas and version come back; cas changes on every write") {
 }
 
 TEST_CASE("values larger than a segment are chained and read back exactly") {
-  StoreConfig c;
-  c.segment_size_bytes = 64 * 1024;
-  c.memory_limit_bytes = 64ull << 20;
+  const StoreConfig c{.memory_limit_bytes = 64ull << 20, .segment_size_bytes = 64 * 1024};
   Store store(c);
   StoreThread t(store);
   for (size_t size : {size_t{20000}, size_t{40000}, size_t{65536}, size_t{1} << 20, (size_t{5} << 20) + 7}) {
@@ -119,8 +116,7 @@ TEST_CASE("values larger than a segment are chained and read back exactly") {
 }
 
 TEST_CASE("a reservation is filled in pieces and invisible until commit") {
-  StoreConfig c;
-  c.segment_size_bytes = 64 * 1024;
+  const StoreConfig c{.segment_size_bytes = 64 * 1024};
   Store store(c);
   StoreThread t(store);
   for (size_t size : {size_t{10}, size_t{30000}, size_t{300000}}) {
@@ -141,8 +137,7 @@ TEST_CASE("a reservation is filled in pieces and invisible until commit") {
 }
 
 TEST_CASE("an aborted or dropped reservation leaves the old value and frees its memory") {
-  StoreConfig c;
-  c.segment_size_bytes = 64 * 1024;
+  const StoreConfig c{.segment_size_bytes = 64 * 1024};
   Store store(c);
   StoreThread t(store);
   t.put("k", "old");
@@ -162,9 +157,7 @@ TEST_CASE("an aborted or dropped reservation leaves the old value and frees its 
 }
 
 TEST_CASE("a large reservation claims memory as bytes arrive, not when announced") {
-  StoreConfig c;
-  c.segment_size_bytes = 64 * 1024;
-  c.memory_limit_bytes = 4ull << 20;
+  const StoreConfig c{.memory_limit_bytes = 4ull << 20, .segment_size_bytes = 64 * 1024};
   Store store(c);
   StoreThread t(store);
   for (int i = 0; i < 20; ++i) t.put("keep" + std::to_string(i), "v");
@@ -202,9 +195,7 @@ TEST_CASE("a pinned item survives the eviction of its segment") {
 }
 
 TEST_CASE("expired items are never returned and whole segments are reclaimed") {
-  StoreConfig c;
-  c.clock_s = store_test::fake_clock;
-  c.segment_size_bytes = 4096;
+  const StoreConfig c{.segment_size_bytes = 4096, .clock_s = store_test::fake_clock};
   Store store(c);
   StoreThread t(store);
   const uint32_t now = store_test::fake_now.load();
@@ -411,9 +402,7 @@ TEST_CASE("compaction finds dead bytes behind dense old segments; cold keys stay
 TEST_CASE("a large item takes whole blocks only where it fills them") {
   // A value of exactly one segment used to take two blocks (the header
   // spills over); the last piece is now cut to size.
-  StoreConfig c;
-  c.segment_size_bytes = 64 * 1024;
-  c.memory_limit_bytes = 8ull << 20;
+  const StoreConfig c{.memory_limit_bytes = 8ull << 20, .segment_size_bytes = 64 * 1024};
   Store store(c);
   StoreThread t(store);
   const uint64_t before = store.stats().blocks_bytes;
@@ -435,9 +424,7 @@ TEST_CASE("a large item takes whole blocks only where it fills them") {
 }
 
 TEST_CASE("overwriting or deleting a large item frees its segment at once") {
-  StoreConfig c;
-  c.segment_size_bytes = 64 * 1024;
-  c.memory_limit_bytes = 64ull << 20;
+  const StoreConfig c{.memory_limit_bytes = 64ull << 20, .segment_size_bytes = 64 * 1024};
   Store store(c);
   StoreThread t(store);
   const std::string big(200 * 1024, 'b');

@@ -48,8 +48,7 @@ TEST_CASE("add, replace and cas conditions") {
 }
 
 TEST_CASE("an expired item counts as absent for add and replace") {
-  StoreConfig c;
-  c.clock_s = store_test::fake_clock;
+  const StoreConfig c{.clock_s = store_test::fake_clock};
   Store store(c);
   StoreThread t(store);
   ItemMeta m;
@@ -98,8 +97,7 @@ TEST_CASE("incr and decr on decimal values") {
 }
 
 TEST_CASE("concurrent incr loses no increment") {
-  StoreConfig c;
-  c.segment_size_bytes = 64 * 1024;
+  const StoreConfig c{.segment_size_bytes = 64 * 1024};
   Store store(c);
   {
     StoreThread t(store);
@@ -124,8 +122,7 @@ TEST_CASE("concurrent incr loses no increment") {
 }
 
 TEST_CASE("touch changes the expiry") {
-  StoreConfig c;
-  c.clock_s = store_test::fake_clock;
+  const StoreConfig c{.clock_s = store_test::fake_clock};
   Store store(c);
   StoreThread t(store);
   CHECK(t.touch("k", 0) == PutStatus::not_found);
@@ -141,9 +138,7 @@ TEST_CASE("touch changes the expiry") {
 }
 
 TEST_CASE("flush_all hides older items, now or at a time") {
-  StoreConfig c;
-  c.clock_s = store_test::fake_clock;
-  c.segment_size_bytes = 4096;
+  const StoreConfig c{.segment_size_bytes = 4096, .clock_s = store_test::fake_clock};
   Store store(c);
   StoreThread t(store);
   for (int i = 0; i < 100; ++i) t.put("a" + std::to_string(i), "v");
@@ -168,9 +163,7 @@ TEST_CASE("flush_all hides older items, now or at a time") {
 }
 
 TEST_CASE("newest wins, tombstones included") {
-  StoreConfig c;
-  c.versioned = true;
-  c.clock_s = store_test::fake_clock;
+  const StoreConfig c{.versioned = true, .clock_s = store_test::fake_clock};
   Store store(c);
   StoreThread t(store);
   const uint32_t later = store_test::fake_now.load() + 3600;
@@ -196,10 +189,7 @@ TEST_CASE("newest wins, tombstones included") {
 }
 
 TEST_CASE("a versioned flush hides what is older than its version, in any arrival order") {
-  StoreConfig c;
-  c.versioned = true;
-  c.clock_s = store_test::fake_clock;
-  c.segment_size_bytes = 4096;
+  const StoreConfig c{.segment_size_bytes = 4096, .versioned = true, .clock_s = store_test::fake_clock};
   Store store(c);
   StoreThread t(store);
   const uint32_t later = store_test::fake_now.load() + 3600;
@@ -250,10 +240,11 @@ TEST_CASE("a versioned flush hides what is older than its version, in any arriva
 }
 
 TEST_CASE("scan visits every item and tombstone once, in bounded steps") {
-  StoreConfig c;
-  c.versioned = true;
-  c.segment_size_bytes = 64 * 1024;
-  c.index_buckets = 100;  // chains of overflow buckets
+  const StoreConfig c{
+      .segment_size_bytes = 64 * 1024,
+      .index_buckets = 100,  // chains of overflow buckets
+      .versioned = true,
+  };
   Store store(c);
   StoreThread t(store);
   ItemMeta m;
@@ -290,8 +281,7 @@ uint64_t next_test_version(void*) { return test_versions.fetch_add(1) + 1; }
 }  // namespace
 
 TEST_CASE("read-modify-write ops give the item a new version from the source") {
-  StoreConfig c;
-  c.versioned = true;
+  const StoreConfig c{.versioned = true};
   Store store(c);
   store.set_version_source(next_test_version, nullptr);
   StoreThread t(store);
