@@ -271,9 +271,11 @@ def test_idle_uploads_are_closed_after_the_timeout(exe):
         assert s["UPLOAD_ABORTS"] == str(STALLED_COUNT), s
         with TextClient(d.text_port) as t:
             assert t.stats()["upload_aborts"] == str(STALLED_COUNT)
-        # One summary line per worker and tick, not one per connection.
+        # One summary line per worker and tick, not one per connection (the
+        # uploads were opened over a second or more on a loaded machine, so
+        # their timeouts may fall in a few ticks).
         summaries = [line for line in d.log().splitlines() if "in the middle of a request (" in line]
-        assert 1 <= len(summaries) <= 2 * d.threads, summaries
+        assert 1 <= len(summaries) <= STALLED_COUNT // 10, summaries
         assert sum(int(re.search(r"closed (\d+) connections", line).group(1)) for line in summaries) == \
             STALLED_COUNT, summaries
         # Alive but slow: a 4 MiB value in pieces spread over 4 s, longer
