@@ -9,8 +9,7 @@ import threading
 import time
 import traceback
 
-from harness import ENOTFOUND, OK
-from replication_cluster import Client
+from clients import ENOTFOUND, OK
 
 # Between an answer and the next request on the same key: more than the
 # millisecond of a version's clock.
@@ -190,7 +189,7 @@ class LoadThread(threading.Thread):
             have[1].close()
             del clients[node]
         try:
-            client = Client(self.nodes[node].client_host, self.nodes[node].port, timeout=CLIENT_TIMEOUT_S)
+            client = self.nodes[node].client(timeout=CLIENT_TIMEOUT_S)
         except OSError:
             # Nothing was sent: no operation to record.
             self.connect_failures += 1

@@ -1,12 +1,11 @@
 """Helpers for the replication end-to-end tests (docs/replication.md): a mesh
-of real ringcached processes, each serving a listening socket this test
-process binds and keeps (so a node killed with -9 comes back on the same
-port, and a node not started yet refuses connections until its socket
-listens), or, as root, a mesh across network namespaces joined by veth
-pairs (Namespaces, Cluster.in_namespaces); a pipelined binary-protocol
-client, and the initiator's side of the replication handshake (v1, or v2
-authenticated with Python's own hmac module), to send a node frames the
-way a peer would.
+of real ringcached processes (daemon.Daemon), each serving a listening
+socket this test process binds and keeps (so a node killed with -9 comes
+back on the same port, and a node not started yet refuses connections until
+its socket listens), or, as root, a mesh across network namespaces joined by
+veth pairs (Namespaces, Cluster.in_namespaces); and the initiator's side of
+the replication handshake (v1, or v2 authenticated with Python's own hmac
+module), to send a node frames the way a peer would.
 
 A Cluster gives every node the same --peer-secret-file unless told not to.
 
@@ -16,9 +15,7 @@ Every wait is bounded; every process started is stopped by Cluster.close().
 import hashlib
 import hmac
 import os
-import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -26,16 +23,10 @@ import tempfile
 import threading
 import time
 
-from harness import OK, ENOTFOUND, EINVAL, SkipTest, check_no_sanitizer_report, field
+from clients import SOCKET_TIMEOUT_S, field
+from daemon import Daemon, bind_socket, write_secret_file
+from harness import SkipTest
 
-START_TIMEOUT_S = 15
-STOP_TIMEOUT_S = 20
-IO_TIMEOUT_S = 30
-RECV_BYTES_MIN = 64 * 1024
-RECV_BYTES_MAX = 1 << 20
-LISTENING_RE = re.compile(r"listening binary=(\S+):(\d+) ")
-
-OP_PUT, OP_DEL, OP_GET, OP_STATS = 11, 12, 13, 21
 REPL_HELLO, REPL_PUT, REPL_DEL = 200, 201, 202
 
 # Version layout (server/replication/version_clock.h): 42 bits of
@@ -94,7 +85,7 @@ def read_challenge(sock):
     return acceptor_id, read_exact(sock, 32), read_exact(sock, 32)
 
 
-def open_replication_stream(host, port, node_id, secret=None, timeout=IO_TIMEOUT_S, source=None):
+def open_replication_stream(host, port, node_id, secret=None, timeout=SOCKET_TIMEOUT_S, source=None):
     """A socket on which `node_id` may send frames: the v1 hello without a
     secret; with one, the v2 handshake (our proof checked against theirs).
     source: the local address to connect from (None: any). Raises
@@ -118,239 +109,20 @@ def open_replication_stream(host, port, node_id, secret=None, timeout=IO_TIMEOUT
     return sock
 
 
-def write_secret_file(directory, data=None):
-    """A peer secret file as the daemon wants it: 32 random bytes, mode 600."""
-    path = os.path.join(directory, "peer-secret")
-    with open(path, "wb") as f:
-        f.write(os.urandom(32) if data is None else data)
-    os.chmod(path, 0o600)
-    return path
-
-
-def bind_socket(host="127.0.0.1", listen=True):
-    """A TCP socket bound to a free port; listening unless told otherwise
-    (then connections to the port are refused until listen())."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((host, 0))
-    if listen:
-        s.listen(128)
-    s.set_inheritable(True)
-    return s
-
-
-class Client:
-    """Binary protocol over TCP with pipelined batches."""
-
-    def __init__(self, host, port, timeout=IO_TIMEOUT_S):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = b""
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def _need(self, n):
-        while len(self.buffer) < n:
-            # Python allocates the whole size asked for at every recv (and
-            # meson's MALLOC_PERTURB_ fills it): ask for what is missing.
-            chunk = self.sock.recv(min(max(n - len(self.buffer), RECV_BYTES_MIN), RECV_BYTES_MAX))
-            if not chunk:
-                raise AssertionError("connection closed with %d bytes expected" % n)
-            self.buffer += chunk
-
-    def _take(self, n):
-        self._need(n)
-        out, self.buffer = self.buffer[:n], self.buffer[n:]
-        return out
-
-    def status(self):
-        return self._take(1)[0]
-
-    def value_reply(self):
-        s = self.status()
-        if s == ENOTFOUND:
-            return None
-        assert s == OK, "GET answered %d" % s
-        (length,) = struct.unpack(">I", self._take(4))
-        return self._take(length)
-
-    def put_many(self, pairs, batch=500):
-        """PUTs every (key, value); returns the statuses."""
-        out = []
-        for i in range(0, len(pairs), batch):
-            chunk = pairs[i:i + batch]
-            self.sock.sendall(b"".join(bytes([OP_PUT]) + field(k) + field(v) for k, v in chunk))
-            out.extend(self.status() for _ in chunk)
-        return out
-
-    def get_many(self, keys, batch=500):
-        out = []
-        for i in range(0, len(keys), batch):
-            chunk = keys[i:i + batch]
-            self.sock.sendall(b"".join(bytes([OP_GET]) + field(k) for k in chunk))
-            out.extend(self.value_reply() for _ in chunk)
-        return out
-
-    def put(self, key, value):
-        return self.put_many([(key, value)])[0]
-
-    def get(self, key):
-        return self.get_many([key])[0]
-
-    def delete(self, key):
-        self.sock.sendall(bytes([OP_DEL]) + field(key))
-        return self.status()
-
-    def stats(self):
-        self.sock.sendall(bytes([OP_STATS]))
-        assert self.status() == OK
-        (length,) = struct.unpack(">I", self._take(4))
-        return dict(pair.split("=", 1) for pair in self._take(length).decode().split(" "))
-
-
-class Node:
-    """One ringcached of the mesh, serving `sock` through --listen-fd.
-    prefix: a command to run it under (ip netns exec NS)."""
-
-    def __init__(self, exe, name, sock, client_host="127.0.0.1", port=None, prefix=(), args=(), text_sock=None,
-                 secret_file=None):
-        # sock: the listening socket to pass, or None to let the daemon bind
-        # (-l 0.0.0.0 -p port), as in a network namespace this process is not in.
-        self.exe = exe
-        self.name = name
-        self.sock = sock
-        self.client_host = client_host
-        self.port = port if sock is None else sock.getsockname()[1]
-        self.text_sock = text_sock
-        self.text_port = text_sock.getsockname()[1] if text_sock is not None else None
-        self.prefix = list(prefix)
-        self.args = list(args)
-        self.secret_file = secret_file  # --peer-secret-file, or None: unauthenticated
-        self.peers = []
-        self.proc = None
-        self.lines = []
-        self.lock = threading.Lock()
-        self.reader = None
-        self.exit_codes = []
-        self.paused = False
-
-    def start(self, wait=True):
-        assert self.proc is None or self.proc.poll() is not None
-        self.paused = False
-        if self.sock is not None:
-            listen = ["--listen-fd", str(self.sock.fileno())]
-            fds = (self.sock.fileno(),)
-        else:
-            listen = ["-l", "0.0.0.0", "-p", str(self.port)]
-            fds = ()
-        if self.text_sock is not None:
-            listen += ["--text-listen-fd", str(self.text_sock.fileno())]
-            fds += (self.text_sock.fileno(),)
-        cmd = self.prefix + [self.exe] + listen + ["--text-port", "0", "--node-id", self.name] + self.args
-        if self.secret_file is not None:
-            cmd += ["--peer-secret-file", self.secret_file]
-        for peer in self.peers:
-            cmd += ["--peer", peer]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, pass_fds=fds)
-        listening = threading.Event()
-        self.reader = threading.Thread(target=self._read, args=(self.proc, listening), daemon=True)
-        self.reader.start()
-        if not wait:
-            return
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not listening.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError("node %s did not start:\n%s" % (self.name, self.log()))
-
-    def _read(self, proc, listening):
-        for raw in proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            with self.lock:
-                self.lines.append(line)
-            if LISTENING_RE.search(line):
-                listening.set()
-
-    def log(self):
-        with self.lock:
-            return "\n".join(self.lines)
-
-    def log_count(self, text):
-        with self.lock:
-            return sum(text in line for line in self.lines)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def client(self):
-        return Client(self.client_host, self.port)
-
-    def stats(self):
-        with self.client() as c:
-            return c.stats()
-
-    def kill(self):
-        """SIGKILL: no shutdown, no goodbye to the peers."""
-        if self.alive():
-            self.proc.kill()
-        if self.proc is not None:
-            self.proc.wait(10)
-            self.reader.join(5)
-        self.paused = False
-
-    def pause(self):
-        """SIGSTOP: the process is frozen, its sockets stay open (the kernel
-        still accepts connections and buffers what peers and clients send)."""
-        assert self.alive() and not self.paused
-        self.proc.send_signal(signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self):
-        if self.paused and self.alive():
-            self.proc.send_signal(signal.SIGCONT)
-        self.paused = False
-
-    def stop(self):
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.resume()
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError("node %s did not stop:\n%s" % (self.name, self.log()))
-        self.reader.join(5)
-        self.exit_codes.append(code)
-        return code
-
-
 class Cluster:
-    """A full mesh: every node lists every other. Use as a context manager;
-    on a clean exit every node must stop with status 0 and no sanitizer
-    report."""
+    """A full mesh: every node lists every other. Node i (from 1) is a
+    daemon.Daemon with --node-id i, not started when start is False. Use as
+    a context manager; on a clean exit every node must stop with status 0
+    and no sanitizer report."""
 
     def __init__(self, exe, count, args=(), start=True, not_listening=(), peer_host="127.0.0.1", text=False,
                  secret=True):
-        self.nodes = []
         self.directory = tempfile.mkdtemp(prefix="ringcache-cluster-")
         self.secret_file = write_secret_file(self.directory) if secret else None
-        for i in range(count):
-            sock = bind_socket(listen=i not in not_listening)
-            text_sock = bind_socket() if text else None
-            self.nodes.append(Node(exe, str(i + 1), sock, args=args, text_sock=text_sock,
-                                   secret_file=self.secret_file))
+        self.nodes = [Daemon(exe, *args, listen=bind_socket(listen=i not in not_listening),
+                             text=bind_socket() if text else "off", node_id=str(i + 1), label="node %d" % (i + 1),
+                             secret_file=self.secret_file, start=False)
+                      for i in range(count)]
         for node in self.nodes:
             node.peers = ["%s:%d" % (peer_host, other.port) for other in self.nodes if other is not node]
         if start:
@@ -359,30 +131,18 @@ class Cluster:
                     node.start()
 
     @classmethod
-    def of(cls, nodes):
-        """A cluster of nodes built by the caller (peers set, not started)."""
-        cluster = cls.__new__(cls)
-        cluster.nodes = nodes
-        cluster.directory = None
-        cluster.secret_file = None
-        return cluster
-
-    @classmethod
     def in_namespaces(cls, exe, ns, args=(), port=8889, secret=True):
         """Node i in namespace i of `ns` (Namespaces), listening on `port`
-        there, its peers named by their addresses on the veth links; the
-        test reaches it from the root namespace. Not started."""
-        directory = tempfile.mkdtemp(prefix="ringcache-cluster-")
-        secret_file = write_secret_file(directory) if secret else None
-        nodes = []
+        there (bound by the daemon: this process is not in that namespace),
+        its peers named by their addresses on the veth links; the test
+        reaches it from the root namespace. Not started."""
+        cluster = cls(exe, 0, secret=secret)
         for i in range(1, ns.count + 1):
-            node = Node(exe, str(i), None, client_host=ns.host_side_address(i), port=port,
-                        prefix=["ip", "netns", "exec", ns.names[i - 1]], args=args, secret_file=secret_file)
-            node.peers = ["%s:%d" % (ns.peer_address(i, j), port) for j in range(1, ns.count + 1) if j != i]
-            nodes.append(node)
-        cluster = cls.of(nodes)
-        cluster.directory = directory
-        cluster.secret_file = secret_file
+            peers = ["%s:%d" % (ns.peer_address(i, j), port) for j in range(1, ns.count + 1) if j != i]
+            cluster.nodes.append(Daemon(exe, *args, listen=("0.0.0.0", port), client_host=ns.host_side_address(i),
+                                        prefix=["ip", "netns", "exec", ns.names[i - 1]], node_id=str(i),
+                                        label="node %d" % i, peers=peers, secret_file=cluster.secret_file,
+                                        start=False))
         return cluster
 
     @property
@@ -404,21 +164,18 @@ class Cluster:
         codes = self.close()
         if exc_type is None:
             for node, code in zip(self.nodes, codes):
-                assert code == 0, "node %s exited with %s:\n%s" % (node.name, code, node.log())
-                check_no_sanitizer_report(node.log())
+                node.check_clean_exit(code)
         return False
 
     def close(self):
         codes = []
         for node in self.nodes:
             try:
-                codes.append(node.stop())
+                codes.append(node.close())
             finally:
-                node.kill()
-                if node.sock is not None:
-                    node.sock.close()
-                if node.text_sock is not None:
-                    node.text_sock.close()
+                for sock in (node.listen, node.text):
+                    if isinstance(sock, socket.socket):
+                        sock.close()
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
         return codes
@@ -649,7 +406,7 @@ def wait_until_all(nodes, keys, expected, timeout=15):
                 got = c.get_many(keys)
                 if got != expected:
                     bad = [(k, g, e) for k, g, e in zip(keys, got, expected) if g != e]
-                    mismatch = (node.name, len(bad), bad[:3])
+                    mismatch = (node.node_id, len(bad), bad[:3])
                     break
             if mismatch is None:
                 return time.monotonic() - start
@@ -671,5 +428,5 @@ def identical_everywhere(nodes, keys):
     for node, got in zip(nodes[1:], answers[1:]):
         diff = [(k, a, b) for k, a, b in zip(keys, answers[0], got) if a != b]
         assert not diff, "node %s differs from node %s on %d keys, e.g. %r" % (
-            node.name, nodes[0].name, len(diff), diff[:3])
+            node.node_id, nodes[0].node_id, len(diff), diff[:3])
     return answers[0]

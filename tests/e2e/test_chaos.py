@@ -86,7 +86,7 @@ import time
 
 from chaos_load import ACKED, CLIENT_TIMEOUT_S, UNKNOWN, Gate, LoadThread, expectation, short
 from harness import SkipTest, run_tests
-from replication_cluster import Client, Cluster, Namespaces, require_netns
+from replication_cluster import Cluster, Namespaces, require_netns
 
 DEFAULT_DURATION_S = 60
 NODES = 3
@@ -265,7 +265,7 @@ class Driver:
         node = self.nodes[index]
         since = None
         last = "no STATS yet"
-        with Client(node.client_host, node.port, timeout=CLIENT_TIMEOUT_S) as c:
+        with node.client(timeout=CLIENT_TIMEOUT_S) as c:
             while time.monotonic() < deadline:
                 s = c.stats()
                 quiet = (s["REPL_CONNECTED"] == s["REPL_PEERS"] and s["REPL_RESYNCING"] == "0" and
@@ -287,7 +287,7 @@ class Driver:
 def read_all(nodes, keys):
     out = []
     for node in nodes:
-        with Client(node.client_host, node.port, timeout=CLIENT_TIMEOUT_S) as c:
+        with node.client(timeout=CLIENT_TIMEOUT_S) as c:
             out.append(c.get_many(keys, batch=200))
     return out
 
@@ -331,7 +331,7 @@ def wait_one_stream_per_peer(nodes):
     start = time.monotonic()
     while True:
         stats = [n.stats() for n in nodes]
-        links = ["node %s: CONNECTED=%s INCOMING=%s PEERS=%s" % (n.name, s["REPL_CONNECTED"], s["REPL_INCOMING"],
+        links = ["node %s: CONNECTED=%s INCOMING=%s PEERS=%s" % (n.node_id, s["REPL_CONNECTED"], s["REPL_INCOMING"],
                                                                 s["REPL_PEERS"]) for n, s in zip(nodes, stats)]
         if all(s["REPL_CONNECTED"] == s["REPL_PEERS"] == s["REPL_INCOMING"] for s in stats):
             return time.monotonic() - start
@@ -359,14 +359,14 @@ def report_failure(nodes, keys, histories, expected, checked, answers, t0):
             key, "unchecked" if not checked[i] else ("absent" if expected[i] is None else repr(short(expected[i]))),
             last, acked[-1].describe(t0) if acked else "none"))
         for n, v in zip(nodes, per_node):
-            lines.append("    node %s: %r" % (n.name, short(v)))
+            lines.append("    node %s: %r" % (n.node_id, short(v)))
         for op in ops:
             lines.append("    recent op %s" % op.describe(t0))
     lines.insert(0, "%d keys differ between nodes or from their last acknowledged operation" % bad)
     for node in nodes:
         with node.lock:
             tail = node.lines[-LOG_TAIL_LINES:]
-        lines.append("--- node %s log (last %d lines)" % (node.name, len(tail)))
+        lines.append("--- node %s log (last %d lines)" % (node.node_id, len(tail)))
         lines.extend(tail)
     return "\n".join(lines)
 
@@ -448,7 +448,7 @@ def chaos(exe, ns):
         for node, s in zip(cluster.nodes, stats):
             print("node %s: EVICTIONS=%s REPL_RESYNCS_RECEIVED=%s REPL_QUEUE_OVERFLOWS=%s "
                   "REPL_HANDOFF_OVERFLOWS=%s REPL_APPLY_FAILED=%s" % (
-                      node.name, s["EVICTIONS"], s["REPL_RESYNCS_RECEIVED"], s["REPL_QUEUE_OVERFLOWS"],
+                      node.node_id, s["EVICTIONS"], s["REPL_RESYNCS_RECEIVED"], s["REPL_QUEUE_OVERFLOWS"],
                       s["REPL_HANDOFF_OVERFLOWS"], s["REPL_APPLY_FAILED"]))
         lossy = not all(s["EVICTIONS"] == "0" and s["REPL_APPLY_FAILED"] == "0" for s in stats)
         if not matches:

@@ -6,13 +6,14 @@ down at start-up joins later. Where Repcached's ring of three never
 converged. (test_replication_trust.py covers the trust boundary.)"""
 
 import os
-import socket
 import threading
 import time
 
-from harness import EINVAL, OK, field, run_tests
-from replication_cluster import (Cluster, Client, LinkCutter, bind_socket, identical_everywhere, make_version,
-                                 repl_del_frame, repl_hello_v2_frame, repl_put_frame, wait_until_all)
+from clients import EINVAL, OK, Client, TextClient, field
+from daemon import bind_socket, run_to_exit
+from harness import run_tests
+from replication_cluster import (Cluster, LinkCutter, identical_everywhere, make_version, repl_hello_v2_frame,
+                                 repl_put_frame, wait_until_all)
 
 CONVERGE_WITHIN_S = 5
 # A delayed flush_all takes effect on each node at the first expiry pass
@@ -205,7 +206,7 @@ def test_peer_unreachable_at_start_up_joins_later(exe):
             assert time.monotonic() < deadline, a.log()
             time.sleep(0.05)
         assert a.stats()["REPL_CONNECTED"] == "1"
-        late.sock.listen(128)
+        late.listen.listen(128)  # the socket it is passed
         late.start()
         took = wait_until_all(cluster.nodes, keys, [b"written before node 3 existed"] * len(keys))
         print("node 3, down at start-up, had all 2000 earlier writes %.2fs after it started" % took)
@@ -213,16 +214,11 @@ def test_peer_unreachable_at_start_up_joins_later(exe):
 
 
 def text_command(port, lines):
-    """Sends memcached text commands; returns the reply bytes up to the
-    expected number of reply lines (one per command here)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"".join(lines))
-        data = b""
-        while data.count(b"\r\n") < len(lines):
-            chunk = s.recv(65536)
-            assert chunk, data
-            data += chunk
-        return data
+    """Sends memcached text commands; returns their reply lines (one per
+    command here)."""
+    with TextClient(port, timeout=10) as t:
+        t.send(b"".join(lines))
+        return b"".join(t.read_line() + b"\r\n" for _ in lines)
 
 
 def test_text_port_writes_replicate(exe):
@@ -269,10 +265,10 @@ def test_text_flush_all_replicates(exe):
     with Cluster(exe, 3, args=["-t", "2"], text=True) as cluster:
         cluster.wait_connected()
         a, b, c = cluster.nodes
-        keys = {node.name: [b"flush-%s-%d" % (node.name.encode(), i) for i in range(100)] for node in cluster.nodes}
+        keys = {node.node_id: [b"flush-%s-%d" % (node.node_id.encode(), i) for i in range(100)] for node in cluster.nodes}
         every = sum(keys.values(), [])
         for node in cluster.nodes:
-            text_set_all(node, keys[node.name], b"-1")
+            text_set_all(node, keys[node.node_id], b"-1")
         wait_until_all(cluster.nodes, every, [k + b"-1" for k in every])
 
         # flush_all now on A: gone on every node.
@@ -292,7 +288,7 @@ def test_text_flush_all_replicates(exe):
         # A delayed flush: nothing goes before its time; then every write made
         # before it goes on every node, one made during the delay included.
         for node in cluster.nodes:
-            text_set_all(node, keys[node.name], b"-2")
+            text_set_all(node, keys[node.node_id], b"-2")
         wait_until_all(cluster.nodes, every, [k + b"-2" for k in every])
         asked = time.monotonic()
         assert text_command(b.text_port, [b"flush_all %d\r\n" % FLUSH_DELAY_S]) == b"OK\r\n"
@@ -313,7 +309,7 @@ def test_a_node_cut_off_during_flush_all_does_not_bring_flushed_keys_back(exe):
     cluster = Cluster(exe, 3, args=["-t", "2"], start=False, text=True)
     a, b, c = cluster.nodes
     # Every link to or from C goes through a cutter.
-    cutters = {node.name: LinkCutter(node.port) for node in cluster.nodes}
+    cutters = {node.node_id: LinkCutter(node.port) for node in cluster.nodes}
     try:
         with cluster:
             a.peers = ["127.0.0.1:%d" % b.port, "127.0.0.1:%d" % cutters["3"].port]
@@ -369,9 +365,9 @@ def test_replication_hello_is_checked(exe):
         a = cluster.nodes[0]
         for hello, why in ((repl_hello_v2_frame(b"1", os.urandom(32)), "own node id"),
                            (bytes([200]) + field(b"RINGCACHE-REPL/9 x"), "neither RINGCACHE-REPL/1")):
-            with Client("127.0.0.1", a.port) as c:
+            with Client(a.port) as c:
                 c.sock.sendall(hello)
-                assert c.status() == EINVAL, why
+                assert c.read_status() == EINVAL, why
                 assert c.sock.recv(1) == b"", why
         deadline = time.monotonic() + 5
         while a.log_count("replication: hello from 127.0.0.1:") < 2:
@@ -387,23 +383,21 @@ def test_replication_hello_is_checked(exe):
         with a.client() as c:
             assert c.get(b"ok") == b"1" and c.get(b"after") is None
         # Bytes 200-255 are opcodes of replication connections only.
-        with Client("127.0.0.1", a.port) as c:
+        with Client(a.port) as c:
             assert c.put(b"k", b"v") == OK
             c.sock.sendall(bytes([201]))
-            assert c.status() == EINVAL
+            assert c.read_status() == EINVAL
             assert c.get(b"k") == b"v"
 
 
 def test_a_node_listed_as_its_own_peer_is_refused_at_start_up(exe):
-    import subprocess
     sock = bind_socket()
     try:
         port = sock.getsockname()[1]
-        proc = subprocess.run([exe, "--listen-fd", str(sock.fileno()), "--text-port", "0",
-                               "--peer", "127.0.0.1:%d" % port], pass_fds=(sock.fileno(),),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=20)
+        proc = run_to_exit(exe, "--listen-fd", str(sock.fileno()), "--text-port", "0",
+                           "--peer", "127.0.0.1:%d" % port, pass_fds=(sock.fileno(),))
         assert proc.returncode == 2, proc
-        assert b"is this node itself" in proc.stderr, proc.stderr
+        assert "is this node itself" in proc.stderr, proc.stderr
     finally:
         sock.close()
 

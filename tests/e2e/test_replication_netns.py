@@ -6,7 +6,8 @@ Needs root (exit 77 = skipped otherwise)."""
 
 import time
 
-from harness import OK, run_tests
+from clients import OK
+from harness import run_tests
 from replication_cluster import Cluster, Namespaces, ip, require_netns, wait_until_all
 
 PORT = 8889

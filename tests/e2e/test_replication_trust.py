@@ -20,14 +20,14 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 import tempfile
 import time
 
-from harness import EINVAL, OK, SkipTest, field, run_tests
-from replication_cluster import (AUTH_REFUSED, Cluster, Node, bind_socket, make_version, open_replication_stream,
-                                 read_challenge, read_exact, repl_hello_frame, repl_hello_v2_frame,
-                                 repl_put_frame, auth_mac, write_secret_file)
+from clients import EINVAL, OK
+from daemon import run_to_exit, write_secret_file
+from harness import SkipTest, run_tests
+from replication_cluster import (AUTH_REFUSED, Cluster, make_version, open_replication_stream, read_challenge,
+                                 read_exact, repl_hello_frame, repl_hello_v2_frame, repl_put_frame, auth_mac)
 
 REPL_FLUSH = 207
 TOP_OF_CLOCK = (1 << 64) - 1 - 4095 + 7  # the largest HLC, tag 7
@@ -250,15 +250,9 @@ def test_a_peer_whose_clock_is_60_s_ahead_is_refused(exe):
         ahead.prefix = ["env", "LD_PRELOAD=" + libfaketime, "FAKETIME=+60s"]
         env_asan = os.environ.get("ASAN_OPTIONS")
         # An ASan build wants its runtime first; libfaketime is preloaded before it.
-        os.environ["ASAN_OPTIONS"] = (env_asan + ":" if env_asan else "") + "verify_asan_link_order=0"
-        try:
-            a.start()
-            ahead.start()
-        finally:
-            if env_asan is None:
-                del os.environ["ASAN_OPTIONS"]
-            else:
-                os.environ["ASAN_OPTIONS"] = env_asan
+        ahead.env = dict(os.environ, ASAN_OPTIONS=(env_asan + ":" if env_asan else "") + "verify_asan_link_order=0")
+        a.start()
+        ahead.start()
         with ahead.client() as c:
             assert c.put(b"from-the-future", b"1") == OK
         wait_for(lambda: stat(a, "REPL_SKEW_REFUSED") >= 1, a.log())
@@ -279,9 +273,8 @@ def test_a_peer_whose_clock_is_60_s_ahead_is_refused(exe):
 
 
 def start_failure(exe, args):
-    proc = subprocess.run([exe, "-p", "0", "--text-port", "0", "-t", "1"] + args, capture_output=True,
-                          timeout=20)
-    return proc.returncode, proc.stderr.decode()
+    proc = run_to_exit(exe, "-p", "0", "--text-port", "0", "-t", "1", *args)
+    return proc.returncode, proc.stderr
 
 
 def test_bad_secret_files_are_refused_at_start_up(exe):

@@ -15,7 +15,6 @@ all processes are stopped at the end.
 import argparse
 import os
 import re
-import statistics
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 
-from harness import OK  # noqa: E402
+from clients import OK  # noqa: E402
 from replication_cluster import Cluster  # noqa: E402
 
 PROBE_INTERVAL_S = 0.05
@@ -91,7 +90,7 @@ def run(build, peers, duration, connections, pipeline, secret=True):
             out = subprocess.run([loadgen, "--port", str(origin.port), "--threads", "1", "--connections",
                                   str(connections), "--pipeline", str(pipeline), "--get-ratio", "0",
                                   "--keys", "100000", "--value-size", "100", "--duration", str(duration),
-                                  "--warmup", "1", "--server-pid", str(origin.proc.pid)],
+                                  "--warmup", "1", "--server-pid", str(origin.pid)],
                                  capture_output=True, text=True, timeout=duration + 60)
         stop.set()
         for t in workers:
