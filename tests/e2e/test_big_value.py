@@ -5,7 +5,9 @@ out."""
 import hashlib
 import threading
 
-from harness import MIB, OK, Daemon, get_frame, pattern, put_frame, run_tests
+from clients import MIB, OK, get_frame, put_frame
+from daemon import Daemon
+from harness import pattern, run_tests
 
 SIZE = 200 * MIB
 

@@ -1,12 +1,13 @@
 """Connections spread evenly over the worker threads (issue 3): one
 listening socket, accepted by one ring and dealt round-robin to the others."""
 
-import os
 import resource
 import socket
 import time
 
-from harness import Daemon, get_frame, run_tests
+from clients import get_frame
+from daemon import Daemon
+from harness import run_tests, wait_stats
 
 FAIR_SHARE_MIN = 0.35
 
@@ -57,14 +58,7 @@ def test_connections_arriving_in_parallel(exe):
                 s.close()
             for s in socks[1::2]:
                 s.close()
-        deadline = time.monotonic() + 10
-        while True:
-            with d.client() as c:
-                stats = c.stats()
-            if stats["CONNECTIONS"] == "1":
-                break
-            assert time.monotonic() < deadline, stats
-            time.sleep(0.05)
+        stats = wait_stats(d, lambda s: s["CONNECTIONS"] == "1", "connections were not closed")
         accepted = [int(x) for x in stats["THREAD_ACCEPTED"].split(",")]
         assert sum(accepted) >= 151
         assert max(accepted) - min(accepted) <= 1, accepted
@@ -83,13 +77,10 @@ def test_emfile_backs_off_then_recovers(exe):
             for s in socks[:20]:
                 s.sendall(get_frame(b"k"))
                 assert s.recv(1) == bytes([112])
-            deadline = time.monotonic() + 10
-            while "pausing accepts" not in d.log():
-                assert time.monotonic() < deadline, d.log()
-                time.sleep(0.05)
-            cpu_before = process_cpu_seconds(d.pid)
+            d.wait_for_line("pausing accepts", 10)
+            cpu_before = d.cpu_seconds()
             time.sleep(1.0)
-            cpu_used = process_cpu_seconds(d.pid) - cpu_before
+            cpu_used = d.cpu_seconds() - cpu_before
             # Re-arming at once after EMFILE would spin a core.
             assert cpu_used < 0.3, "daemon used %.2f s of CPU while out of fds" % cpu_used
             for s in socks[:40]:
@@ -101,13 +92,6 @@ def test_emfile_backs_off_then_recovers(exe):
         finally:
             for s in socks:
                 s.close()
-
-
-def process_cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 if __name__ == "__main__":

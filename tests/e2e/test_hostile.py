@@ -8,8 +8,9 @@ import struct
 import threading
 import time
 
-from harness import (EBIG, EINVAL, KNOWN_OPCODES, MIB, OK, Client, Daemon, check_alive_and_serving,
-                     field, get_frame, pattern, put_frame, run_tests)
+from clients import EBIG, EINVAL, KNOWN_OPCODES, MIB, OK, field, get_frame, put_frame
+from daemon import Daemon
+from harness import check_alive_and_serving, pattern, run_tests, wait_stats
 
 MAX_LENGTH = b"\xff\xff\xff\xff"
 
@@ -41,15 +42,15 @@ def test_replication_hello_is_refused(exe):
         with d.client() as c:
             c.send(bytes([200]) + field(b"RINGCACHE-REPL/1 node-b"))
             assert c.read_status() == EINVAL
-            c.expect_eof()
+            assert c.expect_eof() == b""
         with d.client() as c:
             c.send(bytes([200]) + field(b"x" * 300))  # hello longer than 256 bytes
             assert c.read_status() == EINVAL
-            c.expect_eof()
+            assert c.expect_eof() == b""
         with d.client() as c:
             c.send(bytes([200]) + MAX_LENGTH)
             assert c.read_status() == EINVAL
-            c.expect_eof()
+            assert c.expect_eof() == b""
         check_alive_and_serving(d)
 
 
@@ -218,13 +219,7 @@ def test_client_leaving_mid_reply(exe):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.close()
         check_alive_and_serving(d)
-        deadline = time.monotonic() + 10
-        while True:
-            with d.client() as c:
-                if c.stats()["CONNECTIONS"] == "1":
-                    break
-            assert time.monotonic() < deadline, "connections were not closed"
-            time.sleep(0.05)
+        wait_stats(d, lambda s: s["CONNECTIONS"] == "1", "connections were not closed")
         with d.client() as c:
             assert c.get(b"large") == value
 

@@ -6,22 +6,18 @@ import os
 import resource
 import signal
 import socket
-import subprocess
 import threading
 import time
 
-from harness import (MIB, OK, Daemon, check_alive_and_serving, get_frame, pattern, put_frame,
-                     run_tests)
-
-
-def run_cli(exe, *args):
-    return subprocess.run([exe, *args], capture_output=True, timeout=20, text=True)
+from clients import MIB, get_frame, put_frame
+from daemon import Daemon, run_to_exit
+from harness import check_alive_and_serving, pattern, run_tests
 
 
 def test_help_and_version(exe):
-    r = run_cli(exe, "-h")
+    r = run_to_exit(exe, "-h")
     assert r.returncode == 0 and "usage: ringcached" in r.stdout, r
-    r = run_cli(exe, "-V")
+    r = run_to_exit(exe, "-V")
     assert r.returncode == 0 and r.stdout.startswith("ringcached "), r
 
 
@@ -37,7 +33,7 @@ def test_bad_options_exit_2_with_a_clear_error(exe):
         (["-l", "127.0.0.1", "-p", "0", "--listen-fd", "999"], "--listen-fd 999: not an open file"),
     ]
     for args, message in cases:
-        r = run_cli(exe, *args)
+        r = run_to_exit(exe, *args)
         assert r.returncode == 2, (args, r.returncode, r.stderr)
         assert message in r.stderr, (args, r.stderr)
 
@@ -61,8 +57,7 @@ def test_startup_line_and_open_files_limit(exe):
 
 def test_port_in_use_is_a_clear_failure(exe):
     with Daemon(exe, "-t", "1") as d:
-        r = subprocess.run([exe, "-l", "127.0.0.1", "-p", str(d.port), "-t", "1"], capture_output=True,
-                           timeout=20, text=True)
+        r = run_to_exit(exe, "-l", "127.0.0.1", "-p", str(d.port), "-t", "1")
         assert r.returncode == 1, r
         assert "Address already in use" in r.stderr, r.stderr
 
@@ -99,7 +94,7 @@ def test_sigterm_exits_0_and_the_port_is_reusable_at_once(exe):
     finally:
         d.kill()
     # The same port, immediately.
-    with Daemon(exe, "-t", "2", port=port) as again:
+    with Daemon(exe, "-t", "2", listen=("127.0.0.1", port)) as again:
         assert again.port == port
         check_alive_and_serving(again)
         assert again.stop(signal.SIGINT) == 0
@@ -116,8 +111,7 @@ def test_listen_fd(exe):
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]
-    fd = listener.fileno()
-    with Daemon(exe, "-t", "2", "--listen-fd", str(fd), pass_fds=(fd,), listen=False) as d:
+    with Daemon(exe, "-t", "2", listen=listener) as d:
         assert d.port == port
         listener.close()  # the daemon holds its own copy
         check_alive_and_serving(d)
@@ -128,8 +122,7 @@ def test_listen_fd_that_is_not_listening(exe):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     try:
-        r = subprocess.run([exe, "--listen-fd", str(sock.fileno())], capture_output=True, timeout=20,
-                           text=True, pass_fds=(sock.fileno(),))
+        r = run_to_exit(exe, "--listen-fd", str(sock.fileno()), pass_fds=(sock.fileno(),))
         assert r.returncode == 2, r
         assert "not a listening socket" in r.stderr, r.stderr
     finally:
@@ -156,29 +149,18 @@ def test_systemd_socket_activation(exe):
         env = dict(os.environ, LISTEN_FDS=str(len(sockets)))
         if names:
             env["LISTEN_FDNAMES"] = names
-        # LISTEN_PID must be the daemon's own pid: a shell sets it, then execs.
-        cmd = ["sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"', exe, "-t", "2"]
-        proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                preexec_fn=place_fds, close_fds=False)
         try:
-            line = b""
-            deadline = time.monotonic() + 15
-            while b"listening" not in line:
-                assert time.monotonic() < deadline
-                line = proc.stderr.readline()
-                assert line, "daemon exited: %s" % proc.wait(5)
-            expected_port = sockets[binary_index].getsockname()[1]
-            assert b"binary=127.0.0.1:%d " % expected_port in line, (names, line)
-            with socket.create_connection(("127.0.0.1", expected_port), timeout=10) as c:
-                c.sendall(get_frame(b"socket-activated"))
-                assert c.recv(1) == bytes([112])
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(20) == 0
+            # LISTEN_PID must be the daemon's own pid: a shell sets it, then execs.
+            with Daemon(exe, "-t", "2", listen=None, text=None, prefix=["sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"'],
+                        env=env, preexec_fn=place_fds, popen={"close_fds": False}) as d:
+                expected_port = sockets[binary_index].getsockname()[1]
+                line = d.ready.group(0)
+                assert "binary=127.0.0.1:%d " % expected_port in line, (names, line)
+                with socket.create_connection(("127.0.0.1", expected_port), timeout=10) as c:
+                    c.sendall(get_frame(b"socket-activated"))
+                    assert c.recv(1) == bytes([112])
+                assert d.stop() == 0
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            proc.stderr.close()
             for s in sockets:
                 s.close()
 

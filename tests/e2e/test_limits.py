@@ -4,21 +4,15 @@ read from /proc, a 1 GiB value against -m 64, 1000 idle connections, and a
 client that never reads its replies."""
 
 import socket
-import threading
 import time
 
-from harness import (EBIG, MIB, OK, Daemon, check_alive_and_serving, field, get_frame, pattern,
-                     put_frame, raise_fd_limit, run_tests)
+from clients import EBIG, MIB, OK, field, get_frame, put_frame
+from daemon import Daemon
+from harness import (assert_rss_bounded, check_alive_and_serving, pattern, raise_fd_limit, rss_limit_bytes,
+                     run_tests, wait_stats)
 
 MEMORY_MIB = 64
-# SPEC §3: resident memory stays within 1.25 x SIZE + 48 MiB whatever clients send.
-RSS_LIMIT = int(1.25 * MEMORY_MIB * MIB + 48 * MIB)
-
-
-def assert_rss_bounded(d, what):
-    rss = d.rss_bytes()
-    print("  %s: VmRSS %.1f MiB (limit %.1f MiB)" % (what, rss / MIB, RSS_LIMIT / MIB), flush=True)
-    assert rss <= RSS_LIMIT, "%s: VmRSS %d > %d" % (what, rss, RSS_LIMIT)
+RSS_LIMIT = rss_limit_bytes(MEMORY_MIB)
 
 
 def test_rlimit_as_is_set_and_logged(exe):
@@ -57,7 +51,7 @@ def test_eviction_keeps_resident_memory_bounded(exe):
             for j in range(i - 5, i):
                 assert c.get(b"e%d" % j) == pattern(sizes[j % len(sizes)], j), j
             assert c.get(b"e0") is None
-        assert_rss_bounded(d, "after writing %d MiB" % (written // MIB))
+        assert_rss_bounded(d, RSS_LIMIT, "after writing %d MiB" % (written // MIB))
         check_alive_and_serving(d)
 
 
@@ -73,7 +67,7 @@ def test_1_gib_value_against_m64_is_ebig(exe):
         assert c.read_value_reply() is None
         assert c.read_status() == OK
         assert c.get(b"next") == b"in sync"
-        assert_rss_bounded(d, "after a 1 GiB value")
+        assert_rss_bounded(d, RSS_LIMIT, "after a 1 GiB value")
 
 
 def test_1000_idle_connections(exe):
@@ -90,28 +84,15 @@ def test_1000_idle_connections(exe):
                 s.sendall(get_frame(b"idle"))
             for s in socks[::10]:
                 assert s.recv(1) == bytes([112])
-            deadline = time.monotonic() + 10
-            while True:
-                with d.client() as c:
-                    stats = c.stats()
-                if stats["CONNECTIONS"] == str(count + 1):
-                    break
-                assert time.monotonic() < deadline, stats["CONNECTIONS"]
-                time.sleep(0.05)
+            stats = wait_stats(d, lambda s: s["CONNECTIONS"] == str(count + 1), "not every connection was accepted")
             per_thread = [int(x) for x in stats["THREAD_CONNECTIONS"].split(",")]
             assert min(per_thread) >= 0.35 * (count / len(per_thread)), per_thread
             check_alive_and_serving(d)
-            assert_rss_bounded(d, "with %d idle connections" % count)
+            assert_rss_bounded(d, RSS_LIMIT, "with %d idle connections" % count)
         finally:
             for s in socks:
                 s.close()
-        deadline = time.monotonic() + 10
-        while True:
-            with d.client() as c:
-                if c.stats()["CONNECTIONS"] == "1":
-                    break
-            assert time.monotonic() < deadline, "idle connections were not closed"
-            time.sleep(0.05)
+        wait_stats(d, lambda s: s["CONNECTIONS"] == "1", "idle connections were not closed")
 
 
 def test_client_that_never_reads(exe):
@@ -147,7 +128,7 @@ def test_client_that_never_reads(exe):
             assert elapsed < 10, elapsed
             s = c.stats()
             assert int(s["READ_PAUSES"]) >= 2, s
-        assert_rss_bounded(d, "with two clients that never read")
+        assert_rss_bounded(d, RSS_LIMIT, "with two clients that never read")
         for sock, _ in hogs:
             sock.close()
         check_alive_and_serving(d)
@@ -174,7 +155,7 @@ def test_many_clients_stalled_in_large_keys(exe):
             assert c.put(b"still", b"served") == OK
             assert c.get(b"still") == b"served"
         assert "input budget exhausted" in d.log()
-        assert_rss_bounded(d, "with 24 clients stalled in 30 MiB keys")
+        assert_rss_bounded(d, RSS_LIMIT, "with 24 clients stalled in 30 MiB keys")
         for sock in stalled:
             sock.close()
         # Once they are gone, one large key fits again.

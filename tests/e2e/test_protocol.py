@@ -5,8 +5,9 @@ import random
 import threading
 import time
 
-from harness import (EBIG, EINVAL, ENOTFOUND, MIB, OK, STATS_FRAME, Client, Daemon, del_frame,
-                     field, get_frame, pattern, put_frame, run_tests)
+from clients import EBIG, EINVAL, ENOTFOUND, MIB, OK, STATS_FRAME, Client, del_frame, field, get_frame, put_frame
+from daemon import Daemon
+from harness import pattern, run_tests
 
 REQUIRED_STATS = ["PUTS", "DELS", "GETS", "KEYS", "STATS", "INVALID", "HITS", "MISSES",
                   "EVICTIONS", "BYTES", "LIMIT", "CONNECTIONS", "THREADS", "UPTIME"]

@@ -20,8 +20,8 @@ import socket
 import subprocess
 import time
 
+from daemon import Daemon
 from harness import SkipTest, run_tests
-from text_harness import start_text_daemon
 
 TOOL_TIMEOUT_S = 60
 REPLY_WAIT_S = 3
@@ -143,7 +143,7 @@ def test_memccapable_ascii_passes(exe):
     tool = shutil.which("memccapable") or shutil.which("memcapable")
     if tool is None:
         raise SkipTest("memccapable (libmemcached-tools) is not installed")
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d:
         result = subprocess.run([tool, "-h", "127.0.0.1", "-p", str(d.text_port), "-a", "-v"],
                                 capture_output=True, text=True, timeout=TOOL_TIMEOUT_S)
         print(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "(no output)")
@@ -153,7 +153,7 @@ def test_memccapable_ascii_passes(exe):
 def test_same_replies_as_memcached(exe):
     memcached = Memcached()
     try:
-        with start_text_daemon(exe, "-t", "1", "-m", "16", "--max-item", "1M") as d:
+        with Daemon(exe, "-t", "1", "-m", "16", "--max-item", "1M", text="bind") as d:
             for port in (memcached.port, d.text_port):
                 assert talk(port, b"flush_all\r\n") == (b"OK\r\n", False), port
             differences = []

@@ -4,8 +4,9 @@ port."""
 
 import time
 
-from harness import OK, ENOTFOUND, run_tests
-from text_harness import TextClient, start_text_daemon
+from clients import OK, ENOTFOUND, TextClient
+from daemon import Daemon
+from harness import run_tests
 
 # Bounded waits for expiry: memcached's clock has one-second steps.
 EXPIRY_WAIT_MAX_S = 4.0
@@ -21,7 +22,7 @@ def wait_until_gone(client, key):
 
 
 def test_storage_commands(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as c:
         assert c.store(b"set", b"k", b"hello", flags=4294967295) == b"STORED"
         assert c.get(b"k") == {b"k": (4294967295, b"hello", None)}
         assert c.store(b"add", b"k", b"x") == b"NOT_STORED"
@@ -42,7 +43,7 @@ def test_storage_commands(exe):
 
 
 def test_cas_and_gets(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as c:
         assert c.store(b"set", b"k", b"v1") == b"STORED"
         (_, _, cas1) = c.get(b"k", command=b"gets")[b"k"]
         assert c.store(b"cas", b"k", b"v2", cas=cas1) == b"STORED"
@@ -57,7 +58,7 @@ def test_cas_and_gets(exe):
 
 
 def test_delete_incr_decr_touch(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as c:
         assert c.call(b"delete absent") == b"NOT_FOUND"
         c.store(b"set", b"k", b"v")
         assert c.call(b"delete k") == b"DELETED"
@@ -80,7 +81,7 @@ def test_delete_incr_decr_touch(exe):
 
 
 def test_noreply_everywhere(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as c:
         c.store(b"set", b"base", b"1")
         cas = c.get(b"base", command=b"gets")[b"base"][2]
         # Every command that takes noreply, successes and failures alike,
@@ -114,7 +115,7 @@ def test_noreply_everywhere(exe):
 
 
 def test_noreply_effects(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as c:
         c.send(b"set a 0 0 1 noreply\r\nx\r\nappend a 0 0 1 noreply\r\ny\r\nset n 0 0 1 noreply\r\n5\r\n"
                b"incr n 10 noreply\r\ndelete gone noreply\r\nmn\r\n")
         assert c.read_line() == b"MN"
@@ -122,7 +123,7 @@ def test_noreply_effects(exe):
 
 
 def test_expiry(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as c:
         now = int(time.time())
         assert c.store(b"set", b"past", b"v", exptime=-1) == b"STORED"
         assert c.store(b"set", b"absolute_past", b"v", exptime=now - 10) == b"STORED"
@@ -147,7 +148,7 @@ def test_expiry(exe):
 
 
 def test_flush_all(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as c:
         c.store(b"set", b"a", b"1")
         assert c.call(b"flush_all") == b"OK"
         assert c.value(b"a") is None
@@ -160,7 +161,7 @@ def test_flush_all(exe):
 
 
 def test_meta_commands(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as c:
         assert c.call(b"mn") == b"MN"
         c.send(b"ms foo 2 F7 T100 k O1\r\nhi\r\n")
         assert c.read_line() == b"HD kfoo O1"
@@ -200,7 +201,7 @@ def test_meta_commands(exe):
 
 
 def test_keys_are_shared_with_the_binary_port(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d, TextClient(d.text_port) as t, d.client() as b:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as t, d.client() as b:
         assert b.put(b"from-binary", b"\x00binary\r\n") == OK
         assert t.get(b"from-binary") == {b"from-binary": (0, b"\x00binary\r\n", None)}
         assert t.store(b"set", b"from-text", b"text value", flags=5) == b"STORED"
@@ -215,7 +216,7 @@ def test_keys_are_shared_with_the_binary_port(exe):
 
 
 def test_stats_version_verbosity_quit(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as c:
         c.store(b"set", b"k", b"v")
         c.get(b"k", b"missing")
         stats = c.stats()

@@ -7,17 +7,18 @@ import random
 import socket
 import time
 
-from harness import MIB, check_alive_and_serving, pattern, run_tests
-from text_harness import TextClient, start_text_daemon
+from clients import MIB, TextClient
+from daemon import Daemon
+from harness import check_alive_and_serving, pattern, run_tests
 
 
 def rss_below(daemon, limit_bytes):
     """Resident memory bound; sanitizer builds (no RLIMIT_AS, quarantined frees) are exempt."""
-    return "sanitizer build" in daemon.log() or daemon.rss_bytes() < limit_bytes
+    return daemon.sanitizer_build() or daemon.rss_bytes() < limit_bytes
 
 
 def test_pipelined_multigets_answer_in_order(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "32") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "32", text="bind") as d, TextClient(d.text_port) as c:
         keys = [b"key:%d" % i for i in range(200)]
         c.send(b"".join(b"set %s %d 0 %d noreply\r\n%s\r\n" % (k, i, len(k) * 3, k * 3)
                         for i, k in enumerate(keys)) + b"mn\r\n")
@@ -46,7 +47,7 @@ def test_fragmented_lines_and_values(exe):
     expected = (b"STORED\r\nVALUE frag 3 10\r\n0123456789\r\nEND\r\nHD\r\nVA 4 f9\r\nabcd\r\n"
                 b"CLIENT_ERROR bad data chunk\r\nERROR\r\n"
                 b"123456790\r\nMN\r\n")
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d:
         for piece_bytes in (1, 2, 3, 7, len(stream)):
             with TextClient(d.text_port) as c:
                 c.send(b"delete frag noreply\r\ndelete meta noreply\r\n")
@@ -59,7 +60,7 @@ def test_fragmented_lines_and_values(exe):
 
 
 def test_large_values_stream_both_ways(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "64") as d, TextClient(d.text_port) as c, d.client() as b:
+    with Daemon(exe, "-t", "2", "-m", "64", text="bind") as d, TextClient(d.text_port) as c, d.client() as b:
         for size in (64 * 1024 + 1, 5 * MIB):
             value = pattern(size, size)
             assert c.store(b"set", b"big", value, flags=3) == b"STORED"
@@ -78,7 +79,7 @@ def test_large_values_stream_both_ways(exe):
 
 
 def test_refused_values_are_skipped_whole(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16", "--max-item", "1M") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "16", "--max-item", "1M", text="bind") as d, TextClient(d.text_port) as c:
         assert c.store(b"set", b"k", b"old") == b"STORED"
         hidden = b"flush_all\r\n" * 1000
         too_large = hidden + b"x" * (MIB + 1 - len(hidden))
@@ -102,7 +103,7 @@ def test_refused_values_are_skipped_whole(exe):
 
 
 def test_long_lines_end_the_connection(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d:
         with TextClient(d.text_port) as c:
             c.send(b"x" * 3000)
             assert c.expect_eof() == b"CLIENT_ERROR line too long\r\n"
@@ -119,7 +120,7 @@ def test_long_lines_end_the_connection(exe):
 
 def test_hostile_bytes_never_crash(exe):
     rng = random.Random(11)
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d, TextClient(d.text_port) as good:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as good:
         good.store(b"set", b"stable", b"value")
         for round_number in range(30):
             sock = socket.create_connection(("127.0.0.1", d.text_port), timeout=5)
@@ -143,7 +144,7 @@ def test_hostile_bytes_never_crash(exe):
 
 def test_slow_reader_multiget_pauses_without_harm(exe):
     value_bytes = 256 * 1024
-    with start_text_daemon(exe, "-t", "2", "-m", "64") as d, TextClient(d.text_port) as c:
+    with Daemon(exe, "-t", "2", "-m", "64", text="bind") as d, TextClient(d.text_port) as c:
         keys = [b"slow:%d" % i for i in range(40)]
         for i, key in enumerate(keys):
             assert c.store(b"set", key, pattern(value_bytes, i)) == b"STORED"
@@ -168,7 +169,7 @@ def test_slow_reader_multiget_pauses_without_harm(exe):
 
 
 def test_many_half_sent_requests(exe):
-    with start_text_daemon(exe, "-t", "2", "-m", "16") as d:
+    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d:
         idle = []
         for i in range(200):
             sock = socket.create_connection(("127.0.0.1", d.text_port), timeout=5)

@@ -14,13 +14,13 @@ import socket
 import struct
 import time
 
-from harness import (EUNK, MIB, OK, check_alive_and_serving, field, get_frame, pattern, put_frame,
-                     raise_fd_limit, run_tests)
-from text_harness import TextClient, start_text_daemon
+from clients import EUNK, MIB, OK, TextClient, field, get_frame, put_frame
+from daemon import Daemon
+from harness import (assert_rss_bounded, check_alive_and_serving, pattern, raise_fd_limit, rss_limit_bytes,
+                     run_tests, wait_stats)
 
 MEMORY_MIB = 64
-# SPEC §3: resident memory stays within 1.25 x SIZE + 48 MiB whatever clients send.
-RSS_LIMIT = int(1.25 * MEMORY_MIB * MIB + 48 * MIB)
+RSS_LIMIT = rss_limit_bytes(MEMORY_MIB)
 ANNOUNCED_BYTES = 30 * MIB  # under the default --max-item of -m 64 (32 MiB)
 SENT_BYTES = 64 * 1024
 STALLED_COUNT = 150
@@ -52,17 +52,6 @@ def open_stalled(d, count):
     return socks
 
 
-def wait_stats(d, predicate, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        with d.client() as c:
-            s = c.stats()
-        if predicate(s):
-            return s
-        assert time.monotonic() < deadline, "%s: %s" % (what, s)
-        time.sleep(0.05)
-
-
 def wait_all_read(d, count):
     """Until every stalled upload's first bytes were read: each holds one
     block (1 MiB: its SENT_BYTES fit in the first) or was refused."""
@@ -73,15 +62,6 @@ def wait_all_read(d, count):
 def upload_fields(s):
     return {name: int(s[name]) for name in ("UPLOAD_BYTES", "UPLOAD_BYTES_MAX", "UPLOAD_REFUSED",
                                             "UPLOAD_ABORTS")}
-
-
-def assert_rss_bounded(d, what):
-    if "sanitizer build" in d.log():
-        print("  %s: VmRSS not checked (sanitizer build: shadow memory)" % what, flush=True)
-        return
-    rss = d.rss_bytes()
-    print("  %s: VmRSS %.1f MiB (limit %.1f MiB)" % (what, rss / MIB, RSS_LIMIT / MIB), flush=True)
-    assert rss <= RSS_LIMIT, "%s: VmRSS %d > %d" % (what, rss, RSS_LIMIT)
 
 
 def assert_no_error_lines(d):
@@ -158,7 +138,7 @@ def test_issue_probe_70_stalled_binary_uploads(exe):
     30 MiB, send 64 KiB and stall. Before the bound, every other client's PUT
     answered EUNK until they left."""
     raise_fd_limit(200)
-    with start_text_daemon(exe, "-t", "2", "-m", str(MEMORY_MIB)) as d:
+    with Daemon(exe, "-t", "2", "-m", str(MEMORY_MIB), text="bind") as d:
         stalled = [stall_binary(d.port, i) for i in range(70)]
         try:
             wait_stats(d, lambda s: int(s["BYTES_READ"]) >= 70 * SENT_BYTES, "the uploads were not read")
@@ -180,7 +160,7 @@ def test_issue_probe_70_stalled_binary_uploads(exe):
 
 def test_stalled_uploads_on_both_ports_leave_small_writes_working(exe):
     raise_fd_limit(STALLED_COUNT + 200)
-    with start_text_daemon(exe, "-t", "2", "-m", str(MEMORY_MIB)) as d:
+    with Daemon(exe, "-t", "2", "-m", str(MEMORY_MIB), text="bind") as d:
         stalled = open_stalled(d, STALLED_COUNT)
         try:
             u = upload_fields(wait_all_read(d, STALLED_COUNT))
@@ -194,7 +174,7 @@ def test_stalled_uploads_on_both_ports_leave_small_writes_working(exe):
             print("  100 small writes and 100 reads during the attack: %.3f s" % took, flush=True)
             assert took < 1.0, took
             write_more_than_memory(d)
-            assert_rss_bounded(d, "with %d stalled uploads" % STALLED_COUNT)
+            assert_rss_bounded(d, RSS_LIMIT, "with %d stalled uploads" % STALLED_COUNT)
 
             # A large upload during the attack is refused (after its value
             # was read) or stored, never left hanging nor acknowledged unstored.
@@ -235,7 +215,7 @@ def test_stalled_uploads_on_both_ports_leave_small_writes_working(exe):
 
 def test_idle_uploads_are_closed_after_the_timeout(exe):
     raise_fd_limit(STALLED_COUNT + 200)
-    with start_text_daemon(exe, "-t", "2", "-m", str(MEMORY_MIB), "--upload-timeout", "2") as d:
+    with Daemon(exe, "-t", "2", "-m", str(MEMORY_MIB), "--upload-timeout", "2", text="bind") as d:
         assert "idle for 2 s in the middle of a request is closed" in d.log(), d.log()
         stalled = open_stalled(d, STALLED_COUNT)
         last_send = time.monotonic()
@@ -316,12 +296,12 @@ def test_connections_closed_after_a_reply_log_no_cancel_error(exe):
     replication hello, a text quit) had its recv cancelled by fd; when the
     recv ended in the same batch the fd was closed first, and the log said
     'cancel: Bad file descriptor'."""
-    with start_text_daemon(exe, "-t", "2", "-m", str(MEMORY_MIB)) as d:
+    with Daemon(exe, "-t", "2", "-m", str(MEMORY_MIB), text="bind") as d:
         for i in range(60):
             with d.client(timeout=10) as c:
                 c.send(bytes([200]) + field(b"RINGCACHE-REPL/1 node-%d" % i))
                 assert c.read_status() == 111
-                c.expect_eof()
+                assert c.expect_eof() == b""
             with TextClient(d.text_port, timeout=10) as t:
                 t.send(b"mn\r\nquit\r\n")
                 assert t.expect_eof() == b"MN\r\n"
