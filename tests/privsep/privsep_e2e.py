@@ -14,15 +14,16 @@ usage: privsep_e2e.py CASE --helper PATH --daemon PATH
 import argparse
 import os
 import pwd
-import select
 import shutil
 import signal
 import socket
-import struct
-import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+
+from clients import OK, Client  # noqa: E402
+from daemon import Server, proc_status  # noqa: E402
 
 EXIT_SKIP = 77
 PRIVILEGED_PORT = 889
@@ -34,13 +35,10 @@ ERROR_EXIT_TIMEOUT_S = 10.0
 IO_TIMEOUT_S = 5.0
 PORT_RACE_RETRIES_MAX = 5  # systemd-socket-activate needs a concrete free port
 
-OP_PUT, OP_DEL, OP_GET = 11, 12, 13
-REPLY_OK, REPLY_ENOTFOUND = 101, 112
-
 DAEMON_ARGS = ["-t", "2", "-m", "16"]
 
 
-class Failure(Exception):
+class Failure(AssertionError):
     pass
 
 
@@ -55,64 +53,27 @@ def need_root():
         sys.exit(EXIT_SKIP)
 
 
-# --- binary protocol -------------------------------------------------------
-
-def field(data):
-    return struct.pack(">I", len(data)) + data
-
-
-def recv_exact(sock, count):
-    data = b""
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        if not chunk:
-            raise Failure(f"server closed the connection after {len(data)} of {count} bytes")
-        data += chunk
-    return data
-
-
-def put(sock, key, value):
-    sock.sendall(bytes([OP_PUT]) + field(key) + field(value))
-    code = recv_exact(sock, 1)[0]
-    check(code == REPLY_OK, f"PUT {key!r}: reply {code}, expected {REPLY_OK}")
-
-
-def get(sock, key):
-    sock.sendall(bytes([OP_GET]) + field(key))
-    code = recv_exact(sock, 1)[0]
-    if code == REPLY_ENOTFOUND:
-        return None
-    check(code == REPLY_OK, f"GET {key!r}: reply {code}")
-    (length,) = struct.unpack(">I", recv_exact(sock, 4))
-    return recv_exact(sock, length)
+def put(client, key, value):
+    status = client.put(key, value)
+    check(status == OK, f"PUT {key!r}: reply {status}, expected {OK}")
 
 
 def check_put_get(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT_S) as sock:
+    with Client(port, timeout=IO_TIMEOUT_S) as client:
         values = {
             b"privsep:small": b"hello from 889",
             b"privsep:binary\x00\xff": bytes(range(256)),
             b"privsep:large": os.urandom(256 * 1024),
         }
         for key, value in values.items():
-            put(sock, key, value)
+            put(client, key, value)
         for key, value in values.items():
-            got = get(sock, key)
+            got = client.get(key)
             check(got == value, f"GET {key!r} returned {len(got or b'')} bytes, not the value PUT")
-        check(get(sock, b"privsep:never-stored") is None, "GET of a missing key did not answer ENOTFOUND")
+        check(client.get(b"privsep:never-stored") is None, "GET of a missing key did not answer ENOTFOUND")
 
 
 # --- processes -------------------------------------------------------------
-
-def proc_status(pid, task=None):
-    path = f"/proc/{pid}/status" if task is None else f"/proc/{pid}/task/{task}/status"
-    fields = {}
-    with open(path) as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            fields[name] = value.strip()
-    return fields
-
 
 def session_members(session_id):
     """PIDs whose session is session_id: the helper, its child, the daemon."""
@@ -153,59 +114,22 @@ def fd_targets(pid):
     return targets
 
 
-class Service:
-    """A process tree started in its own session, always cleaned up."""
+class Service(Server):
+    """A process tree started in its own session, its stderr kept (log()),
+    always cleaned up."""
 
     def __init__(self, argv, preexec=None):
-        self.argv = argv
-        self.stderr_text = ""
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True,
-                                     preexec_fn=preexec)
-
-    def read_stderr_until(self, needle, timeout_s):
-        deadline = time.monotonic() + timeout_s
-        fd = self.proc.stderr.fileno()
-        while needle not in self.stderr_text:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Failure(f"no '{needle}' within {timeout_s}s; stderr so far:\n{self.stderr_text}")
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise Failure(f"exited (status {self.proc.wait()}) before '{needle}'; stderr:\n"
-                              f"{self.stderr_text}")
-            self.stderr_text += chunk.decode(errors="replace")
-        return self.stderr_text
-
-    def line_with(self, needle):
-        for line in self.stderr_text.splitlines():
-            if needle in line:
-                return line
-        raise Failure(f"no line with '{needle}' in:\n{self.stderr_text}")
-
-    def wait_exit(self, timeout_s):
-        try:
-            _, rest = self.proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise Failure(f"{self.argv[0]} still running after {timeout_s}s; stderr:\n{self.stderr_text}")
-        self.stderr_text += rest.decode(errors="replace")
-        return self.proc.returncode
+        super().__init__(argv, preexec_fn=preexec, stop_timeout_s=STOP_TIMEOUT_S, label=argv[0],
+                         popen={"start_new_session": True})
+        self.start()
 
     def cleanup(self):
-        session = self.proc.pid
-        for pid in session_members(session):
+        for pid in session_members(self.pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        self.kill()
 
 
 def staged_daemon(daemon, directory_mode=0o755):
@@ -228,11 +152,11 @@ def check_nothing_left(service):
 def run_expecting_error(argv, expected_status, expected_text, preexec=None):
     service = Service(argv, preexec)
     try:
-        status = service.wait_exit(ERROR_EXIT_TIMEOUT_S)
+        status = service.wait(ERROR_EXIT_TIMEOUT_S)
         check(status == expected_status,
-              f"exit status {status}, expected {expected_status}; stderr:\n{service.stderr_text}")
-        check(expected_text in service.stderr_text,
-              f"stderr lacks '{expected_text}':\n{service.stderr_text}")
+              f"exit status {status}, expected {expected_status}; stderr:\n{service.log()}")
+        check(expected_text in service.log(),
+              f"stderr lacks '{expected_text}':\n{service.log()}")
         check_nothing_left(service)
         print(f"ok: exit {status}: {service.line_with('error')}")
     finally:
@@ -257,7 +181,7 @@ def case_serve_889(args):
     service = Service([args.helper, "--user", TEST_USER, "--port", str(PRIVILEGED_PORT),
                        "--text-port", "0", "--listen", "127.0.0.1", "--", daemon] + DAEMON_ARGS)
     try:
-        service.read_stderr_until("listening binary=", START_TIMEOUT_S)
+        service.wait_for_line("listening binary=", START_TIMEOUT_S)
         pid = service.proc.pid
         print(service.line_with("listening binary="))
         check(f"binary=127.0.0.1:{PRIVILEGED_PORT}" in service.line_with("listening binary="),
@@ -299,7 +223,7 @@ def case_serve_889(args):
         print("ok: PUT/GET on 127.0.0.1:889")
 
         os.kill(pid, signal.SIGTERM)
-        status_code = service.wait_exit(STOP_TIMEOUT_S)
+        status_code = service.wait(STOP_TIMEOUT_S)
         check(status_code == 0, f"daemon exit status {status_code} after SIGTERM")
         check_nothing_left(service)
         print("ok: SIGTERM stops it with status 0, nothing left running")
@@ -385,15 +309,15 @@ def case_socket_activation(args):
         try:
             # It binds first and execs the daemon on the first connection.
             try:
-                service.read_stderr_until(f"Listening on 127.0.0.1:{text_port}", START_TIMEOUT_S)
-            except Failure:
-                if "Address already in use" in service.stderr_text and attempt + 1 < PORT_RACE_RETRIES_MAX:
+                service.wait_for_line(f"Listening on 127.0.0.1:{text_port}", START_TIMEOUT_S)
+            except AssertionError:
+                if "Address already in use" in service.log() and attempt + 1 < PORT_RACE_RETRIES_MAX:
                     continue
                 raise
-            with socket.create_connection(("127.0.0.1", binary_port), timeout=IO_TIMEOUT_S) as first:
-                service.read_stderr_until("listening binary=", START_TIMEOUT_S)
+            with Client(binary_port, timeout=IO_TIMEOUT_S) as first:
+                service.wait_for_line("listening binary=", START_TIMEOUT_S)
                 put(first, b"activation:first", b"queued before the daemon ran")
-                check(get(first, b"activation:first") == b"queued before the daemon ran",
+                check(first.get(b"activation:first") == b"queued before the daemon ran",
                       "the connection queued before exec lost its PUT")
             line = service.line_with("listening binary=")
             print(line)
@@ -405,7 +329,7 @@ def case_socket_activation(args):
             check_put_get(binary_port)
             print(f"ok: socket activation with names binary:text, PUT/GET on {binary_port}")
             os.kill(pid, signal.SIGTERM)
-            status = service.wait_exit(STOP_TIMEOUT_S)
+            status = service.wait(STOP_TIMEOUT_S)
             check(status == 0, f"daemon exit status {status} after SIGTERM")
             return
         finally:
@@ -436,7 +360,7 @@ def main():
             return 1
     try:
         CASES[args.case](args)
-    except Failure as failure:
+    except AssertionError as failure:
         print(f"FAIL: {args.case}: {failure}")
         return 1
     print(f"PASS: {args.case}")
