@@ -13,55 +13,24 @@ Starts the echo server on an ephemeral 127.0.0.1 port and checks that:
 Every process is bounded in time and killed on the way out.
 """
 import os
-import re
-import select
-import signal
 import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
+
+from daemon import ECHO_LISTENING_RE, Server  # noqa: E402
+
 STARTUP_SECONDS_MAX = 10
+STOP_SECONDS_MAX = 5
 RUN_SECONDS_MAX = 30
 
 
-def read_line(stream, timeout_seconds):
-    """One line from a pipe, waiting at most timeout_seconds. Reads byte by
-    byte so that nothing sits in a Python buffer where select() cannot see it."""
-    deadline = time.monotonic() + timeout_seconds
-    line = bytearray()
-    while not line.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        ready, _, _ = select.select([stream], [], [], remaining)
-        if not ready:
-            break
-        byte = os.read(stream.fileno(), 1)
-        if not byte:
-            break
-        line += byte
-    return line.decode(errors="replace")
-
-
 def start_echo(echo_path):
-    server = subprocess.Popen([echo_path, "-p", "0", "-t", "1"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL)
-    line = read_line(server.stdout, STARTUP_SECONDS_MAX)
-    match = re.match(r"listening port=(\d+) threads=\d+", line)
-    if not match:
-        stop(server)
-        raise RuntimeError("echo server did not report its port: %r" % line)
-    return server, int(match.group(1))
-
-
-def stop(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """The echo server on an ephemeral port (its start-up line, on stdout, names it)."""
+    return Server([echo_path, "-p", "0", "-t", "1"], ready=ECHO_LISTENING_RE, stream="stdout",
+                  start_timeout_s=STARTUP_SECONDS_MAX, stop_timeout_s=STOP_SECONDS_MAX,
+                  label="ringcache-echo-server").start()
 
 
 def result_fields(stdout):
@@ -72,15 +41,15 @@ def result_fields(stdout):
 
 
 def check_pipelined_run(loadgen, echo):
-    server, port = start_echo(echo)
+    server = start_echo(echo)
     try:
         run = subprocess.run(
-            [loadgen, "--port", str(port), "--threads", "2", "--connections", "8",
+            [loadgen, "--port", str(server.port), "--threads", "2", "--connections", "8",
              "--pipeline", "8", "--keys", "1000", "--duration", "2", "--warmup", "0.2",
              "--prefill", "--server-pid", str(server.pid)],
             capture_output=True, text=True, timeout=RUN_SECONDS_MAX)
     finally:
-        stop(server)
+        server.close()
     fields = result_fields(run.stdout)
     problems = []
     if run.returncode != 0:
@@ -106,11 +75,11 @@ def check_pipelined_run(loadgen, echo):
 
 
 def check_server_death(loadgen, echo):
-    server, port = start_echo(echo)
+    server = start_echo(echo)
     try:
         started = time.monotonic()
         run = subprocess.Popen(
-            [loadgen, "--port", str(port), "--threads", "1", "--connections", "4",
+            [loadgen, "--port", str(server.port), "--threads", "1", "--connections", "4",
              "--duration", "20", "--warmup", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.0)
@@ -118,7 +87,7 @@ def check_server_death(loadgen, echo):
         stdout, stderr = run.communicate(timeout=RUN_SECONDS_MAX)
         elapsed = time.monotonic() - started
     finally:
-        stop(server)
+        server.close()
     problems = []
     if run.returncode == 0:
         problems.append("exit status 0 although the server died")
@@ -132,9 +101,9 @@ def check_server_death(loadgen, echo):
 
 
 def check_refused(loadgen, echo):
-    server, port = start_echo(echo)
-    stop(server)  # the port is now closed: nothing of ours listens on it
-    run = subprocess.run([loadgen, "--port", str(port), "--duration", "1"],
+    server = start_echo(echo)
+    server.close()  # the port is now closed: nothing of ours listens on it
+    run = subprocess.run([loadgen, "--port", str(server.port), "--duration", "1"],
                          capture_output=True, text=True, timeout=RUN_SECONDS_MAX)
     problems = []
     if run.returncode != 1:
@@ -163,7 +132,7 @@ def main():
                   check_bad_command_line):
         try:
             problems = check(loadgen, echo)
-        except (RuntimeError, subprocess.TimeoutExpired, OSError) as error:
+        except (AssertionError, subprocess.TimeoutExpired, OSError) as error:
             problems = [str(error)]
         if problems:
             failed += 1

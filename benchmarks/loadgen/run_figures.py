@@ -13,15 +13,16 @@ With --repeat N every scenario runs N times and the best throughput is kept
 """
 import argparse
 import os
-import re
-import select
-import signal
 import subprocess
 import sys
-import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
+
+from daemon import ECHO_LISTENING_RE, Daemon, Server  # noqa: E402
+
 STARTUP_SECONDS_MAX = 10
+STOP_SECONDS_MAX = 5
 SERVER_MEMORY = "1024"  # MiB: every scenario's data set fits, so GETs hit
 IDLE_FRACTION_MIN = 0.85
 IDLE_SAMPLE_SECONDS = 2
@@ -50,56 +51,12 @@ SCENARIOS = {
 
 
 def start_server(kind, path, threads):
+    """The server on an ephemeral 127.0.0.1 port (server.port)."""
+    bounds = {"start_timeout_s": STARTUP_SECONDS_MAX, "stop_timeout_s": STOP_SECONDS_MAX}
     if kind == "echo":
-        command = [path, "-p", "0", "-t", str(threads)]
-        pattern, stream_name = r"listening port=(\d+)", "stdout"
-    else:
-        command = [path, "-p", "0", "-t", str(threads), "--text-port", "0", "-m", SERVER_MEMORY,
-                   "-l", "127.0.0.1"]
-        pattern, stream_name = r"listening binary=\S*:(\d+)", "stderr"
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stream = getattr(server, stream_name)
-    seen = []
-    while True:
-        line = read_line(stream, STARTUP_SECONDS_MAX)
-        if not line:
-            stop(server)
-            raise RuntimeError("server did not report its port: %r" % "".join(seen))
-        seen.append(line)
-        match = re.search(pattern, line)
-        if match:
-            # Keep draining the server's log so that it never blocks on a full pipe.
-            threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
-            return server, int(match.group(1))
-
-
-def read_line(stream, timeout_seconds):
-    """One line from a pipe, waiting at most timeout_seconds. Reads byte by
-    byte so that nothing sits in a Python buffer where select() cannot see it."""
-    deadline = time.monotonic() + timeout_seconds
-    line = bytearray()
-    while not line.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        ready, _, _ = select.select([stream], [], [], remaining)
-        if not ready:
-            break
-        byte = os.read(stream.fileno(), 1)
-        if not byte:
-            break
-        line += byte
-    return line.decode(errors="replace")
-
-
-def stop(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        return Server([path, "-p", "0", "-t", str(threads)], ready=ECHO_LISTENING_RE, stream="stdout",
+                      label="ringcache-echo-server", **bounds).start()
+    return Daemon(path, "-t", str(threads), "-m", SERVER_MEMORY, **bounds)
 
 
 def cpu_idle_fraction(seconds):
@@ -157,12 +114,12 @@ def main():
         for _ in range(options.repeat):
             if options.wait_idle:
                 wait_for_idle_machine()
-            server, port = start_server(options.kind, options.server, options.threads)
+            server = start_server(options.kind, options.server, options.threads)
             try:
-                fields = run_once(options.loadgen, port, server.pid, arguments, options.threads,
+                fields = run_once(options.loadgen, server.port, server.pid, arguments, options.threads,
                                   options.duration)
             finally:
-                stop(server)
+                server.close()
             if best is None or float(fields["ops_per_s"]) > float(best["ops_per_s"]):
                 best = fields
         gets = int(best["gets"])
