@@ -115,14 +115,7 @@ StoreThread::ReadSection::ReadSection(StoreThread& t) : thread_(t) {
 }
 StoreThread::ReadSection::~ReadSection() { thread_.impl_.epoch.exit(thread_.state_->epoch); }
 
-void StoreThread::seal_open_segments() {
-  for (auto& open : state_->open) {
-    if (open != nullptr) {
-      impl_.seal(open);
-      open = nullptr;
-    }
-  }
-}
+void StoreThread::seal_open_segments() { impl_.seal_open_segments(state_); }
 
 void StoreThread::expire() {
   // Bounded per call so a worker's event loop is never held for long.

@@ -380,97 +380,113 @@ bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
 
 StoreImpl::EvictStep StoreImpl::evict_step(ThreadState* st, bool expired_only, bool may_use_spare) {
   assert(st == nullptr || !epoch.inside(st->epoch));
-  Segment* victim = nullptr;
-  bool expired = false;
-  // A compaction owns the merge segment while it runs; a concurrent
-  // eviction meanwhile evicts.
-  bool compact = false;
-  char* spare = nullptr;
-  Segment* target = nullptr;
-  Segment* sealed_target = nullptr;
-  for (int attempt = 0; attempt < 2 && victim == nullptr; ++attempt) {
-    {
-      std::lock_guard<std::mutex> lock(fifo_mutex);
-      const uint32_t now = now_s();
-      for (uint32_t c = 1; c < kTtlClasses && victim == nullptr; ++c) {
-        Segment* head = class_head[c];
-        if (head != nullptr && head->max_expires_at.load(std::memory_order_relaxed) <= now) {
-          victim = head;
-          expired = true;
-        }
-      }
-      // Flushed segments are as good as expired.
-      if (victim == nullptr && fifo_head != nullptr && fifo_head->seq < flush_seq_now(now)) {
-        victim = fifo_head;
-        expired = true;
-      }
-      if (victim == nullptr && !expired_only) victim = fifo_head;
-      if (victim != nullptr && !expired && !merge_busy) {
-        // Before dropping the oldest segment, reclaim dead bytes (overwrites,
-        // deletes): compact the sparsest segment in sight.
-        int64_t sparsest_live = 0;
-        Segment* const sparsest = sparsest_old_segment(&sparsest_live);
-        const int64_t payload = block_bytes - kSegmentHeaderBytes;
-        if (sparsest != nullptr && sparsest_live * 100 <= payload * kCompactLivePercentMax) {
-          // The merge segment takes it if it is of the same TTL class and
-          // not older than a flush; when it fills up (or does not suit), a
-          // new one starts in the spare block, which only the first step
-          // may do.
-          const bool suits = merge_open != nullptr && merge_open->ttl_class == sparsest->ttl_class &&
-                             !flushed(merge_open);
-          const bool fits =
-              suits && sparsest_live <= static_cast<int64_t>(block_bytes - merge_open->write_offset);
-          if (fits || (may_use_spare && merge_block != nullptr)) {
-            victim = sparsest;
-            compact = true;
-            merge_busy = true;
-            if (!suits) {
-              sealed_target = merge_open;
-              merge_open = nullptr;
-            }
-            if (!fits) {
-              spare = merge_block;
-              merge_block = nullptr;
-            }
-          }
-        }
-      }
-      if (victim != nullptr) unlink_segment(victim);
-    }
-    // Nothing sealed: this thread's own open segments become evictable.
-    if (victim == nullptr && !expired_only && st != nullptr && attempt == 0) {
-      bool sealed_any = false;
-      for (auto& open : st->open) {
-        if (open != nullptr) {
-          seal(open);
-          open = nullptr;
-          sealed_any = true;
-        }
-      }
-      if (!sealed_any) break;
-    }
-  }
-  if (victim == nullptr) return EvictStep::nothing;
-
+  Victim victim = choose_victim(st, expired_only, may_use_spare);
+  if (victim.segment == nullptr) return EvictStep::nothing;
   Removed removed;
   bool used_spare = false;
-  if (compact) {
-    if (sealed_target != nullptr) seal(sealed_target);
+  if (victim.compaction) {
+    used_spare = compact_victim(victim, removed);
+  } else {
+    unlink_victim_items(victim.segment, removed);
+  }
+  count_removed(removed, victim);
+  if (victim.compaction) end_compaction(victim.target);
+  // No reader may still hold a pointer found through the index.
+  epoch.synchronize();
+  retire(victim.segment);
+  return used_spare ? EvictStep::compacted_into_spare : EvictStep::done;
+}
+
+StoreImpl::Victim StoreImpl::choose_victim(ThreadState* st, bool expired_only, bool may_use_spare) {
+  Victim victim;
+  for (int attempt = 0; attempt < 2; ++attempt) {
     {
       std::lock_guard<std::mutex> lock(fifo_mutex);
-      std::swap(target, merge_open);
-    }
-    used_spare = compact_into(victim, target, spare, removed);
-    if (spare != nullptr) {
-      // Not needed after all. A concurrent eviction may have refilled the
-      // spare meanwhile (retire), and then this block goes to the pool.
-      {
-        std::lock_guard<std::mutex> lock(fifo_mutex);
-        if (merge_block == nullptr) std::swap(merge_block, spare);
+      victim.segment = expired_victim_locked(now_s());
+      victim.expired = victim.segment != nullptr;
+      if (victim.segment == nullptr && !expired_only) {
+        victim.segment = fifo_head;
+        if (victim.segment != nullptr) plan_compaction_locked(victim, may_use_spare);
       }
-      if (spare != nullptr) pool->give(spare);
+      if (victim.segment != nullptr) {
+        unlink_segment(victim.segment);
+        return victim;
+      }
     }
-  } else if (victim->kind == SegmentKind::shared) {
+    // Nothing sealed: this thread's own open segments become evictable.
+    if (expired_only || st == nullptr || attempt != 0 || !seal_open_segments(st)) break;
+  }
+  return victim;
+}
+
+Segment* StoreImpl::expired_victim_locked(uint32_t now) {
+  for (uint32_t c = 1; c < kTtlClasses; ++c) {
+    Segment* head = class_head[c];
+    if (head != nullptr && head->max_expires_at.load(std::memory_order_relaxed) <= now) return head;
+  }
+  // Flushed segments are as good as expired.
+  if (fifo_head != nullptr && fifo_head->seq < flush_seq_now(now)) return fifo_head;
+  return nullptr;
+}
+
+void StoreImpl::plan_compaction_locked(Victim& victim, bool may_use_spare) {
+  // A compaction owns the merge segment while it runs; a concurrent
+  // eviction meanwhile evicts.
+  if (merge_busy) return;
+  // Before dropping the oldest segment, reclaim dead bytes (overwrites,
+  // deletes): compact the sparsest segment in sight.
+  int64_t sparsest_live = 0;
+  Segment* const sparsest = sparsest_old_segment(&sparsest_live);
+  const int64_t payload = block_bytes - kSegmentHeaderBytes;
+  if (sparsest == nullptr || sparsest_live * 100 > payload * kCompactLivePercentMax) return;
+  // The merge segment takes it if it is of the same TTL class and not older
+  // than a flush; when it fills up (or does not suit), a new one starts in
+  // the spare block, which only the first step may do.
+  const bool suits = merge_open != nullptr && merge_open->ttl_class == sparsest->ttl_class &&
+                     !flushed(merge_open);
+  const bool fits = suits && sparsest_live <= static_cast<int64_t>(block_bytes - merge_open->write_offset);
+  if (!fits && !(may_use_spare && merge_block != nullptr)) return;
+  victim.segment = sparsest;
+  victim.compaction = true;
+  merge_busy = true;
+  if (!suits) {
+    victim.sealed_target = merge_open;
+    merge_open = nullptr;
+  }
+  if (!fits) {
+    victim.spare = merge_block;
+    merge_block = nullptr;
+  }
+}
+
+bool StoreImpl::compact_victim(Victim& victim, Removed& removed) {
+  if (victim.sealed_target != nullptr) seal(victim.sealed_target);
+  {
+    std::lock_guard<std::mutex> lock(fifo_mutex);
+    std::swap(victim.target, merge_open);
+  }
+  const bool used_spare = compact_into(victim.segment, victim.target, victim.spare, removed);
+  if (victim.spare != nullptr) {
+    // Not needed after all. A concurrent eviction may have refilled the
+    // spare meanwhile (retire), and then this block goes to the pool.
+    {
+      std::lock_guard<std::mutex> lock(fifo_mutex);
+      if (merge_block == nullptr) std::swap(merge_block, victim.spare);
+    }
+    if (victim.spare != nullptr) pool->give(victim.spare);
+  }
+  return used_spare;
+}
+
+void StoreImpl::end_compaction(Segment* target) {
+  std::lock_guard<std::mutex> lock(fifo_mutex);
+  assert(merge_open == nullptr);
+  merge_open = target;
+  merge_busy = false;
+}
+
+void StoreImpl::unlink_victim_items(Segment* victim, Removed& removed) {
+  if (victim->kind == SegmentKind::shared) {
     SegmentItems items(*index, victim, config.versioned);
     for (SegmentItems::Item item; items.next(item);) {
       unlink_item(victim, item.offset, item.hash, item.header, removed);
@@ -479,25 +495,31 @@ StoreImpl::EvictStep StoreImpl::evict_step(ThreadState* st, bool expired_only, b
     unlink_item(victim, kSegmentHeaderBytes, victim->large_hash, header_at(victim, kSegmentHeaderBytes),
                 removed);
   }
+}
+
+void StoreImpl::count_removed(const Removed& removed, const Victim& victim) {
   shared.keys.fetch_sub(removed.keys, std::memory_order_relaxed);
   shared.item_bytes.fetch_sub(removed.item_bytes, std::memory_order_relaxed);
   shared.live_bytes.fetch_sub(removed.live_bytes, std::memory_order_relaxed);
-  (expired ? shared.expirations : shared.evictions)
+  (victim.expired ? shared.expirations : shared.evictions)
       .fetch_add(static_cast<uint64_t>(removed.keys), std::memory_order_relaxed);
-  if (compact) {
+  if (victim.compaction) {
     shared.merged_segments.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard<std::mutex> lock(fifo_mutex);
-    assert(merge_open == nullptr);
-    merge_open = target;
-    merge_busy = false;
-  } else if (!expired) {
+  } else if (!victim.expired) {
     shared.evicted_segments.fetch_add(1, std::memory_order_relaxed);
   }
+}
 
-  // No reader may still hold a pointer found through the index.
-  epoch.synchronize();
-  retire(victim);
-  return used_spare ? EvictStep::compacted_into_spare : EvictStep::done;
+bool StoreImpl::seal_open_segments(ThreadState* st) {
+  bool sealed_any = false;
+  for (auto& open : st->open) {
+    if (open != nullptr) {
+      seal(open);
+      open = nullptr;
+      sealed_any = true;
+    }
+  }
+  return sealed_any;
 }
 
 void StoreImpl::retire(Segment* victim) {

@@ -144,6 +144,35 @@ struct StoreImpl {
   // One eviction or compaction; a compaction may start a merge segment in
   // the spare block only when may_use_spare.
   EvictStep evict_step(ThreadState* st, bool expired_only, bool may_use_spare);
+  // The segment one step takes (unlinked from the FIFO) and, when the step
+  // compacts it rather than evicting it, what the compaction works with.
+  struct Victim {
+    Segment* segment = nullptr;
+    bool expired = false;              // expired or flushed: its items count as expirations
+    bool compaction = false;           // its live items move to the merge segment
+    Segment* sealed_target = nullptr;  // a merge segment that did not suit, to seal
+    char* spare = nullptr;             // the spare block, taken to start a merge segment in
+    Segment* target = nullptr;         // the merge segment, while the compaction fills it
+  };
+  // Takes the head of a TTL class whose items have all expired, or a
+  // flushed FIFO head, or (unless expired_only) the segment to compact or
+  // else the FIFO head; seals this thread's open segments when nothing else
+  // is left. A null segment when there is nothing to take.
+  Victim choose_victim(ThreadState* st, bool expired_only, bool may_use_spare);
+  Segment* expired_victim_locked(uint32_t now);  // fifo_mutex held
+  // Makes `victim` a compaction of the sparsest old segment when that is
+  // dead enough and the merge segment can take it (fifo_mutex held).
+  void plan_compaction_locked(Victim& victim, bool may_use_spare);
+  // Moves the victim's live items; true when the spare block was used.
+  bool compact_victim(Victim& victim, Removed& removed);
+  // Hands the merge segment back for the next compaction.
+  void end_compaction(Segment* target);
+  // Removes every item of an evicted segment from the index.
+  void unlink_victim_items(Segment* victim, Removed& removed);
+  // The store's counters after one step.
+  void count_removed(const Removed& removed, const Victim& victim);
+  // Seals a thread's open segments into the FIFO; false when it had none.
+  bool seal_open_segments(ThreadState* st);
   // Hands a victim's memory back once no reader can reach it.
   void retire(Segment* victim);
   // A large segment whose one item was just overwritten or deleted is all
