@@ -115,8 +115,6 @@ StoreThread::ReadSection::ReadSection(StoreThread& t) : thread_(t) {
 }
 StoreThread::ReadSection::~ReadSection() { thread_.impl_.epoch.exit(thread_.state_->epoch); }
 
-void StoreThread::seal_open_segments() { impl_.seal_open_segments(state_); }
-
 void StoreThread::expire() {
   // Bounded per call so a worker's event loop is never held for long.
   constexpr int kExpireSegmentsPerCall = 64;

@@ -109,92 +109,6 @@ void StoreImpl::release_upload(uint64_t bytes) {
 
 uint32_t StoreImpl::now_s() const { return config.clock_s ? config.clock_s() : realtime_s(); }
 
-char* StoreImpl::alloc_block(ThreadState* st) {
-  assert(st == nullptr || !epoch.inside(st->epoch));
-  for (;;) {
-    if (char* b = pool->take()) return b;
-    if (!evict_one(st, false)) return nullptr;
-  }
-}
-
-char* StoreImpl::alloc_piece(ThreadState* st, uint64_t bytes) {
-  if (bytes == 0 || bytes >= block_bytes) return alloc_block(st);
-  assert(st == nullptr || !epoch.inside(st->epoch));
-  for (;;) {
-    if (char* p = pool->take_exact(bytes)) return p;
-    if (!evict_one(st, false)) return nullptr;
-  }
-}
-
-void StoreImpl::give_piece(char* piece, uint64_t bytes) {
-  if (bytes >= block_bytes) {
-    pool->give(piece);
-  } else {
-    pool->give_exact(piece, bytes);
-  }
-}
-
-uint64_t StoreImpl::large_piece_bytes(const Segment* s, uint32_t piece) const {
-  assert(s->kind == SegmentKind::large);
-  const uint64_t first_payload = block_bytes - kSegmentHeaderBytes;
-  if (piece == 0) return std::min<uint64_t>(block_bytes, kSegmentHeaderBytes + s->large_bytes);
-  const uint64_t start = first_payload + (piece - 1) * uint64_t{block_bytes - kChainHeaderBytes};
-  assert(start < s->large_bytes);
-  return std::min<uint64_t>(block_bytes, kChainHeaderBytes + (s->large_bytes - start));
-}
-
-Segment* StoreImpl::new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_class,
-                                uint64_t bytes) {
-  char* block = alloc_piece(st, bytes);
-  if (block == nullptr) return nullptr;
-  Segment* s = init_segment(block, kind, ttl_class);
-  if (s == nullptr) give_piece(block, bytes == 0 ? block_bytes : bytes);
-  return s;
-}
-
-Segment* StoreImpl::init_segment(char* block, SegmentKind kind, uint8_t ttl_class) {
-  uint32_t id = 0;
-  {
-    std::lock_guard<std::mutex> lock(fifo_mutex);
-    if (!free_ids.empty()) {
-      id = free_ids.back();
-      free_ids.pop_back();
-    } else if (next_id <= ids_max) {
-      id = next_id++;
-    }
-  }
-  if (id == 0) return nullptr;  // cannot happen while ids_max > 2 * blocks_max
-  auto* s = new (block) Segment();
-  s->id = id;
-  s->kind = kind;
-  s->ttl_class = ttl_class;
-  s->seq = next_seq.fetch_add(1, std::memory_order_relaxed);
-  s->write_offset = kSegmentHeaderBytes;
-  s->block_bytes = block_bytes;
-  s->owner = this;
-  s->state.store(kind == SegmentKind::shared ? SegmentState::open : SegmentState::filling,
-                 std::memory_order_relaxed);
-  segments_by_id[id].store(s, std::memory_order_release);
-  shared.segments.fetch_add(1, std::memory_order_relaxed);
-  return s;
-}
-
-void StoreImpl::seal(Segment* s) {
-  std::lock_guard<std::mutex> lock(fifo_mutex);
-  s->state.store(SegmentState::sealed, std::memory_order_release);
-  s->fifo_prev = fifo_tail;
-  s->fifo_next = nullptr;
-  (fifo_tail ? fifo_tail->fifo_next : fifo_head) = s;
-  fifo_tail = s;
-  const uint8_t c = s->ttl_class;
-  if (c != 0) {
-    s->class_prev = class_tail[c];
-    s->class_next = nullptr;
-    (class_tail[c] ? class_tail[c]->class_next : class_head[c]) = s;
-    class_tail[c] = s;
-  }
-}
-
 bool StoreImpl::slot_matches(uint64_t slot, std::string_view key, uint64_t hash) const {
   const Segment* s = segment_by_id(slot_segment(slot));
   if (s == nullptr) return false;
@@ -217,33 +131,6 @@ bool StoreImpl::slot_matches(uint64_t slot, std::string_view key, uint64_t hash)
     done += n;
   }
   return true;
-}
-
-std::string_view StoreImpl::large_span(const Segment* s, uint64_t pos, const char** cursor_block,
-                                       uint64_t* cursor_base) {
-  const uint64_t first_payload = s->block_bytes - kSegmentHeaderBytes;
-  if (pos < first_payload) {
-    return {s->block() + kSegmentHeaderBytes + pos,
-            std::min<uint64_t>(first_payload, s->large_bytes) - pos};
-  }
-  const uint64_t payload = s->block_bytes - kChainHeaderBytes;
-  const char* block = *cursor_block;
-  uint64_t base = *cursor_base;
-  if (block == nullptr || base > pos) {
-    block = s->chain_next;
-    base = first_payload;
-  }
-  while (pos >= base + payload) {
-    char* next = nullptr;
-    std::memcpy(&next, block, sizeof(next));
-    block = next;
-    base += payload;
-  }
-  assert(block != nullptr);
-  *cursor_block = block;
-  *cursor_base = base;
-  const uint64_t end = std::min(base + payload, s->large_bytes);
-  return {block + kChainHeaderBytes + (pos - base), end - pos};
 }
 
 SegmentItems::SegmentItems(const HashIndex& index, const Segment* s, bool versioned)
@@ -317,18 +204,6 @@ constexpr int64_t kCompactLivePercentMax = 85;
 constexpr int kCompactStepsMax = 8;
 
 }  // namespace
-
-void StoreImpl::unlink_segment(Segment* v) {
-  if (compact_cursor == v) compact_cursor = v->fifo_next;
-  (v->fifo_prev ? v->fifo_prev->fifo_next : fifo_head) = v->fifo_next;
-  (v->fifo_next ? v->fifo_next->fifo_prev : fifo_tail) = v->fifo_prev;
-  const uint8_t c = v->ttl_class;
-  if (c != 0) {
-    (v->class_prev ? v->class_prev->class_next : class_head[c]) = v->class_next;
-    (v->class_next ? v->class_next->class_prev : class_tail[c]) = v->class_prev;
-  }
-  v->state.store(SegmentState::evicting, std::memory_order_seq_cst);
-}
 
 Segment* StoreImpl::sparsest_old_segment(int64_t* live_bytes) {
   Segment* sparsest = nullptr;
@@ -510,18 +385,6 @@ void StoreImpl::count_removed(const Removed& removed, const Victim& victim) {
   }
 }
 
-bool StoreImpl::seal_open_segments(ThreadState* st) {
-  bool sealed_any = false;
-  for (auto& open : st->open) {
-    if (open != nullptr) {
-      seal(open);
-      open = nullptr;
-      sealed_any = true;
-    }
-  }
-  return sealed_any;
-}
-
 void StoreImpl::retire(Segment* victim) {
   segments_by_id[victim->id].store(nullptr, std::memory_order_release);
   {
@@ -634,45 +497,6 @@ bool StoreImpl::compact_into(Segment* victim, Segment*& target, char*& spare, Re
   shared.item_bytes.fetch_add(header_growth, std::memory_order_relaxed);
   shared.merged_items.fetch_add(moved, std::memory_order_relaxed);
   return used_spare;
-}
-
-void StoreImpl::unpin(Segment* s) {
-  const uint64_t left = s->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
-  if (left == kSegmentEvictedBit) recycle(s);
-}
-
-void StoreImpl::recycle(Segment* s) {
-  if (s->kind == SegmentKind::shared) {
-    s->~Segment();
-    pool->give(reinterpret_cast<char*>(s));
-    shared.segments.fetch_sub(1, std::memory_order_relaxed);
-    return;
-  }
-  char* next = s->chain_next;
-  const uint32_t blocks = s->blocks;
-  const uint64_t first_piece = large_piece_bytes(s, 0);
-  // Piece sizes come from the item's size, so compute them all before the
-  // segment header (block 0) goes away.
-  for (uint32_t i = 1; i < blocks; ++i) {
-    assert(next != nullptr);
-    char* after = nullptr;
-    std::memcpy(&after, next, sizeof(after));
-    give_piece(next, large_piece_bytes(s, i));
-    next = after;
-  }
-  s->~Segment();
-  give_piece(reinterpret_cast<char*>(s), first_piece);
-  shared.segments.fetch_sub(1, std::memory_order_relaxed);
-}
-
-void StoreImpl::discard_unpublished(Segment* s) {
-  assert(s->state.load() == SegmentState::filling);
-  segments_by_id[s->id].store(nullptr, std::memory_order_release);
-  {
-    std::lock_guard<std::mutex> lock(fifo_mutex);
-    free_ids.push_back(s->id);
-  }
-  recycle(s);
 }
 
 Bucket* StoreImpl::alloc_overflow_bucket(ThreadState* st) {
