@@ -8,15 +8,10 @@
 #include <ctime>
 #include <new>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include "store/allocator.h"
 #include "store/bytes.h"
 
 namespace ringcache::store {
-
-uint64_t hash_key(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
 
 namespace {
 
@@ -108,55 +103,6 @@ void StoreImpl::release_upload(uint64_t bytes) {
 }
 
 uint32_t StoreImpl::now_s() const { return config.clock_s ? config.clock_s() : realtime_s(); }
-
-bool StoreImpl::slot_matches(uint64_t slot, std::string_view key, uint64_t hash) const {
-  const Segment* s = segment_by_id(slot_segment(slot));
-  if (s == nullptr) return false;
-  const uint32_t offset = slot_offset(slot);
-  if (s->kind == SegmentKind::shared) {
-    const DecodedHeader h = header_at(s, offset);
-    return h.fields.key_size == key.size() &&
-           equal_bytes(s->block() + offset + h.header_bytes, key.data(), key.size());
-  }
-  if (s->large_hash != hash) return false;
-  const DecodedHeader h = header_at(s, offset);
-  if (h.fields.key_size != key.size()) return false;
-  const char* cursor = nullptr;
-  uint64_t base = 0;
-  uint64_t pos = h.header_bytes;
-  for (uint64_t done = 0; done < key.size();) {
-    std::string_view span = large_span(s, pos + done, &cursor, &base);
-    const uint64_t n = std::min<uint64_t>(span.size(), key.size() - done);
-    if (std::memcmp(span.data(), key.data() + done, n) != 0) return false;
-    done += n;
-  }
-  return true;
-}
-
-SegmentItems::SegmentItems(const HashIndex& index, const Segment* s, bool versioned)
-    : index_(index), segment_(s), versioned_(versioned), offset_(kSegmentHeaderBytes) {
-  assert(s->kind == SegmentKind::shared);
-  while (count_ < kAheadItems && offset_ < segment_->write_offset) decode_one();
-}
-
-void SegmentItems::decode_one() {
-  Item& item = ring_[(head_ + count_) % kAheadItems];
-  item.offset = offset_;
-  item.header = decode_item_header(segment_->block() + offset_, segment_->bases(), versioned_);
-  item.hash = hash_key({segment_->block() + offset_ + item.header.header_bytes, item.header.fields.key_size});
-  __builtin_prefetch(&index_.primary(item.hash));
-  offset_ += static_cast<uint32_t>(item.header.total_bytes());
-  ++count_;
-}
-
-bool SegmentItems::next(Item& out) {
-  if (count_ == 0) return false;
-  out = ring_[head_];
-  head_ = (head_ + 1) % kAheadItems;
-  --count_;
-  if (offset_ < segment_->write_offset) decode_one();
-  return true;
-}
 
 void StoreImpl::unlink_item(Segment* s, uint32_t offset, uint64_t hash, const DecodedHeader& h,
                             Removed& removed) {
@@ -497,31 +443,6 @@ bool StoreImpl::compact_into(Segment* victim, Segment*& target, char*& spare, Re
   shared.item_bytes.fetch_add(header_growth, std::memory_order_relaxed);
   shared.merged_items.fetch_add(moved, std::memory_order_relaxed);
   return used_spare;
-}
-
-Bucket* StoreImpl::alloc_overflow_bucket(ThreadState* st) {
-  for (;;) {
-    {
-      std::lock_guard<std::mutex> lock(fifo_mutex);
-      if (index_block != nullptr && index_block_used + sizeof(Bucket) <= block_bytes) {
-        auto* b = new (index_block + index_block_used) Bucket();
-        for (auto& slot : b->slots) slot.store(0, std::memory_order_relaxed);
-        b->next_and_lock.store(0, std::memory_order_relaxed);
-        index_block_used += sizeof(Bucket);
-        return b;
-      }
-    }
-    char* block = alloc_block(st);
-    if (block == nullptr) return nullptr;
-    std::lock_guard<std::mutex> lock(fifo_mutex);
-    if (index_block != nullptr && index_block_used + sizeof(Bucket) <= block_bytes) {
-      pool->give(block);  // another thread refilled meanwhile
-    } else {
-      index_block = block;
-      index_block_used = 0;
-      index_blocks.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
 }
 
 }  // namespace ringcache::store
