@@ -86,7 +86,10 @@ void run_stress(const StoreConfig& config, int threads, int ops_per_thread) {
   CHECK(bad.load() == 0);
   CHECK(hits.load() > 0);
   const StoreStats s = store.stats();
-  CHECK(s.evicted_segments > 0);
+  // Memory was reclaimed while the threads ran. The 512 keys fit, so
+  // compaction alone may free every block (a run of the 2-thread case
+  // compacted 3602 segments and evicted none).
+  CHECK(s.evicted_segments + s.merged_segments > 0);
   CHECK(s.keys <= 512);
 }
 
