@@ -115,16 +115,6 @@ StoreThread::ReadSection::ReadSection(StoreThread& t) : thread_(t) {
 }
 StoreThread::ReadSection::~ReadSection() { thread_.impl_.epoch.exit(thread_.state_->epoch); }
 
-void StoreThread::expire() {
-  // Bounded per call so a worker's event loop is never held for long.
-  constexpr int kExpireSegmentsPerCall = 64;
-  impl_.flush_seq_now(impl_.now_s());  // a delayed flush_all whose time has come
-  for (int i = 0; i < kExpireSegmentsPerCall && impl_.evict_one(state_, true); ++i) {
-  }
-}
-
-bool StoreThread::evict_oldest() { return impl_.evict_one(state_, false); }
-
 void StoreImpl::fill_view(Segment* s, uint32_t offset, const DecodedHeader& h, ItemView& out) const {
   out.segment_ = s;
   out.key_size_ = h.fields.key_size;
