@@ -476,32 +476,6 @@ PutStatus StoreThread::del_versioned(std::string_view key, uint64_t version, uin
   return put_fields(key, {}, f, PutOptions{PutMode::newer, 0});
 }
 
-void StoreThread::flush_versions_before(uint64_t version, uint32_t at_s) {
-  assert(impl_.config.versioned);
-  if (at_s <= impl_.now_s()) {
-    impl_.raise_flush_version(version);
-    return;
-  }
-  std::lock_guard<std::mutex> lock(impl_.flush_mutex);
-  impl_.flush_version_pending = version;
-  impl_.flush_version_pending_at_s.store(at_s, std::memory_order_relaxed);
-}
-
-uint64_t StoreThread::flush_version() const {
-  return impl_.flush_version.load(std::memory_order_relaxed);
-}
-
-void StoreThread::flush_all(uint32_t at_s) {
-  const uint32_t now = impl_.now_s();
-  if (at_s <= now) {
-    impl_.flush_pending_at_s.store(0, std::memory_order_relaxed);
-    impl_.flush_seq.store(impl_.next_seq.fetch_add(1, std::memory_order_relaxed) + 1,
-                          std::memory_order_release);
-  } else {
-    impl_.flush_pending_at_s.store(at_s, std::memory_order_release);
-  }
-}
-
 bool StoreThread::read_for_update(std::string_view key, std::string& value, ItemMeta& meta,
                                   uint64_t& cas) {
   ReadSection section(*this);

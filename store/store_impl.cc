@@ -104,28 +104,4 @@ void StoreImpl::release_upload(uint64_t bytes) {
 
 uint32_t StoreImpl::now_s() const { return config.clock_s ? config.clock_s() : realtime_s(); }
 
-uint64_t StoreImpl::flush_seq_now(uint32_t now) {
-  uint32_t at = flush_pending_at_s.load(std::memory_order_relaxed);
-  if (at != 0 && now >= at &&
-      flush_pending_at_s.compare_exchange_strong(at, 0, std::memory_order_acq_rel)) {
-    flush_seq.store(next_seq.fetch_add(1, std::memory_order_relaxed) + 1, std::memory_order_release);
-  }
-  const uint32_t version_at = flush_version_pending_at_s.load(std::memory_order_relaxed);
-  if (version_at != 0 && now >= version_at) {
-    std::lock_guard<std::mutex> lock(flush_mutex);
-    if (flush_version_pending_at_s.load(std::memory_order_relaxed) == version_at) {
-      raise_flush_version(flush_version_pending);
-      flush_version_pending_at_s.store(0, std::memory_order_relaxed);
-    }
-  }
-  return flush_seq.load(std::memory_order_acquire);
-}
-
-void StoreImpl::raise_flush_version(uint64_t version) {
-  uint64_t v = flush_version.load(std::memory_order_relaxed);
-  while (v < version &&
-         !flush_version.compare_exchange_weak(v, version, std::memory_order_release, std::memory_order_relaxed)) {
-  }
-}
-
 }  // namespace ringcache::store
