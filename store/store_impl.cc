@@ -1,4 +1,6 @@
-// Segment lifecycle: creation, sealing into the FIFO, eviction, recycling.
+// Building the store: the block size in effect, how the budget splits
+// between the primary index and the blocks, the spare block compaction
+// starts in; taking it down; and the clock.
 #include "store/store_impl.h"
 
 #include <algorithm>
@@ -82,24 +84,6 @@ StoreImpl::~StoreImpl() {
   }
   pool.reset();
   allocator_free(primary);
-}
-
-bool StoreImpl::charge_upload(uint64_t bytes) {
-  assert(bytes > 0);
-  uint64_t held = upload_bytes.load(std::memory_order_relaxed);
-  do {
-    if (bytes > upload_bytes_max || held > upload_bytes_max - bytes) {
-      upload_refusals.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-  } while (!upload_bytes.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
-  assert(held + bytes <= upload_bytes_max);
-  return true;
-}
-
-void StoreImpl::release_upload(uint64_t bytes) {
-  [[maybe_unused]] const uint64_t held = upload_bytes.fetch_sub(bytes, std::memory_order_relaxed);
-  assert(held >= bytes && "released more upload bytes than were charged");
 }
 
 uint32_t StoreImpl::now_s() const { return config.clock_s ? config.clock_s() : realtime_s(); }
