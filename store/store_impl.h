@@ -1,4 +1,6 @@
-// Internals shared by store.cc and store_impl.cc; not part of the API.
+// What the files of store/ share: the store's state (StoreImpl), each
+// thread's state, and the walk over a segment's items. Not part of the API
+// (that is store/store.h); nothing outside store/ includes it.
 #pragma once
 
 #include <atomic>
@@ -69,19 +71,26 @@ class SegmentItems {
   uint32_t count_ = 0;
 };
 
+// The state behind one Store, and what the files of store/ share. Member
+// functions are grouped by the file that defines them. The data members
+// below them keep their order: it decides which of them share a cache line.
 struct StoreImpl {
+  // store_impl.cc: building the store, and the clock.
   explicit StoreImpl(const StoreConfig& config);
   ~StoreImpl();
-
   uint32_t now_s() const;
 
-  // Segments.
+  // segment.cc: segment lifetime.
   // `bytes` below block_bytes asks for an exact-size piece (a large item
   // smaller than a block); 0 = a whole block.
   Segment* new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_class, uint64_t bytes = 0);
   // Makes `block` a segment with a fresh id (nullptr when none is left).
   Segment* init_segment(char* block, SegmentKind kind, uint8_t ttl_class);
   void seal(Segment* s);
+  // Seals a thread's open segments into the FIFO; false when it had none.
+  bool seal_open_segments(ThreadState* st);
+  // Takes a segment out of the FIFO (and its TTL class list).
+  void unlink_segment(Segment* v);
   char* alloc_block(ThreadState* st);
   // A whole block, or an exact-size piece when bytes < block_bytes.
   char* alloc_piece(ThreadState* st, uint64_t bytes);
@@ -89,57 +98,37 @@ struct StoreImpl {
   // Size of piece `piece` (0 = the first) of a large segment: whole blocks
   // but the last, which is cut to what the item needs.
   uint64_t large_piece_bytes(const Segment* s, uint32_t piece) const;
-  // Frees one block: reclaims an expired segment first (with expired_only,
-  // only those), else compacts the sparsest of the oldest segments if it is
-  // mostly dead, else evicts the oldest. False when there was nothing to
-  // evict.
-  bool evict_one(ThreadState* st, bool expired_only);
+  // Contiguous bytes of a large item's byte stream from `pos`.
+  static std::string_view large_span(const Segment* s, uint64_t pos, const char** cursor_block,
+                                     uint64_t* cursor_base);
   void pin(Segment* s) { s->refs.fetch_add(1, std::memory_order_relaxed); }
   void unpin(Segment* s);
   void recycle(Segment* s);
   void discard_unpublished(Segment* s);  // a large segment never published
+
+  // hash_index.cc: keys in the index.
+  bool slot_matches(uint64_t slot, std::string_view key, uint64_t hash) const;
   Bucket* alloc_overflow_bucket(ThreadState* st);
 
-  // Items.
+  // Items, where a slot points (inline: every lookup uses them).
   Segment* segment_by_id(uint32_t id) const {
     return segments_by_id[id].load(std::memory_order_acquire);
   }
   DecodedHeader header_at(const Segment* s, uint32_t offset) const {
     return decode_item_header(s->block() + offset, s->bases(), config.versioned);
   }
-  bool slot_matches(uint64_t slot, std::string_view key, uint64_t hash) const;
-  void fill_view(Segment* s, uint32_t offset, const DecodedHeader& h, ItemView& out) const;
-  // Contiguous bytes of a large item's byte stream from `pos`.
-  static std::string_view large_span(const Segment* s, uint64_t pos, const char** cursor_block,
-                                     uint64_t* cursor_base);
   static uint64_t cas_of(const Segment* s, uint32_t offset, const DecodedHeader& h, bool versioned) {
     return versioned ? h.fields.version : (s->seq << kOffsetBits) | offset;
   }
+  // store.cc: what a reader sees of an item.
+  void fill_view(Segment* s, uint32_t offset, const DecodedHeader& h, ItemView& out) const;
 
-  // Removes one published item's slot if it still points at (s, offset),
-  // and adds what it accounted for to `removed`.
-  struct Removed {
-    int64_t items = 0;       // index entries removed
-    int64_t keys = 0;        // of which not tombstones
-    int64_t item_bytes = 0;
-    int64_t live_bytes = 0;
-    void add(const DecodedHeader& h) {
-      items += 1;
-      item_bytes += static_cast<int64_t>(h.total_bytes());
-      if (!h.fields.tombstone) {
-        keys += 1;
-        live_bytes += static_cast<int64_t>(h.fields.key_size + h.fields.value_size);
-      }
-    }
-  };
-  // `h` is the item's header, decoded by the caller.
-  void unlink_item(Segment* s, uint32_t offset, uint64_t hash, const DecodedHeader& h, Removed& removed);
-  // Moves the live items of `victim` (a sealed shared segment, unlinked from
-  // the FIFO) into the merge segment `target`, which is sealed into the FIFO
-  // when full and replaced by one built in `spare` (if any); expired and
-  // flushed items, and any that find no room, are dropped into `removed`.
-  // True when the spare was used.
-  bool compact_into(Segment* victim, Segment*& target, char*& spare, Removed& removed);
+  // eviction.cc: freeing blocks.
+  // Frees one block: reclaims an expired segment first (with expired_only,
+  // only those), else compacts the sparsest of the oldest segments if it is
+  // mostly dead, else evicts the oldest. False when there was nothing to
+  // evict.
+  bool evict_one(ThreadState* st, bool expired_only);
   enum class EvictStep : uint8_t { nothing, done, compacted_into_spare };
   // One eviction or compaction; a compaction may start a merge segment in
   // the spare block only when may_use_spare.
@@ -160,19 +149,29 @@ struct StoreImpl {
   // is left. A null segment when there is nothing to take.
   Victim choose_victim(ThreadState* st, bool expired_only, bool may_use_spare);
   Segment* expired_victim_locked(uint32_t now);  // fifo_mutex held
-  // Makes `victim` a compaction of the sparsest old segment when that is
-  // dead enough and the merge segment can take it (fifo_mutex held).
-  void plan_compaction_locked(Victim& victim, bool may_use_spare);
-  // Moves the victim's live items; true when the spare block was used.
-  bool compact_victim(Victim& victim, Removed& removed);
-  // Hands the merge segment back for the next compaction.
-  void end_compaction(Segment* target);
+  // What a step took out of the index, for the store's counters.
+  struct Removed {
+    int64_t items = 0;       // index entries removed
+    int64_t keys = 0;        // of which not tombstones
+    int64_t item_bytes = 0;
+    int64_t live_bytes = 0;
+    void add(const DecodedHeader& h) {
+      items += 1;
+      item_bytes += static_cast<int64_t>(h.total_bytes());
+      if (!h.fields.tombstone) {
+        keys += 1;
+        live_bytes += static_cast<int64_t>(h.fields.key_size + h.fields.value_size);
+      }
+    }
+  };
   // Removes every item of an evicted segment from the index.
   void unlink_victim_items(Segment* victim, Removed& removed);
+  // Removes one published item's slot if it still points at (s, offset),
+  // and adds what it accounted for to `removed`. `h` is the item's header,
+  // decoded by the caller.
+  void unlink_item(Segment* s, uint32_t offset, uint64_t hash, const DecodedHeader& h, Removed& removed);
   // The store's counters after one step.
   void count_removed(const Removed& removed, const Victim& victim);
-  // Seals a thread's open segments into the FIFO; false when it had none.
-  bool seal_open_segments(ThreadState* st);
   // Hands a victim's memory back once no reader can reach it.
   void retire(Segment* victim);
   // A large segment whose one item was just overwritten or deleted is all
@@ -180,8 +179,27 @@ struct StoreImpl {
   // pinned it (inside its read section) and must not be in one now.
   void reclaim_dead_large(ThreadState* st, Segment* s);
 
-  // flush_all: items in segments created before flush_seq are invisible.
-  // A delayed flush takes effect (takes its sequence number) at flush_at_s.
+  // compaction.cc: moving live items out of a mostly dead segment.
+  // Makes `victim` a compaction of the sparsest old segment when that is
+  // dead enough and the merge segment can take it (fifo_mutex held).
+  void plan_compaction_locked(Victim& victim, bool may_use_spare);
+  // The sparsest unpinned shared segment among the oldest few and a window
+  // of the rest of the FIFO; its live bytes in *live_bytes.
+  Segment* sparsest_old_segment(int64_t* live_bytes);
+  // Moves the victim's live items; true when the spare block was used.
+  bool compact_victim(Victim& victim, Removed& removed);
+  // Moves the live items of `victim` (a sealed shared segment, unlinked from
+  // the FIFO) into the merge segment `target`, which is sealed into the FIFO
+  // when full and replaced by one built in `spare` (if any); expired and
+  // flushed items, and any that find no room, are dropped into `removed`.
+  // True when the spare was used.
+  bool compact_into(Segment* victim, Segment*& target, char*& spare, Removed& removed);
+  // Hands the merge segment back for the next compaction.
+  void end_compaction(Segment* target);
+
+  // flush.cc: flush_all.
+  // Items in segments created before flush_seq are invisible. A delayed
+  // flush takes effect (takes its sequence number) at flush_pending_at_s.
   // Also puts a pending versioned flush whose time has come into effect.
   uint64_t flush_seq_now(uint32_t now);
   void raise_flush_version(uint64_t version);
@@ -193,6 +211,21 @@ struct StoreImpl {
   bool flushed(const Segment* s, const DecodedHeader& h) const {
     return flushed(s) || h.fields.version < flush_version.load(std::memory_order_relaxed);
   }
+
+  // reservation.cc: the bytes values still arriving hold.
+  // Adds bytes to upload_bytes unless that would pass upload_bytes_max;
+  // false (and a refusal counted) then.
+  bool charge_upload(uint64_t bytes);
+  void release_upload(uint64_t bytes);
+
+  // read_modify_write.cc: the version a read-modify-write gives the item
+  // it writes.
+  uint64_t rewrite_version(uint64_t old_version) const {
+    return config.versioned && version_source != nullptr ? version_source(version_context)
+                                                         : old_version;
+  }
+
+  // flush_all (flush.cc).
   std::atomic<uint64_t> flush_seq{0};
   std::atomic<uint32_t> flush_pending_at_s{0};
   // Versioned flushes: the threshold in effect, and one pending until its
@@ -228,11 +261,7 @@ struct StoreImpl {
   // Where the next compaction scan continues its sweep of the FIFO (a FIFO
   // member, or nullptr to start after the head window).
   Segment* compact_cursor = nullptr;
-  // Takes a segment out of the FIFO (and its TTL class list).
-  void unlink_segment(Segment* v);
-  // The sparsest unpinned shared segment among the oldest few and a window
-  // of the rest of the FIFO; its live bytes in *live_bytes.
-  Segment* sparsest_old_segment(int64_t* live_bytes);
+  // Overflow buckets are carved out of index_block (hash_index.cc).
   char* index_block = nullptr;
   uint32_t index_block_used = 0;
   std::atomic<uint64_t> index_blocks{0};
@@ -245,17 +274,8 @@ struct StoreImpl {
   uint64_t upload_bytes_max = 0;
   std::atomic<uint64_t> upload_bytes{0};
   std::atomic<uint64_t> upload_refusals{0};
-  // Adds bytes to upload_bytes unless that would pass upload_bytes_max;
-  // false (and a refusal counted) then.
-  bool charge_upload(uint64_t bytes);
-  void release_upload(uint64_t bytes);
   Store::VersionSource version_source = nullptr;
   void* version_context = nullptr;
-  // The version a read-modify-write gives the item it writes.
-  uint64_t rewrite_version(uint64_t old_version) const {
-    return config.versioned && version_source != nullptr ? version_source(version_context)
-                                                         : old_version;
-  }
   std::mutex threads_mutex;
   std::vector<ThreadState*> threads;  // capacity threads_max
 };
