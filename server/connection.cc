@@ -34,7 +34,7 @@ size_t Connection::consume(std::string_view input, RequestProcessor& processor,
   if (incoming_) return consume_replication(input);
   if (parser_.at_frame_boundary() && !put_.active) {
     // Pipelined requests: start loading their store memory all at once.
-    std::string_view keys[store::StoreThread::kPrefetchKeysMax];
+    std::string_view keys[store::StoreThread::prefetch_keys_max];
     const size_t n = protocol::peek_frame_keys(input, keys, std::size(keys));
     if (n > 1) processor.prefetch({keys, n});
   }

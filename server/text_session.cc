@@ -12,7 +12,7 @@ TextSession::TextSession(TextProcessor& processor)
 
 void TextSession::prefetch(std::string_view input) {
   if (!at_frame_boundary()) return;
-  std::string_view keys[store::StoreThread::kPrefetchKeysMax];
+  std::string_view keys[store::StoreThread::prefetch_keys_max];
   const size_t n = protocol::text::peek_text_keys(input, keys, std::size(keys));
   if (n > 1) processor_.prefetch({keys, n});
 }

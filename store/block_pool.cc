@@ -10,10 +10,10 @@ namespace ringcache::store {
 // Records of allocated blocks, kept outside the blocks so that freeing at
 // destruction does not depend on what the blocks hold.
 struct BlockPool::Chunk {
-  static constexpr uint32_t kBlocksPerChunk = 510;
+  static constexpr uint32_t chunk_blocks_max = 510;
   Chunk* next = nullptr;
   uint32_t count = 0;
-  char* blocks[kBlocksPerChunk];
+  char* blocks[chunk_blocks_max];
 };
 
 BlockPool::BlockPool(uint32_t block_bytes, uint64_t blocks_max)
@@ -45,7 +45,7 @@ char* BlockPool::take() {
   }
   auto* block = static_cast<char*>(allocator_alloc(block_bytes_, 64));
   std::lock_guard<std::mutex> lock(mutex_);
-  if (block != nullptr && (all_ == nullptr || all_->count == Chunk::kBlocksPerChunk)) {
+  if (block != nullptr && (all_ == nullptr || all_->count == Chunk::chunk_blocks_max)) {
     auto* c = static_cast<Chunk*>(allocator_alloc(sizeof(Chunk), alignof(Chunk)));
     if (c == nullptr) {
       allocator_free(block);

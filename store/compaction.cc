@@ -21,15 +21,15 @@
 namespace ringcache::store {
 
 namespace {
-// Compaction: among the kCompactHeadWindow oldest segments and
-// kCompactSweepWindow more of a sweep over the rest of the FIFO, the
+// Compaction: among the compact_head_segments oldest segments and
+// compact_sweep_segments more of a sweep over the rest of the FIFO, the
 // sparsest one is compacted (its live items moved to the merge segment, its
 // block freed) instead of evicting the oldest, when at most
-// kCompactLivePercentMax of its payload is live. Moving a segment that is
+// compact_live_percent_max of its payload is live. Moving a segment that is
 // mostly live frees little for the copying it costs.
-constexpr size_t kCompactHeadWindow = 64;
-constexpr size_t kCompactSweepWindow = 960;
-constexpr int64_t kCompactLivePercentMax = 85;
+constexpr size_t compact_head_segments = 64;
+constexpr size_t compact_sweep_segments = 960;
+constexpr int64_t compact_live_percent_max = 85;
 
 }  // namespace
 
@@ -44,7 +44,7 @@ Segment* StoreImpl::sparsest_old_segment(int64_t* live_bytes) {
     }
   };
   Segment* s = fifo_head;
-  for (size_t seen = 0; s != nullptr && seen < kCompactHeadWindow; s = s->fifo_next, ++seen) consider(s);
+  for (size_t seen = 0; s != nullptr && seen < compact_head_segments; s = s->fifo_next, ++seen) consider(s);
   Segment* const after_head = s;
   if (after_head == nullptr) return sparsest;
   // The rest of the FIFO is swept a window at a time, from where the last
@@ -53,7 +53,7 @@ Segment* StoreImpl::sparsest_old_segment(int64_t* live_bytes) {
   Segment* const start = compact_cursor != nullptr ? compact_cursor : after_head;
   s = start;
   bool wrapped = false;
-  for (size_t seen = 0; seen < kCompactSweepWindow; ++seen) {
+  for (size_t seen = 0; seen < compact_sweep_segments; ++seen) {
     consider(s);
     s = s->fifo_next;
     if (s == nullptr) {
@@ -75,8 +75,8 @@ void StoreImpl::plan_compaction_locked(Victim& victim, bool may_use_spare) {
   // deletes): compact the sparsest segment in sight.
   int64_t sparsest_live = 0;
   Segment* const sparsest = sparsest_old_segment(&sparsest_live);
-  const int64_t payload = block_bytes - kSegmentHeaderBytes;
-  if (sparsest == nullptr || sparsest_live * 100 > payload * kCompactLivePercentMax) return;
+  const int64_t payload = block_bytes - segment_header_bytes;
+  if (sparsest == nullptr || sparsest_live * 100 > payload * compact_live_percent_max) return;
   // The merge segment takes it if it is of the same TTL class and not older
   // than a flush; when it fills up (or does not suit), a new one starts in
   // the spare block, which only the first step may do.
@@ -187,8 +187,8 @@ bool StoreImpl::compact_into(Segment* victim, Segment*& target, char*& spare, Re
     std::memcpy(out + header, key, f.key_size + f.value_size);
     const uint32_t new_off = target->write_offset;
     target->write_offset += static_cast<uint32_t>(need);
-    if (f.expires_at > target->max_expires_at.load(std::memory_order_relaxed)) {
-      target->max_expires_at.store(f.expires_at, std::memory_order_relaxed);
+    if (f.expires_at > target->expires_at_max.load(std::memory_order_relaxed)) {
+      target->expires_at_max.store(f.expires_at, std::memory_order_relaxed);
     }
     target->live_item_bytes.fetch_add(static_cast<int64_t>(need), std::memory_order_relaxed);
     slot->store(make_slot(hash_tag(hash), target->id, new_off), std::memory_order_release);

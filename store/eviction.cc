@@ -22,17 +22,17 @@ namespace ringcache::store {
 namespace {
 // Compactions into the spare block that one evict_one may run before its
 // last step must free a block (evict_one says why).
-constexpr int kCompactStepsMax = 8;
+constexpr int compact_steps_max = 8;
 
 }  // namespace
 
 bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
   // A compaction that fills the merge segment and starts the next one in
   // the spare block frees no block (the victim's becomes the new spare),
-  // though it packs live items densely. After kCompactStepsMax of those the
+  // though it packs live items densely. After compact_steps_max of those the
   // last step may only compact into the room left, or evict: every call
   // frees a block, even where items are too large to pack well.
-  for (int step = 0; step < kCompactStepsMax; ++step) {
+  for (int step = 0; step < compact_steps_max; ++step) {
     const EvictStep done = evict_step(st, expired_only, true);
     if (done != EvictStep::compacted_into_spare) return done != EvictStep::nothing;
   }
@@ -82,9 +82,9 @@ StoreImpl::Victim StoreImpl::choose_victim(ThreadState* st, bool expired_only, b
 }
 
 Segment* StoreImpl::expired_victim_locked(uint32_t now) {
-  for (uint32_t c = 1; c < kTtlClasses; ++c) {
+  for (uint32_t c = 1; c < ttl_class_count; ++c) {
     Segment* head = class_head[c];
-    if (head != nullptr && head->max_expires_at.load(std::memory_order_relaxed) <= now) return head;
+    if (head != nullptr && head->expires_at_max.load(std::memory_order_relaxed) <= now) return head;
   }
   // Flushed segments are as good as expired.
   if (fifo_head != nullptr && fifo_head->seq < flush_seq_now(now)) return fifo_head;
@@ -98,7 +98,7 @@ void StoreImpl::unlink_victim_items(Segment* victim, Removed& removed) {
       unlink_item(victim, item.offset, item.hash, item.header, removed);
     }
   } else {
-    unlink_item(victim, kSegmentHeaderBytes, victim->large_hash, header_at(victim, kSegmentHeaderBytes),
+    unlink_item(victim, segment_header_bytes, victim->large_hash, header_at(victim, segment_header_bytes),
                 removed);
   }
 }
@@ -131,7 +131,7 @@ void StoreImpl::retire(Segment* victim) {
     std::lock_guard<std::mutex> lock(fifo_mutex);
     free_ids.push_back(victim->id);
   }
-  const uint64_t prev = victim->refs.fetch_or(kSegmentEvictedBit, std::memory_order_acq_rel);
+  const uint64_t prev = victim->refs.fetch_or(segment_evicted_bit, std::memory_order_acq_rel);
   if (prev != 0) return;  // the last unpin recycles it
   if (victim->kind == SegmentKind::shared) {
     std::lock_guard<std::mutex> lock(fifo_mutex);
@@ -164,9 +164,9 @@ void StoreImpl::reclaim_dead_large([[maybe_unused]] ThreadState* st, Segment* s)
 
 void StoreThread::expire() {
   // Bounded per call so a worker's event loop is never held for long.
-  constexpr int kExpireSegmentsPerCall = 64;
+  constexpr int expire_segments_max = 64;
   impl_.flush_seq_now(impl_.now_s());  // a delayed flush_all whose time has come
-  for (int i = 0; i < kExpireSegmentsPerCall && impl_.evict_one(state_, true); ++i) {
+  for (int i = 0; i < expire_segments_max && impl_.evict_one(state_, true); ++i) {
   }
 }
 

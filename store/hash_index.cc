@@ -51,35 +51,35 @@ Bucket* StoreImpl::alloc_overflow_bucket(ThreadState* st) {
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(fifo_mutex);
-      if (index_block != nullptr && index_block_used + sizeof(Bucket) <= block_bytes) {
-        auto* b = new (index_block + index_block_used) Bucket();
+      if (index_block != nullptr && index_block_used_bytes + sizeof(Bucket) <= block_bytes) {
+        auto* b = new (index_block + index_block_used_bytes) Bucket();
         for (auto& slot : b->slots) slot.store(0, std::memory_order_relaxed);
         b->next_and_lock.store(0, std::memory_order_relaxed);
-        index_block_used += sizeof(Bucket);
+        index_block_used_bytes += sizeof(Bucket);
         return b;
       }
     }
     char* block = alloc_block(st);
     if (block == nullptr) return nullptr;
     std::lock_guard<std::mutex> lock(fifo_mutex);
-    if (index_block != nullptr && index_block_used + sizeof(Bucket) <= block_bytes) {
+    if (index_block != nullptr && index_block_used_bytes + sizeof(Bucket) <= block_bytes) {
       pool->give(block);  // another thread refilled meanwhile
     } else {
       index_block = block;
-      index_block_used = 0;
+      index_block_used_bytes = 0;
       index_blocks.fetch_add(1, std::memory_order_relaxed);
     }
   }
 }
 
 SegmentItems::SegmentItems(const HashIndex& index, const Segment* s, bool versioned)
-    : index_(index), segment_(s), versioned_(versioned), offset_(kSegmentHeaderBytes) {
+    : index_(index), segment_(s), versioned_(versioned), offset_(segment_header_bytes) {
   assert(s->kind == SegmentKind::shared);
-  while (count_ < kAheadItems && offset_ < segment_->write_offset) decode_one();
+  while (count_ < items_ahead && offset_ < segment_->write_offset) decode_one();
 }
 
 void SegmentItems::decode_one() {
-  Item& item = ring_[(head_ + count_) % kAheadItems];
+  Item& item = ring_[(head_ + count_) % items_ahead];
   item.offset = offset_;
   item.header = decode_item_header(segment_->block() + offset_, segment_->bases(), versioned_);
   item.hash = hash_key({segment_->block() + offset_ + item.header.header_bytes, item.header.fields.key_size});
@@ -91,7 +91,7 @@ void SegmentItems::decode_one() {
 bool SegmentItems::next(Item& out) {
   if (count_ == 0) return false;
   out = ring_[head_];
-  head_ = (head_ + 1) % kAheadItems;
+  head_ = (head_ + 1) % items_ahead;
   --count_;
   if (offset_ < segment_->write_offset) decode_one();
   return true;

@@ -27,8 +27,8 @@
 namespace ringcache::store {
 
 struct alignas(64) Bucket {
-  static constexpr int kSlots = 7;
-  std::atomic<uint64_t> slots[kSlots];
+  static constexpr int slot_count = 7;
+  std::atomic<uint64_t> slots[slot_count];
   std::atomic<uintptr_t> next_and_lock;  // Bucket* | lock bit (primary buckets only)
 };
 static_assert(sizeof(Bucket) == 64);

@@ -31,8 +31,8 @@
 
 namespace ringcache::store {
 
-inline constexpr uint32_t kItemHeaderBytesMax = 1 + 4 + 4 + 4 + 4 + 1 + 8;
-static_assert(kItemHeaderBytesMax == 26);
+inline constexpr uint32_t item_header_bytes_max = 1 + 4 + 4 + 4 + 4 + 1 + 8;
+static_assert(item_header_bytes_max == 26);
 
 enum class ExpiryCode : uint8_t { never = 0, delta16 = 1, absolute32 = 2, tombstone = 3 };
 

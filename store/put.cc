@@ -155,7 +155,7 @@ Placement place_shared(StoreImpl& impl, ThreadState* st, ItemFields& f, uint8_t 
         Placement p{open, open->write_offset, header};
         encode_item_header(open->block() + p.offset, f, code, bases, impl.config.versioned);
         open->write_offset += static_cast<uint32_t>(need);
-        raise_max_expiry(open, f.expires_at);
+        raise_expires_at_max(open, f.expires_at);
         impl.pin(open);
         return p;
       }
@@ -190,7 +190,7 @@ PutStatus StoreThread::put_fields(std::string_view key, std::string_view value,
   }
   const uint64_t upper =
       item_header_bytes(f, ExpiryCode::absolute32, impl_.config.versioned) + key.size() + value.size();
-  if (upper > impl_.shared_item_max) {
+  if (upper > impl_.shared_item_bytes_max) {
     assert(!f.tombstone);
     ItemMeta meta{f.flags, f.expires_at, f.version};
     Reservation r = reserve(key, value.size(), meta, options);

@@ -17,12 +17,12 @@ inline uint8_t ttl_class_for(uint32_t expires_at, uint32_t now) {
   if (expires_at == 0) return 0;
   const uint64_t ttl = expires_at > now ? expires_at - now : 1;
   const uint64_t c = 1 + (63 - static_cast<uint64_t>(std::countl_zero(ttl)));
-  return static_cast<uint8_t>(std::min<uint64_t>(c, kTtlClasses - 1));
+  return static_cast<uint8_t>(std::min<uint64_t>(c, ttl_class_count - 1));
 }
 
-inline void raise_max_expiry(Segment* s, uint32_t expires_at) {
-  if (expires_at > s->max_expires_at.load(std::memory_order_relaxed)) {
-    s->max_expires_at.store(expires_at, std::memory_order_relaxed);
+inline void raise_expires_at_max(Segment* s, uint32_t expires_at) {
+  if (expires_at > s->expires_at_max.load(std::memory_order_relaxed)) {
+    s->expires_at_max.store(expires_at, std::memory_order_relaxed);
   }
 }
 

@@ -30,12 +30,12 @@ bool StoreThread::read_for_update(std::string_view key, std::string& value, Item
 namespace {
 // Read-modify-write attempts before giving up on a key under heavy
 // concurrent writes (each failed attempt means another write succeeded).
-constexpr int kUpdateAttemptsMax = 16;
+constexpr int update_attempts_max = 16;
 }  // namespace
 
 PutStatus StoreThread::concat(std::string_view key, std::string_view data, bool prepend) {
   std::string value;
-  for (int attempt = 0; attempt < kUpdateAttemptsMax; ++attempt) {
+  for (int attempt = 0; attempt < update_attempts_max; ++attempt) {
     ItemMeta meta;
     uint64_t cas = 0;
     if (!read_for_update(key, value, meta, cas)) return PutStatus::not_stored;
@@ -54,9 +54,9 @@ PutStatus StoreThread::concat(std::string_view key, std::string_view data, bool 
 
 ArithStatus StoreThread::add_delta(std::string_view key, uint64_t delta, bool decrement,
                                    uint64_t* new_value) {
-  constexpr size_t kDigitsMax = 20;
+  constexpr size_t value_digits_max = 20;
   std::string value;
-  for (int attempt = 0; attempt < kUpdateAttemptsMax; ++attempt) {
+  for (int attempt = 0; attempt < update_attempts_max; ++attempt) {
     ItemMeta meta;
     uint64_t cas = 0;
     if (!read_for_update(key, value, meta, cas)) return ArithStatus::not_found;
@@ -64,7 +64,7 @@ ArithStatus StoreThread::add_delta(std::string_view key, uint64_t delta, bool de
     while (!value.empty() && (value.back() == ' ' || value.back() == '\r' || value.back() == '\n')) {
       value.pop_back();
     }
-    if (value.empty() || value.size() > kDigitsMax) return ArithStatus::not_number;
+    if (value.empty() || value.size() > value_digits_max) return ArithStatus::not_number;
     uint64_t current = 0;
     for (char c : value) {
       if (c < '0' || c > '9') return ArithStatus::not_number;
@@ -88,7 +88,7 @@ ArithStatus StoreThread::add_delta(std::string_view key, uint64_t delta, bool de
 
 PutStatus StoreThread::touch(std::string_view key, uint32_t expires_at) {
   std::string value;
-  for (int attempt = 0; attempt < kUpdateAttemptsMax; ++attempt) {
+  for (int attempt = 0; attempt < update_attempts_max; ++attempt) {
     ItemMeta meta;
     uint64_t cas = 0;
     if (!read_for_update(key, value, meta, cas)) return PutStatus::not_found;

@@ -34,7 +34,7 @@ Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, cons
   const uint8_t ttl_class = ttl_class_for(f.expires_at, now);
   const uint64_t upper =
       item_header_bytes(f, ExpiryCode::absolute32, impl_.config.versioned) + key.size() + value_size;
-  if (upper <= impl_.shared_item_max) {
+  if (upper <= impl_.shared_item_bytes_max) {
     // Charged at its widest header: the exact one depends on the segment.
     if (!impl_.charge_upload(upper)) {
       r.status_ = PutStatus::no_memory;
@@ -66,7 +66,7 @@ Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, cons
   r.item_bytes_ = header + key.size() + value_size;
   // The first piece: a whole block, or exactly what the item needs when it
   // is smaller than a block.
-  const uint64_t first_piece = std::min<uint64_t>(kSegmentHeaderBytes + r.item_bytes_, impl_.block_bytes);
+  const uint64_t first_piece = std::min<uint64_t>(segment_header_bytes + r.item_bytes_, impl_.block_bytes);
   if (!impl_.charge_upload(first_piece)) {
     r.status_ = PutStatus::no_memory;
     return r;
@@ -84,11 +84,11 @@ Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, cons
   s->expiry_base.store(bases.expiry, std::memory_order_relaxed);
   s->version_base.store(bases.version, std::memory_order_relaxed);
   s->large_bytes = r.item_bytes_;
-  raise_max_expiry(s, f.expires_at);
-  char* item = s->block() + kSegmentHeaderBytes;
+  raise_expires_at_max(s, f.expires_at);
+  char* item = s->block() + segment_header_bytes;
   encode_item_header(item, f, code, bases, impl_.config.versioned);
   r.segment_ = s;
-  r.offset_ = kSegmentHeaderBytes;
+  r.offset_ = segment_header_bytes;
   r.block_ = s->block();
   r.write_ = item + header;
   r.write_end_ = s->block() + impl_.large_piece_bytes(s, 0);
@@ -189,7 +189,7 @@ bool Reservation::append(std::string_view bytes) {
       // Only large items reach the end of a block with bytes to go.
       assert(segment_->kind == SegmentKind::large);
       // Whole blocks, but the last piece is cut to what is left.
-      const uint64_t piece = std::min<uint64_t>(impl.block_bytes, kChainHeaderBytes + remaining());
+      const uint64_t piece = std::min<uint64_t>(impl.block_bytes, chain_header_bytes + remaining());
       if (!impl.charge_upload(piece)) {
         status_ = PutStatus::no_memory;
         release();
@@ -202,7 +202,7 @@ bool Reservation::append(std::string_view bytes) {
         release();
         return false;
       }
-      std::memset(next, 0, kChainHeaderBytes);
+      std::memset(next, 0, chain_header_bytes);
       if (block_ == segment_->block()) {
         segment_->chain_next = next;
       } else {
@@ -210,7 +210,7 @@ bool Reservation::append(std::string_view bytes) {
       }
       ++segment_->blocks;
       block_ = next;
-      write_ = next + kChainHeaderBytes;
+      write_ = next + chain_header_bytes;
       write_end_ = next + piece;
     }
     const size_t n = std::min<size_t>(bytes.size(), static_cast<size_t>(write_end_ - write_));

@@ -46,11 +46,11 @@ void StoreImpl::give_piece(char* piece, uint64_t bytes) {
 
 uint64_t StoreImpl::large_piece_bytes(const Segment* s, uint32_t piece) const {
   assert(s->kind == SegmentKind::large);
-  const uint64_t first_payload = block_bytes - kSegmentHeaderBytes;
-  if (piece == 0) return std::min<uint64_t>(block_bytes, kSegmentHeaderBytes + s->large_bytes);
-  const uint64_t start = first_payload + (piece - 1) * uint64_t{block_bytes - kChainHeaderBytes};
+  const uint64_t first_payload = block_bytes - segment_header_bytes;
+  if (piece == 0) return std::min<uint64_t>(block_bytes, segment_header_bytes + s->large_bytes);
+  const uint64_t start = first_payload + (piece - 1) * uint64_t{block_bytes - chain_header_bytes};
   assert(start < s->large_bytes);
-  return std::min<uint64_t>(block_bytes, kChainHeaderBytes + (s->large_bytes - start));
+  return std::min<uint64_t>(block_bytes, chain_header_bytes + (s->large_bytes - start));
 }
 
 Segment* StoreImpl::new_segment(ThreadState* st, SegmentKind kind, uint8_t ttl_class,
@@ -79,7 +79,7 @@ Segment* StoreImpl::init_segment(char* block, SegmentKind kind, uint8_t ttl_clas
   s->kind = kind;
   s->ttl_class = ttl_class;
   s->seq = next_seq.fetch_add(1, std::memory_order_relaxed);
-  s->write_offset = kSegmentHeaderBytes;
+  s->write_offset = segment_header_bytes;
   s->block_bytes = block_bytes;
   s->owner = this;
   s->state.store(kind == SegmentKind::shared ? SegmentState::open : SegmentState::filling,
@@ -133,7 +133,7 @@ void StoreImpl::unlink_segment(Segment* v) {
 
 void StoreImpl::unpin(Segment* s) {
   const uint64_t left = s->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
-  if (left == kSegmentEvictedBit) recycle(s);
+  if (left == segment_evicted_bit) recycle(s);
 }
 
 void StoreImpl::recycle(Segment* s) {
@@ -172,12 +172,12 @@ void StoreImpl::discard_unpublished(Segment* s) {
 
 std::string_view StoreImpl::large_span(const Segment* s, uint64_t pos, const char** cursor_block,
                                        uint64_t* cursor_base) {
-  const uint64_t first_payload = s->block_bytes - kSegmentHeaderBytes;
+  const uint64_t first_payload = s->block_bytes - segment_header_bytes;
   if (pos < first_payload) {
-    return {s->block() + kSegmentHeaderBytes + pos,
+    return {s->block() + segment_header_bytes + pos,
             std::min<uint64_t>(first_payload, s->large_bytes) - pos};
   }
-  const uint64_t payload = s->block_bytes - kChainHeaderBytes;
+  const uint64_t payload = s->block_bytes - chain_header_bytes;
   const char* block = *cursor_block;
   uint64_t base = *cursor_base;
   if (block == nullptr || base > pos) {
@@ -194,7 +194,7 @@ std::string_view StoreImpl::large_span(const Segment* s, uint64_t pos, const cha
   *cursor_block = block;
   *cursor_base = base;
   const uint64_t end = std::min(base + payload, s->large_bytes);
-  return {block + kChainHeaderBytes + (pos - base), end - pos};
+  return {block + chain_header_bytes + (pos - base), end - pos};
 }
 
 }  // namespace ringcache::store

@@ -35,8 +35,8 @@ struct StoreImpl;
 enum class SegmentKind : uint8_t { shared = 1, large = 2 };
 enum class SegmentState : uint8_t { open = 1, sealed = 2, evicting = 3, filling = 4 };
 
-inline constexpr uint64_t kSegmentEvictedBit = 1ull << 63;
-inline constexpr uint32_t kTtlClasses = 26;  // 0 = never expires; c >= 1: ttl in [2^(c-1), 2^c) s
+inline constexpr uint64_t segment_evicted_bit = 1ull << 63;
+inline constexpr uint32_t ttl_class_count = 26;  // 0 = never expires; c >= 1: ttl in [2^(c-1), 2^c) s
 
 class alignas(64) Segment {
  public:
@@ -52,9 +52,9 @@ class alignas(64) Segment {
   uint64_t large_hash = 0;    // large: hash of the key
   uint64_t large_bytes = 0;   // large: item bytes (header + key + value)
   char* chain_next = nullptr; // large: second block
-  std::atomic<uint32_t> max_expires_at{0};  // latest expiry of any item
+  std::atomic<uint32_t> expires_at_max{0};  // latest expiry of any item
   std::atomic<SegmentState> state{SegmentState::open};
-  std::atomic<uint64_t> refs{0};  // pins | kSegmentEvictedBit
+  std::atomic<uint64_t> refs{0};  // pins | segment_evicted_bit
   // FIFO links, guarded by the store's fifo mutex.
   Segment* fifo_prev = nullptr;
   Segment* fifo_next = nullptr;
@@ -74,28 +74,28 @@ class alignas(64) Segment {
   const char* block() const { return reinterpret_cast<const char*>(this); }
 };
 
-inline constexpr uint32_t kSegmentHeaderBytes = 192;
-static_assert(sizeof(Segment) <= kSegmentHeaderBytes);
+inline constexpr uint32_t segment_header_bytes = 192;
+static_assert(sizeof(Segment) <= segment_header_bytes);
 // A chained block of a large item starts with the pointer to the next block.
-inline constexpr uint32_t kChainHeaderBytes = 8;
+inline constexpr uint32_t chain_header_bytes = 8;
 
 // Index slot: which segment and where, plus 16 bits of the key's hash.
 //   bits 63..48 tag   bits 47..24 segment id   bits 23..0 offset in block
 // A zero slot is empty (segment id 0 is never used).
-inline constexpr uint32_t kSegmentIdBits = 24;
-inline constexpr uint32_t kSegmentIdMax = (1u << kSegmentIdBits) - 1;
-inline constexpr uint32_t kOffsetBits = 24;
-inline constexpr uint64_t kSegmentBytesMax = 1ull << kOffsetBits;
+inline constexpr uint32_t segment_id_bits = 24;
+inline constexpr uint32_t segment_id_max = (1u << segment_id_bits) - 1;
+inline constexpr uint32_t offset_bits = 24;
+inline constexpr uint64_t segment_size_bytes_max = 1ull << offset_bits;
 
 inline uint64_t make_slot(uint16_t tag, uint32_t segment_id, uint32_t offset) {
-  return (uint64_t{tag} << 48) | (uint64_t{segment_id} << kOffsetBits) | offset;
+  return (uint64_t{tag} << 48) | (uint64_t{segment_id} << offset_bits) | offset;
 }
 inline uint16_t slot_tag(uint64_t slot) { return static_cast<uint16_t>(slot >> 48); }
 inline uint32_t slot_segment(uint64_t slot) {
-  return static_cast<uint32_t>((slot >> kOffsetBits) & kSegmentIdMax);
+  return static_cast<uint32_t>((slot >> offset_bits) & segment_id_max);
 }
 inline uint32_t slot_offset(uint64_t slot) {
-  return static_cast<uint32_t>(slot & ((1u << kOffsetBits) - 1));
+  return static_cast<uint32_t>(slot & ((1u << offset_bits) - 1));
 }
 inline uint16_t hash_tag(uint64_t hash) { return static_cast<uint16_t>(hash); }
 

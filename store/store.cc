@@ -28,7 +28,7 @@ Store::Store(const StoreConfig& config) : impl_(std::make_unique<StoreImpl>(conf
 Store::~Store() = default;
 const StoreConfig& Store::config() const { return impl_->config; }
 uint32_t Store::now_s() const { return impl_->now_s(); }
-uint64_t Store::shared_item_max_bytes() const { return impl_->shared_item_max; }
+uint64_t Store::shared_item_bytes_max() const { return impl_->shared_item_bytes_max; }
 void Store::set_version_source(VersionSource source, void* context) {
   impl_->version_source = source;
   impl_->version_context = context;
@@ -145,8 +145,8 @@ bool StoreThread::find(std::string_view key, ItemView& out, bool count) {
 }
 
 void StoreThread::prefetch(std::span<const std::string_view> keys) {
-  const size_t n = std::min(keys.size(), kPrefetchKeysMax);
-  uint64_t hashes[kPrefetchKeysMax];
+  const size_t n = std::min(keys.size(), prefetch_keys_max);
+  uint64_t hashes[prefetch_keys_max];
   for (size_t i = 0; i < n; ++i) {
     hashes[i] = hash_key(keys[i]);
     __builtin_prefetch(&impl_.index->primary(hashes[i]));

@@ -26,11 +26,11 @@ uint32_t realtime_s() {
 // Primary buckets assumed when the config leaves it open: one bucket (7
 // slots) per 7 items of ~256 bytes each, i.e. the index is ~3.5% of the
 // budget; denser stores chain overflow buckets.
-constexpr uint64_t kAssumedItemBytes = 256;
-constexpr uint64_t kPrimaryBucketsMin = 64;
+constexpr uint64_t assumed_item_bytes = 256;
+constexpr uint64_t primary_buckets_min = 64;
 
 uint32_t effective_block_bytes(const StoreConfig& c) {
-  uint64_t b = std::clamp<uint64_t>(c.segment_size_bytes, 1024, kSegmentBytesMax);
+  uint64_t b = std::clamp<uint64_t>(c.segment_size_bytes, 1024, segment_size_bytes_max);
   b = std::bit_floor(b);
   // Keep at least 8 segments in the budget so eviction has something to
   // choose from.
@@ -43,11 +43,11 @@ uint32_t effective_block_bytes(const StoreConfig& c) {
 StoreImpl::StoreImpl(const StoreConfig& c)
     : config(c), block_bytes(effective_block_bytes(c)), epoch(c.threads_max) {
   allocator_prefer_huge_pages();
-  shared_item_max = (block_bytes - kSegmentHeaderBytes) / 2;
+  shared_item_bytes_max = (block_bytes - segment_header_bytes) / 2;
   uint64_t buckets = config.index_buckets;
   if (buckets == 0) {
-    buckets = std::max(kPrimaryBucketsMin,
-                       config.memory_limit_bytes / (kAssumedItemBytes * Bucket::kSlots));
+    buckets = std::max(primary_buckets_min,
+                       config.memory_limit_bytes / (assumed_item_bytes * Bucket::slot_count));
   }
   primary_bytes = buckets * sizeof(Bucket);
   primary = static_cast<Bucket*>(allocator_alloc(primary_bytes, 64));
@@ -67,7 +67,7 @@ StoreImpl::StoreImpl(const StoreConfig& c)
   // A live segment holds a block, or a large item's piece of at least half
   // a block; evicted-but-pinned ones have given their id back already. So
   // ids never run out before memory does.
-  ids_max = static_cast<uint32_t>(std::min<uint64_t>(kSegmentIdMax, 2 * blocks_max + 2));
+  ids_max = static_cast<uint32_t>(std::min<uint64_t>(segment_id_max, 2 * blocks_max + 2));
   segments_by_id = std::make_unique<std::atomic<Segment*>[]>(ids_max + 1);
   free_ids.reserve(ids_max);
   threads.reserve(config.threads_max);

@@ -31,7 +31,7 @@ struct OwnedCounter {
 
 struct alignas(64) ThreadState {
   EpochDomain::Participant* epoch = nullptr;
-  Segment* open[kTtlClasses] = {};
+  Segment* open[ttl_class_count] = {};
   OwnedCounter keys, item_bytes, live_bytes, hits, misses;
 };
 
@@ -45,7 +45,7 @@ struct SharedCounters {
 };
 
 // The items of a sealed shared segment with their key hashes, decoded
-// kAheadItems ahead with their index buckets prefetched: an eviction or a
+// items_ahead ahead with their index buckets prefetched: an eviction or a
 // compaction updates the index for every item, and this way those random
 // accesses overlap instead of waiting one after another.
 class SegmentItems {
@@ -60,13 +60,13 @@ class SegmentItems {
   bool next(Item& out);
 
  private:
-  static constexpr uint32_t kAheadItems = 16;
+  static constexpr uint32_t items_ahead = 16;
   void decode_one();
   const HashIndex& index_;
   const Segment* segment_;
   bool versioned_;
   uint32_t offset_;  // next item to decode
-  Item ring_[kAheadItems];
+  Item ring_[items_ahead];
   uint32_t head_ = 0;
   uint32_t count_ = 0;
 };
@@ -118,7 +118,7 @@ struct StoreImpl {
     return decode_item_header(s->block() + offset, s->bases(), config.versioned);
   }
   static uint64_t cas_of(const Segment* s, uint32_t offset, const DecodedHeader& h, bool versioned) {
-    return versioned ? h.fields.version : (s->seq << kOffsetBits) | offset;
+    return versioned ? h.fields.version : (s->seq << offset_bits) | offset;
   }
   // store.cc: what a reader sees of an item.
   void fill_view(Segment* s, uint32_t offset, const DecodedHeader& h, ItemView& out) const;
@@ -237,7 +237,7 @@ struct StoreImpl {
 
   StoreConfig config;
   uint32_t block_bytes = 0;
-  uint64_t shared_item_max = 0;
+  uint64_t shared_item_bytes_max = 0;
   uint64_t primary_bytes = 0;
   Bucket* primary = nullptr;
   std::unique_ptr<HashIndex> index;
@@ -249,8 +249,8 @@ struct StoreImpl {
   std::mutex fifo_mutex;  // FIFO lists, ids, overflow carving
   Segment* fifo_head = nullptr;
   Segment* fifo_tail = nullptr;
-  Segment* class_head[kTtlClasses] = {};
-  Segment* class_tail[kTtlClasses] = {};
+  Segment* class_head[ttl_class_count] = {};
+  Segment* class_tail[ttl_class_count] = {};
   std::vector<uint32_t> free_ids;  // capacity reserved up front: never reallocates
   uint32_t next_id = 1;
   // Compaction: the segment it fills (open, not yet in the FIFO), and a
@@ -263,7 +263,7 @@ struct StoreImpl {
   Segment* compact_cursor = nullptr;
   // Overflow buckets are carved out of index_block (hash_index.cc).
   char* index_block = nullptr;
-  uint32_t index_block_used = 0;
+  uint32_t index_block_used_bytes = 0;
   std::atomic<uint64_t> index_blocks{0};
   std::atomic<uint64_t> next_seq{1};
 

@@ -14,9 +14,9 @@ using namespace ringcache::store;
 TEST_CASE("layout sizes are pinned") {
   CHECK(sizeof(Bucket) == 64);
   CHECK(alignof(Bucket) == 64);
-  CHECK(sizeof(Segment) <= kSegmentHeaderBytes);
-  CHECK(kItemHeaderBytesMax == 26);
-  CHECK(kSegmentIdMax == (1u << 24) - 1);
+  CHECK(sizeof(Segment) <= segment_header_bytes);
+  CHECK(item_header_bytes_max == 26);
+  CHECK(segment_id_max == (1u << 24) - 1);
 }
 
 TEST_CASE("header bytes: pay only for the fields used") {
@@ -48,7 +48,7 @@ TEST_CASE("header bytes: pay only for the fields used") {
   f.key_size = (1ull << 32) - 1;
   f.value_size = (1ull << 32) - 1;
   f.flags = 0xffffffffu;
-  CHECK(item_header_bytes(f, ExpiryCode::absolute32, true, 0) == kItemHeaderBytesMax);
+  CHECK(item_header_bytes(f, ExpiryCode::absolute32, true, 0) == item_header_bytes_max);
 }
 
 TEST_CASE("headers round-trip for every width and expiry code") {
@@ -74,7 +74,7 @@ TEST_CASE("headers round-trip for every width and expiry code") {
                 f.expires_at = 123;
                 f.tombstone = true;
               }
-              char buf[kItemHeaderBytesMax + 1];
+              char buf[item_header_bytes_max + 1];
               std::memset(buf, 0x5a, sizeof(buf));
               const uint32_t n = encode_item_header(buf, f, expiry, bases, versioned);
               CHECK(n == item_header_bytes(f, expiry, versioned, version_base));
@@ -107,9 +107,9 @@ TEST_CASE("delta16 expiry is chosen only within range of the segment base") {
 }
 
 TEST_CASE("index slots pack tag, segment id and offset") {
-  const uint64_t s = make_slot(0xbeef, kSegmentIdMax, (1u << 24) - 1);
+  const uint64_t s = make_slot(0xbeef, segment_id_max, (1u << 24) - 1);
   CHECK(slot_tag(s) == 0xbeef);
-  CHECK(slot_segment(s) == kSegmentIdMax);
+  CHECK(slot_segment(s) == segment_id_max);
   CHECK(slot_offset(s) == (1u << 24) - 1);
   CHECK(make_slot(0, 1, 0) != 0);  // a used slot is never the empty value
 }

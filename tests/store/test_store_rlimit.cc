@@ -41,7 +41,7 @@ std::string_view key_for(char (&buf)[32], const char* prefix, uint64_t i) {
 }
 
 int child() {
-  constexpr uint64_t kLimitBytes = 64 * kMiB;
+  constexpr uint64_t kLimitBytes = 64 * mib_bytes;
   constexpr size_t kValueBytes = 4000;
   StoreConfig c;
   c.memory_limit_bytes = 16ull << 30;  // only RLIMIT_AS bounds this store
