@@ -33,12 +33,17 @@ namespace ringcache::store {
 
 inline constexpr uint32_t item_header_bytes_max = 1 + 4 + 4 + 4 + 4 + 1 + 8;
 static_assert(item_header_bytes_max == 26);
+// The longest key and value: the header holds their lengths in at most 4
+// bytes. Longer ones (a text-protocol length with -m of 8 GiB or more) are
+// refused by the store (PutStatus::no_memory), not written.
+inline constexpr uint64_t key_bytes_max = (1ull << 32) - 1;
+inline constexpr uint64_t value_bytes_max = (1ull << 32) - 1;
 
 enum class ExpiryCode : uint8_t { never = 0, delta16 = 1, absolute32 = 2, tombstone = 3 };
 
 struct ItemFields {
-  uint64_t key_size = 0;    // < 2^32
-  uint64_t value_size = 0;  // < 2^32
+  uint64_t key_size = 0;    // <= key_bytes_max
+  uint64_t value_size = 0;  // <= value_bytes_max
   uint32_t flags = 0;
   uint32_t expires_at = 0;  // 0 = never
   uint64_t version = 0;
@@ -119,7 +124,8 @@ inline uint32_t encode_item_header(char* out, const ItemFields& f, ExpiryCode ex
                                    const SegmentBases& bases, bool versioned) {
   const uint32_t segment_expiry_base = bases.expiry;
   using namespace item_detail;
-  assert(f.key_size < (1ull << 32) && f.value_size < (1ull << 32));
+  assert(f.key_size <= key_bytes_max);
+  assert(f.value_size <= value_bytes_max);
   const uint32_t kw = width_for(f.key_size, false);
   const uint32_t vw = width_for(f.value_size, true);
   const uint32_t fw = flags_width(f.flags);

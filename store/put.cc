@@ -191,9 +191,9 @@ PutStatus StoreThread::put_fields(std::string_view key, std::string_view value,
   const uint64_t upper =
       item_header_bytes(f, ExpiryCode::absolute32, impl_.config.versioned) + key.size() + value.size();
   if (upper > impl_.shared_item_bytes_max) {
-    assert(!f.tombstone);
-    ItemMeta meta{f.flags, f.expires_at, f.version};
-    Reservation r = reserve(key, value.size(), meta, options);
+    // A tombstone gets here only by its key (replication's delete of a key
+    // longer than a shared item); it stays a tombstone.
+    Reservation r = reserve_fields(key, f, options);
     if (r.ok()) r.append(value);
     return r.commit();
   }

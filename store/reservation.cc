@@ -23,14 +23,27 @@ namespace ringcache::store {
 
 Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, const ItemMeta& meta,
                                  const PutOptions& options) {
+  const ItemFields f{key.size(), value_size, meta.flags, meta.expires_at, meta.version, false};
+  return reserve_fields(key, f, options);
+}
+
+Reservation StoreThread::reserve_fields(std::string_view key, const ItemFields& fields,
+                                        const PutOptions& options) {
   Reservation r;
   r.thread_ = this;
+  // Lengths come from the network: one the item header cannot hold is
+  // refused, never written.
+  if (fields.key_size > key_bytes_max || fields.value_size > value_bytes_max) {
+    r.status_ = PutStatus::no_memory;
+    return r;
+  }
+  const uint64_t value_size = fields.value_size;
   r.options_ = options;
   r.hash_ = hash_key(key);
   r.value_size_ = value_size;
-  r.expires_at_ = meta.expires_at;
+  r.expires_at_ = fields.expires_at;
   const uint32_t now = impl_.now_s();
-  ItemFields f{key.size(), value_size, meta.flags, meta.expires_at, meta.version, false};
+  ItemFields f = fields;
   const uint8_t ttl_class = ttl_class_for(f.expires_at, now);
   const uint64_t upper =
       item_header_bytes(f, ExpiryCode::absolute32, impl_.config.versioned) + key.size() + value_size;
@@ -243,8 +256,8 @@ PutStatus Reservation::commit() {
                                hash_,
                                key_,
                                item_bytes_,
-                               h.fields.key_size + h.fields.value_size,
-                               false,
+                               h.fields.tombstone ? 0 : h.fields.key_size + h.fields.value_size,
+                               h.fields.tombstone,
                                h.fields.version,
                                options_};
   status_ = publish(impl, st, request);

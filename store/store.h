@@ -78,7 +78,9 @@ struct ItemMeta {
 
 enum class PutStatus : uint8_t {
   stored,
-  no_memory,     // nothing evictable left: EUNK; the previous value is unchanged
+  no_memory,     // nothing evictable left, or a key or value longer than
+                 // key_bytes_max / value_bytes_max (store/item.h): EUNK;
+                 // the previous value is unchanged
   evicted,       // a reservation's segment was evicted before commit: EUNK
   aborted,       // the reservation was not filled or was aborted
   not_stored,    // add: the key is present; replace/append/prepend: it is absent
@@ -369,6 +371,9 @@ class StoreThread {
   std::string scan_key_;  // a large item's key that spans blocks
   PutStatus put_fields(std::string_view key, std::string_view value, const ItemFields& fields,
                        const PutOptions& options);
+  // reserve() of fields already built: put_fields passes large
+  // tombstones (a replicated delete of a key longer than a shared item).
+  Reservation reserve_fields(std::string_view key, const ItemFields& fields, const PutOptions& options);
   // Copies the item out for a read-modify-write; false when absent.
   bool read_for_update(std::string_view key, std::string& value, ItemMeta& meta, uint64_t& cas);
 
