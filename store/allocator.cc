@@ -1,5 +1,6 @@
 #include "store/allocator.h"
 
+#include <cassert>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +12,9 @@
 namespace ringcache::store {
 
 void* allocator_alloc(std::size_t bytes, std::size_t alignment) noexcept {
+  assert(bytes > 0);
+  assert(alignment != 0);
+  assert((alignment & (alignment - 1)) == 0);  // a power of two
 #if RINGCACHE_MIMALLOC
   // mi_malloc_aligned over-allocates for large sizes: 800 blocks of 1 MiB
   // took 1216 MiB of address space (RLIMIT_AS counts it), plain mi_malloc

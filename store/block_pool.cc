@@ -1,6 +1,7 @@
 #include "store/block_pool.h"
 
 #include <cassert>
+#include <cstdint>
 #include <new>
 
 #include "store/allocator.h"
@@ -18,7 +19,8 @@ struct BlockPool::Chunk {
 
 BlockPool::BlockPool(uint32_t block_bytes, uint64_t blocks_max)
     : block_bytes_(block_bytes), blocks_max_(blocks_max) {
-  assert(block_bytes_ >= 1024 && (block_bytes_ & (block_bytes_ - 1)) == 0);
+  assert(block_bytes_ >= 1024);
+  assert((block_bytes_ & (block_bytes_ - 1)) == 0);
 }
 
 BlockPool::~BlockPool() {
@@ -36,6 +38,7 @@ char* BlockPool::take() {
     if (free_ != nullptr) {
       FreeBlock* b = free_;
       free_ = b->next;
+      assert(free_count_.load(std::memory_order_relaxed) > 0);
       free_count_.fetch_sub(1, std::memory_order_relaxed);
       return reinterpret_cast<char*>(b);
     }
@@ -62,6 +65,8 @@ char* BlockPool::take() {
     return nullptr;
   }
   all_->blocks[all_->count++] = block;
+  assert(all_->count <= Chunk::chunk_blocks_max);
+  assert(reinterpret_cast<uintptr_t>(block) % 64 == 0);
   return block;
 }
 
@@ -72,6 +77,7 @@ bool BlockPool::fits_locked(uint64_t bytes) const {
 }
 
 void BlockPool::forget_locked(char* block) {
+  assert(allocated_.load(std::memory_order_relaxed) > 0);
   for (Chunk* c = all_; c != nullptr; c = c->next) {
     for (uint32_t i = 0; i < c->count; ++i) {
       if (c->blocks[i] == block) {
@@ -85,6 +91,7 @@ void BlockPool::forget_locked(char* block) {
 }
 
 char* BlockPool::take_exact(uint64_t bytes) {
+  assert(bytes > 0);
   assert(bytes < block_bytes_);
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -110,7 +117,8 @@ char* BlockPool::take_exact(uint64_t bytes) {
 
 void BlockPool::give_exact(char* piece, uint64_t bytes) {
   allocator_free(piece);
-  exact_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  [[maybe_unused]] const uint64_t before = exact_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  assert(before >= bytes);  // never below zero
 }
 
 void BlockPool::give(char* block) {

@@ -34,6 +34,7 @@ constexpr int64_t compact_live_percent_max = 85;
 }  // namespace
 
 Segment* StoreImpl::sparsest_old_segment(int64_t* live_bytes) {
+  assert(compact_cursor == nullptr || compact_cursor->state.load(std::memory_order_relaxed) == SegmentState::sealed);
   Segment* sparsest = nullptr;
   const auto consider = [&](Segment* s) {
     if (s->kind != SegmentKind::shared || s->refs.load(std::memory_order_relaxed) != 0) return;
@@ -64,10 +65,15 @@ Segment* StoreImpl::sparsest_old_segment(int64_t* live_bytes) {
     if (s == start) break;
   }
   compact_cursor = s;
+  assert(sparsest == nullptr || sparsest->kind == SegmentKind::shared);
+  // Live bytes never go below zero: every removal follows the add it undoes.
+  assert(sparsest == nullptr || *live_bytes >= 0);
   return sparsest;
 }
 
 void StoreImpl::plan_compaction_locked(Victim& victim, bool may_use_spare) {
+  assert(!victim.expired);
+  assert(!victim.compaction);
   // A compaction owns the merge segment while it runs; a concurrent
   // eviction meanwhile evicts.
   if (merge_busy) return;
@@ -84,6 +90,7 @@ void StoreImpl::plan_compaction_locked(Victim& victim, bool may_use_spare) {
                      !flushed(merge_open);
   const bool fits = suits && sparsest_live <= static_cast<int64_t>(block_bytes - merge_open->write_offset);
   if (!fits && !(may_use_spare && merge_block != nullptr)) return;
+  assert(sparsest != merge_open);
   victim.segment = sparsest;
   victim.compaction = true;
   merge_busy = true;
@@ -98,12 +105,15 @@ void StoreImpl::plan_compaction_locked(Victim& victim, bool may_use_spare) {
 }
 
 bool StoreImpl::compact_victim(Victim& victim, Removed& removed) {
+  assert(victim.compaction);
+  assert(victim.target == nullptr);
   if (victim.sealed_target != nullptr) seal(victim.sealed_target);
   {
     std::lock_guard<std::mutex> lock(fifo_mutex);
     std::swap(victim.target, merge_open);
   }
   const bool used_spare = compact_into(victim.segment, victim.target, victim.spare, removed);
+  assert(victim.target == nullptr || victim.target->state.load(std::memory_order_relaxed) == SegmentState::open);
   if (victim.spare != nullptr) {
     // Not needed after all. A concurrent eviction may have refilled the
     // spare meanwhile (retire), and then this block goes to the pool.
@@ -124,6 +134,8 @@ void StoreImpl::end_compaction(Segment* target) {
 }
 
 bool StoreImpl::compact_into(Segment* victim, Segment*& target, char*& spare, Removed& removed) {
+  assert(victim->kind == SegmentKind::shared);
+  assert(victim->state.load(std::memory_order_relaxed) == SegmentState::evicting);
   bool used_spare = false;
   const auto start_target = [&] {
     if (target != nullptr) seal(target);
@@ -182,6 +194,8 @@ bool StoreImpl::compact_into(Segment* victim, Segment*& target, char*& spare, Re
       removed.add(h);
       continue;
     }
+    assert(target != victim);
+    assert(target->write_offset + need <= block_bytes);
     char* out = target->block() + target->write_offset;
     encode_item_header(out, f, code, bases, config.versioned);
     std::memcpy(out + header, key, f.key_size + f.value_size);

@@ -22,6 +22,7 @@ EpochDomain::Participant* EpochDomain::join() {
     if (!participants_[i].in_use.load(std::memory_order_relaxed)) {
       participants_[i].active.store(0, std::memory_order_relaxed);
       participants_[i].in_use.store(true, std::memory_order_release);
+      assert(participants_[i].active.load(std::memory_order_relaxed) == 0);  // joins quiescent
       return &participants_[i];
     }
   }
@@ -36,6 +37,8 @@ void EpochDomain::leave(Participant* p) {
 
 void EpochDomain::synchronize() {
   const uint64_t target = global_.fetch_add(1, std::memory_order_seq_cst) + 1;
+  // 0 means quiescent, so the epoch must never come back to it.
+  assert(target > 1);
   for (uint32_t i = 0; i < participants_max_; ++i) {
     Participant& p = participants_[i];
     for (;;) {

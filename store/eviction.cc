@@ -27,6 +27,7 @@ constexpr int compact_steps_max = 8;
 }  // namespace
 
 bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
+  assert(st == nullptr || !epoch.inside(st->epoch));
   // A compaction that fills the merge segment and starts the next one in
   // the spare block frees no block (the victim's becomes the new spare),
   // though it packs live items densely. After compact_steps_max of those the
@@ -36,7 +37,8 @@ bool StoreImpl::evict_one(ThreadState* st, bool expired_only) {
     const EvictStep done = evict_step(st, expired_only, true);
     if (done != EvictStep::compacted_into_spare) return done != EvictStep::nothing;
   }
-  evict_step(st, expired_only, false);
+  [[maybe_unused]] const EvictStep last = evict_step(st, expired_only, false);
+  assert(last != EvictStep::compacted_into_spare);  // without the spare, a step frees a block
   return true;
 }
 
@@ -44,6 +46,8 @@ StoreImpl::EvictStep StoreImpl::evict_step(ThreadState* st, bool expired_only, b
   assert(st == nullptr || !epoch.inside(st->epoch));
   Victim victim = choose_victim(st, expired_only, may_use_spare);
   if (victim.segment == nullptr) return EvictStep::nothing;
+  assert(victim.segment->state.load(std::memory_order_relaxed) == SegmentState::evicting);
+  assert(!victim.compaction || !victim.expired);  // expired segments are dropped, not compacted
   Removed removed;
   bool used_spare = false;
   if (victim.compaction) {
@@ -60,6 +64,7 @@ StoreImpl::EvictStep StoreImpl::evict_step(ThreadState* st, bool expired_only, b
 }
 
 StoreImpl::Victim StoreImpl::choose_victim(ThreadState* st, bool expired_only, bool may_use_spare) {
+  assert(st == nullptr || !epoch.inside(st->epoch));
   Victim victim;
   for (int attempt = 0; attempt < 2; ++attempt) {
     {
@@ -71,6 +76,7 @@ StoreImpl::Victim StoreImpl::choose_victim(ThreadState* st, bool expired_only, b
         if (victim.segment != nullptr) plan_compaction_locked(victim, may_use_spare);
       }
       if (victim.segment != nullptr) {
+        assert(victim.segment != merge_open);
         unlink_segment(victim.segment);
         return victim;
       }
@@ -92,6 +98,7 @@ Segment* StoreImpl::expired_victim_locked(uint32_t now) {
 }
 
 void StoreImpl::unlink_victim_items(Segment* victim, Removed& removed) {
+  assert(victim->state.load(std::memory_order_relaxed) == SegmentState::evicting);
   if (victim->kind == SegmentKind::shared) {
     SegmentItems items(*index, victim, config.versioned);
     for (SegmentItems::Item item; items.next(item);) {
@@ -100,6 +107,7 @@ void StoreImpl::unlink_victim_items(Segment* victim, Removed& removed) {
   } else {
     unlink_item(victim, segment_header_bytes, victim->large_hash, header_at(victim, segment_header_bytes),
                 removed);
+    assert(removed.items <= 1);  // a large segment holds one item
   }
 }
 
@@ -113,6 +121,9 @@ void StoreImpl::unlink_item(Segment* s, uint32_t offset, uint64_t hash, const De
 }
 
 void StoreImpl::count_removed(const Removed& removed, const Victim& victim) {
+  assert(removed.keys >= 0);
+  assert(removed.keys <= removed.items);  // tombstones are items, not keys
+  assert(removed.live_bytes <= removed.item_bytes);
   shared.keys.fetch_sub(removed.keys, std::memory_order_relaxed);
   shared.item_bytes.fetch_sub(removed.item_bytes, std::memory_order_relaxed);
   shared.live_bytes.fetch_sub(removed.live_bytes, std::memory_order_relaxed);
@@ -126,12 +137,15 @@ void StoreImpl::count_removed(const Removed& removed, const Victim& victim) {
 }
 
 void StoreImpl::retire(Segment* victim) {
+  assert(victim->state.load(std::memory_order_relaxed) == SegmentState::evicting);
+  assert(segments_by_id[victim->id].load(std::memory_order_relaxed) == victim);
   segments_by_id[victim->id].store(nullptr, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(fifo_mutex);
     free_ids.push_back(victim->id);
   }
   const uint64_t prev = victim->refs.fetch_or(segment_evicted_bit, std::memory_order_acq_rel);
+  assert((prev & segment_evicted_bit) == 0);  // retired once
   if (prev != 0) return;  // the last unpin recycles it
   if (victim->kind == SegmentKind::shared) {
     std::lock_guard<std::mutex> lock(fifo_mutex);
@@ -146,7 +160,9 @@ void StoreImpl::retire(Segment* victim) {
 }
 
 void StoreImpl::reclaim_dead_large([[maybe_unused]] ThreadState* st, Segment* s) {
-  assert(s->kind == SegmentKind::large && (st == nullptr || !epoch.inside(st->epoch)));
+  assert(s->kind == SegmentKind::large);
+  assert(st == nullptr || !epoch.inside(st->epoch));
+  assert((s->refs.load(std::memory_order_relaxed) & ~segment_evicted_bit) != 0);  // the caller's pin
   bool mine = false;
   {
     std::lock_guard<std::mutex> lock(fifo_mutex);

@@ -22,7 +22,10 @@ void StoreThread::flush_all(uint32_t at_s) {
     impl_.flush_pending_at_s.store(0, std::memory_order_relaxed);
     impl_.flush_seq.store(impl_.next_seq.fetch_add(1, std::memory_order_relaxed) + 1,
                           std::memory_order_release);
+    // A flush never hides a segment created after it.
+    assert(impl_.flush_seq.load(std::memory_order_acquire) <= impl_.next_seq.load(std::memory_order_relaxed));
   } else {
+    assert(at_s > now);
     impl_.flush_pending_at_s.store(at_s, std::memory_order_release);
   }
 }
@@ -31,6 +34,7 @@ void StoreThread::flush_versions_before(uint64_t version, uint32_t at_s) {
   assert(impl_.config.versioned);
   if (at_s <= impl_.now_s()) {
     impl_.raise_flush_version(version);
+    assert(impl_.flush_version.load(std::memory_order_relaxed) >= version);  // it only grows
     return;
   }
   std::lock_guard<std::mutex> lock(impl_.flush_mutex);
@@ -56,7 +60,9 @@ uint64_t StoreImpl::flush_seq_now(uint32_t now) {
       flush_version_pending_at_s.store(0, std::memory_order_relaxed);
     }
   }
-  return flush_seq.load(std::memory_order_acquire);
+  const uint64_t seq = flush_seq.load(std::memory_order_acquire);
+  assert(seq <= next_seq.load(std::memory_order_relaxed));
+  return seq;
 }
 
 void StoreImpl::raise_flush_version(uint64_t version) {

@@ -10,6 +10,8 @@
 #include "store/store_impl.h"
 
 #include <algorithm>
+#include <cassert>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -27,6 +29,8 @@ bool StoreImpl::slot_matches(uint64_t slot, std::string_view key, uint64_t hash)
   const Segment* s = segment_by_id(slot_segment(slot));
   if (s == nullptr) return false;
   const uint32_t offset = slot_offset(slot);
+  assert(offset >= segment_header_bytes);
+  assert(s->kind == SegmentKind::shared || offset == segment_header_bytes);
   if (s->kind == SegmentKind::shared) {
     const DecodedHeader h = header_at(s, offset);
     return h.fields.key_size == key.size() &&
@@ -48,6 +52,8 @@ bool StoreImpl::slot_matches(uint64_t slot, std::string_view key, uint64_t hash)
 }
 
 Bucket* StoreImpl::alloc_overflow_bucket(ThreadState* st) {
+  // It may evict, which waits for readers.
+  assert(st == nullptr || !epoch.inside(st->epoch));
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(fifo_mutex);
@@ -56,6 +62,8 @@ Bucket* StoreImpl::alloc_overflow_bucket(ThreadState* st) {
         for (auto& slot : b->slots) slot.store(0, std::memory_order_relaxed);
         b->next_and_lock.store(0, std::memory_order_relaxed);
         index_block_used_bytes += sizeof(Bucket);
+        assert(index_block_used_bytes <= block_bytes);
+        assert(reinterpret_cast<uintptr_t>(b) % alignof(Bucket) == 0);
         return b;
       }
     }
@@ -79,12 +87,14 @@ SegmentItems::SegmentItems(const HashIndex& index, const Segment* s, bool versio
 }
 
 void SegmentItems::decode_one() {
+  assert(count_ < items_ahead);
   Item& item = ring_[(head_ + count_) % items_ahead];
   item.offset = offset_;
   item.header = decode_item_header(segment_->block() + offset_, segment_->bases(), versioned_);
   item.hash = hash_key({segment_->block() + offset_ + item.header.header_bytes, item.header.fields.key_size});
   __builtin_prefetch(&index_.primary(item.hash));
   offset_ += static_cast<uint32_t>(item.header.total_bytes());
+  assert(offset_ <= segment_->write_offset);  // no item runs past the last one written
   ++count_;
 }
 

@@ -38,7 +38,10 @@ __extension__ typedef unsigned __int128 uint128_t;
 class HashIndex {
  public:
   // `buckets` primary buckets, memory owned by the caller (zeroed).
-  HashIndex(Bucket* buckets, uint64_t bucket_count) : buckets_(buckets), count_(bucket_count) {}
+  HashIndex(Bucket* buckets, uint64_t bucket_count) : buckets_(buckets), count_(bucket_count) {
+    assert(buckets_ != nullptr);
+    assert(count_ > 0);
+  }
 
   uint64_t bucket_count() const { return count_; }
 

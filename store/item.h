@@ -119,6 +119,10 @@ inline uint32_t item_header_bytes(const ItemFields& f, ExpiryCode expiry, bool v
   return n;
 }
 
+inline DecodedHeader decode_item_header(const char* in, const SegmentBases& bases, bool versioned);
+inline bool header_decodes_to(const char* at, const ItemFields& f, const SegmentBases& bases,
+                              bool versioned);
+
 // Writes the header at `out`; returns its size.
 inline uint32_t encode_item_header(char* out, const ItemFields& f, ExpiryCode expiry,
                                    const SegmentBases& bases, bool versioned) {
@@ -166,6 +170,7 @@ inline uint32_t encode_item_header(char* out, const ItemFields& f, ExpiryCode ex
     }
   }
   assert(at == item_header_bytes(f, expiry, versioned, bases.version));
+  assert(header_decodes_to(out, f, bases, versioned));
   return at;
 }
 
@@ -217,7 +222,19 @@ inline DecodedHeader decode_item_header(const char* in, const SegmentBases& base
     }
   }
   d.header_bytes = at;
+  assert(d.header_bytes >= 3);
+  assert(d.header_bytes <= item_header_bytes_max);
   return d;
+}
+
+// Whether the header at `at` reads back as `f` (debug checks of a header
+// just written). Versions are kept only by versioned stores.
+inline bool header_decodes_to(const char* at, const ItemFields& f, const SegmentBases& bases,
+                              bool versioned) {
+  const DecodedHeader d = decode_item_header(at, bases, versioned);
+  return d.fields.key_size == f.key_size && d.fields.value_size == f.value_size &&
+         d.fields.flags == f.flags && d.fields.expires_at == f.expires_at &&
+         d.fields.tombstone == f.tombstone && (!versioned || d.fields.version == f.version);
 }
 
 }  // namespace ringcache::store

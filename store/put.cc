@@ -27,6 +27,8 @@ struct OldItem {
 // Whether the put may replace what the index holds for the key, under the
 // put's mode.
 PutStatus check_condition(StoreImpl& impl, const PublishRequest& r, const OldItem& old) {
+  assert(r.segment != nullptr);
+  assert(old.segment != r.segment || old.offset != r.offset);  // never the item being published
   bool present = false;
   uint64_t old_version = 0;
   uint64_t old_cas = 0;
@@ -61,6 +63,8 @@ PutStatus check_condition(StoreImpl& impl, const PublishRequest& r, const OldIte
 }  // namespace
 
 PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
+  assert(!impl.epoch.inside(st->epoch));
+  assert((r.segment->refs.load(std::memory_order_relaxed) & ~segment_evicted_bit) != 0);  // pinned
   const uint64_t slot_value = make_slot(hash_tag(r.hash), r.segment->id, r.offset);
   Bucket* spare = nullptr;
   for (;;) {
@@ -105,12 +109,14 @@ PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
             live_bytes -= static_cast<int64_t>(h.fields.key_size + h.fields.value_size);
           }
         }
+        assert(slot->load(std::memory_order_relaxed) == 0 || old.segment != nullptr);
         slot->store(slot_value, std::memory_order_release);
         r.segment->live_item_bytes.fetch_add(static_cast<int64_t>(r.item_bytes),
                                              std::memory_order_relaxed);
         if (old.segment != nullptr) {
-          old.segment->live_item_bytes.fetch_sub(static_cast<int64_t>(old.header.total_bytes()),
-                                                 std::memory_order_relaxed);
+          [[maybe_unused]] const int64_t live = old.segment->live_item_bytes.fetch_sub(
+              static_cast<int64_t>(old.header.total_bytes()), std::memory_order_relaxed);
+          assert(live >= static_cast<int64_t>(old.header.total_bytes()));  // never below zero
           if (old.segment->kind == SegmentKind::large) {
             impl.pin(old.segment);
             dead_large = old.segment;
@@ -152,6 +158,9 @@ Placement place_shared(StoreImpl& impl, ThreadState* st, ItemFields& f, uint8_t 
       const uint32_t header = item_header_bytes(f, code, impl.config.versioned, bases.version);
       const uint64_t need = header + f.key_size + f.value_size;
       if (open->write_offset + need <= impl.block_bytes) {
+        // Only into this thread's open segment, after its header.
+        assert(open->state.load(std::memory_order_relaxed) == SegmentState::open);
+        assert(open->write_offset >= segment_header_bytes);
         Placement p{open, open->write_offset, header};
         encode_item_header(open->block() + p.offset, f, code, bases, impl.config.versioned);
         open->write_offset += static_cast<uint32_t>(need);
@@ -176,6 +185,10 @@ PutStatus StoreThread::put(std::string_view key, std::string_view value, const I
 
 PutStatus StoreThread::put_fields(std::string_view key, std::string_view value,
                                   const ItemFields& fields, const PutOptions& options) {
+  // It may evict, which waits for readers.
+  assert(!impl_.epoch.inside(state_->epoch));
+  assert(fields.key_size == key.size());
+  assert(fields.value_size == value.size());
   const uint32_t now = impl_.now_s();
   impl_.flush_seq_now(now);
   ItemFields f = fields;
@@ -217,6 +230,7 @@ PutStatus StoreThread::put_fields(std::string_view key, std::string_view value,
 }
 
 DelStatus StoreThread::del(std::string_view key) {
+  assert(!impl_.epoch.inside(state_->epoch));
   const uint64_t hash = hash_key(key);
   Segment* dead_large = nullptr;
   bool was_live = false;
@@ -228,9 +242,12 @@ DelStatus StoreThread::del(std::string_view key) {
     if (slot == nullptr) return DelStatus::not_found;
     const uint64_t old = slot->load(std::memory_order_relaxed);
     Segment* s = impl_.segment_by_id(slot_segment(old));
+    assert(s != nullptr);  // slot_matches found it
     const DecodedHeader h = impl_.header_at(s, slot_offset(old));
     slot->store(0, std::memory_order_release);
-    s->live_item_bytes.fetch_sub(static_cast<int64_t>(h.total_bytes()), std::memory_order_relaxed);
+    [[maybe_unused]] const int64_t live =
+        s->live_item_bytes.fetch_sub(static_cast<int64_t>(h.total_bytes()), std::memory_order_relaxed);
+    assert(live >= static_cast<int64_t>(h.total_bytes()));  // never below zero
     state_->item_bytes.add(-static_cast<int64_t>(h.total_bytes()));
     if (!h.fields.tombstone) {
       state_->keys.add(-1);

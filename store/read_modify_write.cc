@@ -10,6 +10,7 @@
 // clock), so that it is newer than the item it read.
 #include "store/store_impl.h"
 
+#include <cassert>
 #include <cstdint>
 #include <string>
 
@@ -21,7 +22,8 @@ bool StoreThread::read_for_update(std::string_view key, std::string& value, Item
   ItemView view;
   if (!find(key, view, false)) return false;
   value.resize(view.value_size());
-  view.copy_value(0, value.data(), value.size());
+  [[maybe_unused]] const uint64_t copied = view.copy_value(0, value.data(), value.size());
+  assert(copied == value.size());
   meta = ItemMeta{view.flags(), view.expires_at(), view.version()};
   cas = view.cas();
   return true;
@@ -46,6 +48,9 @@ PutStatus StoreThread::concat(std::string_view key, std::string_view data, bool 
     }
     meta.version = impl_.rewrite_version(meta.version);
     const PutStatus st = put(key, value, meta, PutOptions{PutMode::cas, cas});
+    // A cas put answers neither of these.
+    assert(st != PutStatus::not_stored);
+    assert(st != PutStatus::older);
     if (st == PutStatus::not_found) return PutStatus::not_stored;
     if (st != PutStatus::exists) return st;
   }
@@ -74,6 +79,8 @@ ArithStatus StoreThread::add_delta(std::string_view key, uint64_t delta, bool de
     }
     const uint64_t next = decrement ? (delta > current ? 0 : current - delta) : current + delta;
     const std::string digits = std::to_string(next);
+    assert(!digits.empty());
+    assert(digits.size() <= value_digits_max);
     meta.version = impl_.rewrite_version(meta.version);
     const PutStatus st = put(key, digits, meta, PutOptions{PutMode::cas, cas});
     if (st == PutStatus::stored) {
@@ -95,6 +102,8 @@ PutStatus StoreThread::touch(std::string_view key, uint32_t expires_at) {
     meta.expires_at = expires_at;
     meta.version = impl_.rewrite_version(meta.version);
     const PutStatus st = put(key, value, meta, PutOptions{PutMode::cas, cas});
+    assert(st != PutStatus::not_stored);
+    assert(st != PutStatus::older);
     if (st != PutStatus::exists) return st;
   }
   return PutStatus::exists;

@@ -29,6 +29,9 @@ Reservation StoreThread::reserve(std::string_view key, uint64_t value_size, cons
 
 Reservation StoreThread::reserve_fields(std::string_view key, const ItemFields& fields,
                                         const PutOptions& options) {
+  // It may evict, which waits for readers.
+  assert(!impl_.epoch.inside(state_->epoch));
+  assert(fields.key_size == key.size());
   Reservation r;
   r.thread_ = this;
   // Lengths come from the network: one the item header cannot hold is
@@ -68,6 +71,9 @@ Reservation StoreThread::reserve_fields(std::string_view key, const ItemFields& 
     r.write_ = item + p.header_bytes + key.size();
     r.write_end_ = r.write_ + value_size;
     r.item_bytes_ = p.header_bytes + key.size() + value_size;
+    // Charged at least what it holds: the widest header, never less.
+    assert(r.item_bytes_ <= r.upload_charged_);
+    assert(r.item_bytes_ <= impl_.shared_item_bytes_max);
     r.status_ = PutStatus::stored;
     return r;
   }
@@ -92,6 +98,8 @@ Reservation StoreThread::reserve_fields(std::string_view key, const ItemFields& 
     return r;
   }
   r.upload_charged_ = first_piece;
+  assert(s->state.load(std::memory_order_relaxed) == SegmentState::filling);
+  assert(s->blocks == 1);
   impl_.pin(s);
   s->large_hash = r.hash_;
   s->expiry_base.store(bases.expiry, std::memory_order_relaxed);
@@ -105,6 +113,7 @@ Reservation StoreThread::reserve_fields(std::string_view key, const ItemFields& 
   r.block_ = s->block();
   r.write_ = item + header;
   r.write_end_ = s->block() + impl_.large_piece_bytes(s, 0);
+  assert(impl_.large_piece_bytes(s, 0) == first_piece);  // charged what the piece is
   r.status_ = PutStatus::stored;
   // The key goes through the same path as the value; written_ counts value
   // bytes only, so write the key first, then reset it.
@@ -163,6 +172,9 @@ Reservation& Reservation::operator=(Reservation&& o) noexcept {
     options_ = o.options_;
     status_ = std::exchange(o.status_, PutStatus::aborted);
   }
+  // The moved-from reservation holds nothing.
+  assert(o.segment_ == nullptr);
+  assert(o.upload_charged_ == 0);
   return *this;
 }
 
@@ -180,6 +192,17 @@ void Reservation::release() {
   }
   StoreImpl& impl = thread_->impl_;
   Segment* s = std::exchange(segment_, nullptr);
+#ifndef NDEBUG
+  // The charge is what the reservation claimed: every piece of a large
+  // item, or the widest item of one in a shared segment.
+  if (s->kind == SegmentKind::large) {
+    uint64_t claimed = 0;
+    for (uint32_t piece = 0; piece < s->blocks; ++piece) claimed += impl.large_piece_bytes(s, piece);
+    assert(upload_charged_ == claimed);
+  } else {
+    assert(upload_charged_ >= item_bytes_);
+  }
+#endif
   if (s->kind == SegmentKind::large && s->state.load() == SegmentState::filling) {
     // Never published: nobody else can see it.
     s->refs.fetch_sub(1, std::memory_order_relaxed);
@@ -203,18 +226,20 @@ bool Reservation::append(std::string_view bytes) {
       assert(segment_->kind == SegmentKind::large);
       // Whole blocks, but the last piece is cut to what is left.
       const uint64_t piece = std::min<uint64_t>(impl.block_bytes, chain_header_bytes + remaining());
+      assert(piece > chain_header_bytes);
       if (!impl.charge_upload(piece)) {
         status_ = PutStatus::no_memory;
         release();
         return false;
       }
-      upload_charged_ += piece;
       char* next = impl.alloc_piece(thread_->state_, piece);
       if (next == nullptr) {
+        impl.release_upload(piece);
         status_ = PutStatus::no_memory;
         release();
         return false;
       }
+      upload_charged_ += piece;
       std::memset(next, 0, chain_header_bytes);
       if (block_ == segment_->block()) {
         segment_->chain_next = next;
@@ -232,6 +257,8 @@ bool Reservation::append(std::string_view bytes) {
     written_ += n;
     bytes.remove_prefix(n);
   }
+  assert(write_ <= write_end_);
+  assert(written_ <= value_size_);
   return true;
 }
 
@@ -242,6 +269,9 @@ PutStatus Reservation::commit() {
     release();
     return status_;
   }
+  assert(written_ == value_size_);
+  // A large item is published once, from filling.
+  assert(segment_->kind == SegmentKind::shared || segment_->state.load() == SegmentState::filling);
   StoreImpl& impl = thread_->impl_;
   ThreadState* st = thread_->state_;
   if (expires_at_ != 0 && expires_at_ <= impl.now_s() && options_.mode == PutMode::set) {

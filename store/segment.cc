@@ -74,6 +74,8 @@ Segment* StoreImpl::init_segment(char* block, SegmentKind kind, uint8_t ttl_clas
     }
   }
   if (id == 0) return nullptr;  // cannot happen while ids_max > 2 * blocks_max
+  assert(id <= ids_max);
+  assert(segments_by_id[id].load(std::memory_order_relaxed) == nullptr);  // an id in use
   auto* s = new (block) Segment();
   s->id = id;
   s->kind = kind;
@@ -91,6 +93,12 @@ Segment* StoreImpl::init_segment(char* block, SegmentKind kind, uint8_t ttl_clas
 
 void StoreImpl::seal(Segment* s) {
   std::lock_guard<std::mutex> lock(fifo_mutex);
+  // Sealed once: from open (shared) or filling (large), never from sealed
+  // or evicting, and never already linked.
+  [[maybe_unused]] const SegmentState before = s->state.load(std::memory_order_relaxed);
+  assert(before == SegmentState::open || before == SegmentState::filling);
+  assert(s->fifo_next == nullptr);
+  assert(fifo_tail != s);
   s->state.store(SegmentState::sealed, std::memory_order_release);
   s->fifo_prev = fifo_tail;
   s->fifo_next = nullptr;
@@ -106,6 +114,7 @@ void StoreImpl::seal(Segment* s) {
 }
 
 bool StoreImpl::seal_open_segments(ThreadState* st) {
+  assert(st != nullptr);
   bool sealed_any = false;
   for (auto& open : st->open) {
     if (open != nullptr) {
@@ -114,12 +123,16 @@ bool StoreImpl::seal_open_segments(ThreadState* st) {
       sealed_any = true;
     }
   }
+  assert(std::none_of(std::begin(st->open), std::end(st->open), [](const Segment* s) { return s != nullptr; }));
   return sealed_any;
 }
 
 void StoreThread::seal_open_segments() { impl_.seal_open_segments(state_); }
 
 void StoreImpl::unlink_segment(Segment* v) {
+  // Only FIFO members leave it; the merge segment is never one.
+  assert(v->state.load(std::memory_order_relaxed) == SegmentState::sealed);
+  assert(v != merge_open);
   if (compact_cursor == v) compact_cursor = v->fifo_next;
   (v->fifo_prev ? v->fifo_prev->fifo_next : fifo_head) = v->fifo_next;
   (v->fifo_next ? v->fifo_next->fifo_prev : fifo_tail) = v->fifo_prev;
@@ -132,11 +145,15 @@ void StoreImpl::unlink_segment(Segment* v) {
 }
 
 void StoreImpl::unpin(Segment* s) {
-  const uint64_t left = s->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
-  if (left == segment_evicted_bit) recycle(s);
+  const uint64_t before = s->refs.fetch_sub(1, std::memory_order_acq_rel);
+  assert((before & ~segment_evicted_bit) != 0 && "unpin without a pin");
+  if (before - 1 == segment_evicted_bit) recycle(s);
 }
 
 void StoreImpl::recycle(Segment* s) {
+  // Nobody holds it any more, and it is not a thread's open segment.
+  assert((s->refs.load(std::memory_order_relaxed) & ~segment_evicted_bit) == 0);
+  assert(s->state.load(std::memory_order_relaxed) != SegmentState::open);
   if (s->kind == SegmentKind::shared) {
     s->~Segment();
     pool->give(reinterpret_cast<char*>(s));
@@ -172,6 +189,8 @@ void StoreImpl::discard_unpublished(Segment* s) {
 
 std::string_view StoreImpl::large_span(const Segment* s, uint64_t pos, const char** cursor_block,
                                        uint64_t* cursor_base) {
+  assert(s->kind == SegmentKind::large);
+  assert(pos < s->large_bytes);
   const uint64_t first_payload = s->block_bytes - segment_header_bytes;
   if (pos < first_payload) {
     return {s->block() + segment_header_bytes + pos,

@@ -72,6 +72,10 @@ StoreStats Store::stats() const {
   out.upload_bytes = s.upload_bytes.load(std::memory_order_relaxed);
   out.upload_bytes_max = s.upload_bytes_max;
   out.upload_refusals = s.upload_refusals.load(std::memory_order_relaxed);
+  // Events only add up; the bytes still arriving never pass their bound.
+  assert(hits >= 0);
+  assert(misses >= 0);
+  assert(out.upload_bytes <= out.upload_bytes_max);
   return out;
 }
 
@@ -88,6 +92,7 @@ StoreThread::StoreThread(Store& store) : store_(store), impl_(*store.impl_), sta
 }
 
 StoreThread::~StoreThread() {
+  assert(!impl_.epoch.inside(state_->epoch));  // not from inside a read section
   seal_open_segments();
   {
     std::lock_guard<std::mutex> lock(impl_.threads_mutex);
@@ -103,6 +108,8 @@ StoreThread::~StoreThread() {
 }
 
 StoreThread::ReadSection::ReadSection(StoreThread& t) : thread_(t) {
+  // Not nested: the inner section's end would end the outer one's protection.
+  assert(!t.impl_.epoch.inside(t.state_->epoch));
   t.impl_.epoch.enter(t.state_->epoch);
 }
 StoreThread::ReadSection::~ReadSection() { thread_.impl_.epoch.exit(thread_.state_->epoch); }
@@ -123,14 +130,20 @@ void StoreImpl::fill_view(Segment* s, uint32_t offset, const DecodedHeader& h, I
     out.value_offset_ = h.header_bytes + h.fields.key_size;
     out.value_ = nullptr;
   }
+  // The value ends where its item does.
+  assert(!out.contiguous_ || out.value_offset_ + out.value_size_ <= s->block_bytes);
+  assert(out.contiguous_ || out.value_offset_ + out.value_size_ == s->large_bytes);
 }
 
 bool StoreThread::find(std::string_view key, ItemView& out, bool count) {
+  assert(impl_.epoch.inside(state_->epoch));
   const uint64_t hash = hash_key(key);
   const uint64_t slot =
       impl_.index->find(hash, [&](uint64_t v) { return impl_.slot_matches(v, key, hash); });
   if (slot != 0) {
     Segment* s = impl_.segment_by_id(slot_segment(slot));
+    // The read section keeps the segment of a slot it found from retiring.
+    assert(s != nullptr);
     const uint32_t offset = slot_offset(slot);
     const DecodedHeader h = impl_.header_at(s, offset);
     if (!h.fields.tombstone && !impl_.flushed(s, h) &&
@@ -146,6 +159,8 @@ bool StoreThread::find(std::string_view key, ItemView& out, bool count) {
 
 void StoreThread::prefetch(std::span<const std::string_view> keys) {
   const size_t n = std::min(keys.size(), prefetch_keys_max);
+  assert(n <= prefetch_keys_max);
+  assert(n == keys.size() || keys.size() > prefetch_keys_max);
   uint64_t hashes[prefetch_keys_max];
   for (size_t i = 0; i < n; ++i) {
     hashes[i] = hash_key(keys[i]);
@@ -176,6 +191,7 @@ uint64_t StoreThread::index_buckets() const { return impl_.index->bucket_count()
 
 void StoreThread::scan_bucket(uint64_t bucket, void (*fn)(void*, const ScanEntry&), void* context) {
   assert(impl_.epoch.inside(state_->epoch));
+  assert(bucket < impl_.index->bucket_count());
   const uint32_t now = impl_.now_s();
   for (const Bucket* b = &impl_.primary[bucket]; b != nullptr; b = HashIndex::next(*b)) {
     for (const auto& slot_ref : b->slots) {
@@ -218,6 +234,8 @@ std::string_view ItemView::value() const {
 }
 
 uint64_t ItemView::copy_value(uint64_t offset, char* dst, uint64_t n) const {
+  assert(segment_ != nullptr);
+  assert(contiguous_ == (segment_->kind == SegmentKind::shared));
   if (offset >= value_size_) return 0;
   n = std::min(n, value_size_ - offset);
   if (contiguous_) {
@@ -270,7 +288,8 @@ void PinnedItem::reset() {
 }
 
 std::string_view PinnedItem::value_chunk(uint64_t offset) const {
-  assert(segment_ != nullptr && offset < value_size_);
+  assert(segment_ != nullptr);
+  assert(offset < value_size_);
   if (segment_->kind == SegmentKind::shared) {
     return {segment_->block() + value_offset_ + offset, value_size_ - offset};
   }

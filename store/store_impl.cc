@@ -71,11 +71,15 @@ StoreImpl::StoreImpl(const StoreConfig& c)
   segments_by_id = std::make_unique<std::atomic<Segment*>[]>(ids_max + 1);
   free_ids.reserve(ids_max);
   threads.reserve(config.threads_max);
+  assert(std::has_single_bit(block_bytes));
+  // A shared item always fits an empty segment.
+  assert(segment_header_bytes + shared_item_bytes_max < block_bytes);
 }
 
 StoreImpl::~StoreImpl() {
   // Every Reservation ends before the store: each holds a StoreThread.
   assert(upload_bytes.load() == 0);
+  assert(!merge_busy);  // and no compaction is running
   // Whole blocks (segments, chains, overflow buckets) are freed by the pool;
   // the exact-size last pieces of large items are not the pool's.
   for (uint32_t id = 1; id <= ids_max; ++id) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -101,7 +102,12 @@ struct StoreImpl {
   // Contiguous bytes of a large item's byte stream from `pos`.
   static std::string_view large_span(const Segment* s, uint64_t pos, const char** cursor_block,
                                      uint64_t* cursor_base);
-  void pin(Segment* s) { s->refs.fetch_add(1, std::memory_order_relaxed); }
+  // Only a segment no eviction has retired yet can be pinned: callers hold
+  // a read section or the segment is their own.
+  void pin(Segment* s) {
+    assert((s->refs.load(std::memory_order_relaxed) & segment_evicted_bit) == 0);
+    s->refs.fetch_add(1, std::memory_order_relaxed);
+  }
   void unpin(Segment* s);
   void recycle(Segment* s);
   void discard_unpublished(Segment* s);  // a large segment never published
@@ -115,7 +121,13 @@ struct StoreImpl {
     return segments_by_id[id].load(std::memory_order_acquire);
   }
   DecodedHeader header_at(const Segment* s, uint32_t offset) const {
-    return decode_item_header(s->block() + offset, s->bases(), config.versioned);
+    assert(offset >= segment_header_bytes);
+    const DecodedHeader h = decode_item_header(s->block() + offset, s->bases(), config.versioned);
+    // An item never runs past its segment: a shared one ends in its block,
+    // a large one is its whole segment.
+    assert(s->kind != SegmentKind::shared || offset + h.total_bytes() <= s->block_bytes);
+    assert(s->kind != SegmentKind::large || h.total_bytes() == s->large_bytes);
+    return h;
   }
   static uint64_t cas_of(const Segment* s, uint32_t offset, const DecodedHeader& h, bool versioned) {
     return versioned ? h.fields.version : (s->seq << offset_bits) | offset;
