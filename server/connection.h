@@ -38,7 +38,7 @@
 #include "server/buffer_ring.h"
 #include "server/output_queue.h"
 #include "server/process.h"
-#include "server/protocol/binary_parser.h"
+#include "server/protocol/binary/binary_parser.h"
 #include "server/text_session.h"
 
 namespace ringcache::server {

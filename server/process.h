@@ -18,7 +18,7 @@
 
 #include "server/input_budget.h"
 #include "server/output_queue.h"
-#include "server/protocol/binary_parser.h"
+#include "server/protocol/binary/binary_parser.h"
 #include "server/replication/client_writes.h"
 #include "server/replication/incoming_stream.h"
 #include "server/replication/replicator.h"

@@ -23,7 +23,7 @@
 #include <string_view>
 
 #include "server/output_queue.h"
-#include "server/protocol/text_parser.h"
+#include "server/protocol/text/text_parser.h"
 #include "server/replication/client_writes.h"
 #include "server/text_stats.h"
 #include "store/store.h"

@@ -3,7 +3,7 @@
 #include <cassert>
 #include <iterator>
 
-#include "server/protocol/text_peek.h"
+#include "server/protocol/text/text_peek.h"
 
 namespace ringcache::server {
 

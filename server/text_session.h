@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "server/output_queue.h"
-#include "server/protocol/text_parser.h"
+#include "server/protocol/text/text_parser.h"
 #include "server/text_process.h"
 
 namespace ringcache::server {

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "server/protocol/binary_parser.h"
+#include "server/protocol/binary/binary_parser.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tests/protocol/binary_parser_harness.h"
 

@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "server/protocol/text_parser.h"
-#include "server/protocol/text_peek.h"
+#include "server/protocol/text/text_parser.h"
+#include "server/protocol/text/text_peek.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tests/protocol/text_parser_harness.h"
 

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "server/protocol/binary_parser.h"
+#include "server/protocol/binary/binary_parser.h"
 #include "tests/protocol/checked_parser.h"
 
 namespace ringcache::protocol::test {

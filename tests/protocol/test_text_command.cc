@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "server/protocol/text_command.h"
+#include "server/protocol/text/text_command.h"
 #include "tests/protocol/parser_sweep.h"
 #include "tests/protocol/text_parser_harness.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "server/protocol/text_peek.h"
+#include "server/protocol/text/text_peek.h"
 #include "tests/protocol/parser_sweep.h"
 #include "tests/protocol/text_parser_harness.h"
 

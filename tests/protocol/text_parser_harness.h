@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "server/protocol/text_parser.h"
+#include "server/protocol/text/text_parser.h"
 #include "tests/protocol/checked_parser.h"
 
 namespace ringcache::protocol::text::test {

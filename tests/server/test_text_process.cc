@@ -14,7 +14,7 @@
 
 #include "server/log.h"
 #include "server/output_queue.h"
-#include "server/protocol/text_parser.h"
+#include "server/protocol/text/text_parser.h"
 #include "server/stats.h"
 #include "server/text_process.h"
 #include "server/text_stats.h"

@@ -1,4 +1,4 @@
-#include "server/protocol/text_peek.h"
+#include "server/protocol/text/text_peek.h"
 
 #include <algorithm>
 #include <charconv>

@@ -1,11 +1,11 @@
-#include "server/protocol/text_parser.h"
+#include "server/protocol/text/text_parser.h"
 
 #include <algorithm>
 #include <cassert>
 #include <cstring>
 #include <functional>
 
-#include "server/protocol/text_command.h"
+#include "server/protocol/text/text_command.h"
 
 namespace ringcache::protocol::text {
 

@@ -1,4 +1,4 @@
-#include "server/protocol/binary_parser.h"
+#include "server/protocol/binary/binary_parser.h"
 
 #include <algorithm>
 #include <cassert>

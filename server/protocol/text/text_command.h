@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "server/protocol/text_parser.h"
+#include "server/protocol/text/text_parser.h"
 
 namespace ringcache::protocol::text {
 

@@ -1,4 +1,4 @@
-#include "server/protocol/text_command.h"
+#include "server/protocol/text/text_command.h"
 
 #include <cassert>
 #include <cstring>
