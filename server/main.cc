@@ -19,16 +19,16 @@
 #include <thread>
 #include <vector>
 
-#include "server/event_loop.h"
-#include "server/input_budget.h"
+#include "server/io/event_loop.h"
+#include "server/io/input_budget.h"
 #include "server/listen_sockets.h"
-#include "server/log.h"
+#include "server/io/log.h"
 #include "server/options.h"
 #include "server/replication/replicator.h"
 #include "server/resource_limits.h"
 #include "server/stats.h"
 #include "server/upload_limits.h"
-#include "server/worker_sync.h"
+#include "server/io/worker_sync.h"
 #include "store/allocator.h"
 #include "store/store.h"
 

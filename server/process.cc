@@ -5,7 +5,7 @@
 #include <limits>
 #include <string>
 
-#include "server/log.h"
+#include "server/io/log.h"
 
 namespace ringcache::server {
 namespace {

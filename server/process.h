@@ -16,8 +16,8 @@
 #include <string>
 #include <string_view>
 
-#include "server/input_budget.h"
-#include "server/output_queue.h"
+#include "server/io/input_budget.h"
+#include "server/io/output_queue.h"
 #include "server/protocol/binary/binary_parser.h"
 #include "server/replication/client_writes.h"
 #include "server/replication/incoming_stream.h"

@@ -4,7 +4,7 @@
 #include <cassert>
 #include <limits>
 
-#include "server/log.h"
+#include "server/io/log.h"
 #include "server/text_reply.h"
 
 #ifndef RINGCACHE_VERSION

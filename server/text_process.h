@@ -22,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-#include "server/output_queue.h"
+#include "server/io/output_queue.h"
 #include "server/protocol/text/text_parser.h"
 #include "server/replication/client_writes.h"
 #include "server/text_stats.h"

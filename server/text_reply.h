@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "server/output_queue.h"
+#include "server/io/output_queue.h"
 #include "server/text_process.h"
 #include "store/store.h"
 

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <string_view>
 
-#include "server/output_queue.h"
+#include "server/io/output_queue.h"
 #include "server/protocol/text/text_parser.h"
 #include "server/text_process.h"
 

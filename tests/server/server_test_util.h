@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "server/output_queue.h"
+#include "server/io/output_queue.h"
 
 namespace ringcache::server::test {
 

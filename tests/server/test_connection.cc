@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "server/connection.h"
+#include "server/io/connection.h"
 #include "server/process.h"
 #include "server/stats.h"
 #include "store/store.h"

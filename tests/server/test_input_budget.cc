@@ -5,7 +5,7 @@
 #include <thread>
 #include <vector>
 
-#include "server/input_budget.h"
+#include "server/io/input_budget.h"
 
 using namespace ringcache::server;
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "server/output_queue.h"
+#include "server/io/output_queue.h"
 #include "store/store.h"
 #include "tests/server/server_test_util.h"
 

@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "server/log.h"
-#include "server/output_queue.h"
+#include "server/io/log.h"
+#include "server/io/output_queue.h"
 #include "server/protocol/text/text_parser.h"
 #include "server/stats.h"
 #include "server/text_process.h"

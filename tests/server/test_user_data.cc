@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "server/user_data.h"
+#include "server/io/user_data.h"
 
 using namespace ringcache::server;
 

@@ -35,18 +35,18 @@
 #include <string>
 #include <vector>
 
-#include "server/acceptor.h"
-#include "server/buffer_ring.h"
-#include "server/connection_table.h"
-#include "server/input_budget.h"
+#include "server/io/acceptor.h"
+#include "server/io/buffer_ring.h"
+#include "server/io/connection_table.h"
+#include "server/io/input_budget.h"
 #include "server/listen_sockets.h"
 #include "server/process.h"
-#include "server/ring.h"
+#include "server/io/ring.h"
 #include "server/stats.h"
 #include "server/text_process.h"
 #include "server/text_stats.h"
-#include "server/user_data.h"
-#include "server/worker_sync.h"
+#include "server/io/user_data.h"
+#include "server/io/worker_sync.h"
 #include "store/store.h"
 
 namespace ringcache::server {

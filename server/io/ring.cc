@@ -1,11 +1,11 @@
-#include "server/ring.h"
+#include "server/io/ring.h"
 
 #include <cassert>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
-#include "server/log.h"
+#include "server/io/log.h"
 
 namespace ringcache::server {
 namespace {

@@ -1,4 +1,4 @@
-#include "server/log.h"
+#include "server/io/log.h"
 
 #include <unistd.h>
 

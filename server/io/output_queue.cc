@@ -1,4 +1,4 @@
-#include "server/output_queue.h"
+#include "server/io/output_queue.h"
 
 #include <algorithm>
 #include <cassert>

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "server/listen_sockets.h"
-#include "server/ring.h"
+#include "server/io/ring.h"
 
 namespace ringcache::server {
 

@@ -35,8 +35,8 @@
 #include <string>
 #include <string_view>
 
-#include "server/buffer_ring.h"
-#include "server/output_queue.h"
+#include "server/io/buffer_ring.h"
+#include "server/io/output_queue.h"
 #include "server/process.h"
 #include "server/protocol/binary/binary_parser.h"
 #include "server/text_session.h"

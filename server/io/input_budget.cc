@@ -1,4 +1,4 @@
-#include "server/input_budget.h"
+#include "server/io/input_budget.h"
 
 #include <cassert>
 

@@ -8,8 +8,8 @@
 #include <memory>
 #include <vector>
 
-#include "server/connection.h"
-#include "server/user_data.h"
+#include "server/io/connection.h"
+#include "server/io/user_data.h"
 
 namespace ringcache::server {
 

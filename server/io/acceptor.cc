@@ -1,4 +1,4 @@
-#include "server/acceptor.h"
+#include "server/io/acceptor.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "server/log.h"
-#include "server/user_data.h"
+#include "server/io/log.h"
+#include "server/io/user_data.h"
 
 namespace ringcache::server {
 

@@ -1,4 +1,4 @@
-#include "server/connection.h"
+#include "server/io/connection.h"
 
 #include <cassert>
 #include <iterator>

@@ -1,4 +1,4 @@
-#include "server/event_loop.h"
+#include "server/io/event_loop.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <new>
 
-#include "server/log.h"
+#include "server/io/log.h"
 
 namespace ringcache::server {
 namespace {

@@ -1,4 +1,4 @@
-#include "server/worker_sync.h"
+#include "server/io/worker_sync.h"
 
 #include <signal.h>
 #include <unistd.h>

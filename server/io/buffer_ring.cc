@@ -1,4 +1,4 @@
-#include "server/buffer_ring.h"
+#include "server/io/buffer_ring.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
