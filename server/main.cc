@@ -26,7 +26,7 @@
 #include "server/options.h"
 #include "server/replication/replicator.h"
 #include "server/resource_limits.h"
-#include "server/stats.h"
+#include "server/process/binary_stats.h"
 #include "server/upload_limits.h"
 #include "server/io/worker_sync.h"
 #include "store/allocator.h"

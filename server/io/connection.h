@@ -37,9 +37,9 @@
 
 #include "server/io/buffer_ring.h"
 #include "server/io/output_queue.h"
-#include "server/process.h"
+#include "server/process/binary_process.h"
 #include "server/protocol/binary/binary_parser.h"
-#include "server/text_session.h"
+#include "server/process/text_session.h"
 
 namespace ringcache::server {
 

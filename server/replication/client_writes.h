@@ -1,5 +1,5 @@
-// Client writes with replication on, for both ports (server/process.cc for
-// the binary protocol, server/text_process.cc for the text protocol): the
+// Client writes with replication on, for both ports (server/process/binary_process.cc for
+// the binary protocol, server/process/text_process.cc for the text protocol): the
 // same versioning and handoff whichever protocol a write came through.
 //
 // - Every write gets a fresh version from the node's clock. A plain set is

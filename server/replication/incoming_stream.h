@@ -1,6 +1,6 @@
 // IncomingStream: a peer's replication stream, applied to the store by the
 // worker that accepted its connection (the one place where replication
-// frames meet the store, as server/process.cc is for client requests).
+// frames meet the store, as server/process/binary_process.cc is for client requests).
 //
 // Trust: nothing is applied before the peer is admitted. With a peer secret
 // the stream opens in the awaiting_proof phase: the challenge (handshake.h)

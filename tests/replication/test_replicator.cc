@@ -15,7 +15,7 @@ using namespace repl_test;
 
 namespace {
 
-// What a worker does for a client PUT / DEL (server/process.cc).
+// What a worker does for a client PUT / DEL (server/process/binary_process.cc).
 void client_put(store::StoreThread& thread, WorkerReplication& worker, const std::string& key,
                 const std::string& value) {
   const store::ItemMeta meta{0, 0, worker.next_version()};

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "server/io/connection.h"
-#include "server/process.h"
-#include "server/stats.h"
+#include "server/process/binary_process.h"
+#include "server/process/binary_stats.h"
 #include "store/store.h"
 #include "tests/server/server_test_util.h"
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "server/stats.h"
+#include "server/process/binary_stats.h"
 
 using namespace ringcache;
 using namespace ringcache::server;

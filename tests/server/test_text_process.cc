@@ -1,4 +1,4 @@
-// TextProcessor (text_process.h, text_meta.cc) against a real store: the
+// TextProcessor (process/text_process.h, text_meta.cc) against a real store: the
 // reply to every command of the memcached text protocol and what it leaves
 // in the store, noreply, errors, a multi-get paused and resumed, streamed
 // values. Requests are parsed by a real TextParser, as a TextSession does,
@@ -15,9 +15,9 @@
 #include "server/io/log.h"
 #include "server/io/output_queue.h"
 #include "server/protocol/text/text_parser.h"
-#include "server/stats.h"
-#include "server/text_process.h"
-#include "server/text_stats.h"
+#include "server/process/binary_stats.h"
+#include "server/process/text_process.h"
+#include "server/process/text_stats.h"
 #include "store/store.h"
 #include "tests/server/server_test_util.h"
 

@@ -1,11 +1,11 @@
-#include "server/text_process.h"
+#include "server/process/text_process.h"
 
 #include <algorithm>
 #include <cassert>
 #include <limits>
 
 #include "server/io/log.h"
-#include "server/text_reply.h"
+#include "server/process/text_reply.h"
 
 #ifndef RINGCACHE_VERSION
 #error "RINGCACHE_VERSION must be defined by the build"

@@ -13,8 +13,8 @@
 #include <cassert>
 #include <string>
 
-#include "server/text_process.h"
-#include "server/text_reply.h"
+#include "server/process/text_process.h"
+#include "server/process/text_reply.h"
 
 namespace ringcache::server {
 namespace {

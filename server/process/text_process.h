@@ -25,7 +25,7 @@
 #include "server/io/output_queue.h"
 #include "server/protocol/text/text_parser.h"
 #include "server/replication/client_writes.h"
-#include "server/text_stats.h"
+#include "server/process/text_stats.h"
 #include "store/store.h"
 
 namespace ringcache::server {

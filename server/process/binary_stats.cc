@@ -1,4 +1,4 @@
-#include "server/stats.h"
+#include "server/process/binary_stats.h"
 
 #include <cassert>
 

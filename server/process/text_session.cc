@@ -1,4 +1,4 @@
-#include "server/text_session.h"
+#include "server/process/text_session.h"
 
 #include <cassert>
 #include <iterator>

@@ -1,4 +1,4 @@
-#include "server/process.h"
+#include "server/process/binary_process.h"
 
 #include <cassert>
 #include <cstring>

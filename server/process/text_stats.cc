@@ -1,6 +1,6 @@
-#include "server/text_stats.h"
+#include "server/process/text_stats.h"
 
-#include "server/text_process.h"
+#include "server/process/text_process.h"
 
 #include <sys/resource.h>
 #include <unistd.h>

@@ -9,7 +9,7 @@
 
 #include "server/io/output_queue.h"
 #include "server/protocol/text/text_parser.h"
-#include "server/text_process.h"
+#include "server/process/text_process.h"
 
 namespace ringcache::server {
 

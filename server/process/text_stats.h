@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "server/stats.h"
+#include "server/process/binary_stats.h"
 #include "store/store.h"
 
 namespace ringcache::server {

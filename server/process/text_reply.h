@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "server/io/output_queue.h"
-#include "server/text_process.h"
+#include "server/process/text_process.h"
 #include "store/store.h"
 
 namespace ringcache::server {

@@ -22,7 +22,7 @@
 #include "server/replication/client_writes.h"
 #include "server/replication/incoming_stream.h"
 #include "server/replication/replicator.h"
-#include "server/stats.h"
+#include "server/process/binary_stats.h"
 #include "store/store.h"
 
 namespace ringcache::server {
