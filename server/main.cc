@@ -27,7 +27,6 @@
 #include "server/replication/replicator.h"
 #include "server/resource_limits.h"
 #include "server/process/binary_stats.h"
-#include "server/upload_limits.h"
 #include "server/io/worker_sync.h"
 #include "store/allocator.h"
 #include "store/store.h"

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "server/replication/peer_address.h"
-#include "server/upload_limits.h"
 
 namespace ringcache::server {
 
@@ -23,6 +22,10 @@ inline constexpr uint64_t item_min_bytes = 1;
 inline constexpr size_t node_id_bytes_max = 64;
 inline constexpr size_t peers_max = 64;                        // --peer given at most this often
 inline constexpr uint32_t clock_skew_s_max = 24 * 3600;        // --max-clock-skew at most a day
+// --upload-timeout (resource_limits.h, values still arriving): 30 s unless
+// given, whole seconds up to a day.
+inline constexpr uint64_t upload_idle_ms_default = 30 * 1000;
+inline constexpr uint64_t upload_idle_s_max = 24 * 60 * 60;
 
 struct Options {
   uint16_t port = 8889;
@@ -38,7 +41,7 @@ struct Options {
   int listen_fd = -1;                        // -1: bind listen_address:port
   int text_listen_fd = -1;
   // --upload-timeout: a connection stalled this long in the middle of a
-  // request is closed (server/upload_limits.h).
+  // request is closed (server/resource_limits.h).
   uint64_t upload_idle_ms_max = upload_idle_ms_default;
   bool verbose = false;
 };

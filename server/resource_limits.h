@@ -1,5 +1,6 @@
-// Process limits set at start-up (SPEC §3): the open-files soft limit, and
-// RLIMIT_AS, the hard stop behind the -m budget.
+// Process limits set at start-up (SPEC §3): the open-files soft limit,
+// RLIMIT_AS, the hard stop behind the -m budget, and the share of -m that
+// values still arriving may hold.
 //
 // RLIMIT_AS = address space measured once threads, rings and buffers exist
 //           + the -m budget
@@ -14,6 +15,20 @@
 //
 // Sanitizers reserve terabytes of shadow memory and cannot run under
 // RLIMIT_AS at all: such builds skip it and say so in the log.
+//
+// Values still arriving (uploads, issue 11). A streamed value (a binary PUT
+// above 64 KiB, a text data block, a peer's replication frame) is written
+// straight into a store Reservation as its bytes arrive, and what an
+// unpublished reservation holds cannot be evicted. Two bounds keep clients
+// that stall in the middle of one from starving everyone else:
+// - memory: the store refuses a claim that would take the bytes held by
+//   all unpublished reservations past StoreConfig::upload_bytes_max
+//   (store/store.h); the daemon sets it to upload_bytes_max_for() below.
+//   The refused value is still read and dropped, and answered EUNK /
+//   SERVER_ERROR out of memory storing object.
+// - time: a connection in the middle of a request that has neither
+//   received nor sent a byte for upload_idle_ms_max (--upload-timeout,
+//   options.h) is closed and its reservation dropped (io/event_loop.h).
 #pragma once
 
 #include <cstdint>
@@ -63,5 +78,16 @@ uint64_t memory_headroom_bytes(uint32_t threads);
 
 // Sets RLIMIT_AS as described above (soft and hard, so it cannot be undone).
 MemoryLimit apply_memory_limit(uint64_t memory_bytes, uint32_t threads);
+
+// The share of -m that values still arriving may hold:
+// - a quarter of it: many concurrent large PUTs proceed, while three
+//   quarters stay evictable for everything else;
+// - but at least one item of the largest accepted size (--max-item) plus
+//   two segments (its chain and segment headers and its key), so a client
+//   that sends the largest value the daemon accepts is not refused while
+//   nothing else is in flight;
+// - and never more than three quarters of it, so small writes always have
+//   a quarter of the memory to evict into, whatever --max-item says.
+uint64_t upload_bytes_max_for(uint64_t memory_bytes, uint64_t max_item_bytes, uint64_t segment_bytes);
 
 }  // namespace ringcache::server

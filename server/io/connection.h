@@ -90,7 +90,7 @@ class Connection {
   }
   // Part of a request has arrived and more is to come (a partial key or
   // line, a streamed value or data block, a replication frame): what an
-  // idle upload is (upload_limits.h). A connection between requests, even
+  // idle upload is (server/resource_limits.h). A connection between requests, even
   // one paused with input stashed, is not.
   bool mid_request() const {
     if (incoming_) return !incoming_->at_frame_boundary();

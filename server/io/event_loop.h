@@ -12,7 +12,7 @@
 // loop on short completions. A connection is closed only once neither is in
 // flight, so no completion ever refers to freed state.
 //
-// Idle uploads (upload_limits.h): every connection records the housekeeping
+// Idle uploads (server/resource_limits.h): every connection records the housekeeping
 // tick (once a second) of its last byte received or sent. One found in the
 // middle of a request after feeding it (a partial key, a streamed value, a
 // text data block, a replication frame) joins a list; each tick walks only
@@ -63,7 +63,7 @@ struct WorkerShared {
   protocol::ParserLimits parser_limits;
   uint64_t max_item_bytes;
   // A connection stalled this long in the middle of a request is closed
-  // (upload_limits.h, --upload-timeout).
+  // (server/resource_limits.h, --upload-timeout).
   uint64_t upload_idle_ms_max;
   int stop_fd;
   // The text port's counters; nullptr when no text port is served.

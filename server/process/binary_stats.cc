@@ -112,7 +112,7 @@ std::string format_stats(const StatsSnapshot& s) {
   append_field(out, "BYTES_WRITTEN", s.bytes_sent);
   append_list(out, "THREAD_CONNECTIONS", s.thread_connections);
   append_list(out, "THREAD_ACCEPTED", s.thread_accepted);
-  // Values still arriving (server/upload_limits.h): held now, the bound,
+  // Values still arriving (server/resource_limits.h): held now, the bound,
   // refusals at the bound, connections closed for stalling mid-request.
   append_field(out, "UPLOAD_BYTES", s.store.upload_bytes);
   append_field(out, "UPLOAD_BYTES_MAX", s.store.upload_bytes_max);

@@ -127,7 +127,7 @@ std::string format_text_stats(const TextStatsContext& context, const store::Stor
   stat(out, "expired", store.expirations);
   stat(out, "evictions", store.evictions);
   stat(out, "evicted_segments", store.evicted_segments);
-  // Values still arriving, as in the binary STATS (server/upload_limits.h).
+  // Values still arriving, as in the binary STATS (server/resource_limits.h).
   stat(out, "upload_bytes", store.upload_bytes);
   stat(out, "upload_bytes_max", store.upload_bytes_max);
   stat(out, "upload_refused", store.upload_refusals);

@@ -2,7 +2,7 @@
 
 Clients that announce a large value, send a little of it and stall hold
 store memory that cannot be evicted. The daemon bounds what they may hold
-together (UPLOAD_BYTES_MAX, a share of -m: server/upload_limits.h), refuses
+together (UPLOAD_BYTES_MAX, a share of -m: server/resource_limits.h), refuses
 what would pass it (EUNK / SERVER_ERROR out of memory storing object, after
 reading the value), and closes a connection idle in the middle of a request
 after --upload-timeout. Real daemon at -m 64 on 127.0.0.1; every wait is

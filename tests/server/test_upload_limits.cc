@@ -1,9 +1,9 @@
-// The share of -m that values still arriving may hold (upload_limits.h).
+// The share of -m that values still arriving may hold (server/resource_limits.h).
 #include <doctest/doctest.h>
 
 #include <initializer_list>
 
-#include "server/upload_limits.h"
+#include "server/resource_limits.h"
 
 using namespace ringcache::server;
 
