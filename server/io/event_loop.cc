@@ -90,14 +90,14 @@ bool EventLoop::setup(std::string& error) {
   assert(shared_.upload_idle_ms_max > 0);
   upload_idle_ticks_ = (shared_.upload_idle_ms_max + expire_interval_ms - 1) / expire_interval_ms;
   store_thread_ = std::make_unique<store::StoreThread>(shared_.store);
-  processor_ = std::make_unique<RequestProcessor>(*store_thread_, counters_, shared_.stats,
-                                                  shared_.input_budget, shared_.max_item_bytes);
-  if (shared_.replicator != nullptr) processor_->enable_replication(*shared_.replicator, index_);
+  write_path_ = WritePath::make(*store_thread_, shared_.replicator, index_);
+  processor_ = std::make_unique<RequestProcessor>(*store_thread_, *write_path_, counters_, shared_.stats,
+                                                  shared_.input_budget, shared_.max_item_bytes,
+                                                  shared_.replicator, index_);
   if (shared_.text_stats != nullptr) {
     text_processor_ = std::make_unique<TextProcessor>(
-        *store_thread_, shared_.text_stats->thread(index_),
+        *store_thread_, *write_path_, shared_.text_stats->thread(index_),
         TextStatsContext{shared_.stats, *shared_.text_stats, shared_.max_item_bytes}, shared_.max_item_bytes);
-    if (shared_.replicator != nullptr) text_processor_->enable_replication(*shared_.replicator, index_);
   }
   log_debug("worker %u: io_uring mode %s, %u receive buffers of %u bytes", index_, ring_.mode(),
             recv_buffers_count, recv_buffer_bytes);

@@ -122,6 +122,7 @@ class EventLoop {
   Ring ring_;
   BufferRing buffers_;
   std::unique_ptr<store::StoreThread> store_thread_;
+  std::unique_ptr<WritePath> write_path_;
   std::unique_ptr<RequestProcessor> processor_;
   std::unique_ptr<TextProcessor> text_processor_;  // only with a text port
   std::unique_ptr<Acceptor> acceptor_;

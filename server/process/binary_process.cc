@@ -34,20 +34,18 @@ void append_ok_field_header(OutputQueue& out, uint64_t field_bytes) {
 
 }  // namespace
 
-RequestProcessor::RequestProcessor(store::StoreThread& store, ThreadCounters& counters,
+RequestProcessor::RequestProcessor(store::StoreThread& store, WritePath& write, ThreadCounters& counters,
                                    const StatsRegistry& registry, const InputBudget& input_budget,
-                                   uint64_t max_item_bytes)
+                                   uint64_t max_item_bytes, replication::Replicator* replicator, uint32_t worker)
     : store_(store),
+      write_(write),
       counters_(counters),
       registry_(registry),
       input_budget_(input_budget),
-      max_item_bytes_(max_item_bytes) {}
-
-void RequestProcessor::enable_replication(replication::Replicator& replicator, uint32_t worker) {
-  assert(store_.store().config().versioned);
-  replicator_ = &replicator;
-  replication_ = &replicator.worker(worker);
-  worker_ = worker;
+      max_item_bytes_(max_item_bytes),
+      replicator_(replicator),
+      worker_(worker) {
+  assert(replicator == nullptr || store.store().config().versioned);
 }
 
 ProcessResult RequestProcessor::process(const protocol::Event& event, PutStream& stream,
@@ -68,20 +66,14 @@ ProcessResult RequestProcessor::process(const protocol::Event& event, PutStream&
     case EventKind::put_begin:
       assert(!stream.active);
       counters_.puts.add();
-      if (replication_ != nullptr) {
-        stream.reservation = replication::reserve_replicated(store_, *replication_, event.key, event.value_size,
-                                                             {}, {}, stream.replicate_version);
-        stream.replicate_key.assign(event.key);
-      } else {
-        stream.reservation = store_.reserve(event.key, event.value_size);
-      }
+      write_.reserve(stream.write, event.key, event.value_size);
       stream.active = true;
       return ProcessResult::proceed;
     case EventKind::put_data:
       assert(stream.active);
       // After a failed append the reservation is dead; the rest of the value
       // is still read (by the parser) and the PUT answered at put_end.
-      if (stream.reservation.ok()) (void)stream.reservation.append(event.data);
+      if (stream.write.reservation.ok()) (void)stream.write.reservation.append(event.data);
       return ProcessResult::proceed;
     case EventKind::put_end:
       put_end(stream, out);
@@ -131,9 +123,7 @@ void RequestProcessor::get(std::string_view key, OutputQueue& out) {
 
 void RequestProcessor::put(const protocol::Event& event, OutputQueue& out) {
   counters_.puts.add();
-  const store::PutStatus status =
-      replication_ != nullptr ? replication::put_replicated(store_, *replication_, event.key, event.data, {}, {})
-                              : store_.put(event.key, event.data);
+  const store::PutStatus status = write_.put(event.key, event.data);
   if (status == store::PutStatus::stored) {
     append_status(out, Reply::ok);
   } else {
@@ -144,17 +134,8 @@ void RequestProcessor::put(const protocol::Event& event, OutputQueue& out) {
 
 void RequestProcessor::put_end(PutStream& stream, OutputQueue& out) {
   assert(stream.active);
-  store::PutStatus status = stream.reservation.status();
-  if (stream.reservation.ok()) {
-    assert(stream.reservation.remaining() == 0);
-    status = stream.reservation.commit();
-  }
-  stream.reservation = store::Reservation();
+  const store::PutStatus status = write_.finish(stream.write);
   stream.active = false;
-  if (replication_ != nullptr) {
-    status = replication::finish_reserved(*replication_, stream.replicate_key, stream.replicate_version, status);
-    std::string().swap(stream.replicate_key);
-  }
   if (status == store::PutStatus::stored) {
     append_status(out, Reply::ok);
   } else {
@@ -165,9 +146,7 @@ void RequestProcessor::put_end(PutStream& stream, OutputQueue& out) {
 
 void RequestProcessor::del(std::string_view key, OutputQueue& out) {
   counters_.dels.add();
-  const bool deleted = replication_ != nullptr ? replication::delete_replicated(store_, *replication_, key)
-                                               : store_.del(key) == store::DelStatus::deleted;
-  append_status(out, deleted ? Reply::ok : Reply::enotfound);
+  append_status(out, write_.del(key) ? Reply::ok : Reply::enotfound);
 }
 
 void RequestProcessor::refuse_replication(const char* why, OutputQueue& out) {

@@ -19,10 +19,10 @@
 #include "server/io/input_budget.h"
 #include "server/io/output_queue.h"
 #include "server/protocol/binary/binary_parser.h"
-#include "server/replication/client_writes.h"
+#include "server/process/binary_stats.h"
+#include "server/process/write_path.h"
 #include "server/replication/incoming_stream.h"
 #include "server/replication/replicator.h"
-#include "server/process/binary_stats.h"
 #include "store/store.h"
 
 namespace ringcache::server {
@@ -32,10 +32,8 @@ inline constexpr uint64_t copy_value_max_bytes = 16 * 1024;
 
 // The state of a PUT whose value streams in over several events.
 struct PutStream {
-  store::Reservation reservation;
+  StreamedWrite write;
   bool active = false;
-  std::string replicate_key;  // with replication: the key and version, handed over once stored
-  uint64_t replicate_version = 0;
 };
 
 enum class ProcessResult : uint8_t {
@@ -45,12 +43,12 @@ enum class ProcessResult : uint8_t {
 
 class RequestProcessor {
  public:
-  RequestProcessor(store::StoreThread& store, ThreadCounters& counters, const StatsRegistry& registry,
-                   const InputBudget& input_budget, uint64_t max_item_bytes);
-
-  // With peers (SPEC §5): client writes carry versions, apply newest-wins
-  // and are handed to the replication thread; replication hellos are admitted.
-  void enable_replication(replication::Replicator& replicator, uint32_t worker);
+  // Writes go through `write` (write_path.h), replicated or not. With
+  // `replicator` (--peer), replication hellos are admitted and STATS shows
+  // the REPL_ fields.
+  RequestProcessor(store::StoreThread& store, WritePath& write, ThreadCounters& counters,
+                   const StatsRegistry& registry, const InputBudget& input_budget, uint64_t max_item_bytes,
+                   replication::Replicator* replicator = nullptr, uint32_t worker = 0);
 
   // event.kind is never need_more, nor repl_hello (open_replication).
   ProcessResult process(const protocol::Event& event, PutStream& stream, OutputQueue& out);
@@ -74,13 +72,13 @@ class RequestProcessor {
   void refuse_replication(const char* why, OutputQueue& out);
 
   store::StoreThread& store_;
+  WritePath& write_;
   ThreadCounters& counters_;
   const StatsRegistry& registry_;
   const InputBudget& input_budget_;
   uint64_t max_item_bytes_;
-  replication::Replicator* replicator_ = nullptr;
-  replication::WorkerReplication* replication_ = nullptr;  // this worker's handoff
-  uint32_t worker_ = 0;
+  replication::Replicator* replicator_;
+  uint32_t worker_;
 };
 
 }  // namespace ringcache::server

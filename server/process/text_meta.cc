@@ -89,8 +89,8 @@ void TextProcessor::meta_get(const Event& event, OutputQueue& out) {
   const uint32_t now = store_.store().now_s();
   if (meta.has('T')) {
     counters_.cmd_touch.add();
-    const bool touched = store_.touch(event.key, expires_at(meta.ttl, now)) == store::PutStatus::stored;
-    if (touched) replicate_current(event.key);
+    const bool touched = write_.touch(event.key, expires_at(meta.ttl, now)) == store::PutStatus::stored;
+    if (touched) write_.changed(event.key);
     (touched ? counters_.touch_hits : counters_.touch_misses).add();
   }
   const auto answer_hit = [&](bool won) {
@@ -120,7 +120,7 @@ void TextProcessor::meta_get(const Event& event, OutputQueue& out) {
     // Vivify: the first client to miss creates an empty item and wins (W) the job of filling it.
     const store::ItemMeta item_meta{0, expires_at(meta.vivify_ttl, now), 0};
     const bool won =
-        put_item(event.key, {}, item_meta, store::PutOptions{store::PutMode::add, 0}) == store::PutStatus::stored;
+        write_.put(event.key, {}, item_meta, store::PutOptions{store::PutMode::add, 0}) == store::PutStatus::stored;
     if (answer_hit(won)) return;
   }
   if (!meta.has('q')) append_status_line(out, "EN", event, "kO");
@@ -185,10 +185,10 @@ void TextProcessor::meta_delete(const Event& event, OutputQueue& out) {
   if (meta.has('x')) {
     // x empties the value but keeps the item (its flags and expiry); the
     // put only lands if nobody changed the item since it was read.
-    removed = put_item(event.key, {}, item_meta, store::PutOptions{store::PutMode::cas, cas}) ==
+    removed = write_.put(event.key, {}, item_meta, store::PutOptions{store::PutMode::cas, cas}) ==
               store::PutStatus::stored;
   } else {
-    removed = delete_item(event.key);
+    removed = write_.del(event.key);
   }
   if (!removed) {
     counters_.delete_misses.add();
@@ -213,18 +213,18 @@ void TextProcessor::meta_arithmetic(const Event& event, OutputQueue& out) {
     }
   }
   uint64_t value = 0;
-  store::ArithStatus status = store_.add_delta(event.key, meta.delta, decrement, &value);
+  store::ArithStatus status = write_.add_delta(event.key, meta.delta, decrement, &value);
   if (status == store::ArithStatus::not_found && meta.has('N')) {
     // Auto-create with the initial value (J), which is answered as is.
     const store::ItemMeta item_meta{0, expires_at(meta.vivify_ttl, now), 0};
     const std::string initial = std::to_string(meta.initial);
     const store::PutStatus created =
-        put_item(event.key, initial, item_meta, store::PutOptions{store::PutMode::add, 0});
+        write_.put(event.key, initial, item_meta, store::PutOptions{store::PutMode::add, 0});
     if (created == store::PutStatus::stored) {
       value = meta.initial;
       status = store::ArithStatus::ok;
     } else if (created == store::PutStatus::not_stored) {
-      status = store_.add_delta(event.key, meta.delta, decrement, &value);  // created meanwhile
+      status = write_.add_delta(event.key, meta.delta, decrement, &value);  // created meanwhile
     } else {
       status = store::ArithStatus::no_memory;
     }
@@ -246,8 +246,8 @@ void TextProcessor::meta_arithmetic(const Event& event, OutputQueue& out) {
       return;
   }
   (decrement ? counters_.decr_hits : counters_.incr_hits).add();
-  if (meta.has('T')) (void)store_.touch(event.key, expires_at(meta.ttl, now));
-  replicate_current(event.key);
+  if (meta.has('T')) (void)write_.touch(event.key, expires_at(meta.ttl, now));
+  write_.changed(event.key);
   if (meta.has('q') && !meta.has('v')) return;
   ItemFacts facts;
   const ItemFacts* known = nullptr;

@@ -39,28 +39,9 @@ bool is_plain_set(const Event& event) {
 
 std::string_view text_version() { return "1.6.18-ringcache-" RINGCACHE_VERSION; }
 
-TextProcessor::TextProcessor(store::StoreThread& store, TextCounters& counters, const TextStatsContext& stats,
-                             uint64_t max_item_bytes)
-    : store_(store), counters_(counters), stats_(stats), max_item_bytes_(max_item_bytes) {}
-
-void TextProcessor::enable_replication(replication::Replicator& replicator, uint32_t worker) {
-  replication_ = &replicator.worker(worker);
-}
-
-store::PutStatus TextProcessor::put_item(std::string_view key, std::string_view value,
-                                         const store::ItemMeta& meta, store::PutOptions options) {
-  if (replication_ == nullptr) return store_.put(key, value, meta, options);
-  return replication::put_replicated(store_, *replication_, key, value, meta, options);
-}
-
-bool TextProcessor::delete_item(std::string_view key) {
-  if (replication_ == nullptr) return store_.del(key) == store::DelStatus::deleted;
-  return replication::delete_replicated(store_, *replication_, key);
-}
-
-void TextProcessor::replicate_current(std::string_view key) {
-  if (replication_ != nullptr) replication::replicate_current(store_, *replication_, key);
-}
+TextProcessor::TextProcessor(store::StoreThread& store, WritePath& write, TextCounters& counters,
+                             const TextStatsContext& stats, uint64_t max_item_bytes)
+    : store_(store), write_(write), counters_(counters), stats_(stats), max_item_bytes_(max_item_bytes) {}
 
 protocol::text::ParserLimits TextProcessor::parser_limits() const {
   protocol::text::ParserLimits limits{max_item_bytes_};
@@ -94,10 +75,10 @@ TextResult TextProcessor::process(const Event& event, TextRequestState& state, O
       assert(state.stream.active);
       if (state.stream.concat) {
         state.stream.concat_data.append(event.data);
-      } else if (state.stream.reservation.ok()) {
+      } else if (state.stream.write.reservation.ok()) {
         // After a failed append the reservation is dead; the rest of the
         // value is still read and the request answered at value_end.
-        (void)state.stream.reservation.append(event.data);
+        (void)state.stream.write.reservation.append(event.data);
       }
       return TextResult::proceed;
     case EventKind::value_end:
@@ -158,11 +139,7 @@ void TextProcessor::request(const Event& event, TextRequestState& state, OutputQ
       const uint32_t now = store_.store().now_s();
       // A delay of zero or less flushes now; a later one schedules it.
       const uint32_t at_s = event.exptime <= 0 ? 0 : expires_at(event.exptime, now);
-      if (replication_ == nullptr) {
-        store_.flush_all(at_s);
-      } else {
-        (void)replication::flush_replicated(store_, *replication_, at_s);
-      }
+      write_.flush_all(at_s);
       reply(out, event.noreply, "OK\r\n");
       return;
     }
@@ -200,12 +177,12 @@ void TextProcessor::error(const Event& event, TextRequestState& state, OutputQue
   if (state.stream.active) {
     // Only a bad data chunk ends a streamed value early: nothing is stored.
     assert(event.error == Error::bad_data_chunk);
-    state.stream.reservation.abort();
+    state.stream.write.reservation.abort();
     state.stream = TextStream();
   }
   if (event.error == Error::too_large) {
     counters_.too_large.add();
-    if (is_plain_set(event)) (void)delete_item(event.key);
+    if (is_plain_set(event)) (void)write_.del(event.key);
   } else {
     counters_.client_errors.add();
   }
@@ -243,12 +220,12 @@ void TextProcessor::answer_key(Command command, std::string_view key, uint32_t t
   if (touches(command)) {
     counters_.cmd_touch.add();
     // Touched first, so that gats hands out the cas the item has afterwards.
-    if (store_.touch(key, touch_expires_at) != store::PutStatus::stored) {
+    if (write_.touch(key, touch_expires_at) != store::PutStatus::stored) {
       counters_.touch_misses.add();
       counters_.get_misses.add();
       return;
     }
-    replicate_current(key);
+    write_.changed(key);
     counters_.touch_hits.add();
   }
   const bool with_cas = command == Command::gets || command == Command::gats;
@@ -298,12 +275,12 @@ TextProcessor::StorePlan TextProcessor::plan_store(const Event& event) const {
 }
 
 store::PutStatus TextProcessor::carry_out(const Event& event, const StorePlan& plan, std::string_view value) {
-  if (!plan.concat) return put_item(event.key, value, plan.meta, plan.options);
-  store::PutStatus status = store_.concat(event.key, value, plan.prepend);
+  if (!plan.concat) return write_.put(event.key, value, plan.meta, plan.options);
+  store::PutStatus status = write_.concat(event.key, value, plan.prepend);
   if (status == store::PutStatus::stored) {
-    replicate_current(event.key);
+    write_.changed(event.key);
   } else if (status == store::PutStatus::not_stored && plan.vivify) {
-    status = put_item(event.key, value, plan.meta, store::PutOptions{store::PutMode::add, 0});
+    status = write_.put(event.key, value, plan.meta, store::PutOptions{store::PutMode::add, 0});
   }
   return status;
 }
@@ -316,7 +293,7 @@ void TextProcessor::count_store(const Event& event, store::PutStatus status) {
     case store::PutStatus::aborted:
       counters_.no_memory.add();
       // memcached drops the old value rather than keep serving it after a failed set.
-      if (is_plain_set(event)) (void)delete_item(event.key);
+      if (is_plain_set(event)) (void)write_.del(event.key);
       break;
     default: break;
   }
@@ -343,12 +320,7 @@ void TextProcessor::stream_begin(const Event& event, TextStream& stream) {
   const StorePlan plan = plan_store(event);
   stream.active = true;
   stream.concat = plan.concat;
-  if (!plan.concat && replication_ != nullptr) {
-    stream.reservation = replication::reserve_replicated(store_, *replication_, event.key, event.value_size,
-                                                         plan.meta, plan.options, stream.replicate_version);
-  } else if (!plan.concat) {
-    stream.reservation = store_.reserve(event.key, event.value_size, plan.meta, plan.options);
-  }
+  if (!plan.concat) write_.reserve(stream.write, event.key, event.value_size, plan.meta, plan.options);
 }
 
 void TextProcessor::stream_end(const Event& event, TextStream& stream, OutputQueue& out) {
@@ -357,14 +329,7 @@ void TextProcessor::stream_end(const Event& event, TextStream& stream, OutputQue
   if (stream.concat) {
     status = carry_out(event, plan_store(event), stream.concat_data);
   } else {
-    status = stream.reservation.status();
-    if (stream.reservation.ok()) {
-      assert(stream.reservation.remaining() == 0);
-      status = stream.reservation.commit();
-    }
-    if (replication_ != nullptr) {
-      status = replication::finish_reserved(*replication_, event.key, stream.replicate_version, status);
-    }
+    status = write_.finish(stream.write);
   }
   stream = TextStream();
   count_store(event, status);
@@ -395,7 +360,7 @@ void TextProcessor::answer_store(const Event& event, store::PutStatus status, Ou
 }
 
 void TextProcessor::remove(const Event& event, OutputQueue& out) {
-  if (delete_item(event.key)) {
+  if (write_.del(event.key)) {
     counters_.delete_hits.add();
     reply(out, event.noreply, "DELETED\r\n");
   } else {
@@ -407,9 +372,9 @@ void TextProcessor::remove(const Event& event, OutputQueue& out) {
 void TextProcessor::arithmetic(const Event& event, OutputQueue& out) {
   const bool decrement = event.command == Command::decr;
   uint64_t value = 0;
-  switch (store_.add_delta(event.key, event.number, decrement, &value)) {
+  switch (write_.add_delta(event.key, event.number, decrement, &value)) {
     case store::ArithStatus::ok: {
-      replicate_current(event.key);
+      write_.changed(event.key);
       (decrement ? counters_.decr_hits : counters_.incr_hits).add();
       ReplyLine line;
       reply(out, event.noreply, line.number(value).end_line().view());
@@ -434,8 +399,8 @@ void TextProcessor::arithmetic(const Event& event, OutputQueue& out) {
 void TextProcessor::touch(const Event& event, OutputQueue& out) {
   counters_.cmd_touch.add();
   const uint32_t at = expires_at(event.exptime, store_.store().now_s());
-  if (store_.touch(event.key, at) == store::PutStatus::stored) {
-    replicate_current(event.key);
+  if (write_.touch(event.key, at) == store::PutStatus::stored) {
+    write_.changed(event.key);
     counters_.touch_hits.add();
     reply(out, event.noreply, "TOUCHED\r\n");
   } else {

@@ -24,8 +24,8 @@
 
 #include "server/io/output_queue.h"
 #include "server/protocol/text/text_parser.h"
-#include "server/replication/client_writes.h"
 #include "server/process/text_stats.h"
+#include "server/process/write_path.h"
 #include "store/store.h"
 
 namespace ringcache::server {
@@ -54,11 +54,10 @@ class PauseCheck {
 // A storage request whose value streams in (value_begin .. value_end).
 struct TextStream {
   bool active = false;
-  store::Reservation reservation;  // set, add, replace, cas (and ms in those modes)
+  StreamedWrite write;  // set, add, replace, cas (and ms in those modes)
   // append/prepend: the data is gathered here (the store concatenates whole values).
   bool concat = false;
   std::string concat_data;
-  uint64_t replicate_version = 0;  // with replication: the reserved item's version
 };
 
 // Keys of a multi-get not answered yet because the connection paused.
@@ -84,18 +83,16 @@ enum class TextResult : uint8_t {
 
 class TextProcessor {
  public:
-  TextProcessor(store::StoreThread& store, TextCounters& counters, const TextStatsContext& stats,
-                uint64_t max_item_bytes);
+  // Every write, flush_all included, goes through `write` (write_path.h),
+  // replicated or not.
+  TextProcessor(store::StoreThread& store, WritePath& write, TextCounters& counters,
+                const TextStatsContext& stats, uint64_t max_item_bytes);
 
   // The keys of requests about to be processed (StoreThread::prefetch).
   void prefetch(std::span<const std::string_view> keys) { store_.prefetch(keys); }
 
   // The parser limits for this processor's connections.
   protocol::text::ParserLimits parser_limits() const;
-
-  // With peers (SPEC §5): writes, flush_all included, get versions and are
-  // handed to the replication thread (replication/client_writes.h).
-  void enable_replication(replication::Replicator& replicator, uint32_t worker);
 
   // event.kind is never need_more.
   TextResult process(const protocol::text::Event& event, TextRequestState& state, OutputQueue& out,
@@ -139,16 +136,10 @@ class TextProcessor {
   };
   StorePlan plan_store(const protocol::text::Event& event) const;
   store::PutStatus carry_out(const protocol::text::Event& event, const StorePlan& plan, std::string_view value);
-  // Every write goes through these three, so that replication sees it.
-  store::PutStatus put_item(std::string_view key, std::string_view value, const store::ItemMeta& meta,
-                            store::PutOptions options);
-  bool delete_item(std::string_view key);
-  // After a read-modify-write of the key succeeded.
-  void replicate_current(std::string_view key);
   void count_store(const protocol::text::Event& event, store::PutStatus status);
 
-  replication::WorkerReplication* replication_ = nullptr;
   store::StoreThread& store_;
+  WritePath& write_;
   TextCounters& counters_;
   TextStatsContext stats_;
   uint64_t max_item_bytes_;

@@ -1,6 +1,6 @@
-// Client writes with replication on, for both ports (server/process/binary_process.cc for
-// the binary protocol, server/process/text_process.cc for the text protocol): the
-// same versioning and handoff whichever protocol a write came through.
+// Client writes with replication on: the versioning and handoff behind the
+// replicated write path (server/process/write_path.h), the only caller, so
+// both ports' writes replicate the same way.
 //
 // - Every write gets a fresh version from the node's clock. A plain set is
 //   stored newest-wins (PutMode::newer): if another worker stored a newer

@@ -50,7 +50,8 @@ struct Fixture {
         thread(store),
         registry(1),
         budget(1 << 30),
-        processor(thread, registry.thread(0), registry, budget, max_item) {
+        write(WritePath::make(thread, nullptr, 0)),
+        processor(thread, *write, registry.thread(0), registry, budget, max_item) {
     limits.item_max_bytes = max_item;
   }
 
@@ -67,6 +68,7 @@ struct Fixture {
   store::StoreThread thread;
   StatsRegistry registry;
   InputBudget budget;
+  std::unique_ptr<WritePath> write;
   RequestProcessor processor;
   protocol::ParserLimits limits{};
 };

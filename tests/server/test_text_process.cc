@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "server/process/binary_stats.h"
 #include "server/process/text_process.h"
 #include "server/process/text_stats.h"
+#include "server/process/write_path.h"
 #include "store/store.h"
 #include "tests/server/server_test_util.h"
 
@@ -63,7 +65,8 @@ struct Fixture {
         thread(store),
         binary_stats(1),
         text_stats(1),
-        processor(thread, text_stats.thread(0), TextStatsContext{binary_stats, text_stats, max_item_bytes},
+        write(WritePath::make(thread, nullptr, 0)),
+        processor(thread, *write, text_stats.thread(0), TextStatsContext{binary_stats, text_stats, max_item_bytes},
                   max_item_bytes),
         parser(processor.parser_limits()) {}
 
@@ -108,6 +111,7 @@ struct Fixture {
   store::StoreThread thread;
   StatsRegistry binary_stats;
   TextStatsRegistry text_stats;
+  std::unique_ptr<WritePath> write;
   TextProcessor processor;
   protocol::text::TextParser parser;
   TextRequestState state;
