@@ -27,6 +27,8 @@
 #include "server/replication/replicator.h"
 #include "server/resource_limits.h"
 #include "server/process/binary_stats.h"
+#include "server/process/text_stats.h"
+#include "server/process/worker_processors.h"
 #include "server/io/worker_sync.h"
 #include "store/allocator.h"
 #include "store/store.h"
@@ -226,17 +228,21 @@ int run_daemon(const Options& options) {
   WorkerSync sync(options.threads);
   protocol::ParserLimits parser_limits{};
   parser_limits.item_max_bytes = options.max_item_bytes;
-  WorkerShared shared{.store = *store,
-                      .stats = stats,
+  const ProcessShared process_shared{.store = *store,
+                                     .stats = stats,
+                                     .input_budget = input_budget,
+                                     .parser_limits = parser_limits,
+                                     .max_item_bytes = options.max_item_bytes,
+                                     .text_stats = text_on ? &text_stats : nullptr,
+                                     .replicator = replicator.get()};
+  ProcessorsFactory processors(process_shared);
+  WorkerShared shared{.services = processors,
                       .input_budget = input_budget,
                       .listeners = listen.listeners,
                       .sync = sync,
-                      .parser_limits = parser_limits,
-                      .max_item_bytes = options.max_item_bytes,
+                      .serve_text = text_on,
                       .upload_idle_ms_max = options.upload_idle_ms_max,
-                      .stop_fd = stop_fd,
-                      .text_stats = text_on ? &text_stats : nullptr,
-                      .replicator = replicator.get()};
+                      .stop_fd = stop_fd};
 
   std::vector<std::unique_ptr<EventLoop>> loops;
   std::vector<std::thread> threads;

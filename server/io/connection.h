@@ -1,22 +1,22 @@
-// Connection: one client of a worker. It owns the frame parser, the reply
-// queue, a streamed PUT in progress, and the input it was told to hold back.
-// A connection of the text port holds a TextSession (text_session.h) instead
-// of using the frame parser; a binary connection whose first frame is an
-// admitted replication hello feeds a replication::IncomingStream from then
-// on (it answers nothing, so it never pauses). Pausing, stashing and the
-// bounds below are the same for both protocols.
+// Connection: one client of a worker. It owns the reply queue, the input it
+// was told to hold back, and the session of its protocol (session.h), which
+// parses and answers: a binary or text session, or a replication session
+// once a binary connection's first frame was an admitted replication hello
+// (the binary session hands over to it). Pausing, stashing and the bounds
+// below are the same whatever the session; io/ never learns its protocol.
 //
 // Never letting one client hurt another (issue 3) comes down to three bounds:
 // - a connection stops being read (it "pauses") once its queued replies hold
 //   write_queue_bytes_max bytes or pins_max store items, or once the whole
 //   worker's reply blocks reach worker_write_queue_bytes_max and this
-//   connection has replies of its own waiting. It resumes when its queue has
-//   drained to write_queue_resume_bytes (hysteresis: no stop-start per reply);
+//   connection has replies of its own waiting (ConnectionPause, session.h). It
+//   resumes when its queue has drained to write_queue_resume_bytes
+//   (hysteresis: no stop-start per reply);
 // - received bytes are parsed straight from the shared receive buffers; only
 //   what arrives between a pause and the end of the recv (a few completions,
 //   each holding one receive buffer) is copied into the stash, which is
 //   capped at input_stash_bytes_max;
-// - the parser itself holds at most one key or small value
+// - a session's parser itself holds at most one key or small value
 //   (FrameParser::frame_buffer_max_bytes()); what all connections hold
 //   beyond a small allowance is capped process-wide (input_budget.h).
 // A client that never reads therefore pins at most pins_max items and a
@@ -37,16 +37,10 @@
 
 #include "server/io/buffer_ring.h"
 #include "server/io/output_queue.h"
-#include "server/process/binary_process.h"
-#include "server/protocol/binary/binary_parser.h"
-#include "server/process/text_session.h"
+#include "server/io/session.h"
 
 namespace ringcache::server {
 
-inline constexpr size_t write_queue_bytes_max = 4 * 1024 * 1024;
-inline constexpr size_t write_queue_resume_bytes = 1024 * 1024;
-inline constexpr uint32_t pins_max = 2;
-inline constexpr size_t worker_write_queue_bytes_max = 8 * 1024 * 1024;
 inline constexpr size_t input_stash_bytes_max = 2 * size_t{recv_buffers_count} * recv_buffer_bytes;
 // iovecs per sendmsg: 64 blocks of up to 16 KiB, or 64 store chunks.
 inline constexpr size_t send_iov_max = 64;
@@ -58,9 +52,7 @@ enum class FeedStatus : uint8_t {
 
 class Connection {
  public:
-  // text: the text port's processor for a text connection, nullptr for a binary one.
-  Connection(int fd, uint32_t slot, uint32_t generation, const protocol::ParserLimits& limits,
-             TextProcessor* text = nullptr);
+  Connection(int fd, uint32_t slot, uint32_t generation, std::unique_ptr<Session> session);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -71,9 +63,9 @@ class Connection {
   // Parses and answers bytes while the connection may produce replies and
   // stashes the rest. worker_held_other = reply bytes held by the worker's
   // other connections.
-  FeedStatus feed(std::string_view bytes, RequestProcessor& processor, size_t worker_held_other);
+  FeedStatus feed(std::string_view bytes, size_t worker_held_other);
   // Un-pauses and works through the stash; may pause again.
-  void resume(RequestProcessor& processor, size_t worker_held_other);
+  void resume(size_t worker_held_other);
 
   bool paused() const { return paused_; }
   bool may_resume(size_t worker_held_other) const;
@@ -82,25 +74,12 @@ class Connection {
   // a broken replication stream; text quit or an unframeable line); further
   // input is discarded.
   bool close_after_reply() const { return close_after_reply_; }
-  bool is_text() const { return text_ != nullptr; }
-  bool is_replication() const { return incoming_ != nullptr; }
-  bool at_frame_boundary() const {
-    if (incoming_) return incoming_->at_frame_boundary();
-    return text_ ? text_->at_frame_boundary() : parser_.at_frame_boundary() && !put_.active;
-  }
-  // Part of a request has arrived and more is to come (a partial key or
-  // line, a streamed value or data block, a replication frame): what an
-  // idle upload is (server/resource_limits.h). A connection between requests, even
-  // one paused with input stashed, is not.
-  bool mid_request() const {
-    if (incoming_) return !incoming_->at_frame_boundary();
-    return text_ ? text_->mid_request() : !parser_.at_frame_boundary() || put_.active;
-  }
-  // Request bytes held here: the parser's buffer and the stash (input_budget.h).
-  size_t input_held_bytes() const {
-    return parser_.buffered_bytes() + stash_.capacity() + (text_ ? text_->held_bytes() : 0) +
-           (incoming_ ? incoming_->buffered_bytes() : 0);
-  }
+  const char* close_reason() const { return session_->close_reason(); }
+  bool at_frame_boundary() const { return session_->at_frame_boundary(); }
+  // In the middle of a request (Session::mid_request): what an idle upload is.
+  bool mid_request() const { return session_->mid_request(); }
+  // Request bytes held here: the session's and the stash (input_budget.h).
+  size_t input_held_bytes() const { return session_->held_bytes() + stash_.capacity(); }
 
   OutputQueue out;
 
@@ -123,22 +102,13 @@ class Connection {
   struct msghdr msg = {};
 
  private:
-  class TextPause;
-  bool must_pause(size_t worker_held_other) const;
   // Returns the number of input bytes used; stops early when pausing.
-  size_t consume(std::string_view input, RequestProcessor& processor, size_t worker_held_other);
-  size_t consume_text(std::string_view input, size_t worker_held_other);
-  size_t consume_replication(std::string_view input);
-  replication::PeerEndpoint peer_endpoint() const;
+  size_t consume(std::string_view input, size_t worker_held_other);
 
   int fd_;
   uint32_t slot_;
   uint32_t generation_;
-  protocol::FrameParser parser_;
-  PutStream put_;
-  std::unique_ptr<TextSession> text_;
-  // Set once a replication hello was admitted (SPEC §2): a peer's stream.
-  std::unique_ptr<replication::IncomingStream> incoming_;
+  std::unique_ptr<Session> session_;
   std::string stash_;
   size_t stash_head_ = 0;
   bool paused_ = false;

@@ -6,6 +6,7 @@
 #include <cassert>
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "server/io/connection.h"
@@ -16,7 +17,7 @@ namespace ringcache::server {
 class ConnectionTable {
  public:
   // May throw std::bad_alloc, leaving the table unchanged.
-  Connection& add(int fd, const protocol::ParserLimits& limits, TextProcessor* text = nullptr) {
+  Connection& add(int fd, std::unique_ptr<Session> session) {
     uint32_t slot;
     if (!free_.empty()) {
       slot = free_.back();
@@ -29,7 +30,7 @@ class ConnectionTable {
     }
     Slot& entry = slots_[slot];
     try {
-      entry.connection = std::make_unique<Connection>(fd, slot, entry.generation, limits, text);
+      entry.connection = std::make_unique<Connection>(fd, slot, entry.generation, std::move(session));
     } catch (...) {
       free_.push_back(slot);
       throw;

@@ -34,7 +34,7 @@ bool is_peer_gone(int err) {
 }  // namespace
 
 EventLoop::EventLoop(uint32_t index, WorkerShared& shared)
-    : index_(index), shared_(shared), counters_(shared.stats.thread(index)) {}
+    : index_(index), shared_(shared), counters_(shared.services.counters(index)) {}
 
 EventLoop::~EventLoop() = default;
 
@@ -58,7 +58,7 @@ void EventLoop::run() {
       std::vector<Acceptor::Source> sources;
       for (const Listener& listener : shared_.listeners) {
         // A text socket is served only when the text port is on (main.cc).
-        if (listener.kind == ListenerKind::binary || shared_.text_stats != nullptr) {
+        if (listener.kind == ListenerKind::binary || shared_.serve_text) {
           sources.push_back({listener.fd, listener.kind});
         }
       }
@@ -89,16 +89,7 @@ bool EventLoop::setup(std::string& error) {
   }
   assert(shared_.upload_idle_ms_max > 0);
   upload_idle_ticks_ = (shared_.upload_idle_ms_max + expire_interval_ms - 1) / expire_interval_ms;
-  store_thread_ = std::make_unique<store::StoreThread>(shared_.store);
-  write_path_ = WritePath::make(*store_thread_, shared_.replicator, index_);
-  processor_ = std::make_unique<RequestProcessor>(*store_thread_, *write_path_, counters_, shared_.stats,
-                                                  shared_.input_budget, shared_.max_item_bytes,
-                                                  shared_.replicator, index_);
-  if (shared_.text_stats != nullptr) {
-    text_processor_ = std::make_unique<TextProcessor>(
-        *store_thread_, *write_path_, shared_.text_stats->thread(index_),
-        TextStatsContext{shared_.stats, *shared_.text_stats, shared_.max_item_bytes}, shared_.max_item_bytes);
-  }
+  services_ = shared_.services.make(index_);
   log_debug("worker %u: io_uring mode %s, %u receive buffers of %u bytes", index_, ring_.mode(),
             recv_buffers_count, recv_buffer_bytes);
   return true;
@@ -184,9 +175,8 @@ void EventLoop::adopt(int fd, ListenerKind kind) {
   (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   Connection* c = nullptr;
   try {
-    assert(kind == ListenerKind::binary || text_processor_);
-    c = &connections_.add(fd, shared_.parser_limits,
-                          kind == ListenerKind::text ? text_processor_.get() : nullptr);
+    assert(kind == ListenerKind::binary || shared_.serve_text);
+    c = &connections_.add(fd, services_->open_session(kind, fd));
   } catch (const std::bad_alloc&) {
     log_info("worker %u: out of memory for a new connection; closing it", index_);
     counters_.connections_dropped.add();
@@ -261,7 +251,7 @@ void EventLoop::feed(Connection& c, std::string_view bytes) {
   FeedStatus status = FeedStatus::ok;
   bool out_of_memory = false;
   try {
-    status = c.feed(bytes, *processor_, held_other);
+    status = c.feed(bytes, held_other);
   } catch (const std::bad_alloc&) {
     out_of_memory = true;
   }
@@ -281,7 +271,7 @@ void EventLoop::resume(Connection& c) {
   const size_t held_other = held_bytes_ - held_before;
   bool out_of_memory = false;
   try {
-    c.resume(*processor_, held_other);
+    c.resume(held_other);
   } catch (const std::bad_alloc&) {
     out_of_memory = true;
   }
@@ -385,9 +375,7 @@ void EventLoop::progress(Connection& c) {
     if (flushed && c.close_after_reply()) {
       // The refusal is sent; FIN rather than RST so the client reads it.
       (void)::shutdown(c.fd(), SHUT_WR);
-      begin_close(c, c.is_text()          ? "quit, or a line too long"
-                     : c.is_replication() ? "replication stream broken"
-                                          : "replication hello refused");
+      begin_close(c, c.close_reason());
     } else if (flushed && c.peer_eof && !c.paused() && c.stash_empty()) {
       begin_close(c, "peer closed");
     }
@@ -444,7 +432,7 @@ void EventLoop::arm_expire_timer() {
 void EventLoop::on_expire_timer(int32_t res) {
   if (res == -ECANCELED) return;
   ++tick_;
-  store_thread_->expire();
+  services_->tick();
   abort_idle_uploads();
   arm_expire_timer();
 }

@@ -1,8 +1,10 @@
 // EventLoop: one worker thread with its own io_uring ring (ring.h).
 //
 // It knows connections, buffers and completions, not what a request means:
-// received bytes go to Connection::feed (which asks RequestProcessor), and
-// whatever replies are queued get sent. Every completion is decoded once
+// received bytes go to Connection::feed (which asks the connection's
+// session), and whatever replies are queued get sent. Sessions and the
+// store come from WorkerServices (worker_services.h), built in the worker's
+// thread at set-up. Every completion is decoded once
 // (user_data.h) and dispatched by one switch.
 //
 // Per connection at most one multishot recv (into the worker's provided
@@ -39,15 +41,11 @@
 #include "server/io/buffer_ring.h"
 #include "server/io/connection_table.h"
 #include "server/io/input_budget.h"
-#include "server/listen_sockets.h"
-#include "server/process/binary_process.h"
 #include "server/io/ring.h"
-#include "server/process/binary_stats.h"
-#include "server/process/text_process.h"
-#include "server/process/text_stats.h"
 #include "server/io/user_data.h"
+#include "server/io/worker_services.h"
 #include "server/io/worker_sync.h"
-#include "store/store.h"
+#include "server/listen_sockets.h"
 
 namespace ringcache::server {
 
@@ -55,21 +53,16 @@ inline constexpr int64_t expire_interval_ms = 1000;
 
 // What every worker shares; read-only once the workers run.
 struct WorkerShared {
-  store::Store& store;
-  StatsRegistry& stats;
+  WorkerServicesFactory& services;
   InputBudget& input_budget;
   const std::vector<Listener>& listeners;
   WorkerSync& sync;
-  protocol::ParserLimits parser_limits;
-  uint64_t max_item_bytes;
+  // Whether text listeners are served (--text-port is not 0).
+  bool serve_text;
   // A connection stalled this long in the middle of a request is closed
   // (server/resource_limits.h, --upload-timeout).
   uint64_t upload_idle_ms_max;
   int stop_fd;
-  // The text port's counters; nullptr when no text port is served.
-  TextStatsRegistry* text_stats = nullptr;
-  // Replication (SPEC §5); nullptr without --peer.
-  replication::Replicator* replicator = nullptr;
 };
 
 class EventLoop {
@@ -116,15 +109,13 @@ class EventLoop {
 
   const uint32_t index_;
   WorkerShared& shared_;
-  ThreadCounters& counters_;
+  ConnectionCounters& counters_;
   // Destruction runs bottom-up: connections (holding pins and reservations)
   // before the store handle, everything before the ring.
   Ring ring_;
   BufferRing buffers_;
-  std::unique_ptr<store::StoreThread> store_thread_;
-  std::unique_ptr<WritePath> write_path_;
-  std::unique_ptr<RequestProcessor> processor_;
-  std::unique_ptr<TextProcessor> text_processor_;  // only with a text port
+  // The protocol side: sessions, processors, this worker's store handle.
+  std::unique_ptr<WorkerServices> services_;
   std::unique_ptr<Acceptor> acceptor_;
   ConnectionTable connections_;
   // Reply bytes held by all connections of this worker (Connection::out).

@@ -26,12 +26,13 @@ void OutputQueue::append(std::string_view bytes) {
   }
 }
 
-void OutputQueue::append_pinned(store::PinnedItem item) {
-  assert(item);
-  assert(item.value_size() > 0);
-  const uint64_t size = item.value_size();
+void OutputQueue::append_pinned(std::unique_ptr<PinnedValue> value) {
+  assert(value);
+  assert(value->size() > 0);
+  const uint64_t size = value->size();
   Chunk chunk;
-  chunk.pin = std::move(item);
+  chunk.pin = std::move(value);
+  chunk.pin_size = size;
   chunks_.push_back(std::move(chunk));
   pending_bytes_ += size;
   ++pins_;
@@ -49,8 +50,8 @@ size_t OutputQueue::gather(struct iovec* iov, size_t iov_max) const {
       continue;
     }
     uint64_t offset = chunk.pin_offset;
-    while (offset < chunk.pin.value_size() && used < iov_max) {
-      const std::string_view span = chunk.pin.value_chunk(offset);
+    while (offset < chunk.pin_size && used < iov_max) {
+      const std::string_view span = chunk.pin->chunk(offset);
       assert(!span.empty());
       iov[used].iov_base = const_cast<char*>(span.data());
       iov[used].iov_len = span.size();
@@ -74,10 +75,10 @@ void OutputQueue::consume(uint64_t sent) {
       if (head.begin < head.end) break;
       held_bytes_ -= head.capacity;
     } else {
-      const uint64_t take = std::min(sent, head.pin.value_size() - head.pin_offset);
+      const uint64_t take = std::min(sent, head.pin_size - head.pin_offset);
       head.pin_offset += take;
       sent -= take;
-      if (head.pin_offset < head.pin.value_size()) break;
+      if (head.pin_offset < head.pin_size) break;
       --pins_;
     }
     chunks_.pop_front();

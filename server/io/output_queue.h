@@ -4,8 +4,10 @@
 // - copied bytes, in blocks that grow from output_block_min_bytes to
 //   output_block_max_bytes while the queue is busy (so a pipelining client
 //   gets few large iovecs, and an idle one holds nothing);
-// - a pinned store item (a large value), sent straight from the store's
-//   memory by gather() without a copy; the pin is dropped once sent.
+// - a pinned value (a large store item, PinnedValue below), sent straight
+//   from the memory it pins by gather() without a copy; the pin is dropped
+//   once sent. The queue does not know what holds the memory (io/ does not
+//   include the store): process/pinned_value.h wraps a store pin.
 //
 // The queue itself does not decide when a connection is too far behind; it
 // reports held_bytes() and pins() and the connection pauses its reads
@@ -21,12 +23,20 @@
 #include <memory>
 #include <string_view>
 
-#include "store/store.h"
-
 namespace ringcache::server {
 
 inline constexpr size_t output_block_min_bytes = 512;
 inline constexpr size_t output_block_max_bytes = 16 * 1024;
+
+// Bytes that stay where they are until the queue is done with them; the
+// destructor lets them go.
+class PinnedValue {
+ public:
+  virtual ~PinnedValue() = default;
+  virtual uint64_t size() const = 0;
+  // The contiguous bytes that start at `offset` (< size()); never empty.
+  virtual std::string_view chunk(uint64_t offset) const = 0;
+};
 
 class OutputQueue {
  public:
@@ -35,8 +45,8 @@ class OutputQueue {
   OutputQueue& operator=(const OutputQueue&) = delete;
 
   void append(std::string_view bytes);
-  // Queues item's whole value (value_size() > 0) to be sent from the store.
-  void append_pinned(store::PinnedItem item);
+  // Queues the whole of `value` (size() > 0) to be sent from where it is.
+  void append_pinned(std::unique_ptr<PinnedValue> value);
 
   bool empty() const { return chunks_.empty(); }
   // Memory held by copied-byte blocks (capacity, not just unsent bytes).
@@ -59,7 +69,8 @@ class OutputQueue {
     uint32_t capacity = 0;
     uint32_t begin = 0;             // first unsent byte
     uint32_t end = 0;               // one past the last queued byte
-    store::PinnedItem pin;
+    std::unique_ptr<PinnedValue> pin;
+    uint64_t pin_size = 0;          // pin->size(), read once
     uint64_t pin_offset = 0;        // first unsent value byte
   };
 

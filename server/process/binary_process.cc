@@ -6,6 +6,7 @@
 #include <string>
 
 #include "server/io/log.h"
+#include "server/process/pinned_value.h"
 
 namespace ringcache::server {
 namespace {
@@ -34,9 +35,9 @@ void append_ok_field_header(OutputQueue& out, uint64_t field_bytes) {
 
 }  // namespace
 
-RequestProcessor::RequestProcessor(store::StoreThread& store, WritePath& write, ThreadCounters& counters,
-                                   const StatsRegistry& registry, const InputBudget& input_budget,
-                                   uint64_t max_item_bytes, replication::Replicator* replicator, uint32_t worker)
+BinaryProcessor::BinaryProcessor(store::StoreThread& store, WritePath& write, ThreadCounters& counters,
+                                 const StatsRegistry& registry, const InputBudget& input_budget,
+                                 uint64_t max_item_bytes, replication::Replicator* replicator, uint32_t worker)
     : store_(store),
       write_(write),
       counters_(counters),
@@ -48,7 +49,7 @@ RequestProcessor::RequestProcessor(store::StoreThread& store, WritePath& write, 
   assert(replicator == nullptr || store.store().config().versioned);
 }
 
-ProcessResult RequestProcessor::process(const protocol::Event& event, PutStream& stream,
+ProcessResult BinaryProcessor::process(const protocol::Event& event, PutStream& stream,
                                         OutputQueue& out) {
   switch (event.kind) {
     case EventKind::get:
@@ -87,7 +88,7 @@ ProcessResult RequestProcessor::process(const protocol::Event& event, PutStream&
       append_status(out, Reply::ebig);
       return ProcessResult::proceed;
     case EventKind::repl_hello:
-      assert(false && "Connection hands a hello to open_replication()");
+      assert(false && "BinarySession hands a hello to open_replication()");
       [[fallthrough]];
     case EventKind::repl_invalid:
       refuse_replication("its hello is longer than 256 bytes", out);
@@ -99,7 +100,7 @@ ProcessResult RequestProcessor::process(const protocol::Event& event, PutStream&
   return ProcessResult::proceed;
 }
 
-void RequestProcessor::get(std::string_view key, OutputQueue& out) {
+void BinaryProcessor::get(std::string_view key, OutputQueue& out) {
   counters_.gets.add();
   const bool found = store_.get(key, [&](const store::ItemView& item) {
     const uint64_t size = item.value_size();
@@ -109,7 +110,7 @@ void RequestProcessor::get(std::string_view key, OutputQueue& out) {
       return;
     }
     // Pinned before anything is queued, so a failed append drops the pin.
-    store::PinnedItem pin = item.pin();
+    std::unique_ptr<PinnedValue> pin = pin_value(item);
     append_ok_field_header(out, size);
     if (size > 0) out.append_pinned(std::move(pin));
   });
@@ -121,7 +122,7 @@ void RequestProcessor::get(std::string_view key, OutputQueue& out) {
   }
 }
 
-void RequestProcessor::put(const protocol::Event& event, OutputQueue& out) {
+void BinaryProcessor::put(const protocol::Event& event, OutputQueue& out) {
   counters_.puts.add();
   const store::PutStatus status = write_.put(event.key, event.data);
   if (status == store::PutStatus::stored) {
@@ -132,7 +133,7 @@ void RequestProcessor::put(const protocol::Event& event, OutputQueue& out) {
   }
 }
 
-void RequestProcessor::put_end(PutStream& stream, OutputQueue& out) {
+void BinaryProcessor::put_end(PutStream& stream, OutputQueue& out) {
   assert(stream.active);
   const store::PutStatus status = write_.finish(stream.write);
   stream.active = false;
@@ -144,18 +145,18 @@ void RequestProcessor::put_end(PutStream& stream, OutputQueue& out) {
   }
 }
 
-void RequestProcessor::del(std::string_view key, OutputQueue& out) {
+void BinaryProcessor::del(std::string_view key, OutputQueue& out) {
   counters_.dels.add();
   append_status(out, write_.del(key) ? Reply::ok : Reply::enotfound);
 }
 
-void RequestProcessor::refuse_replication(const char* why, OutputQueue& out) {
+void BinaryProcessor::refuse_replication(const char* why, OutputQueue& out) {
   counters_.invalid.add();
   append_status(out, Reply::einval);
   log_info("replication connection refused: %s", why);
 }
 
-std::unique_ptr<replication::IncomingStream> RequestProcessor::open_replication(
+std::unique_ptr<replication::IncomingStream> BinaryProcessor::open_replication(
     std::string_view hello, const replication::PeerEndpoint& from, OutputQueue& out) {
   if (replicator_ == nullptr) {
     refuse_replication("this node has no --peer", out);
@@ -174,7 +175,7 @@ std::unique_ptr<replication::IncomingStream> RequestProcessor::open_replication(
   return stream;
 }
 
-void RequestProcessor::stats(OutputQueue& out) {
+void BinaryProcessor::stats(OutputQueue& out) {
   counters_.stats.add();
   StatsSnapshot snapshot = registry_.collect(store_.store().stats(), max_item_bytes_);
   snapshot.input_buffered_bytes = input_budget_.used_bytes();

@@ -1,8 +1,8 @@
-// RequestProcessor: the one place where a parsed request meets the store
-// (STYLE.md: protocol -> process -> store). Each parser Event becomes a store
-// call and a reply appended to the connection's OutputQueue; nothing here
-// knows about sockets or io_uring, and the event loop knows nothing of what a
-// PUT means.
+// BinaryProcessor: the one place where a parsed binary request meets the
+// store (protocol -> process -> store). Each parser Event becomes a store
+// read, or a write through the worker's write path (write_path.h), and a
+// reply appended to the connection's OutputQueue; nothing here knows about
+// sockets or io_uring, and the event loop knows nothing of what a PUT means.
 //
 // Replies (SPEC §2): one status byte; GET hits and STATS add a field
 // (32-bit big-endian length, then the bytes). Small contiguous values are
@@ -41,14 +41,14 @@ enum class ProcessResult : uint8_t {
   close_after_reply,  // flush the queued replies, then close (replication hello)
 };
 
-class RequestProcessor {
+class BinaryProcessor {
  public:
   // Writes go through `write` (write_path.h), replicated or not. With
   // `replicator` (--peer), replication hellos are admitted and STATS shows
   // the REPL_ fields.
-  RequestProcessor(store::StoreThread& store, WritePath& write, ThreadCounters& counters,
-                   const StatsRegistry& registry, const InputBudget& input_budget, uint64_t max_item_bytes,
-                   replication::Replicator* replicator = nullptr, uint32_t worker = 0);
+  BinaryProcessor(store::StoreThread& store, WritePath& write, ThreadCounters& counters,
+                  const StatsRegistry& registry, const InputBudget& input_budget, uint64_t max_item_bytes,
+                  replication::Replicator* replicator = nullptr, uint32_t worker = 0);
 
   // event.kind is never need_more, nor repl_hello (open_replication).
   ProcessResult process(const protocol::Event& event, PutStream& stream, OutputQueue& out);

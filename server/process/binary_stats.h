@@ -7,36 +7,21 @@
 // instant, which is all a counter promises.
 #pragma once
 
-#include <atomic>
-#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "server/io/counter.h"
+#include "server/io/worker_services.h"
 #include "store/store.h"
 
 namespace ringcache::server {
 
-// A counter with exactly one writing thread.
-class Counter {
- public:
-  void add(uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void sub(uint64_t n = 1) {
-    const uint64_t now = value_.load(std::memory_order_relaxed);
-    assert(now >= n);
-    value_.store(now - n, std::memory_order_relaxed);
-  }
-  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> value_{0};
-};
-
-inline constexpr size_t cache_line_bytes = 64;
-
-struct alignas(cache_line_bytes) ThreadCounters {
+// A worker's counters: its connections (io/worker_services.h) and the
+// binary requests it answered.
+struct alignas(cache_line_bytes) ThreadCounters : ConnectionCounters {
   Counter puts;                  // PUT requests (whole or streamed)
   Counter dels;
   Counter gets;
@@ -46,13 +31,6 @@ struct alignas(cache_line_bytes) ThreadCounters {
   Counter misses;
   Counter too_big;               // EBIG answers
   Counter unstored;              // EUNK answers
-  Counter connections_open;
-  Counter connections_accepted;  // connections this thread has served
-  Counter bytes_received;
-  Counter bytes_sent;
-  Counter read_pauses;           // times a connection stopped being read (slow reader)
-  Counter connections_dropped;   // closed for lack of memory or a protocol violation
-  Counter upload_aborts;         // closed mid-request after upload_idle_ms_max without a byte
 };
 
 // Everything the STATS text shows, gathered at one moment.

@@ -1,8 +1,9 @@
 // TextProcessor: the one place where a parsed memcached text request meets
-// the store (STYLE.md: protocol -> process -> store), as RequestProcessor
-// (process.h) is for the binary port. Each TextParser event becomes store
-// calls and reply lines appended to the connection's OutputQueue; nothing
-// here knows about sockets.
+// the store (protocol -> process -> store), as BinaryProcessor
+// (binary_process.h) is for the binary port. Each TextParser event becomes
+// store reads, writes through the worker's write path (write_path.h), and
+// reply lines appended to the connection's OutputQueue; nothing here knows
+// about sockets.
 //
 // Semantics follow memcached 1.6 (docs/text_protocol.md):
 // - exptime: 0 never expires, negative is already expired, up to 30 days is
@@ -23,6 +24,7 @@
 #include <string_view>
 
 #include "server/io/output_queue.h"
+#include "server/io/session.h"
 #include "server/protocol/text/text_parser.h"
 #include "server/process/text_stats.h"
 #include "server/process/write_path.h"
@@ -41,15 +43,6 @@ inline constexpr size_t reply_line_bytes_max = 1024;
 // implemented, then ringcache's own version: clients (libmemcached's
 // memccapable among them) pick what to expect from the memcached version.
 std::string_view text_version();
-
-// Whether the connection must stop producing replies now (Connection::must_pause).
-class PauseCheck {
- public:
-  virtual bool must_pause() const = 0;
-
- protected:
-  ~PauseCheck() = default;
-};
 
 // A storage request whose value streams in (value_begin .. value_end).
 struct TextStream {

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "server/io/output_queue.h"
+#include "server/process/pinned_value.h"
 #include "server/process/text_process.h"
 #include "store/store.h"
 
@@ -51,7 +52,7 @@ inline void append_value_block(OutputQueue& out, const store::ItemView& item) {
   if (item.contiguous() && size <= text_copy_value_max_bytes) {
     out.append(item.value());
   } else if (size > 0) {
-    out.append_pinned(item.pin());
+    out.append_pinned(pin_value(item));
   }
   out.append("\r\n");
 }

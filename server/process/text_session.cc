@@ -17,6 +17,26 @@ void TextSession::prefetch(std::string_view input) {
   if (n > 1) processor_.prefetch({keys, n});
 }
 
+ConsumeResult TextSession::consume(std::string_view input, OutputQueue& out, const PauseCheck& pause) {
+  ConsumeResult result;
+  prefetch(input);
+  // A paused multi-get still has keys to answer even when no input is left.
+  while (result.used < input.size() || has_pending()) {
+    if (pause.must_pause()) {
+      result.paused = true;
+      return result;
+    }
+    const Step step = this->step(input.substr(result.used), out, pause);
+    result.used += step.used;
+    if (step.close) {
+      result.close_after_reply = true;
+      return result;
+    }
+    if (step.need_more) return result;
+  }
+  return result;
+}
+
 TextSession::Step TextSession::step(std::string_view input, OutputQueue& out, const PauseCheck& pause) {
   Step step;
   if (has_pending()) {

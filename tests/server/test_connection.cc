@@ -1,4 +1,4 @@
-// Connection + RequestProcessor against a real store: the replies SPEC §2
+// Connection + BinarySession + BinaryProcessor against a real store: the replies SPEC §2
 // promises, whatever way the bytes are split, and the bounds that keep a
 // client that does not read from holding more than its share.
 #include <doctest/doctest.h>
@@ -9,6 +9,7 @@
 
 #include "server/io/connection.h"
 #include "server/process/binary_process.h"
+#include "server/process/binary_session.h"
 #include "server/process/binary_stats.h"
 #include "store/store.h"
 #include "tests/server/server_test_util.h"
@@ -55,12 +56,13 @@ struct Fixture {
     limits.item_max_bytes = max_item;
   }
 
-  Connection connection() { return Connection(3, 0, 0, limits); }
+  std::unique_ptr<Session> session() { return std::make_unique<BinarySession>(processor, limits, 3); }
+  Connection connection() { return Connection(3, 0, 0, session()); }
 
   // Stores a value through a connection of its own, as another client would.
   void put_value(std::string_view key, std::string_view value) {
     Connection setup = connection();
-    REQUIRE(setup.feed(put(key, value), processor, 0) == FeedStatus::ok);
+    REQUIRE(setup.feed(put(key, value), 0) == FeedStatus::ok);
     CHECK(take_output(setup.out) == std::string(1, ok));
   }
 
@@ -69,7 +71,7 @@ struct Fixture {
   StatsRegistry registry;
   InputBudget budget;
   std::unique_ptr<WritePath> write;
-  RequestProcessor processor;
+  BinaryProcessor processor;
   protocol::ParserLimits limits{};
 };
 
@@ -83,9 +85,9 @@ TEST_CASE("requests split at every byte position give the same replies") {
   const std::string expected = std::string(1, ok) + ok_value("one") + ok + ok_value("") + ok + enotfound +
                                enotfound + einval + ok + enotfound;
   for (size_t split = 0; split <= stream.size(); split += (split < 40 ? 1 : 997)) {
-    Connection c(3, 0, 0, f.limits);
-    REQUIRE(c.feed(std::string_view(stream).substr(0, split), f.processor, 0) == FeedStatus::ok);
-    REQUIRE(c.feed(std::string_view(stream).substr(split), f.processor, 0) == FeedStatus::ok);
+    Connection c(3, 0, 0, f.session());
+    REQUIRE(c.feed(std::string_view(stream).substr(0, split), 0) == FeedStatus::ok);
+    REQUIRE(c.feed(std::string_view(stream).substr(split), 0) == FeedStatus::ok);
     INFO("split at " << split);
     CHECK(take_output(c.out) == expected);
     CHECK(c.at_frame_boundary());
@@ -98,7 +100,7 @@ TEST_CASE("one byte at a time") {
   const std::string value = pattern(100 * 1024, 2);  // streamed into a reservation
   const std::string stream = put("k", value) + get("k");
   for (const char byte : stream) {
-    REQUIRE(c.feed(std::string_view(&byte, 1), f.processor, 0) == FeedStatus::ok);
+    REQUIRE(c.feed(std::string_view(&byte, 1), 0) == FeedStatus::ok);
   }
   CHECK(take_output(c.out) == std::string(1, ok) + ok_value(value));
 }
@@ -110,7 +112,7 @@ TEST_CASE("mid_request: from a request's first byte to its last, never between r
   const std::string frames[] = {put("k", pattern(100 * 1024, 3)), get("k"), put("small", "v"), del("k")};
   for (const std::string& frame : frames) {
     for (size_t i = 0; i < frame.size(); ++i) {
-      REQUIRE(c.feed(std::string_view(frame).substr(i, 1), f.processor, 0) == FeedStatus::ok);
+      REQUIRE(c.feed(std::string_view(frame).substr(i, 1), 0) == FeedStatus::ok);
       INFO("byte " << i << " of a " << frame.size() << "-byte frame");
       CHECK(c.mid_request() == (i + 1 < frame.size()));
     }
@@ -123,14 +125,14 @@ TEST_CASE("mid_request: a connection paused between requests is not") {
   Connection c = f.connection();
   // Two pinned replies pause it; the PUT after them waits in the stash.
   const std::string stream = get("big") + get("big") + put("k", pattern(100 * 1024, 5));
-  REQUIRE(c.feed(stream.substr(0, stream.size() - 10), f.processor, 0) == FeedStatus::ok);
+  REQUIRE(c.feed(stream.substr(0, stream.size() - 10), 0) == FeedStatus::ok);
   REQUIRE(c.paused());
   CHECK_FALSE(c.stash_empty());
   CHECK_FALSE(c.mid_request());
   (void)take_output(c.out);
-  c.resume(f.processor, 0);
+  c.resume(0);
   CHECK(c.mid_request());  // the PUT's last ten bytes are still to come
-  REQUIRE(c.feed(stream.substr(stream.size() - 10), f.processor, 0) == FeedStatus::ok);
+  REQUIRE(c.feed(stream.substr(stream.size() - 10), 0) == FeedStatus::ok);
   CHECK_FALSE(c.mid_request());
 }
 
@@ -139,7 +141,7 @@ TEST_CASE("EBIG keeps the stream in sync") {
   Connection c = f.connection();
   const std::string stream = put("k", pattern(5000, 3)) + put(pattern(2000, 4), "v") + get("k") +
                              put("k", "small") + get("k");
-  REQUIRE(c.feed(stream, f.processor, 0) == FeedStatus::ok);
+  REQUIRE(c.feed(stream, 0) == FeedStatus::ok);
   CHECK(take_output(c.out) == std::string{ebig, ebig, enotfound, ok} + ok_value("small"));
   CHECK(f.registry.thread(0).too_big.get() == 2);
 }
@@ -156,7 +158,7 @@ TEST_CASE("every unknown opcode byte is answered EINVAL and costs one byte") {
   }
   stream += put("after", "ok") + get("after");
   expected += std::string(1, ok) + ok_value("ok");
-  REQUIRE(c.feed(stream, f.processor, 0) == FeedStatus::ok);
+  REQUIRE(c.feed(stream, 0) == FeedStatus::ok);
   CHECK(take_output(c.out) == expected);
   CHECK(f.registry.thread(0).invalid.get() == 252);
 }
@@ -164,7 +166,7 @@ TEST_CASE("every unknown opcode byte is answered EINVAL and costs one byte") {
 TEST_CASE("a replication hello is refused and the connection asks to close") {
   Fixture f;
   Connection c = f.connection();
-  REQUIRE(c.feed("\xC8" + field("RINGCACHE-REPL/1 node-b") + get("x"), f.processor, 0) == FeedStatus::ok);
+  REQUIRE(c.feed("\xC8" + field("RINGCACHE-REPL/1 node-b") + get("x"), 0) == FeedStatus::ok);
   CHECK(c.close_after_reply());
   CHECK(take_output(c.out) == std::string(1, einval));
 }
@@ -173,7 +175,7 @@ TEST_CASE("STATS counts requests") {
   Fixture f;
   Connection c = f.connection();
   REQUIRE(c.feed(put("a", "1") + put("b", "2") + get("a") + get("zz") + del("b") + std::string(1, op_stats),
-                 f.processor, 0) == FeedStatus::ok);
+                 0) == FeedStatus::ok);
   const std::string out = take_output(c.out);
   const std::string prefix = std::string{ok, ok} + ok_value("1") + enotfound + ok + ok;
   REQUIRE(out.substr(0, prefix.size()) == prefix);
@@ -188,7 +190,7 @@ TEST_CASE("a client that does not read pauses at pins_max large values") {
   Connection c = f.connection();
   std::string stream;
   for (int i = 0; i < 10; ++i) stream += get("v");
-  REQUIRE(c.feed(stream, f.processor, 0) == FeedStatus::ok);
+  REQUIRE(c.feed(stream, 0) == FeedStatus::ok);
   CHECK(c.paused());
   CHECK(c.out.pins() == pins_max);
   CHECK_FALSE(c.stash_empty());
@@ -199,7 +201,7 @@ TEST_CASE("a client that does not read pauses at pins_max large values") {
     REQUIRE(++rounds < 100);
     received += take_output(c.out);
     REQUIRE(c.may_resume(0));
-    c.resume(f.processor, 0);
+    c.resume(0);
     CHECK(c.out.pins() <= pins_max);
   }
   CHECK(c.stash_empty());
@@ -215,13 +217,13 @@ TEST_CASE("queued reply bytes stay bounded per connection") {
   Connection c = f.connection();
   std::string stream;
   for (int i = 0; i < 1000; ++i) stream += get("c");
-  REQUIRE(c.feed(stream, f.processor, 0) == FeedStatus::ok);
+  REQUIRE(c.feed(stream, 0) == FeedStatus::ok);
   CHECK(c.paused());
   CHECK(c.out.held_bytes() >= write_queue_bytes_max);
   CHECK(c.out.held_bytes() <= write_queue_bytes_max + 2 * output_block_max_bytes);
   // Input that arrives while paused is only kept, not answered.
   const uint64_t pending = c.out.pending_bytes();
-  REQUIRE(c.feed(get("c"), f.processor, 0) == FeedStatus::ok);
+  REQUIRE(c.feed(get("c"), 0) == FeedStatus::ok);
   CHECK(c.out.pending_bytes() == pending);
 }
 
@@ -229,11 +231,11 @@ TEST_CASE("the worker budget pauses a connection once it has a reply queued") {
   Fixture f;
   Connection c = f.connection();
   const size_t others = worker_write_queue_bytes_max;
-  REQUIRE(c.feed(get("a") + get("b") + get("c"), f.processor, others) == FeedStatus::ok);
+  REQUIRE(c.feed(get("a") + get("b") + get("c"), others) == FeedStatus::ok);
   CHECK(c.paused());
   CHECK(take_output(c.out) == std::string(1, enotfound));  // exactly one reply got through
   CHECK(c.may_resume(others));                             // its own queue is empty again
-  c.resume(f.processor, others);
+  c.resume(others);
   CHECK(take_output(c.out) == std::string(1, enotfound));
 }
 
@@ -242,13 +244,13 @@ TEST_CASE("input beyond the stash limit while paused is refused") {
   const std::string value = pattern(64 * 1024, 11);
   f.put_value("v", value);
   Connection c = f.connection();
-  REQUIRE(c.feed(get("v") + get("v"), f.processor, 0) == FeedStatus::ok);
+  REQUIRE(c.feed(get("v") + get("v"), 0) == FeedStatus::ok);
   REQUIRE(c.out.pins() == pins_max);
   const std::string chunk(recv_buffer_bytes, '\x0d');
   FeedStatus status = FeedStatus::ok;
   size_t fed = 0;
   while (status == FeedStatus::ok && fed <= input_stash_bytes_max) {
-    status = c.feed(chunk, f.processor, 0);
+    status = c.feed(chunk, 0);
     fed += chunk.size();
   }
   CHECK(status == FeedStatus::stash_overflow);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "server/io/output_queue.h"
+#include "server/process/pinned_value.h"
 #include "store/store.h"
 #include "tests/server/server_test_util.h"
 
@@ -37,9 +38,9 @@ std::string drain(OutputQueue& queue, size_t iov_max, size_t step) {
   return out;
 }
 
-store::PinnedItem pin_value(store::StoreThread& thread, std::string_view key) {
-  store::PinnedItem pin;
-  const bool found = thread.get(key, [&](const store::ItemView& item) { pin = item.pin(); });
+std::unique_ptr<server::PinnedValue> pin_stored(store::StoreThread& thread, std::string_view key) {
+  std::unique_ptr<server::PinnedValue> pin;
+  const bool found = thread.get(key, [&](const store::ItemView& item) { pin = server::pin_value(item); });
   REQUIRE(found);
   return pin;
 }
@@ -126,9 +127,9 @@ TEST_CASE("pinned values are sent from the store, interleaved in order") {
     for (const size_t iov_max : {1ul, 2ul, 64ul}) {
       OutputQueue queue;
       queue.append("head");
-      queue.append_pinned(pin_value(thread, "large"));
+      queue.append_pinned(pin_stored(thread, "large"));
       queue.append("middle");
-      queue.append_pinned(pin_value(thread, "medium"));
+      queue.append_pinned(pin_stored(thread, "medium"));
       queue.append("tail");
       CHECK(queue.pins() == 2);
       CHECK(queue.pending_bytes() == 4 + large.size() + 6 + medium.size() + 4);
@@ -149,7 +150,7 @@ TEST_CASE("a pin is released as soon as its value is sent") {
   const std::string value = pattern(200 * 1024, 5);
   REQUIRE(thread.put("k", value) == store::PutStatus::stored);
   OutputQueue queue;
-  queue.append_pinned(pin_value(thread, "k"));
+  queue.append_pinned(pin_stored(thread, "k"));
   queue.append("after");
   CHECK(queue.pins() == 1);
   queue.consume(value.size() - 1);
@@ -169,7 +170,7 @@ TEST_CASE("clear drops pins and blocks") {
   REQUIRE(thread.put("k", pattern(50 * 1024, 1)) == store::PutStatus::stored);
   OutputQueue queue;
   queue.append(pattern(40000, 2));
-  queue.append_pinned(pin_value(thread, "k"));
+  queue.append_pinned(pin_stored(thread, "k"));
   queue.clear();
   CHECK(queue.empty());
   CHECK(queue.pins() == 0);

@@ -1,0 +1,67 @@
+#include "server/process/binary_session.h"
+
+#include <sys/socket.h>
+
+#include <cassert>
+#include <iterator>
+#include <utility>
+
+#include "server/listen_sockets.h"
+#include "server/process/replication_session.h"
+
+namespace ringcache::server {
+
+ConsumeResult BinarySession::consume(std::string_view input, OutputQueue& out, const PauseCheck& pause) {
+  ConsumeResult result;
+  if (at_frame_boundary()) {
+    // Pipelined requests: start loading their store memory all at once.
+    std::string_view keys[store::StoreThread::kPrefetchKeysMax];
+    const size_t n = protocol::peek_frame_keys(input, keys, std::size(keys));
+    if (n > 1) processor_.prefetch({keys, n});
+  }
+  // A streamed PUT may owe its put_end even when no input is left.
+  while (result.used < input.size() || put_.active) {
+    if (pause.must_pause()) {
+      result.paused = true;
+      return result;
+    }
+    size_t used = 0;
+    const protocol::Event event = parser_.next(input.substr(result.used), used);
+    assert(used <= input.size() - result.used);
+    result.used += used;
+    if (event.kind == protocol::EventKind::need_more) return result;
+    if (event.kind == protocol::EventKind::repl_hello) {
+      // From here on the bytes are the peer's stream, not requests.
+      if (open_replication(event.data, out)) {
+        result.handed_over = true;
+      } else {
+        result.close_after_reply = true;
+      }
+      return result;
+    }
+    if (processor_.process(event, put_, out) == ProcessResult::close_after_reply) {
+      result.close_after_reply = true;
+      return result;
+    }
+  }
+  return result;
+}
+
+bool BinarySession::open_replication(std::string_view hello, OutputQueue& out) {
+  assert(!put_.active);
+  replication::PeerEndpoint from;
+  socklen_t length = sizeof(from.address);
+  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&from.address), &length) != 0) {
+    from.address.ss_family = AF_UNSPEC;  // allowed nowhere
+    from.text = "?";
+  } else {
+    from.text = describe_address(from.address, length);
+  }
+  std::unique_ptr<replication::IncomingStream> stream = processor_.open_replication(hello, from, out);
+  if (!stream) return false;
+  (void)stream->watch_connection(fd_);
+  successor_ = std::make_unique<ReplicationSession>(std::move(stream));
+  return true;
+}
+
+}  // namespace ringcache::server

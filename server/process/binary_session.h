@@ -1,0 +1,45 @@
+// BinarySession: the binary protocol side of one connection (the binary
+// port): its frame parser and a PUT whose value is still streaming in. Each
+// parsed frame goes to the worker's BinaryProcessor (binary_process.h).
+// When the connection's first frame is a replication hello that replication
+// admits, the session hands the connection over to a ReplicationSession
+// (replication_session.h); a refused one is answered EINVAL and closes.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string_view>
+
+#include "server/io/session.h"
+#include "server/process/binary_process.h"
+#include "server/protocol/binary/binary_parser.h"
+
+namespace ringcache::server {
+
+class BinarySession final : public Session {
+ public:
+  // fd: the connection's socket, asked for the peer's address if a
+  // replication hello arrives.
+  BinarySession(BinaryProcessor& processor, const protocol::ParserLimits& limits, int fd)
+      : processor_(processor), parser_(limits), fd_(fd) {}
+
+  ConsumeResult consume(std::string_view input, OutputQueue& out, const PauseCheck& pause) override;
+  std::unique_ptr<Session> take_successor() override { return std::move(successor_); }
+
+  bool at_frame_boundary() const override { return parser_.at_frame_boundary() && !put_.active; }
+  bool mid_request() const override { return !at_frame_boundary(); }
+  size_t held_bytes() const override { return parser_.buffered_bytes(); }
+  const char* close_reason() const override { return "replication hello refused"; }
+
+ private:
+  // False after queueing the refusal (then close).
+  bool open_replication(std::string_view hello, OutputQueue& out);
+
+  BinaryProcessor& processor_;
+  protocol::FrameParser parser_;
+  PutStream put_;
+  int fd_;
+  std::unique_ptr<Session> successor_;
+};
+
+}  // namespace ringcache::server

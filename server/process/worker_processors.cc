@@ -1,0 +1,32 @@
+#include "server/process/worker_processors.h"
+
+#include <cassert>
+
+#include "server/process/binary_session.h"
+#include "server/process/text_session.h"
+
+namespace ringcache::server {
+
+WorkerProcessors::WorkerProcessors(const ProcessShared& shared, uint32_t worker)
+    : shared_(shared),
+      store_thread_(shared.store),
+      write_(WritePath::make(store_thread_, shared.replicator, worker)),
+      binary_(store_thread_, *write_, shared.stats.thread(worker), shared.stats, shared.input_budget,
+              shared.max_item_bytes, shared.replicator, worker) {
+  if (shared.text_stats != nullptr) {
+    text_ = std::make_unique<TextProcessor>(
+        store_thread_, *write_, shared.text_stats->thread(worker),
+        TextStatsContext{shared.stats, *shared.text_stats, shared.max_item_bytes}, shared.max_item_bytes);
+  }
+}
+
+std::unique_ptr<Session> WorkerProcessors::open_session(ListenerKind kind, int fd) {
+  if (kind == ListenerKind::text) {
+    assert(text_ != nullptr && "a text listener is served only with a text port");
+    return std::make_unique<TextSession>(*text_);
+  }
+  assert(kind == ListenerKind::binary);
+  return std::make_unique<BinarySession>(binary_, shared_.parser_limits, fd);
+}
+
+}  // namespace ringcache::server
