@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "server/options.h"
@@ -44,6 +45,23 @@ struct ListenResult {
 
 ListenResult open_listeners(const Options& options);
 void close_listeners(std::vector<Listener>& listeners);
+
+// Owns open listening sockets and closes them when it goes, on every path
+// out of the daemon. main() declares it before everything that uses the
+// sockets, so they close last, once no ring refers to them, and the port is
+// free at once.
+class ListeningSockets {
+ public:
+  explicit ListeningSockets(std::vector<Listener> listeners) : listeners_(std::move(listeners)) {}
+  ~ListeningSockets() { close_listeners(listeners_); }
+  ListeningSockets(const ListeningSockets&) = delete;
+  ListeningSockets& operator=(const ListeningSockets&) = delete;
+
+  const std::vector<Listener>& listeners() const { return listeners_; }
+
+ private:
+  std::vector<Listener> listeners_;
+};
 
 // "ADDR:PORT" ("[V6]:PORT", "unix:PATH") of a socket address, or "?".
 std::string describe_address(const sockaddr_storage& storage, socklen_t length);

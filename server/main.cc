@@ -1,7 +1,10 @@
-// ringcached: the cache daemon (SPEC §2-§3). main() parses the command line,
-// opens the listening sockets, builds the store, starts one EventLoop per
-// worker thread, sets the memory limit once everything exists, and then only
-// waits for SIGTERM/SIGINT.
+// ringcached: the cache daemon (SPEC §2-§3). main() parses the command line;
+// run_daemon() prepares the process (signals, limits); build_and_serve()
+// opens the listening sockets and builds the store and replication, each
+// owned by an RAII holder so that every way out closes them; serve() starts
+// one EventLoop per worker thread with the processors of process/, sets the
+// memory limit once everything exists, waits for SIGTERM/SIGINT and stops
+// the workers.
 #include <sched.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -11,25 +14,27 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "server/io/event_loop.h"
 #include "server/io/input_budget.h"
-#include "server/listen_sockets.h"
 #include "server/io/log.h"
+#include "server/io/worker_sync.h"
+#include "server/listen_sockets.h"
 #include "server/options.h"
-#include "server/replication/replicator.h"
-#include "server/resource_limits.h"
 #include "server/process/binary_stats.h"
 #include "server/process/text_stats.h"
 #include "server/process/worker_processors.h"
-#include "server/io/worker_sync.h"
+#include "server/replication/replicator.h"
+#include "server/resource_limits.h"
 #include "store/allocator.h"
 #include "store/store.h"
 
@@ -137,12 +142,73 @@ int wait_for_stop_signal(const sigset_t& stop_signals) {
   }
 }
 
-int run_daemon(const Options& options) {
-  log_set_verbose(options.verbose);
+// The stop eventfd: every worker polls it; writing to it starts their
+// shut-down. Closed when it goes, on every path out of the daemon.
+class StopEvent {
+ public:
+  StopEvent() : fd_(::eventfd(0, EFD_CLOEXEC)) {}
+  ~StopEvent() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  StopEvent(const StopEvent&) = delete;
+  StopEvent& operator=(const StopEvent&) = delete;
 
+  int fd() const { return fd_; }
+  bool signal() const {
+    const uint64_t one = 1;
+    return ::write(fd_, &one, sizeof(one)) == sizeof(one);
+  }
+
+ private:
+  int fd_;
+};
+
+// The worker threads and their event loops. Joins every thread it started
+// when it goes, so that no path out leaves a thread running.
+class Workers {
+ public:
+  Workers() = default;
+  ~Workers() { join(); }
+  Workers(const Workers&) = delete;
+  Workers& operator=(const Workers&) = delete;
+
+  // Starts one EventLoop per worker; false (error set) if a thread could not
+  // be started. Workers that never started are reported failed to `sync`,
+  // so that WorkerSync::wait_ready returns.
+  bool start(WorkerShared& shared, uint32_t count, std::string& error) {
+    try {
+      for (uint32_t i = 0; i < count; ++i) {
+        loops_.push_back(std::make_unique<EventLoop>(i, shared));
+        EventLoop* loop = loops_.back().get();
+        threads_.emplace_back([loop] { loop->run(); });
+      }
+    } catch (const std::exception& e) {
+      error = std::string("cannot start the worker threads: ") + e.what();
+    }
+    for (size_t i = threads_.size(); i < count; ++i) {
+      shared.sync.report_failed(static_cast<uint32_t>(i), "not started");
+    }
+    return threads_.size() == count;
+  }
+  void join() {
+    for (std::thread& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+
+ private:
+  // Destroyed after the threads are joined (the destructor joins first).
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+  std::vector<std::thread> threads_;
+};
+
+// Signals, the allocator check and the open-files limit, before any thread
+// exists. Returns the signals that stop the daemon (now blocked), or false
+// when the process cannot run.
+bool prepare_process(const Options& options, sigset_t& stop_signals) {
+  log_set_verbose(options.verbose);
   // A peer that disconnects mid-reply must cost an error code, not the process.
   ::signal(SIGPIPE, SIG_IGN);
-  sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
@@ -152,9 +218,8 @@ int run_daemon(const Options& options) {
   if (RINGCACHE_MIMALLOC && !store::allocator_is_mimalloc()) {
     log_info("fatal: built for mimalloc but allocations are not served by it "
              "(was libmimalloc dropped at link time?)");
-    return exit_failure;
+    return false;
   }
-
   const OpenFilesLimit files = raise_open_files_limit();
   if (!files.error.empty()) {
     log_info("open files limit stays %llu: %s", static_cast<unsigned long long>(files.before),
@@ -163,48 +228,131 @@ int run_daemon(const Options& options) {
     log_info("open files limit raised from %llu to %llu", static_cast<unsigned long long>(files.before),
              static_cast<unsigned long long>(files.after));
   }
+  return true;
+}
 
-  ListenResult listen = open_listeners(options);
-  if (listen.status != ListenStatus::ok) {
-    log_info("fatal: %s", listen.error.c_str());
-    return listen.status == ListenStatus::bad_option ? exit_usage : exit_failure;
-  }
+std::unique_ptr<store::Store> make_store(const Options& options) {
+  store::StoreConfig config;
+  config.memory_limit_bytes = options.memory_bytes;
+  // Replication needs versions, and its thread a store handle of its own.
+  config.versioned = !options.peers.empty();
+  config.threads_max = options.threads + (config.versioned ? 1 : 0);
+  config.upload_bytes_max =
+      upload_bytes_max_for(options.memory_bytes, options.max_item_bytes, config.segment_size_bytes);
+  return std::make_unique<store::Store>(config);
+}
+
+// The second job of the daemon, once its parts exist: run the workers until
+// SIGTERM or SIGINT (or a worker failure), then stop them. Everything it
+// builds is gone when it returns; the caller's parts outlive it.
+// `stopped` tells whether it got as far as stopping the workers it started.
+int serve(const Options& options, const ListeningSockets& sockets, const StopEvent& stop,
+          const sigset_t& stop_signals, store::Store& store, replication::Replicator* replicator, bool& stopped) {
   std::string binary_address;
   std::string text_address = "off";
-  for (const Listener& listener : listen.listeners) {
+  for (const Listener& listener : sockets.listeners()) {
     if (listener.kind == ListenerKind::binary && binary_address.empty()) binary_address = listener.address;
     if (listener.kind == ListenerKind::text) text_address = listener.address;
   }
   const bool text_on = text_address != "off";
 
+  StatsRegistry stats(options.threads);
+  TextStatsRegistry text_stats(options.threads);
+  InputBudget input_budget(input_budget_bytes(options.memory_bytes));
+  WorkerSync sync(options.threads);
+  protocol::ParserLimits parser_limits{};
+  parser_limits.item_max_bytes = options.max_item_bytes;
+  const ProcessShared process_shared{.store = store,
+                                     .stats = stats,
+                                     .input_budget = input_budget,
+                                     .parser_limits = parser_limits,
+                                     .max_item_bytes = options.max_item_bytes,
+                                     .text_stats = text_on ? &text_stats : nullptr,
+                                     .replicator = replicator};
+  ProcessorsFactory processors(process_shared);
+  WorkerShared shared{.services = processors,
+                      .input_budget = input_budget,
+                      .listeners = sockets.listeners(),
+                      .sync = sync,
+                      .serve_text = text_on,
+                      .upload_idle_ms_max = options.upload_idle_ms_max,
+                      .stop_fd = stop.fd()};
+
+  Workers workers;
+  std::string error;
+  bool started = workers.start(shared, options.threads, error);
+  // Before the memory limit is measured: the replication thread's stack
+  // and heap count like a worker's.
+  if (started && replicator != nullptr && !replicator->start(error)) started = false;
+  if (!sync.wait_ready(error) || !started) {
+    log_info("fatal: %s", error.c_str());
+    sync.abort();
+    return exit_failure;
+  }
+
+  const uint32_t allocating_threads = options.threads + (replicator != nullptr ? 1 : 0);
+  log_memory_limit(apply_memory_limit(options.memory_bytes, allocating_threads), options.memory_bytes);
+  log_info("uploads: values still arriving may hold %llu bytes (UPLOAD_BYTES_MAX); a connection idle "
+           "for %llu s in the middle of a request is closed",
+           static_cast<unsigned long long>(store.config().upload_bytes_max),
+           static_cast<unsigned long long>(options.upload_idle_ms_max / 1000));
+  log_info("listening binary=%s text=%s threads=%u memory=%llu", binary_address.c_str(), text_address.c_str(),
+           options.threads, static_cast<unsigned long long>(options.memory_bytes));
+  sync.start();
+
+  const int signal_number = wait_for_stop_signal(stop_signals);
+  log_info("%s: shutting down", sync.fatal() ? "worker failure" : ::strsignal(signal_number));
+  if (!stop.signal()) {
+    // The workers cannot be told to stop, so they cannot be joined: leave
+    // without unwinding (the kernel closes every socket).
+    log_info("fatal: cannot wake the workers: %s", std::strerror(errno));
+    std::_Exit(exit_failure);
+  }
+  workers.join();
+  // The replication thread stops before the workers' connections (their
+  // incoming streams use its counters) and the store go.
+  if (replicator != nullptr) replicator->stop();
+  stopped = true;
+  return sync.fatal() ? exit_failure : exit_ok;
+}
+
+// The first job: build the daemon's parts (the listening sockets, the store,
+// replication, the stop event), each owned so that every return closes what
+// was opened, in reverse order: the listening sockets last, so the port is
+// free at once. Then serve() with them.
+int build_and_serve(const Options& options, const sigset_t& stop_signals, bool& stopped) {
+  ListenResult listen = open_listeners(options);
+  if (listen.status != ListenStatus::ok) {
+    log_info("fatal: %s", listen.error.c_str());
+    return listen.status == ListenStatus::bad_option ? exit_usage : exit_failure;
+  }
+  const ListeningSockets sockets(std::move(listen.listeners));
+
   std::unique_ptr<store::Store> store;
   try {
-    store::StoreConfig config;
-    config.memory_limit_bytes = options.memory_bytes;
-    // Replication needs versions, and its thread a store handle of its own.
-    config.versioned = !options.peers.empty();
-    config.threads_max = options.threads + (config.versioned ? 1 : 0);
-    config.upload_bytes_max =
-        upload_bytes_max_for(options.memory_bytes, options.max_item_bytes, config.segment_size_bytes);
-    store = std::make_unique<store::Store>(config);
+    store = make_store(options);
   } catch (const std::exception& e) {
     log_info("fatal: cannot create the store: %s", e.what());
-    close_listeners(listen.listeners);
     return exit_failure;
   }
 
   std::unique_ptr<replication::Replicator> replicator;
   try {
+    std::string binary_address;
+    for (const Listener& listener : sockets.listeners()) {
+      if (listener.kind == ListenerKind::binary) {
+        binary_address = listener.address;
+        break;
+      }
+    }
     std::string error;
     replicator = make_replicator(options, *store, binary_address, error);
     if (!error.empty()) {
       log_info("fatal: %s", error.c_str());
-      close_listeners(listen.listeners);
       return exit_usage;
     }
   } catch (const std::exception& e) {
     log_info("fatal: cannot set up replication: %s", e.what());
-    close_listeners(listen.listeners);
     return exit_failure;
   }
   if (replicator) {
@@ -215,94 +363,25 @@ int run_daemon(const Options& options) {
         &replicator->clock());
   }
 
-  const int stop_fd = ::eventfd(0, EFD_CLOEXEC);
-  if (stop_fd < 0) {
+  const StopEvent stop;
+  if (stop.fd() < 0) {
     log_info("fatal: eventfd: %s", std::strerror(errno));
-    close_listeners(listen.listeners);
     return exit_failure;
   }
 
-  StatsRegistry stats(options.threads);
-  TextStatsRegistry text_stats(options.threads);
-  InputBudget input_budget(input_budget_bytes(options.memory_bytes));
-  WorkerSync sync(options.threads);
-  protocol::ParserLimits parser_limits{};
-  parser_limits.item_max_bytes = options.max_item_bytes;
-  const ProcessShared process_shared{.store = *store,
-                                     .stats = stats,
-                                     .input_budget = input_budget,
-                                     .parser_limits = parser_limits,
-                                     .max_item_bytes = options.max_item_bytes,
-                                     .text_stats = text_on ? &text_stats : nullptr,
-                                     .replicator = replicator.get()};
-  ProcessorsFactory processors(process_shared);
-  WorkerShared shared{.services = processors,
-                      .input_budget = input_budget,
-                      .listeners = listen.listeners,
-                      .sync = sync,
-                      .serve_text = text_on,
-                      .upload_idle_ms_max = options.upload_idle_ms_max,
-                      .stop_fd = stop_fd};
-
-  std::vector<std::unique_ptr<EventLoop>> loops;
-  std::vector<std::thread> threads;
-  bool started = true;
-  std::string error;
-  try {
-    for (uint32_t i = 0; i < options.threads; ++i) {
-      loops.push_back(std::make_unique<EventLoop>(i, shared));
-      EventLoop* loop = loops.back().get();
-      threads.emplace_back([loop] { loop->run(); });
-    }
-  } catch (const std::exception& e) {
-    error = std::string("cannot start the worker threads: ") + e.what();
-    started = false;
-  }
-  // Threads that never started count as failed so that wait_ready returns.
-  for (size_t i = threads.size(); i < options.threads; ++i) {
-    sync.report_failed(static_cast<uint32_t>(i), "not started");
-  }
-  // Before the memory limit is measured: the replication thread's stack
-  // and heap count like a worker's.
-  if (started && replicator && !replicator->start(error)) started = false;
-  if (!sync.wait_ready(error) || !started) {
-    log_info("fatal: %s", error.c_str());
-    sync.abort();
-    for (std::thread& thread : threads) thread.join();
-    close_listeners(listen.listeners);
-    ::close(stop_fd);
-    return exit_failure;
-  }
-
-  const uint32_t allocating_threads = options.threads + (replicator ? 1 : 0);
-  log_memory_limit(apply_memory_limit(options.memory_bytes, allocating_threads), options.memory_bytes);
-  log_info("uploads: values still arriving may hold %llu bytes (UPLOAD_BYTES_MAX); a connection idle "
-           "for %llu s in the middle of a request is closed",
-           static_cast<unsigned long long>(store->config().upload_bytes_max),
-           static_cast<unsigned long long>(options.upload_idle_ms_max / 1000));
-  log_info("listening binary=%s text=%s threads=%u memory=%llu", binary_address.c_str(), text_address.c_str(),
-           options.threads, static_cast<unsigned long long>(options.memory_bytes));
-  sync.start();
-
-  const int signal_number = wait_for_stop_signal(stop_signals);
-  log_info("%s: shutting down", sync.fatal() ? "worker failure" : ::strsignal(signal_number));
-  const uint64_t one = 1;
-  if (::write(stop_fd, &one, sizeof(one)) != sizeof(one)) {
-    log_info("fatal: cannot wake the workers: %s", std::strerror(errno));
-    return exit_failure;
-  }
-  for (std::thread& thread : threads) thread.join();
-  // The replication thread stops before the workers' connections (their
-  // incoming streams use its counters) and the store go.
-  if (replicator) replicator->stop();
-  loops.clear();
+  const int code = serve(options, sockets, stop, stop_signals, *store, replicator.get(), stopped);
+  // Before the store, which replication's handles point into.
   replicator.reset();
-  store.reset();
-  // Last: no ring refers to the sockets any more, so the port is free at once.
-  close_listeners(listen.listeners);
-  ::close(stop_fd);
-  log_info("stopped");
-  return sync.fatal() ? exit_failure : exit_ok;
+  return code;
+}
+
+int run_daemon(const Options& options) {
+  sigset_t stop_signals;
+  if (!prepare_process(options, stop_signals)) return exit_failure;
+  bool stopped = false;
+  const int code = build_and_serve(options, stop_signals, stopped);
+  if (stopped) log_info("stopped");
+  return code;
 }
 
 }  // namespace
