@@ -42,7 +42,7 @@ std::string del(std::string_view key) { return op_del + field(key); }
 std::string ok_value(std::string_view value) { return ok + field(value); }
 
 struct Fixture {
-  explicit Fixture(uint64_t max_item = 1024 * 1024)
+  explicit Fixture(uint64_t item_max_bytes = 1024 * 1024)
       : store([] {
           store::StoreConfig c;
           c.memory_limit_bytes = 64 * store::kMiB;
@@ -52,8 +52,8 @@ struct Fixture {
         registry(1),
         budget(1 << 30),
         write(WritePath::make(thread, nullptr, 0)),
-        processor(thread, *write, registry.thread(0), registry, budget, max_item) {
-    limits.item_max_bytes = max_item;
+        processor(thread, *write, registry.thread(0), registry, budget, item_max_bytes) {
+    limits.item_max_bytes = item_max_bytes;
   }
 
   std::unique_ptr<Session> session() { return std::make_unique<BinarySession>(processor, limits, 3); }
