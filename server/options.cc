@@ -207,8 +207,8 @@ class Parser {
         }
         return;
       case OptionId::memory:
-        if (!parse_size(value, options.memory_bytes) || options.memory_bytes < memory_min_bytes ||
-            options.memory_bytes > memory_max_bytes) {
+        if (!parse_size(value, options.memory_bytes) || options.memory_bytes < memory_bytes_min ||
+            options.memory_bytes > memory_bytes_max) {
           invalid(spec, value, "a size from 4M to 1024G (plain number = MiB; suffix K, M or G)");
         }
         return;

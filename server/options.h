@@ -16,8 +16,8 @@ inline constexpr uint64_t mib_bytes = 1024ull * 1024;
 
 // Bounds of the values the options accept.
 inline constexpr uint32_t threads_max = 256;                   // StoreConfig::threads_max
-inline constexpr uint64_t memory_min_bytes = 4 * mib_bytes;    // a few segments plus the index
-inline constexpr uint64_t memory_max_bytes = 1ull << 40;       // 1 TiB
+inline constexpr uint64_t memory_bytes_min = 4 * mib_bytes;    // a few segments plus the index
+inline constexpr uint64_t memory_bytes_max = 1ull << 40;       // 1 TiB
 inline constexpr uint64_t item_min_bytes = 1;
 inline constexpr size_t node_id_bytes_max = 64;
 inline constexpr size_t peers_max = 64;                        // --peer given at most this often

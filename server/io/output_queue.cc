@@ -9,13 +9,13 @@ namespace ringcache::server {
 void OutputQueue::append(std::string_view bytes) {
   while (!bytes.empty()) {
     if (chunks_.empty() || !chunks_.back().block || chunks_.back().end == chunks_.back().capacity) {
-      const size_t capacity = std::max(next_block_bytes_, std::min(bytes.size(), output_block_max_bytes));
+      const size_t capacity = std::max(next_block_bytes_, std::min(bytes.size(), output_block_bytes_max));
       Chunk chunk;
       chunk.block = std::make_unique<char[]>(capacity);
       chunk.capacity = static_cast<uint32_t>(capacity);
       chunks_.push_back(std::move(chunk));  // may throw: the new block is then freed, nothing changed
       held_bytes_ += capacity;
-      next_block_bytes_ = std::min(capacity * 2, output_block_max_bytes);
+      next_block_bytes_ = std::min(capacity * 2, output_block_bytes_max);
     }
     Chunk& tail = chunks_.back();
     const size_t take = std::min<size_t>(bytes.size(), tail.capacity - tail.end);
@@ -85,7 +85,7 @@ void OutputQueue::consume(uint64_t sent) {
   }
   if (chunks_.empty()) {
     assert(held_bytes_ == 0 && pins_ == 0 && pending_bytes_ == 0);
-    next_block_bytes_ = output_block_min_bytes;
+    next_block_bytes_ = output_block_bytes_min;
   }
 }
 
@@ -94,7 +94,7 @@ void OutputQueue::clear() {
   held_bytes_ = 0;
   pending_bytes_ = 0;
   pins_ = 0;
-  next_block_bytes_ = output_block_min_bytes;
+  next_block_bytes_ = output_block_bytes_min;
 }
 
 }  // namespace ringcache::server

@@ -1,8 +1,8 @@
 // OutputQueue: the replies of one connection waiting to be sent, in order.
 //
 // Two kinds of chunk:
-// - copied bytes, in blocks that grow from output_block_min_bytes to
-//   output_block_max_bytes while the queue is busy (so a pipelining client
+// - copied bytes, in blocks that grow from output_block_bytes_min to
+//   output_block_bytes_max while the queue is busy (so a pipelining client
 //   gets few large iovecs, and an idle one holds nothing);
 // - a pinned value (a large store item, PinnedValue below), sent straight
 //   from the memory it pins by gather() without a copy; the pin is dropped
@@ -25,8 +25,8 @@
 
 namespace ringcache::server {
 
-inline constexpr size_t output_block_min_bytes = 512;
-inline constexpr size_t output_block_max_bytes = 16 * 1024;
+inline constexpr size_t output_block_bytes_min = 512;
+inline constexpr size_t output_block_bytes_max = 16 * 1024;
 
 // Bytes that stay where they are until the queue is done with them; the
 // destructor lets them go.
@@ -78,7 +78,7 @@ class OutputQueue {
   size_t held_bytes_ = 0;
   uint64_t pending_bytes_ = 0;
   uint32_t pins_ = 0;
-  size_t next_block_bytes_ = output_block_min_bytes;
+  size_t next_block_bytes_ = output_block_bytes_min;
 };
 
 }  // namespace ringcache::server

@@ -54,7 +54,7 @@ uint32_t TextProcessor::expires_at(int64_t exptime, uint32_t now_s) {
   // Already expired: any nonzero time not after now (0 would mean "never").
   const uint32_t past = std::max<uint32_t>(now_s, 1);
   if (exptime < 0) return past;
-  if (exptime <= relative_exptime_max_s) {
+  if (exptime <= relative_exptime_s_max) {
     return static_cast<uint32_t>(std::min(uint64_t{now_s} + static_cast<uint64_t>(exptime), expires_at_max));
   }
   if (exptime <= int64_t{now_s}) return past;

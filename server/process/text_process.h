@@ -33,7 +33,7 @@
 namespace ringcache::server {
 
 // memcached: an exptime up to this many seconds is relative to now.
-inline constexpr int64_t relative_exptime_max_s = 60 * 60 * 24 * 30;
+inline constexpr int64_t relative_exptime_s_max = 60 * 60 * 24 * 30;
 // Values up to this size are copied into the reply; larger ones are pinned
 // and sent from the store's memory.
 inline constexpr uint64_t text_copy_value_max_bytes = 16 * 1024;

@@ -28,7 +28,7 @@ PeerLink::PeerLink(PeerAddress address, size_t index, uint64_t epoll_tag, LinkSh
       index_(index),
       epoll_tag_(epoll_tag),
       shared_(shared),
-      backoff_ms_(shared.config.tuning.backoff_min_ms) {}
+      backoff_ms_(shared.config.tuning.backoff_ms_min) {}
 
 PeerLink::~PeerLink() { close_socket(); }
 
@@ -125,13 +125,13 @@ void PeerLink::fail_attempt(const std::string& reason, int64_t now_ms, const cha
   if (reason != last_failure_) {
     emit(shared_.config.info, "replication: peer %s %s (%s); retrying with backoff up to %lld ms",
          address_.text().c_str(), what, reason.c_str(),
-         static_cast<long long>(shared_.config.tuning.backoff_max_ms));
+         static_cast<long long>(shared_.config.tuning.backoff_ms_max));
     last_failure_ = reason;
   } else {
     emit(shared_.config.debug, "replication: peer %s still %s (%s)", address_.text().c_str(), what,
          reason.c_str());
   }
-  backoff_ms_ = std::min(backoff_ms_ * 2, shared_.config.tuning.backoff_max_ms);
+  backoff_ms_ = std::min(backoff_ms_ * 2, shared_.config.tuning.backoff_ms_max);
 }
 
 void PeerLink::close_socket() {
@@ -380,11 +380,11 @@ void PeerLink::drop(const std::string& reason, int64_t now_ms, bool retry_now) {
   shared_.counters.peers_connected.set(shared_.counters.peers_connected.get() - 1);
   state_ = LinkState::waiting;
   if (retry_now) {
-    backoff_ms_ = shared_.config.tuning.backoff_min_ms;
+    backoff_ms_ = shared_.config.tuning.backoff_ms_min;
     next_attempt_ms_ = now_ms;
   } else {
     next_attempt_ms_ = now_ms + backoff_ms_;
-    backoff_ms_ = std::min(backoff_ms_ * 2, shared_.config.tuning.backoff_max_ms);
+    backoff_ms_ = std::min(backoff_ms_ * 2, shared_.config.tuning.backoff_ms_max);
   }
   last_failure_ = reason;
 }
@@ -466,7 +466,7 @@ void PeerLink::scan_step(int64_t now_ms) {
       shared_.counters.resyncs_done.add();
       // A finished copy proves the peer healthy: later failures start over
       // from the shortest backoff.
-      backoff_ms_ = tuning.backoff_min_ms;
+      backoff_ms_ = tuning.backoff_ms_min;
       emit(shared_.config.info, "replication: resync to peer %s done: %llu items in %lld ms",
            address_.text().c_str(), static_cast<unsigned long long>(scan_items_),
            static_cast<long long>(now_ms - scan_started_ms_));

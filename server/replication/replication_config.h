@@ -36,8 +36,8 @@ struct ReplicationTuning {
   // fast peer does not starve the handoff rings or the other peers.
   size_t send_burst_bytes = 1 * mib_bytes;
   // Reconnection backoff: doubles from min to max after each failure.
-  int64_t backoff_min_ms = 100;
-  int64_t backoff_max_ms = 2000;
+  int64_t backoff_ms_min = 100;
+  int64_t backoff_ms_max = 2000;
   // A connect that has not completed by then is abandoned and retried.
   int64_t connect_timeout_ms = 3000;
   // An authentication (handshake.h) the peer has not completed by then is

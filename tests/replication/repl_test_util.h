@@ -338,8 +338,8 @@ inline ReplicationConfig sender_config(const std::string& node_id, std::vector<u
   config.workers = 1;
   config.item_max_bytes = 32 * store::kMiB;
   config.info = &LogCapture::sink;
-  config.tuning.backoff_min_ms = 20;
-  config.tuning.backoff_max_ms = 200;
+  config.tuning.backoff_ms_min = 20;
+  config.tuning.backoff_ms_max = 200;
   return config;
 }
 

@@ -220,7 +220,7 @@ TEST_CASE("queued reply bytes stay bounded per connection") {
   REQUIRE(c.feed(stream, 0) == FeedStatus::ok);
   CHECK(c.paused());
   CHECK(c.out.held_bytes() >= write_queue_bytes_max);
-  CHECK(c.out.held_bytes() <= write_queue_bytes_max + 2 * output_block_max_bytes);
+  CHECK(c.out.held_bytes() <= write_queue_bytes_max + 2 * output_block_bytes_max);
   // Input that arrives while paused is only kept, not answered.
   const uint64_t pending = c.out.pending_bytes();
   REQUIRE(c.feed(get("c"), 0) == FeedStatus::ok);

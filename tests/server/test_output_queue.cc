@@ -82,19 +82,19 @@ TEST_CASE("copied bytes come out in order through short sends") {
 TEST_CASE("blocks start small and never exceed the maximum") {
   OutputQueue queue;
   queue.append("x");
-  CHECK(queue.held_bytes() == server::output_block_min_bytes);
+  CHECK(queue.held_bytes() == server::output_block_bytes_min);
   const std::string big = pattern(100 * 1024, 3);
   queue.append(big);
   std::vector<iovec> iov(256);
   const size_t count = queue.gather(iov.data(), iov.size());
   size_t total = 0;
   for (size_t i = 0; i < count; ++i) {
-    CHECK(iov[i].iov_len <= server::output_block_max_bytes);
+    CHECK(iov[i].iov_len <= server::output_block_bytes_max);
     total += iov[i].iov_len;
   }
   CHECK(total == big.size() + 1);
   // Held memory stays within one block of what is queued.
-  CHECK(queue.held_bytes() <= total + server::output_block_max_bytes);
+  CHECK(queue.held_bytes() <= total + server::output_block_bytes_max);
   queue.consume(total);
   CHECK(queue.empty());
   CHECK(queue.held_bytes() == 0);

@@ -484,8 +484,8 @@ TEST_CASE("exptime follows memcached: 0 never, negative now, up to 30 days relat
   CHECK(TextProcessor::expires_at(-1, now) == now);
   CHECK(TextProcessor::expires_at(-1, 0) == 1);  // expired, never "0 = never"
   CHECK(TextProcessor::expires_at(100, now) == now + 100);
-  CHECK(TextProcessor::expires_at(relative_exptime_max_s, now) == now + relative_exptime_max_s);
-  CHECK(TextProcessor::expires_at(relative_exptime_max_s + 1, now) == now);  // an absolute time long past
+  CHECK(TextProcessor::expires_at(relative_exptime_s_max, now) == now + relative_exptime_s_max);
+  CHECK(TextProcessor::expires_at(relative_exptime_s_max + 1, now) == now);  // an absolute time long past
   CHECK(TextProcessor::expires_at(int64_t{now} + 5, now) == now + 5);
   CHECK(TextProcessor::expires_at(int64_t{1} << 40, now) == UINT32_MAX);
 }

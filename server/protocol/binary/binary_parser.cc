@@ -12,7 +12,7 @@ namespace {
 constexpr size_t length_field_bytes = 4;
 // First allocation for a split field (capped at the field's own size), so
 // that a field arriving a few bytes at a time does not reallocate per byte.
-constexpr uint64_t buffer_growth_min_bytes = 256;
+constexpr uint64_t buffer_growth_bytes_min = 256;
 
 uint32_t decode_length(const unsigned char* bytes) {
   return static_cast<uint32_t>(bytes[0]) << 24 | static_cast<uint32_t>(bytes[1]) << 16 |
@@ -308,7 +308,7 @@ void FrameParser::grow_buffer(uint64_t needed_bytes, uint64_t frame_bytes) {
   // Grow with the bytes that actually arrived, not with the announced length:
   // a peer that sends only a large length costs nothing. Doubling keeps the
   // copies linear; capping at the frame's size keeps buffered_bytes() bounded.
-  const uint64_t doubled = std::max<uint64_t>(buffer_capacity_ * 2, buffer_growth_min_bytes);
+  const uint64_t doubled = std::max<uint64_t>(buffer_capacity_ * 2, buffer_growth_bytes_min);
   const auto capacity = static_cast<size_t>(std::min(frame_bytes, std::max(needed_bytes, doubled)));
   auto bigger = std::make_unique_for_overwrite<char[]>(capacity);
   if (buffer_size_ > 0) std::memcpy(bigger.get(), buffer_.get(), buffer_size_);

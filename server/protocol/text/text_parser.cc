@@ -13,7 +13,7 @@ namespace {
 
 // First allocation for a split line or value (capped at what the request can
 // still need), so that bytes arriving a few at a time do not reallocate per byte.
-constexpr uint64_t buffer_growth_min_bytes = 256;
+constexpr uint64_t buffer_growth_bytes_min = 256;
 constexpr std::string_view data_terminator = "\r\n";
 
 std::string_view strip_carriage_return(std::string_view line) {
@@ -260,7 +260,7 @@ void TextParser::grow_buffer(uint64_t needed_bytes, uint64_t frame_bytes) {
   // Grow with the bytes that actually arrived, not with an announced size:
   // a peer that sends only a large byte count costs nothing. Doubling keeps
   // the copies linear; capping at the frame keeps buffered_bytes() bounded.
-  const uint64_t doubled = std::max<uint64_t>(buffer_capacity_ * 2, buffer_growth_min_bytes);
+  const uint64_t doubled = std::max<uint64_t>(buffer_capacity_ * 2, buffer_growth_bytes_min);
   const auto capacity = static_cast<size_t>(std::min(frame_bytes, std::max(needed_bytes, doubled)));
   assert(capacity <= frame_buffer_max_bytes());
   auto bigger = std::make_unique_for_overwrite<char[]>(capacity);
