@@ -6,6 +6,7 @@
 #include <string>
 
 #include "server/io/log.h"
+#include "server/io/value_copy.h"
 #include "server/process/pinned_value.h"
 
 namespace ringcache::server {
@@ -104,7 +105,7 @@ void BinaryProcessor::get(std::string_view key, OutputQueue& out) {
   counters_.gets.add();
   const bool found = store_.get(key, [&](const store::ItemView& item) {
     const uint64_t size = item.value_size();
-    if (item.contiguous() && size <= copy_value_max_bytes) {
+    if (item.contiguous() && size <= copy_value_bytes_max) {
       append_ok_field_header(out, size);
       out.append(item.value());
       return;

@@ -27,9 +27,6 @@
 
 namespace ringcache::server {
 
-// Values up to this size are copied into the reply; larger ones are pinned.
-inline constexpr uint64_t copy_value_max_bytes = 16 * 1024;
-
 // The state of a PUT whose value streams in over several events.
 struct PutStream {
   StreamedWrite write;

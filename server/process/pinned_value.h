@@ -23,7 +23,7 @@ class PinnedItemValue final : public PinnedValue {
 };
 
 // The item's value pinned for OutputQueue::append_pinned (one allocation
-// per value sent from the store, which is larger than copy_value_max_bytes).
+// per value sent from the store, which is larger than copy_value_bytes_max, io/value_copy.h).
 inline std::unique_ptr<PinnedValue> pin_value(const store::ItemView& item) {
   return std::make_unique<PinnedItemValue>(item.pin());
 }

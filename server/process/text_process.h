@@ -34,9 +34,6 @@ namespace ringcache::server {
 
 // memcached: an exptime up to this many seconds is relative to now.
 inline constexpr int64_t relative_exptime_s_max = 60 * 60 * 24 * 30;
-// Values up to this size are copied into the reply; larger ones are pinned
-// and sent from the store's memory.
-inline constexpr uint64_t text_copy_value_max_bytes = 16 * 1024;
 // The longest reply line built (a VALUE or meta line with a 250-byte key).
 inline constexpr size_t reply_line_bytes_max = 1024;
 // `version` and `stats` report the memcached release whose text protocol is

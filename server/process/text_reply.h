@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "server/io/output_queue.h"
+#include "server/io/value_copy.h"
 #include "server/process/pinned_value.h"
 #include "server/process/text_process.h"
 #include "store/store.h"
@@ -49,7 +50,7 @@ class ReplyLine {
 // otherwise pinned and sent from the store's memory.
 inline void append_value_block(OutputQueue& out, const store::ItemView& item) {
   const uint64_t size = item.value_size();
-  if (item.contiguous() && size <= text_copy_value_max_bytes) {
+  if (item.contiguous() && size <= copy_value_bytes_max) {
     out.append(item.value());
   } else if (size > 0) {
     out.append_pinned(pin_value(item));

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "server/io/value_copy.h"
 #include "server/replication/handshake.h"
 #include "server/replication/log_sink.h"
 #include "server/replication/wire.h"
@@ -435,7 +436,7 @@ void PeerLink::queue_item(std::string_view key, const store::ItemView& item, boo
     return;
   }
   const PutMeta meta{item.version(), item.flags(), item.expires_at()};
-  if (item.contiguous() && item.value_size() <= shared_.config.tuning.copy_value_max_bytes) {
+  if (item.contiguous() && item.value_size() <= server::copy_value_bytes_max) {
     append_put(out, key, item.value(), meta);
     return;
   }

@@ -25,9 +25,6 @@ struct ReplicationTuning {
   // behind before it is cut and resynced (replication_log.h).
   size_t log_bytes_max = 16 * mib_bytes;
   size_t log_chunk_bytes = 64 * kib_bytes;
-  // Values up to this size travel by copy (in the handoff ring, the log and
-  // resync chunks); larger ones are read from the store when sent.
-  size_t copy_value_max_bytes = 16 * kib_bytes;
   // One resync step fills at most this many bytes (plus one bucket's items)
   // and pins at most resync_pins_max large items before they are sent.
   size_t resync_chunk_bytes = 256 * kib_bytes;

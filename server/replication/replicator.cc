@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "server/io/value_copy.h"
 #include "server/replication/log_sink.h"
 #include "server/replication/peer_link.h"
 #include "server/replication/replication_log.h"
@@ -40,7 +41,6 @@ void close_fd(int& fd) {
 WorkerReplication::WorkerReplication(Replicator& owner, const ReplicationTuning& tuning)
     : owner_(owner),
       ring_(tuning.handoff_ring_bytes),
-      copy_value_max_bytes_(tuning.copy_value_max_bytes),
       tombstone_lifetime_s_(tuning.tombstone_lifetime_s) {}
 
 uint64_t WorkerReplication::next_version() { return owner_.clock().next(); }
@@ -60,7 +60,7 @@ void WorkerReplication::lost(uint64_t version) {
 }
 
 void WorkerReplication::put(std::string_view key, std::string_view value, const store::ItemMeta& meta) {
-  if (value.size() > copy_value_max_bytes_) {
+  if (value.size() > server::copy_value_bytes_max) {
     put_lookup(key, meta.version);
     return;
   }

@@ -61,7 +61,7 @@ class WorkerReplication {
   // A fresh version for a client write (then stored with PutMode::newer).
   uint64_t next_version();
   // Hands over a client write the store accepted. Values larger than
-  // copy_value_max_bytes (and streamed PUTs) go as a lookup of the key.
+  // server::copy_value_bytes_max (and streamed PUTs) go as a lookup of the key.
   void put(std::string_view key, std::string_view value, const store::ItemMeta& meta);
   void put_lookup(std::string_view key, uint64_t version);
   void del(std::string_view key, uint64_t version);
@@ -78,7 +78,6 @@ class WorkerReplication {
 
   Replicator& owner_;
   HandoffRing ring_;
-  const size_t copy_value_max_bytes_;
   const uint32_t tombstone_lifetime_s_;
 };
 

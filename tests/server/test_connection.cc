@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "server/io/connection.h"
+#include "server/io/value_copy.h"
 #include "server/process/binary_process.h"
 #include "server/process/binary_session.h"
 #include "server/process/binary_stats.h"
@@ -185,7 +186,7 @@ TEST_CASE("STATS counts requests") {
 
 TEST_CASE("a client that does not read pauses at pins_max large values") {
   Fixture f;
-  const std::string value = pattern(64 * 1024, 9);  // pinned: above copy_value_max_bytes
+  const std::string value = pattern(64 * 1024, 9);  // pinned: above copy_value_bytes_max
   f.put_value("v", value);
   Connection c = f.connection();
   std::string stream;
@@ -212,7 +213,7 @@ TEST_CASE("a client that does not read pauses at pins_max large values") {
 
 TEST_CASE("queued reply bytes stay bounded per connection") {
   Fixture f;
-  const std::string value = pattern(copy_value_max_bytes, 10);  // copied into the queue
+  const std::string value = pattern(copy_value_bytes_max, 10);  // copied into the queue
   f.put_value("c", value);
   Connection c = f.connection();
   std::string stream;

@@ -438,7 +438,7 @@ TEST_CASE("a paused gat touches its last keys with the time of the request") {
 
 TEST_CASE("a streamed value: value_begin, value_data pieces, value_end") {
   Fixture f;
-  const std::string value = pattern(100 * 1024, 3);  // above text_copy_value_max_bytes: sent pinned
+  const std::string value = pattern(100 * 1024, 3);  // above copy_value_bytes_max: sent pinned
   SUBCASE("set: the pieces fill a reservation") {
     CHECK(f.process(stream_event(EventKind::value_begin, Command::set, "big", value.size(), 4)).empty());
     for (size_t start = 0; start < value.size(); start += 16 * 1024) {
