@@ -3,7 +3,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cassert>
@@ -13,15 +12,10 @@
 #include <stdexcept>
 
 #include "server/replication/log_sink.h"
+#include "server/replication/version_clock.h"
 
 namespace ringcache::replication {
 namespace {
-
-uint64_t unix_us() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
-}
 
 DecoderLimits decoder_limits(const ReplicationConfig& config) {
   DecoderLimits limits;
@@ -315,7 +309,7 @@ void IncomingStream::apply(const DecodeEvent& event) {
            static_cast<unsigned long long>(event.number));
       return;
     case DecodeKind::heartbeat: {
-      const uint64_t now = unix_us();
+      const uint64_t now = wall_clock_unix_us();
       context_.counters.lag_us.set(now > event.number ? now - event.number : 0);
       return;
     }

@@ -2,7 +2,6 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,12 +21,6 @@ namespace {
 constexpr uint64_t epoll_tag_stop = 1;
 constexpr uint64_t epoll_tag_wake = 2;
 constexpr uint64_t epoll_tag_link_base = 16;
-
-uint64_t unix_us() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
-}
 
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -296,7 +289,7 @@ void Replicator::loop(ReplicationLog& log, std::vector<std::unique_ptr<PeerLink>
     }
     if (now_ms >= next_heartbeat_ms) {
       std::string frame;
-      append_heartbeat(frame, unix_us());
+      append_heartbeat(frame, wall_clock_unix_us());
       (void)append(log, links, now_ms, false, frame);
       next_heartbeat_ms = now_ms + config_.tuning.heartbeat_interval_ms;
     }

@@ -30,6 +30,12 @@ uint64_t wall_clock_unix_ms() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
+uint64_t wall_clock_unix_us() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
 HybridClock::HybridClock(uint16_t tag, WallClock wall_clock) : tag_(tag), wall_clock_(wall_clock) {
   assert(tag >= 1 && tag <= node_tag_max);
   assert(wall_clock != nullptr);

@@ -82,6 +82,8 @@ uint16_t node_tag_of(std::string_view node_id);
 
 // Unix milliseconds (CLOCK_REALTIME).
 uint64_t wall_clock_unix_ms();
+// Unix microseconds (CLOCK_REALTIME): heartbeats and the lag they measure.
+uint64_t wall_clock_unix_us();
 
 // Issues versions for local writes and absorbs the versions of replicated
 // ones. Thread-safe and lock-free: every worker calls next(), the threads
