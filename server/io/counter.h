@@ -1,5 +1,5 @@
-// Counter: a statistics counter with exactly one writing thread (a worker,
-// or the replication thread), read by any thread. An increment is a relaxed
+// SingleWriterCounter: a statistics counter with exactly one writing thread
+// (a worker, or the replication thread), read by any thread. An increment is a relaxed
 // load and store of the writer's own cache line, so the hot path does no
 // shared read-modify-write; a reader summing counters with relaxed loads may
 // miss increments in flight at that instant, which is all a counter promises.
@@ -15,7 +15,7 @@
 
 namespace ringcache::server {
 
-class Counter {
+class SingleWriterCounter {
  public:
   void add(uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
   void sub(uint64_t n = 1) {
@@ -23,6 +23,8 @@ class Counter {
     assert(now >= n);
     value_.store(now - n, std::memory_order_relaxed);
   }
+  // A gauge sampled by its writer (bytes queued, the latest lag).
+  void set(uint64_t n) { value_.store(n, std::memory_order_relaxed); }
   uint64_t get() const { return value_.load(std::memory_order_relaxed); }
 
  private:

@@ -15,13 +15,13 @@ namespace ringcache::server {
 
 // A worker's connection counters (a part of STATS), written by its event loop.
 struct ConnectionCounters {
-  Counter connections_open;
-  Counter connections_accepted;  // connections this thread has served
-  Counter bytes_received;
-  Counter bytes_sent;
-  Counter read_pauses;           // times a connection stopped being read (slow reader)
-  Counter connections_dropped;   // closed for lack of memory or a protocol violation
-  Counter upload_aborts;         // closed mid-request after upload_idle_ms_max without a byte
+  SingleWriterCounter connections_open;
+  SingleWriterCounter connections_accepted;  // connections this thread has served
+  SingleWriterCounter bytes_received;
+  SingleWriterCounter bytes_sent;
+  SingleWriterCounter read_pauses;           // times a connection stopped being read (slow reader)
+  SingleWriterCounter connections_dropped;   // closed for lack of memory or a protocol violation
+  SingleWriterCounter upload_aborts;         // closed mid-request after upload_idle_ms_max without a byte
 };
 
 // One worker's protocol side; used only by that worker's thread.

@@ -22,15 +22,15 @@ namespace ringcache::server {
 // A worker's counters: its connections (io/worker_services.h) and the
 // binary requests it answered.
 struct alignas(cache_line_bytes) ThreadCounters : ConnectionCounters {
-  Counter puts;                  // PUT requests (whole or streamed)
-  Counter dels;
-  Counter gets;
-  Counter stats;
-  Counter invalid;               // EINVAL answers
-  Counter hits;
-  Counter misses;
-  Counter too_big;               // EBIG answers
-  Counter unstored;              // EUNK answers
+  SingleWriterCounter puts;      // PUT requests (whole or streamed)
+  SingleWriterCounter dels;
+  SingleWriterCounter gets;
+  SingleWriterCounter stats;
+  SingleWriterCounter invalid;   // EINVAL answers
+  SingleWriterCounter hits;
+  SingleWriterCounter misses;
+  SingleWriterCounter too_big;   // EBIG answers
+  SingleWriterCounter unstored;  // EUNK answers
 };
 
 // Everything the STATS text shows, gathered at one moment.

@@ -18,28 +18,28 @@
 namespace ringcache::server {
 
 struct alignas(cache_line_bytes) TextCounters {
-  Counter cmd_get;       // keys asked for by get/gets/gat/gats/mg
-  Counter get_hits;
-  Counter get_misses;
-  Counter cmd_set;       // storage requests (set/add/replace/append/prepend/cas/ms)
-  Counter total_items;   // values stored
-  Counter cmd_flush;
-  Counter cmd_touch;     // touch, gat/gats keys
-  Counter touch_hits;
-  Counter touch_misses;
-  Counter delete_hits;
-  Counter delete_misses;
-  Counter incr_hits;
-  Counter incr_misses;
-  Counter decr_hits;
-  Counter decr_misses;
-  Counter cas_hits;
-  Counter cas_misses;
-  Counter cas_badval;
-  Counter cmd_meta;      // meta commands
-  Counter too_large;     // SERVER_ERROR object too large for cache
-  Counter no_memory;     // SERVER_ERROR out of memory storing object
-  Counter client_errors; // ERROR and CLIENT_ERROR replies
+  SingleWriterCounter cmd_get;        // keys asked for by get/gets/gat/gats/mg
+  SingleWriterCounter get_hits;
+  SingleWriterCounter get_misses;
+  SingleWriterCounter cmd_set;        // storage requests (set/add/replace/append/prepend/cas/ms)
+  SingleWriterCounter total_items;    // values stored
+  SingleWriterCounter cmd_flush;
+  SingleWriterCounter cmd_touch;      // touch, gat/gats keys
+  SingleWriterCounter touch_hits;
+  SingleWriterCounter touch_misses;
+  SingleWriterCounter delete_hits;
+  SingleWriterCounter delete_misses;
+  SingleWriterCounter incr_hits;
+  SingleWriterCounter incr_misses;
+  SingleWriterCounter decr_hits;
+  SingleWriterCounter decr_misses;
+  SingleWriterCounter cas_hits;
+  SingleWriterCounter cas_misses;
+  SingleWriterCounter cas_badval;
+  SingleWriterCounter cmd_meta;       // meta commands
+  SingleWriterCounter too_large;      // SERVER_ERROR object too large for cache
+  SingleWriterCounter no_memory;      // SERVER_ERROR out of memory storing object
+  SingleWriterCounter client_errors;  // ERROR and CLIENT_ERROR replies
 };
 
 class TextStatsRegistry {

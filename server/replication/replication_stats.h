@@ -2,30 +2,22 @@
 // the required ones; these all start with REPL_).
 //
 // Every counter has one writing thread (the replication thread, or the
-// worker that applies an incoming stream), so an increment is a relaxed load
-// and store; STATS sums them with relaxed loads from any thread.
+// worker that applies an incoming stream): SingleWriterCounter, the same
+// type as the daemon's own counters.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <string>
 
+#include "server/io/counter.h"
+
 namespace ringcache::replication {
 
-class SingleWriterCounter {
- public:
-  void add(uint64_t n = 1) {
-    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-  void set(uint64_t n) { value_.store(n, std::memory_order_relaxed); }
-  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> value_{0};
-};
+// The daemon's one single-writer counter type (io/counter.h).
+using server::SingleWriterCounter;
 
 // Written by the replication thread.
-struct alignas(64) SenderCounters {
+struct alignas(server::cache_line_bytes) SenderCounters {
   SingleWriterCounter peers_connected;   // outgoing links streaming now
   SingleWriterCounter writes_queued;     // client writes queued, once per streaming peer
   SingleWriterCounter resync_items;      // items sent by resync scans
@@ -41,7 +33,7 @@ struct alignas(64) SenderCounters {
 };
 
 // Written by one worker (the incoming streams it serves).
-struct alignas(64) ReceiverCounters {
+struct alignas(server::cache_line_bytes) ReceiverCounters {
   SingleWriterCounter streams;           // incoming streams open now on this worker
   SingleWriterCounter applied;           // PUT/DEL stored because newer
   SingleWriterCounter ignored_older;     // PUT/DEL the store already had a newer version for
