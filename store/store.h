@@ -39,10 +39,6 @@ struct StoreImpl;
 struct ThreadState;
 
 inline constexpr uint64_t mib_bytes = 1024ull * 1024;
-// The former spelling of mib_bytes, kept only for tests/server and
-// tests/replication, which other branches are changing now; remove it
-// once they say store::mib_bytes.
-inline constexpr uint64_t kMiB = mib_bytes;
 
 struct StoreConfig {
   // Budget for segments and the index together (SPEC §3 `-m`).

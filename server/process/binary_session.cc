@@ -15,7 +15,7 @@ ConsumeResult BinarySession::consume(std::string_view input, OutputQueue& out, c
   ConsumeResult result;
   if (at_frame_boundary()) {
     // Pipelined requests: start loading their store memory all at once.
-    std::string_view keys[store::StoreThread::kPrefetchKeysMax];
+    std::string_view keys[store::StoreThread::prefetch_keys_max];
     const size_t n = protocol::peek_frame_keys(input, keys, std::size(keys));
     if (n > 1) processor_.prefetch({keys, n});
   }

@@ -36,7 +36,7 @@ using namespace ringcache::replication;
 using namespace ringcache::replication::test;
 using store_test::get_string;
 
-inline store::StoreConfig versioned_config(uint64_t memory_bytes = 64 * store::kMiB) {
+inline store::StoreConfig versioned_config(uint64_t memory_bytes = 64 * store::mib_bytes) {
   store::StoreConfig config;
   config.memory_limit_bytes = memory_bytes;
   config.versioned = true;
@@ -156,7 +156,7 @@ class Receiver {
       : store_(store), clock_(clock), listen_fd_(listen_fd), port_(port) {
     config_.secret = std::move(secret);
     config_.node_id = "receiver-" + std::to_string(port);
-    config_.item_max_bytes = 32 * store::kMiB;
+    config_.item_max_bytes = 32 * store::mib_bytes;
     config_.info = &LogCapture::sink;
     config_.peers.resize(peers);
     thread_ = std::thread([this] { run(); });
@@ -294,7 +294,7 @@ class Receiver {
 
 // A peer that only receives: its own store and clock.
 struct ReceivingPeer {
-  explicit ReceivingPeer(bool listen_now = true, uint64_t memory_bytes = 64 * store::kMiB,
+  explicit ReceivingPeer(bool listen_now = true, uint64_t memory_bytes = 64 * store::mib_bytes,
                          std::shared_ptr<const PeerSecret> secret = nullptr)
       : fd(listen_loopback(port, listen_now)),
         store(versioned_config(memory_bytes)),
@@ -336,7 +336,7 @@ inline ReplicationConfig sender_config(const std::string& node_id, std::vector<u
     config.peers.push_back(peer);
   }
   config.workers = 1;
-  config.item_max_bytes = 32 * store::kMiB;
+  config.item_max_bytes = 32 * store::mib_bytes;
   config.info = &LogCapture::sink;
   config.tuning.backoff_ms_min = 20;
   config.tuning.backoff_ms_max = 200;

@@ -58,7 +58,7 @@ TEST_CASE("bytes and pinned values come out in order whatever the write sizes") 
 }
 
 TEST_CASE("a pinned value survives being overwritten and evicted before it is sent") {
-  store::Store store(versioned_config(8 * store::kMiB));
+  store::Store store(versioned_config(8 * store::mib_bytes));
   store::StoreThread thread(store);
   const std::string value(200 * 1024, 'p');
   REQUIRE(thread.put("v", value, store::ItemMeta{0, 0, 1}) == store::PutStatus::stored);

@@ -149,9 +149,9 @@ TEST_CASE("REPL_RESYNCING counts the copies under way; a copy dropped half-way s
   // What a node about to be stopped waits for (docs/replication.md §8):
   // started minus done cannot tell, since a dropped copy never gets done.
   LogCapture::clear();
-  auto peer = std::make_unique<ReceivingPeer>(true, 128 * store::kMiB);
+  auto peer = std::make_unique<ReceivingPeer>(true, 128 * store::mib_bytes);
   peer->receiver.pause_reading = true;
-  store::Store store(versioned_config(128 * store::kMiB));
+  store::Store store(versioned_config(128 * store::mib_bytes));
   store::StoreThread thread(store);
   HybridClock seed_clock(1);
   // Far more than both socket buffers hold: the copy stalls.
@@ -179,11 +179,11 @@ TEST_CASE("REPL_RESYNCING counts the copies under way; a copy dropped half-way s
 
 TEST_CASE("a peer that falls too far behind is cut, reconnected and resynced; nothing is lost") {
   LogCapture::clear();
-  ReceivingPeer peer(true, 128 * store::kMiB);
+  ReceivingPeer peer(true, 128 * store::mib_bytes);
   ReplicationConfig config = sender_config("fast", {peer.port});
   config.tuning.log_bytes_max = 256 * 1024;
   config.tuning.log_chunk_bytes = 16 * 1024;
-  SendingNode node(config, versioned_config(128 * store::kMiB));
+  SendingNode node(config, versioned_config(128 * store::mib_bytes));
   node.start();
   store::StoreThread peer_thread(peer.store);
   CHECK(wait_until([&] { return node.replicator.stats().resyncs_done == 1; }));
@@ -324,7 +324,7 @@ TEST_CASE("replicated writes are applied, never forwarded again") {
 
 TEST_CASE("with a secret, a link authenticates before streaming; a peer with another secret gets nothing") {
   LogCapture::clear();
-  ReceivingPeer peer(true, 64 * store::kMiB, make_secret('s'));
+  ReceivingPeer peer(true, 64 * store::mib_bytes, make_secret('s'));
   SendingNode node(sender_config("alpha", {peer.port}, make_secret('s')));
   node.start();
   client_put(node.thread, node.replicator.worker(0), "k", "v");
@@ -336,7 +336,7 @@ TEST_CASE("with a secret, a link authenticates before streaming; a peer with ano
   CHECK(node.replicator.stats().auth_failures == 0);
 
   LogCapture::clear();
-  ReceivingPeer stranger(true, 64 * store::kMiB, make_secret('t'));
+  ReceivingPeer stranger(true, 64 * store::mib_bytes, make_secret('t'));
   SendingNode node2(sender_config("beta", {stranger.port}, make_secret('s')));
   node2.start();
   client_put(node2.thread, node2.replicator.worker(0), "k", "v");

@@ -46,7 +46,7 @@ struct Fixture {
   explicit Fixture(uint64_t item_max_bytes = 1024 * 1024)
       : store([] {
           store::StoreConfig c;
-          c.memory_limit_bytes = 64 * store::kMiB;
+          c.memory_limit_bytes = 64 * store::mib_bytes;
           return c;
         }()),
         thread(store),

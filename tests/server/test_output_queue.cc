@@ -115,7 +115,7 @@ TEST_CASE("appends while a send is in flight do not move the bytes handed out") 
 
 TEST_CASE("pinned values are sent from the store, interleaved in order") {
   store::StoreConfig config;
-  config.memory_limit_bytes = 64 * store::kMiB;
+  config.memory_limit_bytes = 64 * store::mib_bytes;
   store::Store store(config);
   store::StoreThread thread(store);
   const std::string large = pattern(3 * 1024 * 1024 + 17, 11);  // chunked: larger than a segment
@@ -144,7 +144,7 @@ TEST_CASE("pinned values are sent from the store, interleaved in order") {
 
 TEST_CASE("a pin is released as soon as its value is sent") {
   store::StoreConfig config;
-  config.memory_limit_bytes = 64 * store::kMiB;
+  config.memory_limit_bytes = 64 * store::mib_bytes;
   store::Store store(config);
   store::StoreThread thread(store);
   const std::string value = pattern(200 * 1024, 5);
@@ -164,7 +164,7 @@ TEST_CASE("a pin is released as soon as its value is sent") {
 
 TEST_CASE("clear drops pins and blocks") {
   store::StoreConfig config;
-  config.memory_limit_bytes = 64 * store::kMiB;
+  config.memory_limit_bytes = 64 * store::mib_bytes;
   store::Store store(config);
   store::StoreThread thread(store);
   REQUIRE(thread.put("k", pattern(50 * 1024, 1)) == store::PutStatus::stored);

@@ -82,7 +82,7 @@ TEST_CASE("counters of every thread are summed; per-thread lists keep their orde
   store_stats.keys = 9;
   store_stats.live_bytes = 1234;
   store_stats.evictions = 6;
-  store_stats.memory_limit_bytes = 64 * store::kMiB;
+  store_stats.memory_limit_bytes = 64 * store::mib_bytes;
   const auto fields = as_map(format_stats(registry.collect(store_stats, 777)));
   CHECK(fields.at("PUTS") == "12");
   CHECK(fields.at("GETS") == "4");
@@ -92,7 +92,7 @@ TEST_CASE("counters of every thread are summed; per-thread lists keep their orde
   CHECK(fields.at("KEYS") == "9");
   CHECK(fields.at("BYTES") == "1234");
   CHECK(fields.at("EVICTIONS") == "6");
-  CHECK(fields.at("LIMIT") == std::to_string(64 * store::kMiB));
+  CHECK(fields.at("LIMIT") == std::to_string(64 * store::mib_bytes));
   CHECK(fields.at("CONNECTIONS") == "26");
   CHECK(fields.at("THREADS") == "3");
   CHECK(fields.at("MAX_ITEM") == "777");
@@ -105,15 +105,15 @@ TEST_CASE("the upload fields come last, after the existing ones, in order") {
   registry.thread(0).upload_aborts.add(3);
   registry.thread(1).upload_aborts.add(4);
   store::StoreStats store_stats;
-  store_stats.upload_bytes = 5 * store::kMiB;
-  store_stats.upload_bytes_max = 34 * store::kMiB;
+  store_stats.upload_bytes = 5 * store::mib_bytes;
+  store_stats.upload_bytes_max = 34 * store::mib_bytes;
   store_stats.upload_refusals = 116;
   const std::string text = format_stats(registry.collect(store_stats, 1));
   const std::vector<std::string> fields = split_fields(text);
   REQUIRE(fields.size() > 4);
   const std::vector<std::string> last(fields.end() - 4, fields.end());
-  CHECK(last == std::vector<std::string>{"UPLOAD_BYTES=" + std::to_string(5 * store::kMiB),
-                                         "UPLOAD_BYTES_MAX=" + std::to_string(34 * store::kMiB),
+  CHECK(last == std::vector<std::string>{"UPLOAD_BYTES=" + std::to_string(5 * store::mib_bytes),
+                                         "UPLOAD_BYTES_MAX=" + std::to_string(34 * store::mib_bytes),
                                          "UPLOAD_REFUSED=116", "UPLOAD_ABORTS=7"});
   // What came before them is unchanged: THREAD_ACCEPTED was the last field.
   CHECK(fields[fields.size() - 5].rfind("THREAD_ACCEPTED=", 0) == 0);

@@ -58,7 +58,7 @@ struct Fixture {
   explicit Fixture(uint64_t item_max_bytes = 1 << 20)
       : store([] {
           store::StoreConfig config;
-          config.memory_limit_bytes = 64 * store::kMiB;
+          config.memory_limit_bytes = 64 * store::mib_bytes;
           config.clock_s = &test_clock_s;
           return config;
         }()),
