@@ -26,24 +26,24 @@ using namespace ringcache::store;
 
 namespace {
 
-constexpr uint64_t kItemsMax = 1'000'000;
-constexpr uint64_t kValueBytesTotalMax = 2ull << 30;
-constexpr size_t kKeyBytes = 16;
+constexpr uint64_t items_max = 1'000'000;
+constexpr uint64_t value_bytes_total_max = 2ull << 30;
+constexpr size_t key_size_bytes = 16;
 
 // "key:" and 12 decimal digits (i < 10^12 in every benchmark), formatted
 // arithmetically: a table of a million keys would cost the timed loops a
 // cache miss of their own per request, which is the benchmark's, not the
 // store's.
 struct Key {
-  char bytes[kKeyBytes];
-  std::string_view view() const { return {bytes, kKeyBytes}; }
+  char bytes[key_size_bytes];
+  std::string_view view() const { return {bytes, key_size_bytes}; }
 };
 
 Key key_bytes(uint64_t i) {
   Key k;
   std::memcpy(k.bytes, "key:", 4);
   i %= 1'000'000'000'000ull;
-  for (size_t d = kKeyBytes; d > 4; d -= 2) {
+  for (size_t d = key_size_bytes; d > 4; d -= 2) {
     const uint64_t two = i % 100;
     i /= 100;
     k.bytes[d - 1] = static_cast<char>('0' + two % 10);
@@ -61,7 +61,7 @@ struct Fixture {
 };
 
 uint64_t items_for(size_t value_bytes) {
-  return std::min<uint64_t>(kItemsMax, kValueBytesTotalMax / value_bytes);
+  return std::min<uint64_t>(items_max, value_bytes_total_max / value_bytes);
 }
 
 // One filled store per value size, built once and shared by every thread.
@@ -78,7 +78,7 @@ Fixture& fixture(size_t value_bytes) {
   g->items = items_for(value_bytes);
   StoreConfig c;
   // Room for every item twice over, so the timed PUTs never evict.
-  c.memory_limit_bytes = 2 * g->items * (value_bytes + kKeyBytes + 8) + (64ull << 20);
+  c.memory_limit_bytes = 2 * g->items * (value_bytes + key_size_bytes + 8) + (64ull << 20);
   g->store = std::make_unique<Store>(c);
   g->value.assign(value_bytes, 'v');
   StoreThread t(*g->store);
@@ -158,22 +158,22 @@ void BM_mix_90_10(benchmark::State& state) {
 // request in order. One iteration is one batch; items_per_second counts
 // requests.
 void BM_mix_90_10_batched(benchmark::State& state) {
-  constexpr size_t kBatch = 16;
+  constexpr size_t batch_size = 16;
   const auto value_bytes = static_cast<size_t>(state.range(0));
   Fixture& f = fixture(value_bytes);
   StoreThread t(*f.store);
   std::string out(value_bytes, '\0');
   std::mt19937_64 rng(static_cast<uint64_t>(state.thread_index()) + 1);
-  Key keys[kBatch];
-  std::string_view views[kBatch];
+  Key keys[batch_size];
+  std::string_view views[batch_size];
   uint64_t n = 0;
   for (auto _ : state) {
-    for (size_t i = 0; i < kBatch; ++i) {
+    for (size_t i = 0; i < batch_size; ++i) {
       keys[i] = key_bytes(rng() % f.items);
       views[i] = keys[i].view();
     }
     t.prefetch(views);
-    for (size_t i = 0; i < kBatch; ++i) {
+    for (size_t i = 0; i < batch_size; ++i) {
       if ((++n % 10) == 0) {
         benchmark::DoNotOptimize(t.put(views[i], f.value));
       } else {
@@ -182,7 +182,7 @@ void BM_mix_90_10_batched(benchmark::State& state) {
       }
     }
   }
-  report(state, f, value_bytes, kBatch);
+  report(state, f, value_bytes, batch_size);
 }
 
 #define STORE_ARGS ->Arg(16)->Arg(100)->Arg(1024)->Arg(4096)->Arg(65536)->Threads(1)->Threads(2)->UseRealTime()
@@ -240,7 +240,7 @@ void BM_overhead_per_item(benchmark::State& state) {
       meta.expires_at = store.now_s() + 3600;
       meta.version = 0x0123456789abcdefull;
     }
-    for (uint64_t i = 0; i < kItemsMax; ++i) t.put(key_of(i), value, meta);
+    for (uint64_t i = 0; i < items_max; ++i) t.put(key_of(i), value, meta);
     const StoreStats s = store.stats();
     const double items = static_cast<double>(s.keys);
     state.counters["keys"] = items;
@@ -281,22 +281,22 @@ BENCHMARK(BM_fill_64mib_100b)->Iterations(1)->Unit(benchmark::kMillisecond);
 // miss, as a cache-aside client does). The store runs at a 32 MiB budget;
 // the LRU gets exactly as many items as the store held on average.
 void BM_hit_ratio_zipf(benchmark::State& state) {
-  constexpr uint64_t kKeys = 1'000'000;
-  constexpr uint64_t kRequests = 4'000'000;
+  constexpr uint64_t key_count = 1'000'000;
+  constexpr uint64_t request_count = 4'000'000;
   const std::string value(100, 'v');
   // Zipf sampler: inverse CDF over precomputed cumulative weights.
-  std::vector<double> cdf(kKeys);
+  std::vector<double> cdf(key_count);
   double sum = 0;
-  for (uint64_t i = 0; i < kKeys; ++i) {
+  for (uint64_t i = 0; i < key_count; ++i) {
     sum += 1.0 / std::pow(static_cast<double>(i + 1), 0.99);
     cdf[i] = sum;
   }
-  std::vector<uint32_t> trace(kRequests);
+  std::vector<uint32_t> trace(request_count);
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> u(0, sum);
   for (auto& k : trace) {
     k = static_cast<uint32_t>(std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin());
-    k = static_cast<uint32_t>((uint64_t{k} * 0x9E3779B97F4A7C15ull) % kKeys);  // scatter ranks
+    k = static_cast<uint32_t>((uint64_t{k} * 0x9E3779B97F4A7C15ull) % key_count);  // scatter ranks
   }
   for (auto _ : state) {
     StoreConfig c;
@@ -304,14 +304,14 @@ void BM_hit_ratio_zipf(benchmark::State& state) {
     Store store(c);
     StoreThread t(store);
     uint64_t hits = 0, held = 0, samples = 0;
-    for (uint64_t i = 0; i < kRequests; ++i) {
+    for (uint64_t i = 0; i < request_count; ++i) {
       const std::string key = key_of(trace[i]);
       if (t.get(key, [](const ItemView&) {})) {
         ++hits;
       } else {
         t.put(key, value);
       }
-      if (i % 1000 == 0 && i > kRequests / 4) {
+      if (i % 1000 == 0 && i > request_count / 4) {
         held += store.stats().keys;
         ++samples;
       }
@@ -335,8 +335,8 @@ void BM_hit_ratio_zipf(benchmark::State& state) {
       }
     }
     state.counters["items_held"] = static_cast<double>(capacity);
-    state.counters["fifo_segment_hit_ratio"] = static_cast<double>(hits) / kRequests;
-    state.counters["lru_same_items_hit_ratio"] = static_cast<double>(lru_hits) / kRequests;
+    state.counters["fifo_segment_hit_ratio"] = static_cast<double>(hits) / request_count;
+    state.counters["lru_same_items_hit_ratio"] = static_cast<double>(lru_hits) / request_count;
   }
 }
 BENCHMARK(BM_hit_ratio_zipf)->Iterations(1)->Unit(benchmark::kMillisecond);

@@ -122,7 +122,7 @@ std::unique_ptr<replication::Replicator> make_replicator(const Options& options,
   }
   config.max_clock_skew_ms = int64_t{options.max_clock_skew_s} * 1000;
   config.workers = options.threads;
-  config.item_max_bytes = options.item_max_bytes;
+  config.item_bytes_max = options.item_bytes_max;
   config.tuning = replication::tuning_for_memory(options.memory_bytes);
   config.info = &replication_info;
   config.debug = &replication_debug;
@@ -238,7 +238,7 @@ std::unique_ptr<store::Store> make_store(const Options& options) {
   config.versioned = !options.peers.empty();
   config.threads_max = options.threads + (config.versioned ? 1 : 0);
   config.upload_bytes_max =
-      upload_bytes_max_for(options.memory_bytes, options.item_max_bytes, config.segment_size_bytes);
+      upload_bytes_max_for(options.memory_bytes, options.item_bytes_max, config.segment_size_bytes);
   return std::make_unique<store::Store>(config);
 }
 
@@ -261,12 +261,12 @@ int serve(const Options& options, const ListeningSockets& sockets, const StopEve
   InputBudget input_budget(input_budget_bytes(options.memory_bytes));
   WorkerSync sync(options.threads);
   protocol::ParserLimits parser_limits{};
-  parser_limits.item_max_bytes = options.item_max_bytes;
+  parser_limits.item_bytes_max = options.item_bytes_max;
   const ProcessShared process_shared{.store = store,
                                      .stats = stats,
                                      .input_budget = input_budget,
                                      .parser_limits = parser_limits,
-                                     .item_max_bytes = options.item_max_bytes,
+                                     .item_bytes_max = options.item_bytes_max,
                                      .text_stats = text_on ? &text_stats : nullptr,
                                      .replicator = replicator};
   ProcessorsFactory processors(process_shared);

@@ -137,9 +137,9 @@ class Parser {
     if (result_.status != ParseStatus::run) return result_;
     Options& options = result_.options;
     if (!max_item_given) {
-      options.item_max_bytes = options.memory_bytes / 2;
-    } else if (options.item_max_bytes > options.memory_bytes) {
-      return fail("--max-item (" + std::to_string(options.item_max_bytes) +
+      options.item_bytes_max = options.memory_bytes / 2;
+    } else if (options.item_bytes_max > options.memory_bytes) {
+      return fail("--max-item (" + std::to_string(options.item_bytes_max) +
                   " bytes) is larger than -m/--memory (" + std::to_string(options.memory_bytes) +
                   " bytes)");
     }
@@ -213,7 +213,7 @@ class Parser {
         }
         return;
       case OptionId::max_item:
-        if (!parse_size(value, options.item_max_bytes) || options.item_max_bytes < item_min_bytes) {
+        if (!parse_size(value, options.item_bytes_max) || options.item_bytes_max < item_min_bytes) {
           invalid(spec, value, "a size (plain number = MiB; suffix K, M or G)");
         }
         return;

@@ -33,7 +33,7 @@ struct Options {
   std::string listen_address = "0.0.0.0";
   uint32_t threads = 1;
   uint64_t memory_bytes = 64 * mib_bytes;
-  uint64_t item_max_bytes = 32 * mib_bytes;  // memory_bytes / 2 unless given
+  uint64_t item_bytes_max = 32 * mib_bytes;  // memory_bytes / 2 unless given
   std::string node_id;                       // empty: chosen at random later
   std::vector<replication::PeerAddress> peers;  // --peer, in order; empty = no replication
   std::string peer_secret_file;              // empty: replication unauthenticated (v1 hello)

@@ -76,9 +76,9 @@ MemoryLimit apply_memory_limit(uint64_t memory_bytes, uint32_t threads) {
   return result;
 }
 
-uint64_t upload_bytes_max_for(uint64_t memory_bytes, uint64_t item_max_bytes, uint64_t segment_bytes) {
+uint64_t upload_bytes_max_for(uint64_t memory_bytes, uint64_t item_bytes_max, uint64_t segment_bytes) {
   const uint64_t ceiling = memory_bytes / 4 * 3;
-  const uint64_t share = std::max(memory_bytes / 4, item_max_bytes + 2 * segment_bytes);
+  const uint64_t share = std::max(memory_bytes / 4, item_bytes_max + 2 * segment_bytes);
   const uint64_t limit = std::min(share, ceiling);
   assert(limit > 0 && limit <= ceiling);
   return limit;

@@ -88,6 +88,6 @@ MemoryLimit apply_memory_limit(uint64_t memory_bytes, uint32_t threads);
 //   nothing else is in flight;
 // - and never more than three quarters of it, so small writes always have
 //   a quarter of the memory to evict into, whatever --max-item says.
-uint64_t upload_bytes_max_for(uint64_t memory_bytes, uint64_t item_max_bytes, uint64_t segment_bytes);
+uint64_t upload_bytes_max_for(uint64_t memory_bytes, uint64_t item_bytes_max, uint64_t segment_bytes);
 
 }  // namespace ringcache::server

@@ -17,7 +17,7 @@
 //   each holding one receive buffer) is copied into the stash, which is
 //   capped at input_stash_bytes_max;
 // - a session's parser itself holds at most one key or small value
-//   (FrameParser::frame_buffer_max_bytes()); what all connections hold
+//   (FrameParser::frame_buffer_bytes_max()); what all connections hold
 //   beyond a small allowance is capped process-wide (input_budget.h).
 // A client that never reads therefore pins at most pins_max items and a
 // bounded number of bytes, and costs other connections nothing.

@@ -38,13 +38,13 @@ void append_ok_field_header(OutputQueue& out, uint64_t field_bytes) {
 
 BinaryProcessor::BinaryProcessor(store::StoreThread& store, WritePath& write, ThreadCounters& counters,
                                  const StatsRegistry& registry, const InputBudget& input_budget,
-                                 uint64_t item_max_bytes, replication::Replicator* replicator, uint32_t worker)
+                                 uint64_t item_bytes_max, replication::Replicator* replicator, uint32_t worker)
     : store_(store),
       write_(write),
       counters_(counters),
       registry_(registry),
       input_budget_(input_budget),
-      item_max_bytes_(item_max_bytes),
+      item_bytes_max_(item_bytes_max),
       replicator_(replicator),
       worker_(worker) {
   assert(replicator == nullptr || store.store().config().versioned);
@@ -178,7 +178,7 @@ std::unique_ptr<replication::IncomingStream> BinaryProcessor::open_replication(
 
 void BinaryProcessor::stats(OutputQueue& out) {
   counters_.stats.add();
-  StatsSnapshot snapshot = registry_.collect(store_.store().stats(), item_max_bytes_);
+  StatsSnapshot snapshot = registry_.collect(store_.store().stats(), item_bytes_max_);
   snapshot.input_buffered_bytes = input_budget_.used_bytes();
   std::string text = format_stats(snapshot);
   if (replicator_ != nullptr) replication::append_stats_text(text, replicator_->stats());

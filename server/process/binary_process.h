@@ -44,7 +44,7 @@ class BinaryProcessor {
   // `replicator` (--peer), replication hellos are admitted and STATS shows
   // the REPL_ fields.
   BinaryProcessor(store::StoreThread& store, WritePath& write, ThreadCounters& counters,
-                  const StatsRegistry& registry, const InputBudget& input_budget, uint64_t item_max_bytes,
+                  const StatsRegistry& registry, const InputBudget& input_budget, uint64_t item_bytes_max,
                   replication::Replicator* replicator = nullptr, uint32_t worker = 0);
 
   // event.kind is never need_more, nor repl_hello (open_replication).
@@ -73,7 +73,7 @@ class BinaryProcessor {
   ThreadCounters& counters_;
   const StatsRegistry& registry_;
   const InputBudget& input_budget_;
-  uint64_t item_max_bytes_;
+  uint64_t item_bytes_max_;
   replication::Replicator* replicator_;
   uint32_t worker_;
 };

@@ -23,7 +23,7 @@ const ThreadCounters& StatsRegistry::thread(uint32_t index) const {
 }
 
 StatsSnapshot StatsRegistry::collect(const store::StoreStats& store_stats,
-                                     uint64_t item_max_bytes) const {
+                                     uint64_t item_bytes_max) const {
   StatsSnapshot s;
   s.thread_connections.reserve(threads_);
   s.thread_accepted.reserve(threads_);
@@ -49,7 +49,7 @@ StatsSnapshot StatsRegistry::collect(const store::StoreStats& store_stats,
     s.thread_accepted.push_back(c.connections_accepted.get());
   }
   s.store = store_stats;
-  s.item_max_bytes = item_max_bytes;
+  s.item_bytes_max = item_bytes_max;
   const auto uptime = std::chrono::steady_clock::now() - start_;
   s.uptime_s = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(uptime).count());
   return s;
@@ -103,7 +103,7 @@ std::string format_stats(const StatsSnapshot& s) {
   append_field(out, "SEGMENTS", s.store.segments);
   append_field(out, "EVICTED_SEGMENTS", s.store.evicted_segments);
   append_field(out, "ALLOC_FAILURES", s.store.alloc_failures);
-  append_field(out, "MAX_ITEM", s.item_max_bytes);
+  append_field(out, "MAX_ITEM", s.item_bytes_max);
   append_field(out, "INPUT_BUFFERED", s.input_buffered_bytes);
   append_field(out, "ACCEPTED", s.connections_accepted);
   append_field(out, "DROPPED", s.connections_dropped);

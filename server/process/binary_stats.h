@@ -54,7 +54,7 @@ struct StatsSnapshot {
   std::vector<uint64_t> thread_connections;
   std::vector<uint64_t> thread_accepted;
   store::StoreStats store;
-  uint64_t item_max_bytes = 0;
+  uint64_t item_bytes_max = 0;
   uint64_t input_buffered_bytes = 0;  // charged to the InputBudget
   uint64_t uptime_s = 0;
 };
@@ -67,7 +67,7 @@ class StatsRegistry {
   ThreadCounters& thread(uint32_t index);
   const ThreadCounters& thread(uint32_t index) const;
 
-  StatsSnapshot collect(const store::StoreStats& store_stats, uint64_t item_max_bytes) const;
+  StatsSnapshot collect(const store::StoreStats& store_stats, uint64_t item_bytes_max) const;
 
  private:
   uint32_t threads_;

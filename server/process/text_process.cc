@@ -40,11 +40,11 @@ bool is_plain_set(const Event& event) {
 std::string_view text_version() { return "1.6.18-ringcache-" RINGCACHE_VERSION; }
 
 TextProcessor::TextProcessor(store::StoreThread& store, WritePath& write, TextCounters& counters,
-                             const TextStatsContext& stats, uint64_t item_max_bytes)
-    : store_(store), write_(write), counters_(counters), stats_(stats), item_max_bytes_(item_max_bytes) {}
+                             const TextStatsContext& stats, uint64_t item_bytes_max)
+    : store_(store), write_(write), counters_(counters), stats_(stats), item_bytes_max_(item_bytes_max) {}
 
 protocol::text::ParserLimits TextProcessor::parser_limits() const {
-  protocol::text::ParserLimits limits{item_max_bytes_};
+  protocol::text::ParserLimits limits{item_bytes_max_};
   return limits;
 }
 

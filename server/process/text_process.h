@@ -76,7 +76,7 @@ class TextProcessor {
   // Every write, flush_all included, goes through `write` (write_path.h),
   // replicated or not.
   TextProcessor(store::StoreThread& store, WritePath& write, TextCounters& counters,
-                const TextStatsContext& stats, uint64_t item_max_bytes);
+                const TextStatsContext& stats, uint64_t item_bytes_max);
 
   // The keys of requests about to be processed (StoreThread::prefetch).
   void prefetch(std::span<const std::string_view> keys) { store_.prefetch(keys); }
@@ -132,7 +132,7 @@ class TextProcessor {
   WritePath& write_;
   TextCounters& counters_;
   TextStatsContext stats_;
-  uint64_t item_max_bytes_;
+  uint64_t item_bytes_max_;
 };
 
 }  // namespace ringcache::server

@@ -77,7 +77,7 @@ std::string cpu_time(const timeval& time) {
 }  // namespace
 
 std::string format_text_stats(const TextStatsContext& context, const store::StoreStats& store, uint32_t now_s) {
-  const StatsSnapshot binary = context.binary.collect(store, context.item_max_bytes);
+  const StatsSnapshot binary = context.binary.collect(store, context.item_bytes_max);
   TextCounters text;
   context.text.sum(text);
   rusage usage{};
@@ -140,7 +140,7 @@ std::string format_text_settings(const TextStatsContext& context, const store::S
   std::string out;
   stat(out, "maxbytes", store.memory_limit_bytes);
   stat(out, "num_threads", context.binary.threads());
-  stat(out, "item_size_max", context.item_max_bytes);
+  stat(out, "item_size_max", context.item_bytes_max);
   stat(out, "evictions", std::string("on"));
   stat(out, "cas_enabled", std::string("yes"));
   stat(out, "eviction_policy", std::string("fifo-segment"));

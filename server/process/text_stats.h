@@ -59,7 +59,7 @@ class TextStatsRegistry {
 struct TextStatsContext {
   const StatsRegistry& binary;
   const TextStatsRegistry& text;
-  uint64_t item_max_bytes;
+  uint64_t item_bytes_max;
 };
 
 // "STAT name value\r\n" lines ending with "END\r\n".

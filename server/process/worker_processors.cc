@@ -12,11 +12,11 @@ WorkerProcessors::WorkerProcessors(const ProcessShared& shared, uint32_t worker)
       store_thread_(shared.store),
       write_(WritePath::make(store_thread_, shared.replicator, worker)),
       binary_(store_thread_, *write_, shared.stats.thread(worker), shared.stats, shared.input_budget,
-              shared.item_max_bytes, shared.replicator, worker) {
+              shared.item_bytes_max, shared.replicator, worker) {
   if (shared.text_stats != nullptr) {
     text_ = std::make_unique<TextProcessor>(
         store_thread_, *write_, shared.text_stats->thread(worker),
-        TextStatsContext{shared.stats, *shared.text_stats, shared.item_max_bytes}, shared.item_max_bytes);
+        TextStatsContext{shared.stats, *shared.text_stats, shared.item_bytes_max}, shared.item_bytes_max);
   }
 }
 

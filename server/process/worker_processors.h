@@ -28,7 +28,7 @@ struct ProcessShared {
   StatsRegistry& stats;
   const InputBudget& input_budget;
   protocol::ParserLimits parser_limits;
-  uint64_t item_max_bytes;
+  uint64_t item_bytes_max;
   // The text port's counters; nullptr when no text port is served.
   TextStatsRegistry* text_stats = nullptr;
   // Replication (SPEC §5); nullptr without --peer.

@@ -19,7 +19,7 @@ namespace {
 
 DecoderLimits decoder_limits(const ReplicationConfig& config) {
   DecoderLimits limits;
-  limits.item_max_bytes = config.item_max_bytes;
+  limits.item_bytes_max = config.item_bytes_max;
   return limits;
 }
 
@@ -330,7 +330,7 @@ void IncomingStream::apply(const DecodeEvent& event) {
         emit(context_.config.info,
              "replication: node %s sent an item over this node's --max-item (%llu bytes); skipped "
              "(give every node the same --max-item)",
-             peer_node_id_.c_str(), static_cast<unsigned long long>(context_.config.item_max_bytes));
+             peer_node_id_.c_str(), static_cast<unsigned long long>(context_.config.item_bytes_max));
       }
       return;
     case DecodeKind::need_more:

@@ -87,7 +87,7 @@ struct ReplicationConfig {
   std::string node_id;              // SPEC §5: --node-id or random
   std::vector<PeerAddress> peers;   // --peer, in order
   uint32_t workers = 1;             // worker threads that hand writes over
-  uint64_t item_max_bytes = 0;      // --max-item
+  uint64_t item_bytes_max = 0;      // --max-item
   // --peer-secret-file: every stream is mutually authenticated with it
   // (handshake.h). nullptr: the v1 hello, from the peers' addresses only.
   std::shared_ptr<const PeerSecret> secret;

@@ -122,7 +122,7 @@ Replicator::Replicator(store::Store& store, ReplicationConfig config)
       allowlist_(config_.peers.size()),
       trust_log_(config_.info) {
   assert(is_valid_node_id(config_.node_id));
-  assert(config_.workers >= 1 && config_.item_max_bytes > 0);
+  assert(config_.workers >= 1 && config_.item_bytes_max > 0);
   assert(store.config().versioned && "replication needs a versioned store");
   for (uint32_t i = 0; i < config_.workers; ++i) {
     workers_.push_back(std::make_unique<WorkerReplication>(*this, config_.tuning));

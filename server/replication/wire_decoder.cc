@@ -52,7 +52,7 @@ const char* decode_kind_name(DecodeKind kind) {
 }
 
 StreamDecoder::StreamDecoder(const DecoderLimits& limits) : limits_(limits) {
-  assert(limits.item_max_bytes > 0);
+  assert(limits.item_bytes_max > 0);
 }
 
 bool StreamDecoder::at_frame_boundary() const {
@@ -190,7 +190,7 @@ DecodeEvent StreamDecoder::on_fixed() {
       assert(false && "no fixed fields");
       break;
   }
-  if (key_size_ > limits_.item_max_bytes) {
+  if (key_size_ > limits_.item_bytes_max) {
     remaining_ = key_size_;
     skip_value_follows_ = op_ == WireOp::put;
     state_ = State::skip;
@@ -250,14 +250,14 @@ DecodeEvent StreamDecoder::step(std::string_view input, size_t& pos) {
           stash_key();
           return event(DecodeKind::need_more);
         }
-        if (value_size_ > limits_.item_max_bytes) {
+        if (value_size_ > limits_.item_bytes_max) {
           remaining_ = value_size_;
           skip_value_follows_ = false;
           state_ = State::skip;
           release_pending_ = true;
           return event(DecodeKind::too_big);
         }
-        if (value_size_ > limits_.inline_value_max_bytes) {
+        if (value_size_ > limits_.inline_value_bytes_max) {
           DecodeEvent e = event(DecodeKind::put_begin);
           e.key = key();
           e.meta = meta_;

@@ -5,13 +5,13 @@
 // Each next() returns at most one event and says how many input bytes it
 // used; views in an event point into the input or into the decoder's buffer
 // and stay valid until the next call. A PUT whose value is at most
-// inline_value_max_bytes comes whole (put); a larger one streams (put_begin
+// inline_value_bytes_max comes whole (put); a larger one streams (put_begin
 // with the key and meta, put_data views straight into the input, put_end), so
 // the decoder never holds more than one key plus one inline value. The split
 // of the input never changes the events, only where put_data pieces end.
 //
 // Errors:
-// - a key or value longer than item_max_bytes (the peers disagree on
+// - a key or value longer than item_bytes_max (the peers disagree on
 //   --max-item): too_big once, then the rest of that frame is skipped; the
 //   stream stays usable.
 // - a byte that is not a known opcode where one is expected (a HELLO again
@@ -29,8 +29,8 @@
 namespace ringcache::replication {
 
 struct DecoderLimits {
-  uint64_t item_max_bytes = 0;                  // --max-item of the receiving node
-  uint32_t inline_value_max_bytes = 64 * 1024;  // larger values stream
+  uint64_t item_bytes_max = 0;                  // --max-item of the receiving node
+  uint32_t inline_value_bytes_max = 64 * 1024;  // larger values stream
 };
 
 enum class DecodeKind : uint8_t {
@@ -45,7 +45,7 @@ enum class DecodeKind : uint8_t {
   heartbeat,     // .number = sender's unix microseconds when it queued the heartbeat
   mesh,          // .number = peers the sender lists
   flush,         // .meta.version = threshold, .number = at_s (unix seconds, 0 = now)
-  too_big,       // a key or value over item_max_bytes; the frame is skipped
+  too_big,       // a key or value over item_bytes_max; the frame is skipped
   bad_opcode,    // .byte: not an opcode; the stream is dead, close it
 };
 

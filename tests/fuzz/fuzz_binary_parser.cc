@@ -24,12 +24,12 @@ using ringcache::protocol::test::Seen;
 
 // Small item limits reach EBIG and the key + value streaming rule with short
 // inputs; the large ones keep the production shape.
-constexpr uint64_t item_max_choices[] = {0, 1, 7, 64, 300, 4096, uint64_t{1} << 20, uint64_t{1} << 40};
-constexpr uint32_t inline_max_choices[] = {0, 1, 16, 64, 256, 65536, 65536, 65536};
+constexpr uint64_t item_bytes_max_choices[] = {0, 1, 7, 64, 300, 4096, uint64_t{1} << 20, uint64_t{1} << 40};
+constexpr uint32_t inline_bytes_max_choices[] = {0, 1, 16, 64, 256, 65536, 65536, 65536};
 
 ParserLimits limits_from(uint8_t selector) {
-  ParserLimits limits{item_max_choices[selector & 7]};
-  limits.inline_value_max_bytes = inline_max_choices[(selector >> 3) & 7];
+  ParserLimits limits{item_bytes_max_choices[selector & 7]};
+  limits.inline_value_bytes_max = inline_bytes_max_choices[(selector >> 3) & 7];
   return limits;
 }
 
@@ -47,7 +47,7 @@ class ReferenceDecoder {
       if (first && byte == 200) {
         uint32_t length = 0;
         if (!take_length(length)) break;
-        if (length > ParserLimits::repl_hello_max_bytes) {
+        if (length > ParserLimits::repl_hello_bytes_max) {
           emit(EventKind::repl_invalid);
           break;
         }
@@ -74,7 +74,7 @@ class ReferenceDecoder {
   bool decode_keyed(uint8_t opcode) {
     uint32_t key_length = 0;
     if (!take_length(key_length)) return false;
-    if (key_length > limits_.item_max_bytes) {
+    if (key_length > limits_.item_bytes_max) {
       emit(EventKind::too_big);
       if (!skip(key_length)) return false;
       if (opcode != 11) return true;
@@ -89,12 +89,12 @@ class ReferenceDecoder {
     }
     uint32_t value_length = 0;
     if (!take_length(value_length)) return false;
-    if (value_length > limits_.item_max_bytes) {
+    if (value_length > limits_.item_bytes_max) {
       emit(EventKind::too_big);
       return skip(value_length);
     }
-    const uint64_t frame_buffer_max_bytes = std::max<uint64_t>(limits_.item_max_bytes, limits_.inline_value_max_bytes);
-    if (value_length <= limits_.inline_value_max_bytes && uint64_t{key_length} + value_length <= frame_buffer_max_bytes) {
+    const uint64_t frame_buffer_bytes_max = std::max<uint64_t>(limits_.item_bytes_max, limits_.inline_value_bytes_max);
+    if (value_length <= limits_.inline_value_bytes_max && uint64_t{key_length} + value_length <= frame_buffer_bytes_max) {
       std::string_view value;
       if (!take_bytes(value_length, value)) return false;
       emit(EventKind::put, key, value, value_length);

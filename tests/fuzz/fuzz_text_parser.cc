@@ -30,15 +30,15 @@ using fuzz_support::require;
 
 // Small limits reach too_large, streaming and line_too_long with short
 // inputs; the last choices keep the production shape.
-constexpr uint64_t item_max_choices[] = {0, 1, 7, 64, 300, 4096, uint64_t{1} << 20, uint64_t{1} << 40};
-constexpr uint32_t inline_max_choices[] = {0, 16, 256, 65536};
-constexpr uint32_t line_max_choices[] = {16, 64, 300, 2048};
+constexpr uint64_t item_bytes_max_choices[] = {0, 1, 7, 64, 300, 4096, uint64_t{1} << 20, uint64_t{1} << 40};
+constexpr uint32_t inline_bytes_max_choices[] = {0, 16, 256, 65536};
+constexpr uint32_t line_bytes_max_choices[] = {16, 64, 300, 2048};
 
 ParserLimits limits_from(uint8_t selector) {
-  ParserLimits limits{item_max_choices[selector & 7]};
-  limits.inline_value_max_bytes = inline_max_choices[(selector >> 3) & 3];
-  limits.line_max_bytes = line_max_choices[(selector >> 5) & 3];
-  limits.retrieval_line_max_bytes = limits.line_max_bytes * ((selector & 0x80) != 0 ? 32u : 2u);
+  ParserLimits limits{item_bytes_max_choices[selector & 7]};
+  limits.inline_value_bytes_max = inline_bytes_max_choices[(selector >> 3) & 3];
+  limits.line_bytes_max = line_bytes_max_choices[(selector >> 5) & 3];
+  limits.retrieval_line_bytes_max = limits.line_bytes_max * ((selector & 0x80) != 0 ? 32u : 2u);
   return limits;
 }
 
@@ -139,8 +139,8 @@ std::string canonical_text(const Seen& r) {
 void check_round_trip(const ParserLimits& limits, const Seen& request) {
   // Generous line limits: the canonical form of a valid request may be longer.
   ParserLimits relaxed = limits;
-  relaxed.line_max_bytes = 1 << 16;
-  relaxed.retrieval_line_max_bytes = 1 << 17;
+  relaxed.line_bytes_max = 1 << 16;
+  relaxed.retrieval_line_bytes_max = 1 << 17;
   ringcache::test::CheckedParser again(relaxed);
   fuzz_support::require_kept(again.feed(canonical_text(request)));
   require(again.events().size() == 1, "a canonical request is one event");

@@ -19,8 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view stream;
   if (!fuzz_support::split_input(data, size, header_bytes, stream)) return 0;
   ringcache::replication::DecoderLimits limits;
-  limits.item_max_bytes = 4096;
-  limits.inline_value_max_bytes = 512;
+  limits.item_bytes_max = 4096;
+  limits.inline_value_bytes_max = 512;
   (void)fuzz_support::events_whole_and_in_pieces(limits, stream,
                                                  fuzz_support::FixedSizes(fuzz_support::chunk_bytes_from(data[0])));
   return 0;

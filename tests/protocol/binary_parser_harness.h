@@ -111,7 +111,7 @@ struct ParserAdapter<protocol::ParserLimits> : PutStreamAdapter<protocol::Event>
   // The parser holds at most one key, one inline value or one hello.
   static uint64_t buffered_bytes_max(const protocol::ParserLimits& limits, const Parser&) {
     return std::max<uint64_t>(
-        {limits.item_max_bytes, limits.inline_value_max_bytes, protocol::ParserLimits::repl_hello_max_bytes});
+        {limits.item_bytes_max, limits.inline_value_bytes_max, protocol::ParserLimits::repl_hello_bytes_max});
   }
 
   template <class Checked>
@@ -121,19 +121,19 @@ struct ParserAdapter<protocol::ParserLimits> : PutStreamAdapter<protocol::Event>
     switch (event.kind) {
       case Kind::get:
       case Kind::del:
-        promises.require(event.key.size() <= limits.item_max_bytes, "key within item_max");
+        promises.require(event.key.size() <= limits.item_bytes_max, "key within item_max");
         break;
       case Kind::put:
-        promises.require(event.key.size() <= limits.item_max_bytes, "key within item_max");
+        promises.require(event.key.size() <= limits.item_bytes_max, "key within item_max");
         promises.require(event.data.size() == event.value_size, "put value_size matches data");
-        promises.require(event.data.size() <= limits.inline_value_max_bytes, "inline value within its limit");
+        promises.require(event.data.size() <= limits.inline_value_bytes_max, "inline value within its limit");
         break;
       case Kind::put_begin:
-        promises.require(event.key.size() <= limits.item_max_bytes, "key within item_max");
-        promises.require(event.value_size <= limits.item_max_bytes, "streamed value within item_max");
+        promises.require(event.key.size() <= limits.item_bytes_max, "key within item_max");
+        promises.require(event.value_size <= limits.item_bytes_max, "streamed value within item_max");
         break;
       case Kind::repl_hello:
-        promises.require(event.data.size() <= protocol::ParserLimits::repl_hello_max_bytes, "hello within its limit");
+        promises.require(event.data.size() <= protocol::ParserLimits::repl_hello_bytes_max, "hello within its limit");
         promises.require(checked.events().empty(), "replication hello only first");
         break;
       case Kind::repl_invalid:

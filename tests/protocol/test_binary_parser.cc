@@ -26,10 +26,10 @@ static_assert(static_cast<uint8_t>(Reply::ok) == 101 && static_cast<uint8_t>(Rep
               static_cast<uint8_t>(Reply::ebig) == 114 && static_cast<uint8_t>(Reply::eunk) == 115);
 
 // What the parser must report for one PUT: whole when the value is at most
-// inline_value_max_bytes and key + value fit the frame buffer, else streamed.
+// inline_value_bytes_max and key + value fit the frame buffer, else streamed.
 std::vector<Seen> expected_put(const ParserLimits& limits, std::string_view key, std::string_view value) {
-  const uint64_t frame_buffer_max = std::max<uint64_t>(limits.item_max_bytes, limits.inline_value_max_bytes);
-  if (value.size() <= limits.inline_value_max_bytes && key.size() + value.size() <= frame_buffer_max)
+  const uint64_t frame_buffer_max = std::max<uint64_t>(limits.item_bytes_max, limits.inline_value_bytes_max);
+  if (value.size() <= limits.inline_value_bytes_max && key.size() + value.size() <= frame_buffer_max)
     return {seen_put(key, value)};
   return seen_stream(key, value);
 }
@@ -42,9 +42,9 @@ struct Golden {
 
 std::vector<Golden> golden_frames() {
   const std::string binary_key("\x00\xFF\x0D\x0B\xC8", 5);
-  const std::string key_max = pattern_bytes(small_limits.item_max_bytes, 1);
-  const std::string value_inline = pattern_bytes(small_limits.inline_value_max_bytes, 2);
-  const std::string value_streamed = pattern_bytes(small_limits.inline_value_max_bytes + 1, 3);
+  const std::string key_max = pattern_bytes(small_limits.item_bytes_max, 1);
+  const std::string value_inline = pattern_bytes(small_limits.inline_value_bytes_max, 2);
+  const std::string value_streamed = pattern_bytes(small_limits.inline_value_bytes_max + 1, 3);
   return {
       // The first two are written out byte by byte to pin the wire format itself.
       {"get literal", std::string("\x0D\x00\x00\x00\x02" "ab", 7), {seen_get("ab")}},
@@ -220,12 +220,12 @@ TEST_CASE("0xFFFFFFFF lengths are too big and fully skipped") {
   }
 }
 
-TEST_CASE("values above inline_value_max_bytes stream straight from the input") {
+TEST_CASE("values above inline_value_bytes_max stream straight from the input") {
   const ParserLimits limits{1 << 20, 64 * 1024};
   const std::string at_max = pattern_bytes(64 * 1024, 12);
   const std::string above_max = pattern_bytes(64 * 1024 + 1, 13);
   const std::string large = pattern_bytes(1 << 20, 14);
-  SUBCASE("boundary at exactly inline_value_max_bytes") {
+  SUBCASE("boundary at exactly inline_value_bytes_max") {
     for (const auto& [value, expected] : {std::pair{at_max, std::vector<Seen>{seen_put("k", at_max)}},
                                           std::pair{above_max, seen_stream("k", above_max)}}) {
       const std::string bytes = put_frame("k", value) + stats_frame();
@@ -309,14 +309,14 @@ Mix<Seen> make_mix(const ParserLimits& limits, size_t frames, bool with_too_big,
   Mix<Seen> mix;
   mix.add(get_frame("first"), {seen_get("first")});  // so that no 200 opens the stream
   for (size_t i = 0; i < frames; ++i) {
-    const std::string key = random_bytes(rng, std::min<size_t>(random_size(rng, 16), limits.item_max_bytes));
+    const std::string key = random_bytes(rng, std::min<size_t>(random_size(rng, 16), limits.item_bytes_max));
     switch (rng() % (with_too_big ? 8 : 7)) {
       case 0: mix.add(get_frame(key), {seen_get(key)}); break;
       case 1: mix.add(del_frame(key), {seen_del(key)}); break;
       case 2: mix.add(stats_frame(), {seen_stats()}); break;
       case 3:
       case 4: {
-        const std::string value = random_bytes(rng, random_size(rng, limits.inline_value_max_bytes));
+        const std::string value = random_bytes(rng, random_size(rng, limits.inline_value_bytes_max));
         mix.add(put_frame(key, value), expected_put(limits, key, value));
         break;
       }
@@ -327,12 +327,12 @@ Mix<Seen> make_mix(const ParserLimits& limits, size_t frames, bool with_too_big,
         break;
       }
       case 6: {
-        const std::string key_max = random_bytes(rng, limits.item_max_bytes);
+        const std::string key_max = random_bytes(rng, limits.item_bytes_max);
         mix.add(put_frame(key_max, ""), {seen_put(key_max, "")});
         break;
       }
       default: {
-        const std::string too_long = random_bytes(rng, limits.item_max_bytes + 1 + rng() % 8);
+        const std::string too_long = random_bytes(rng, limits.item_bytes_max + 1 + rng() % 8);
         const std::string frame = rng() % 2 ? put_frame(key, too_long) : put_frame(too_long, key);
         mix.add(rng() % 3 ? frame : get_frame(too_long), {seen_too_big()});
         break;
@@ -428,11 +428,11 @@ TEST_CASE("buffered bytes stay bounded whatever the input") {
   const ParserLimits limit_sets[] = {{0, 0}, {10, 64}, {1000, 32}, {1 << 20, 64 * 1024}, {uint64_t{1} << 40, 64 * 1024}};
   constexpr size_t garbage_bytes = 256 * 1024;
   for (const ParserLimits& limits : limit_sets) {
-    CAPTURE(limits.item_max_bytes);
-    CAPTURE(limits.inline_value_max_bytes);
-    const uint64_t bound_bytes = std::max<uint64_t>({limits.item_max_bytes, limits.inline_value_max_bytes,
-                                                     ParserLimits::repl_hello_max_bytes});
-    std::mt19937_64 rng(limits.item_max_bytes + 99);
+    CAPTURE(limits.item_bytes_max);
+    CAPTURE(limits.inline_value_bytes_max);
+    const uint64_t bound_bytes = std::max<uint64_t>({limits.item_bytes_max, limits.inline_value_bytes_max,
+                                                     ParserLimits::repl_hello_bytes_max});
+    std::mt19937_64 rng(limits.item_bytes_max + 99);
     const std::string garbage = random_bytes(rng, garbage_bytes);
     // The Feeder fails the test as soon as buffered_bytes() passes the bound.
     Feeder feeder(limits);

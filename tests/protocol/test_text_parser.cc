@@ -29,10 +29,10 @@ std::string set_text(std::string_view key, std::string_view value, std::string_v
          std::string(value) + "\r\n";
 }
 
-// What the parser must report for one set: whole up to inline_value_max_bytes, else streamed.
+// What the parser must report for one set: whole up to inline_value_bytes_max, else streamed.
 std::vector<Seen> expected_set(const ParserLimits& limits, std::string_view key, std::string_view value) {
   const Seen request = seen_storage(C::set, std::string(key), 0, 0, std::string(value));
-  if (value.size() <= limits.inline_value_max_bytes) return {request};
+  if (value.size() <= limits.inline_value_bytes_max) return {request};
   return seen_stream(request, value);
 }
 
@@ -42,10 +42,10 @@ Seen seen_too_large(Command command, std::string key, bool noreply = false) {
   return seen;
 }
 
-TEST_CASE("values up to inline_value_max_bytes come whole, longer ones stream") {
-  const std::string at_max = pattern_bytes(small_limits.inline_value_max_bytes, 1);
-  const std::string above_max = pattern_bytes(small_limits.inline_value_max_bytes + 1, 2);
-  const std::string item_max = pattern_bytes(small_limits.item_max_bytes, 3);
+TEST_CASE("values up to inline_value_bytes_max come whole, longer ones stream") {
+  const std::string at_max = pattern_bytes(small_limits.inline_value_bytes_max, 1);
+  const std::string above_max = pattern_bytes(small_limits.inline_value_bytes_max + 1, 2);
+  const std::string item_max = pattern_bytes(small_limits.item_bytes_max, 3);
   check_every_split(small_limits, set_text("k", at_max) + "mn\r\n",
                     concat(expected_set(small_limits, "k", at_max), {seen_request(C::meta_noop)}));
   check_every_split(small_limits, set_text("k", above_max) + "mn\r\n",
@@ -70,7 +70,7 @@ TEST_CASE("a streamed value's pieces are views into each input; the parser holds
 }
 
 TEST_CASE("a data block must end with \\r\\n, inline or streamed") {
-  const std::string above_max = pattern_bytes(small_limits.inline_value_max_bytes + 5, 5);
+  const std::string above_max = pattern_bytes(small_limits.inline_value_bytes_max + 5, 5);
   for (const std::string terminator : {"\n\r", "xx", "\r\r", "\nx"}) {
     CAPTURE(terminator);
     check_every_split(small_limits, "set k 0 0 2\r\nab" + terminator + "mn\r\n",
@@ -109,10 +109,10 @@ TEST_CASE("a refused data block is skipped by counting, never buffered") {
 }
 
 TEST_CASE("line limits: exact, one over, partial, and what follows") {
-  const std::string at_max = "mn " + std::string(small_limits.line_max_bytes - 3, 'x');
-  const std::string retrieval_at_max = "get " + std::string(small_limits.retrieval_line_max_bytes - 4, 'k');
-  REQUIRE(at_max.size() == small_limits.line_max_bytes);
-  SUBCASE("a line of exactly line_max_bytes, with either line end") {
+  const std::string at_max = "mn " + std::string(small_limits.line_bytes_max - 3, 'x');
+  const std::string retrieval_at_max = "get " + std::string(small_limits.retrieval_line_bytes_max - 4, 'k');
+  REQUIRE(at_max.size() == small_limits.line_bytes_max);
+  SUBCASE("a line of exactly line_bytes_max, with either line end") {
     check_every_split(small_limits, at_max + "\r\n" + at_max + "\n",
                       {seen_request(C::meta_noop), seen_request(C::meta_noop)});
   }
@@ -121,7 +121,7 @@ TEST_CASE("line limits: exact, one over, partial, and what follows") {
       check_every_split(small_limits, at_max + "x" + end + "mn\r\n", {seen_error(E::line_too_long)});
     }
   }
-  SUBCASE("get lines may be longer, up to retrieval_line_max_bytes") {
+  SUBCASE("get lines may be longer, up to retrieval_line_bytes_max") {
     check_every_split(small_limits, retrieval_at_max + "\r\n",
                       {seen_retrieval(C::get, retrieval_at_max.substr(4))});
     check_every_split(small_limits, retrieval_at_max + "k\r\nmn\r\n", {seen_error(E::line_too_long)});
@@ -228,13 +228,13 @@ Mix<Seen> make_mix(const ParserLimits& limits, size_t requests, uint64_t seed) {
         break;
       }
       case 1: case 2: {
-        std::string value(random_size(limits.inline_value_max_bytes), '\0');
+        std::string value(random_size(limits.inline_value_bytes_max), '\0');
         for (char& c : value) c = static_cast<char>(rng());
         mix.add(set_text(key, value), expected_set(limits, key, value));
         break;
       }
       case 3: {
-        const size_t size = limits.item_max_bytes + 1 + rng() % 100;
+        const size_t size = limits.item_bytes_max + 1 + rng() % 100;
         mix.add(set_text(key, std::string(size, 'v'), "add"), {seen_too_large(C::add, key)});
         break;
       }
@@ -308,7 +308,7 @@ TEST_CASE("model check: a long random pipeline, whole, in sweep chunks and cut a
     Feeder feeder(limits);
     feeder.feed_cut(mix.bytes, cuts);
     CHECK(feeder.events() == mix.expected);
-    CHECK(feeder.peak_buffered_bytes() <= feeder.parser().frame_buffer_max_bytes());
+    CHECK(feeder.peak_buffered_bytes() <= feeder.parser().frame_buffer_bytes_max());
   }
 }
 

@@ -212,7 +212,7 @@ struct ParserAdapter<protocol::text::ParserLimits> {
   using Error = protocol::text::Error;
   using Limits = protocol::text::ParserLimits;
 
-  static uint64_t buffered_bytes_max(const Limits&, const Parser& parser) { return parser.frame_buffer_max_bytes(); }
+  static uint64_t buffered_bytes_max(const Limits&, const Parser& parser) { return parser.frame_buffer_bytes_max(); }
 
   static bool may_consume_nothing(const Event&) { return false; }
 
@@ -240,7 +240,7 @@ struct ParserAdapter<protocol::text::ParserLimits> {
     if (event.meta != nullptr) {
       const protocol::text::MetaRequest& meta = *event.meta;
       require_views_in_input_or_parser(std::array{meta.key_token, meta.opaque}, input, parser, promises);
-      promises.require(meta.opaque.size() <= Limits::opaque_max_bytes, "opaque within its limit");
+      promises.require(meta.opaque.size() <= Limits::opaque_bytes_max, "opaque within its limit");
       promises.require(meta.count <= Limits::meta_tokens_max, "meta flags within meta_tokens_max");
       uint64_t bits = 0;
       for (size_t i = 0; i < meta.count && i < Limits::meta_tokens_max; ++i) {
@@ -248,20 +248,20 @@ struct ParserAdapter<protocol::text::ParserLimits> {
       }
       promises.require(bits == meta.present, "meta flag order and bits agree");
     }
-    if (!event.key.empty()) promises.require(event.key.size() <= Limits::key_max_bytes, "key within 250 bytes");
+    if (!event.key.empty()) promises.require(event.key.size() <= Limits::key_bytes_max, "key within 250 bytes");
     if (event.kind != Kind::error) promises.require(event.error == Error::none, "only errors carry an error");
     switch (event.kind) {
       case Kind::request:
         promises.require(!parser.closed() || event.command == Command::quit, "nothing but quit closes the input");
         if (protocol::text::test::is_storage(event.command)) {
           promises.require(event.data.size() == event.value_size, "inline value size matches");
-          promises.require(event.value_size <= limits.inline_value_max_bytes, "inline value within its limit");
+          promises.require(event.value_size <= limits.inline_value_bytes_max, "inline value within its limit");
         }
         break;
       case Kind::value_begin:
         promises.require(protocol::text::test::is_storage(event.command), "only storage commands stream");
-        promises.require(event.value_size > limits.inline_value_max_bytes, "streamed only above the inline limit");
-        promises.require(event.value_size <= limits.item_max_bytes, "streamed value within item_max");
+        promises.require(event.value_size > limits.inline_value_bytes_max, "streamed only above the inline limit");
+        promises.require(event.value_size <= limits.item_bytes_max, "streamed value within item_max");
         break;
       case Kind::value_data:
         break;

@@ -118,7 +118,7 @@ def run(build, peers, duration, connections, pipeline, secret=True):
             "probes": len(lags_ms),
             "missed": len(missed),
             "hb_p50_ms": percentile(heartbeat_us, 50) / 1000.0 if heartbeat_us else float("nan"),
-            "hb_max_ms": max(heartbeat_us) / 1000.0 if heartbeat_us else float("nan"),
+            "hb_ms_max": max(heartbeat_us) / 1000.0 if heartbeat_us else float("nan"),
             "overflows": "%s / %s" % (s.get("REPL_QUEUE_OVERFLOWS", "0"), s.get("REPL_HANDOFF_OVERFLOWS", "0")),
             "resyncs": s.get("REPL_RESYNCS", "0"),
             "converge_s": converge_s,
@@ -147,7 +147,7 @@ def main():
         else:
             lag = "%.2f / %.2f / %.2f (%d, %d missed)" % (r["lag_p50"], r["lag_p99"], r["lag_max"], r["probes"],
                                                           r["missed"])
-            heartbeat = "%.2f / %.2f" % (r["hb_p50_ms"], r["hb_max_ms"])
+            heartbeat = "%.2f / %.2f" % (r["hb_p50_ms"], r["hb_ms_max"])
             converge = "%.2f s" % r["converge_s"]
         print("| %d | %.0f | %s | %s | %s | %s | %s | %s | %s |" % (
             peers, r["ops"], r["p99_us"], r["server_cpu"], lag, heartbeat, r["overflows"], r["resyncs"], converge),

@@ -71,7 +71,7 @@ struct StreamFixture {
   explicit StreamFixture(const store::StoreConfig& store_config = versioned_config(), size_t peers = 2)
       : store(store_config), thread(store) {
     config.node_id = "local";
-    config.item_max_bytes = 1 << 20;
+    config.item_bytes_max = 1 << 20;
     config.peers.resize(peers);
   }
   // An admitted unauthenticated stream, as a worker holds one.
@@ -156,7 +156,7 @@ class Receiver {
       : store_(store), clock_(clock), listen_fd_(listen_fd), port_(port) {
     config_.secret = std::move(secret);
     config_.node_id = "receiver-" + std::to_string(port);
-    config_.item_max_bytes = 32 * store::mib_bytes;
+    config_.item_bytes_max = 32 * store::mib_bytes;
     config_.info = &LogCapture::sink;
     config_.peers.resize(peers);
     thread_ = std::thread([this] { run(); });
@@ -336,7 +336,7 @@ inline ReplicationConfig sender_config(const std::string& node_id, std::vector<u
     config.peers.push_back(peer);
   }
   config.workers = 1;
-  config.item_max_bytes = 32 * store::mib_bytes;
+  config.item_bytes_max = 32 * store::mib_bytes;
   config.info = &LogCapture::sink;
   config.tuning.backoff_ms_min = 20;
   config.tuning.backoff_ms_max = 200;

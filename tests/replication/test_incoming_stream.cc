@@ -127,7 +127,7 @@ TEST_CASE("resync markers, heartbeats and mesh counts update counters; an unknow
 
 TEST_CASE("an item over --max-item is skipped and counted; what follows applies") {
   Fixture f;
-  f.config.item_max_bytes = 1000;
+  f.config.item_bytes_max = 1000;
   auto s = f.stream();
   CHECK(s.feed(put_frame("huge", std::string(1001, 'h'), 5) + put_frame("fine", "ok", 6)) == StreamStatus::ok);
   CHECK(!get_string(f.thread, "huge"));

@@ -21,8 +21,8 @@ constexpr uint64_t item_max = 1 << 20;
 
 DecoderLimits wire_limits(uint32_t inline_max = 64 * 1024) {
   DecoderLimits limits;
-  limits.item_max_bytes = item_max;
-  limits.inline_value_max_bytes = inline_max;
+  limits.item_bytes_max = item_max;
+  limits.inline_value_bytes_max = inline_max;
   return limits;
 }
 
@@ -125,7 +125,7 @@ TEST_CASE("a stream of every frame kind decodes the same whatever the split") {
   CHECK(seen[12].version == 107);
 }
 
-TEST_CASE("values over inline_value_max_bytes stream: put_begin, put_data, put_end") {
+TEST_CASE("values over inline_value_bytes_max stream: put_begin, put_data, put_end") {
   std::string value(5000, '\0');
   for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 7);
   std::string stream;
@@ -195,7 +195,7 @@ TEST_CASE("an unknown opcode kills the stream: reported once, everything after i
 
 TEST_CASE("at_frame_boundary is true only between frames") {
   DecoderLimits limits;
-  limits.item_max_bytes = item_max;
+  limits.item_bytes_max = item_max;
   StreamDecoder decoder(limits);
   CHECK(decoder.at_frame_boundary());
   std::string frame;

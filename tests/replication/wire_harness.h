@@ -103,20 +103,20 @@ struct ParserAdapter<replication::DecoderLimits> : PutStreamAdapter<replication:
   // One key and one inline value, and what the decoder keeps of its buffer
   // between frames (at most 64 KiB, wire_decoder.cc).
   static uint64_t buffered_bytes_max(const replication::DecoderLimits& limits, const Parser&) {
-    return limits.item_max_bytes + limits.inline_value_max_bytes + 64 * 1024;
+    return limits.item_bytes_max + limits.inline_value_bytes_max + 64 * 1024;
   }
 
   template <class Checked>
   static void check(const Event& event, std::string_view, const Checked& checked, Promises& promises) {
     const replication::DecoderLimits& limits = checked.limits();
-    promises.require(event.key.size() <= limits.item_max_bytes, "key within item_max");
+    promises.require(event.key.size() <= limits.item_bytes_max, "key within item_max");
     switch (event.kind) {
       case Kind::put:
-        promises.require(event.data.size() <= limits.inline_value_max_bytes, "inline value within its limit");
+        promises.require(event.data.size() <= limits.inline_value_bytes_max, "inline value within its limit");
         break;
       case Kind::put_begin:
-        promises.require(event.value_size > limits.inline_value_max_bytes, "streamed only above the inline limit");
-        promises.require(event.value_size <= limits.item_max_bytes, "streamed value within item_max");
+        promises.require(event.value_size > limits.inline_value_bytes_max, "streamed only above the inline limit");
+        promises.require(event.value_size <= limits.item_bytes_max, "streamed value within item_max");
         break;
       case Kind::put_data:
       case Kind::put_end:

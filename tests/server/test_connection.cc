@@ -43,7 +43,7 @@ std::string del(std::string_view key) { return op_del + field(key); }
 std::string ok_value(std::string_view value) { return ok + field(value); }
 
 struct Fixture {
-  explicit Fixture(uint64_t item_max_bytes = 1024 * 1024)
+  explicit Fixture(uint64_t item_bytes_max = 1024 * 1024)
       : store([] {
           store::StoreConfig c;
           c.memory_limit_bytes = 64 * store::mib_bytes;
@@ -53,8 +53,8 @@ struct Fixture {
         registry(1),
         budget(1 << 30),
         write(WritePath::make(thread, nullptr, 0)),
-        processor(thread, *write, registry.thread(0), registry, budget, item_max_bytes) {
-    limits.item_max_bytes = item_max_bytes;
+        processor(thread, *write, registry.thread(0), registry, budget, item_bytes_max) {
+    limits.item_bytes_max = item_bytes_max;
   }
 
   std::unique_ptr<Session> session() { return std::make_unique<BinarySession>(processor, limits, 3); }

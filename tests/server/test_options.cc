@@ -29,7 +29,7 @@ TEST_CASE("defaults follow SPEC §3") {
   CHECK(r.options.listen_address == "0.0.0.0");
   CHECK(r.options.threads == hardware);
   CHECK(r.options.memory_bytes == 64 * mib_bytes);
-  CHECK(r.options.item_max_bytes == 32 * mib_bytes);
+  CHECK(r.options.item_bytes_max == 32 * mib_bytes);
   CHECK(r.options.listen_fd == -1);
   CHECK(r.options.text_listen_fd == -1);
   CHECK(r.options.upload_idle_ms_max == 30 * 1000);
@@ -53,7 +53,7 @@ TEST_CASE("short, long, attached and = forms") {
   CHECK(r.options.listen_address == "127.0.0.1");
   CHECK(r.options.threads == 3);
   CHECK(r.options.memory_bytes == 128 * mib_bytes);
-  CHECK(r.options.item_max_bytes == 1024);
+  CHECK(r.options.item_bytes_max == 1024);
   CHECK(r.options.verbose);
   CHECK(r.options.node_id == "node-a");
 }
@@ -62,7 +62,7 @@ TEST_CASE("--max-item defaults to half of -m") {
   const ParseResult r = parse({"-m", "1G"});
   REQUIRE(r.status == ParseStatus::run);
   CHECK(r.options.memory_bytes == 1024 * mib_bytes);
-  CHECK(r.options.item_max_bytes == 512 * mib_bytes);
+  CHECK(r.options.item_bytes_max == 512 * mib_bytes);
 }
 
 TEST_CASE("IPv6 listen address") {

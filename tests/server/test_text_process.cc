@@ -55,7 +55,7 @@ class PauseAtQueuedBytes final : public PauseCheck {
 };
 
 struct Fixture {
-  explicit Fixture(uint64_t item_max_bytes = 1 << 20)
+  explicit Fixture(uint64_t item_bytes_max = 1 << 20)
       : store([] {
           store::StoreConfig config;
           config.memory_limit_bytes = 64 * store::mib_bytes;
@@ -66,8 +66,8 @@ struct Fixture {
         binary_stats(1),
         text_stats(1),
         write(WritePath::make(thread, nullptr, 0)),
-        processor(thread, *write, text_stats.thread(0), TextStatsContext{binary_stats, text_stats, item_max_bytes},
-                  item_max_bytes),
+        processor(thread, *write, text_stats.thread(0), TextStatsContext{binary_stats, text_stats, item_bytes_max},
+                  item_bytes_max),
         parser(processor.parser_limits()) {}
 
   // Parses `requests` as the next input of the connection and processes

@@ -268,8 +268,8 @@ TEST_CASE("model test: a million random ops against std::unordered_map") {
   std::unordered_map<std::string, std::string> model;
   std::mt19937_64 rng(12345);
   uint64_t evicted_misses = 0, hits = 0;
-  constexpr int kOps = 1'000'000;
-  for (int op = 0; op < kOps; ++op) {
+  constexpr int op_count = 1'000'000;
+  for (int op = 0; op < op_count; ++op) {
     const uint64_t id = rng() % 2000;
     const std::string key = "k" + std::to_string(id);
     if (op % 3 == 0) {

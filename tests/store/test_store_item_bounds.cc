@@ -15,13 +15,13 @@ using store_test::get_string;
 
 namespace {
 
-constexpr uint32_t kBlock = 4096;
+constexpr uint32_t block_bytes = 4096;
 
 StoreConfig small_config(bool versioned) {
   StoreConfig c;
-  c.segment_size_bytes = kBlock;
+  c.segment_size_bytes = block_bytes;
   c.index_buckets = 64;
-  c.memory_limit_bytes = 64 * kBlock + c.index_buckets * 64;
+  c.memory_limit_bytes = 64 * block_bytes + c.index_buckets * 64;
   c.versioned = versioned;
   return c;
 }
@@ -45,7 +45,7 @@ TEST_CASE("item bounds: a value longer than an item header can hold is refused, 
   // The longest length it can hold is taken (and claims one block only).
   Reservation longest = t.reserve("k", value_bytes_max);
   CHECK(longest.ok());
-  CHECK(store.stats().upload_bytes == kBlock);
+  CHECK(store.stats().upload_bytes == block_bytes);
   longest.abort();
   CHECK(store.stats().upload_bytes == 0);
   CHECK(get_string(t, "k") == "before");

@@ -103,14 +103,14 @@ TEST_CASE("concurrent incr loses no increment") {
     StoreThread t(store);
     t.put("counter", "0");
   }
-  constexpr int kThreads = 2, kIncrs = 2000;
+  constexpr int thread_count = 2, incr_count = 2000;
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
-  for (int i = 0; i < kThreads; ++i) {
+  for (int i = 0; i < thread_count; ++i) {
     threads.emplace_back([&] {
       StoreThread t(store);
       uint64_t v = 0;
-      for (int j = 0; j < kIncrs; ++j) {
+      for (int j = 0; j < incr_count; ++j) {
         // A run of conflicts beyond the retry bound is reported, not lost.
         while (t.add_delta("counter", 1, false, &v) != ArithStatus::ok) failures.fetch_add(1);
       }
@@ -118,7 +118,7 @@ TEST_CASE("concurrent incr loses no increment") {
   }
   for (auto& th : threads) th.join();
   StoreThread t(store);
-  CHECK(*get_string(t, "counter") == std::to_string(kThreads * kIncrs));
+  CHECK(*get_string(t, "counter") == std::to_string(thread_count * incr_count));
 }
 
 TEST_CASE("touch changes the expiry") {

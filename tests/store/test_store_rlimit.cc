@@ -41,24 +41,24 @@ std::string_view key_for(char (&buf)[32], const char* prefix, uint64_t i) {
 }
 
 int child() {
-  constexpr uint64_t kLimitBytes = 64 * mib_bytes;
-  constexpr size_t kValueBytes = 4000;
+  constexpr uint64_t limit_bytes = 64 * mib_bytes;
+  constexpr size_t value_bytes = 4000;
   StoreConfig c;
   c.memory_limit_bytes = 16ull << 30;  // only RLIMIT_AS bounds this store
   c.index_buckets = 1 << 14;
   Store store(c);
   StoreThread t(store);
-  std::string value(kValueBytes, '\0');
-  std::string expected(kValueBytes, '\0');
+  std::string value(value_bytes, '\0');
+  std::string expected(value_bytes, '\0');
   std::string large(8 << 20, '\0');
   char key[32];
   const uint64_t base = address_space_bytes();
-  rlimit lim{base + kLimitBytes, base + kLimitBytes};
+  rlimit lim{base + limit_bytes, base + limit_bytes};
   if (setrlimit(RLIMIT_AS, &lim) != 0) {
     std::perror("setrlimit");
     return 10;
   }
-  const uint64_t items = 4 * kLimitBytes / kValueBytes;
+  const uint64_t items = 4 * limit_bytes / value_bytes;
   for (uint64_t i = 0; i < items; ++i) {
     fill_value(value, i);
     const PutStatus st = t.put(key_for(key, "item:", i), value);
@@ -102,7 +102,7 @@ int child() {
   if (s.alloc_failures == 0 || s.evictions == 0) return 14;  // the limit must have bitten
   // Held memory follows the limit, not the 4x written (address space that
   // mimalloc reserved before the limit was set also counts as room).
-  if (s.blocks_bytes > 2 * kLimitBytes) return 15;
+  if (s.blocks_bytes > 2 * limit_bytes) return 15;
   // A failed operator new throws instead of aborting (Debian's mimalloc
   // aborts unless the program defines its own operator new).
   try {

@@ -19,14 +19,14 @@ using store_test::make_value;
 
 namespace {
 
-constexpr uint32_t kBlock = 64 * 1024;
+constexpr uint32_t block_bytes = 64 * 1024;
 
 StoreConfig upload_config(uint64_t blocks, uint64_t upload_blocks_max) {
   StoreConfig c;
-  c.segment_size_bytes = kBlock;
+  c.segment_size_bytes = block_bytes;
   c.index_buckets = 256;
-  c.memory_limit_bytes = blocks * kBlock + c.index_buckets * 64;
-  c.upload_bytes_max = upload_blocks_max * kBlock;
+  c.memory_limit_bytes = blocks * block_bytes + c.index_buckets * 64;
+  c.upload_bytes_max = upload_blocks_max * block_bytes;
   return c;
 }
 
@@ -46,11 +46,11 @@ TEST_CASE("upload bytes: a large reservation is charged block by block as it cla
   Store store(upload_config(64, 32));
   StoreThread t(store);
   const uint64_t blocks_before = store.stats().blocks_bytes;
-  const std::string v = make_value(1, 1, 5 * kBlock + 123);
+  const std::string v = make_value(1, 1, 5 * block_bytes + 123);
   Reservation r = t.reserve("large", v.size());
   REQUIRE(r.ok());
   // Announcing five blocks claims one.
-  CHECK(upload_bytes(store) == kBlock);
+  CHECK(upload_bytes(store) == block_bytes);
   uint64_t charged = upload_bytes(store);
   for (size_t at = 0; at < v.size();) {
     const size_t n = std::min<size_t>(v.size() - at, 1 + at % 9001);
@@ -59,13 +59,13 @@ TEST_CASE("upload bytes: a large reservation is charged block by block as it cla
     const uint64_t now = upload_bytes(store);
     // Never per byte: it moves only when a block (or the last piece) is
     // claimed, and then by that piece's size.
-    CHECK((now == charged || now - charged <= kBlock));
+    CHECK((now == charged || now - charged <= block_bytes));
     charged = now;
     // The charge is the memory taken from the pool, nothing more or less.
     CHECK(now == store.stats().blocks_bytes - blocks_before);
   }
   CHECK(upload_bytes(store) >= v.size());
-  CHECK(upload_bytes(store) < v.size() + kBlock);
+  CHECK(upload_bytes(store) < v.size() + block_bytes);
   CHECK(r.commit() == PutStatus::stored);
   CHECK(upload_bytes(store) == 0);
   CHECK(*get_string(t, "large") == v);
@@ -99,38 +99,38 @@ TEST_CASE("upload bytes: released on abort, drop, move, short commit and failure
   Store store(upload_config(64, 32));
   StoreThread t(store);
   SUBCASE("abort") {
-    Reservation r = t.reserve("k", 3 * kBlock);
-    REQUIRE(r.append(std::string(2 * kBlock, 'a')));
-    CHECK(upload_bytes(store) == 3 * kBlock);
+    Reservation r = t.reserve("k", 3 * block_bytes);
+    REQUIRE(r.append(std::string(2 * block_bytes, 'a')));
+    CHECK(upload_bytes(store) == 3 * block_bytes);
     r.abort();
     CHECK(upload_bytes(store) == 0);
     CHECK(r.commit() == PutStatus::aborted);
   }
   SUBCASE("drop") {
     {
-      Reservation r = t.reserve("k", 3 * kBlock);
-      REQUIRE(r.append(std::string(kBlock, 'a')));
-      CHECK(upload_bytes(store) == 2 * kBlock);
+      Reservation r = t.reserve("k", 3 * block_bytes);
+      REQUIRE(r.append(std::string(block_bytes, 'a')));
+      CHECK(upload_bytes(store) == 2 * block_bytes);
     }
     CHECK(upload_bytes(store) == 0);
   }
   SUBCASE("move: the charge goes with the reservation, once") {
-    Reservation a = t.reserve("k", 3 * kBlock);
-    REQUIRE(a.append(std::string(kBlock, 'a')));
+    Reservation a = t.reserve("k", 3 * block_bytes);
+    REQUIRE(a.append(std::string(block_bytes, 'a')));
     Reservation b = std::move(a);
-    CHECK(upload_bytes(store) == 2 * kBlock);
+    CHECK(upload_bytes(store) == 2 * block_bytes);
     a = Reservation();
-    CHECK(upload_bytes(store) == 2 * kBlock);
-    Reservation c = t.reserve("other", 3 * kBlock);
-    CHECK(upload_bytes(store) == 3 * kBlock);
+    CHECK(upload_bytes(store) == 2 * block_bytes);
+    Reservation c = t.reserve("other", 3 * block_bytes);
+    CHECK(upload_bytes(store) == 3 * block_bytes);
     b = std::move(c);  // b's own reservation is dropped
-    CHECK(upload_bytes(store) == kBlock);
+    CHECK(upload_bytes(store) == block_bytes);
     b.abort();
     CHECK(upload_bytes(store) == 0);
   }
   SUBCASE("a commit before the value is complete") {
-    Reservation r = t.reserve("k", 3 * kBlock);
-    REQUIRE(r.append(std::string(kBlock, 'a')));
+    Reservation r = t.reserve("k", 3 * block_bytes);
+    REQUIRE(r.append(std::string(block_bytes, 'a')));
     CHECK(r.commit() == PutStatus::aborted);
     CHECK(upload_bytes(store) == 0);
   }
@@ -139,10 +139,10 @@ TEST_CASE("upload bytes: released on abort, drop, move, short commit and failure
     // the allocation fails before the limit is reached.
     Store small(upload_config(8, 64));
     StoreThread s(small);
-    Reservation r = s.reserve("huge", 64 * kBlock);
+    Reservation r = s.reserve("huge", 64 * block_bytes);
     REQUIRE(r.ok());
     bool failed = false;
-    for (int i = 0; i < 64 && !failed; ++i) failed = !r.append(std::string(kBlock, 'x'));
+    for (int i = 0; i < 64 && !failed; ++i) failed = !r.append(std::string(block_bytes, 'x'));
     CHECK(failed);
     CHECK(r.status() == PutStatus::no_memory);
     CHECK(small.stats().upload_bytes == 0);
@@ -156,45 +156,45 @@ TEST_CASE("upload bytes: released on abort, drop, move, short commit and failure
 TEST_CASE("upload bytes: a claim that would pass the limit fails that reservation only") {
   Store store(upload_config(64, 4));
   StoreThread t(store);
-  CHECK(store.stats().upload_bytes_max == 4 * kBlock);
+  CHECK(store.stats().upload_bytes_max == 4 * block_bytes);
   t.put("a", "old a");
   t.put("b", "old b");
-  Reservation a = t.reserve("a", 10 * kBlock);
-  REQUIRE(a.append(std::string(2 * kBlock, 'a')));  // three blocks claimed
-  CHECK(upload_bytes(store) == 3 * kBlock);
-  Reservation b = t.reserve("b", 10 * kBlock);
+  Reservation a = t.reserve("a", 10 * block_bytes);
+  REQUIRE(a.append(std::string(2 * block_bytes, 'a')));  // three blocks claimed
+  CHECK(upload_bytes(store) == 3 * block_bytes);
+  Reservation b = t.reserve("b", 10 * block_bytes);
   REQUIRE(b.ok());  // the fourth block: at the limit, not past it
-  CHECK(upload_bytes(store) == 4 * kBlock);
+  CHECK(upload_bytes(store) == 4 * block_bytes);
 
-  Reservation c = t.reserve("c", 10 * kBlock);
+  Reservation c = t.reserve("c", 10 * block_bytes);
   CHECK_FALSE(c.ok());
   CHECK(c.status() == PutStatus::no_memory);
   CHECK(store.stats().upload_refusals == 1);
-  CHECK(upload_bytes(store) == 4 * kBlock);
+  CHECK(upload_bytes(store) == 4 * block_bytes);
 
   // a's next block would pass the limit: a fails, its memory comes back.
-  CHECK_FALSE(a.append(std::string(kBlock, 'a')));
+  CHECK_FALSE(a.append(std::string(block_bytes, 'a')));
   CHECK(a.status() == PutStatus::no_memory);
   CHECK(store.stats().upload_refusals == 2);
-  CHECK(upload_bytes(store) == kBlock);
+  CHECK(upload_bytes(store) == block_bytes);
   CHECK(a.commit() == PutStatus::no_memory);
   CHECK(*get_string(t, "a") == "old a");
 
   // b goes on into the room a left.
-  const std::string rest = make_value(3, 1, 10 * kBlock);
+  const std::string rest = make_value(3, 1, 10 * block_bytes);
   CHECK_FALSE(b.append(rest));  // ten blocks do not fit four
   CHECK(upload_bytes(store) == 0);
   CHECK(*get_string(t, "b") == "old b");
 
   // A value of exactly the limit's blocks is stored.
-  const std::string fits = make_value(4, 1, 4 * kBlock - 1024);
+  const std::string fits = make_value(4, 1, 4 * block_bytes - 1024);
   Reservation d = t.reserve("d", fits.size());
   REQUIRE(d.append(fits));
   CHECK(d.commit() == PutStatus::stored);
   CHECK(*get_string(t, "d") == fits);
   CHECK(upload_bytes(store) == 0);
   // A put of a large value goes through a reservation: the same bound.
-  CHECK(t.put("e", make_value(5, 1, 6 * kBlock)) == PutStatus::no_memory);
+  CHECK(t.put("e", make_value(5, 1, 6 * block_bytes)) == PutStatus::no_memory);
   CHECK(store.stats().upload_refusals == 4);
 }
 
@@ -212,7 +212,7 @@ TEST_CASE("upload bytes: stalled reservations at the limit leave small puts work
   int held = 0;
   for (const Reservation& r : stalled) held += r.ok() ? 1 : 0;
   CHECK(held == 24);
-  CHECK(upload_bytes(store) == 24 * kBlock);
+  CHECK(upload_bytes(store) == 24 * block_bytes);
   CHECK(store.stats().upload_refusals == 6);
 
   const uint64_t budget = store.config().memory_limit_bytes;
@@ -232,7 +232,7 @@ TEST_CASE("upload bytes: stalled reservations at the limit leave small puts work
   for (Reservation& r : stalled) {
     if (r.ok()) CHECK(r.append(std::string(1000, 's')));
   }
-  CHECK(upload_bytes(store) == 24 * kBlock);
+  CHECK(upload_bytes(store) == 24 * block_bytes);
   stalled.clear();
   CHECK(upload_bytes(store) == 0);
 }
@@ -246,16 +246,16 @@ TEST_CASE("upload bytes: threads reserving, filling, aborting and putting at onc
   c.memory_limit_bytes = 96 * 8 * 1024 + c.index_buckets * 64;
   c.upload_bytes_max = 40 * 8 * 1024;
   Store store(c);
-  constexpr int kThreads = 4;
-  constexpr int kRounds = 1500;
+  constexpr int thread_count = 4;
+  constexpr int round_count = 1500;
   std::atomic<uint64_t> over_limit{0}, wrong{0}, stored{0};
   std::vector<std::thread> workers;
-  for (int w = 0; w < kThreads; ++w) {
+  for (int w = 0; w < thread_count; ++w) {
     workers.emplace_back([&, w] {
       StoreThread t(store);
       std::mt19937_64 rng(static_cast<uint64_t>(w) * 104729 + 7);
       std::vector<Reservation> open;
-      for (int round = 0; round < kRounds; ++round) {
+      for (int round = 0; round < round_count; ++round) {
         const uint64_t id = static_cast<uint64_t>(w) * 1000000 + static_cast<uint64_t>(round);
         const std::string key = "u" + std::to_string(id);
         // Shared-segment sizes (up to 4 KiB) and chained ones.

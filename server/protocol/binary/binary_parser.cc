@@ -60,8 +60,8 @@ size_t peek_frame_keys(std::string_view input, std::string_view* keys, size_t ma
 
 FrameParser::FrameParser(const ParserLimits& limits) : limits_(limits) {}
 
-uint64_t FrameParser::frame_buffer_max_bytes() const {
-  return std::max<uint64_t>(limits_.item_max_bytes, limits_.inline_value_max_bytes);
+uint64_t FrameParser::frame_buffer_bytes_max() const {
+  return std::max<uint64_t>(limits_.item_bytes_max, limits_.inline_value_bytes_max);
 }
 
 bool FrameParser::at_frame_boundary() const {
@@ -131,7 +131,7 @@ Event FrameParser::next(std::string_view input, size_t& consumed) {
       case State::key_length: {
         uint32_t length = 0;
         if (!read_length(input, pos, length)) return need_more();
-        if (length > limits_.item_max_bytes) {
+        if (length > limits_.item_bytes_max) {
           state_ = State::skip_key;
           remaining_ = length;
           return emit(make_event(EventKind::too_big));
@@ -161,15 +161,15 @@ Event FrameParser::next(std::string_view input, size_t& consumed) {
       case State::value_length: {
         uint32_t length = 0;
         if (!read_length(input, pos, length)) return need_more();
-        if (length > limits_.item_max_bytes) {
+        if (length > limits_.item_bytes_max) {
           state_ = State::skip_value_bytes;
           remaining_ = length;
           release_pending_ = true;
           return emit(make_event(EventKind::too_big));
         }
         value_size_ = length;
-        const bool fits_inline = length <= limits_.inline_value_max_bytes &&
-                                 uint64_t{key_size_} + length <= frame_buffer_max_bytes();
+        const bool fits_inline = length <= limits_.inline_value_bytes_max &&
+                                 uint64_t{key_size_} + length <= frame_buffer_bytes_max();
         if (fits_inline) {
           state_ = State::value_bytes;
           continue;
@@ -235,7 +235,7 @@ Event FrameParser::next(std::string_view input, size_t& consumed) {
       case State::hello_length: {
         uint32_t length = 0;
         if (!read_length(input, pos, length)) return need_more();
-        if (length > ParserLimits::repl_hello_max_bytes) {
+        if (length > ParserLimits::repl_hello_bytes_max) {
           state_ = State::closed;
           return emit(make_event(EventKind::repl_invalid));
         }
@@ -303,7 +303,7 @@ std::string_view FrameParser::current_key() const {
 
 void FrameParser::grow_buffer(uint64_t needed_bytes, uint64_t frame_bytes) {
   assert(needed_bytes <= frame_bytes);
-  assert(frame_bytes <= std::max<uint64_t>(frame_buffer_max_bytes(), ParserLimits::repl_hello_max_bytes));
+  assert(frame_bytes <= std::max<uint64_t>(frame_buffer_bytes_max(), ParserLimits::repl_hello_bytes_max));
   if (needed_bytes <= buffer_capacity_) return;
   // Grow with the bytes that actually arrived, not with the announced length:
   // a peer that sends only a large length costs nothing. Doubling keeps the

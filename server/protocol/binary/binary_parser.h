@@ -16,15 +16,15 @@
 //
 // What the parser holds, and why it is bounded:
 // - keys are delivered whole; a key split across inputs is copied here. Keys
-//   are at most item_max_bytes (longer ones are too_big and skipped unread).
+//   are at most item_bytes_max (longer ones are too_big and skipped unread).
 // - a PUT value is delivered whole (one `put` event) when value_size <=
-//   inline_value_max_bytes and key_size + value_size <= frame_buffer_max_bytes()
-//   (= max(item_max_bytes, inline_value_max_bytes)); only then may the parser
+//   inline_value_bytes_max and key_size + value_size <= frame_buffer_bytes_max()
+//   (= max(item_bytes_max, inline_value_bytes_max)); only then may the parser
 //   hold key and value together. Any other value is streamed: put_begin, then
 //   put_data views straight into the caller's input (never copied), then
 //   put_end. The second condition only matters for a key within
-//   inline_value_max_bytes of item_max_bytes; it keeps one connection's buffer
-//   under frame_buffer_max_bytes() + repl_hello_max_bytes whatever it sends.
+//   inline_value_bytes_max of item_bytes_max; it keeps one connection's buffer
+//   under frame_buffer_bytes_max() + repl_hello_bytes_max whatever it sends.
 // - the decision between put and put_begin depends only on the two lengths,
 //   never on how the bytes were split, so every split gives the same events.
 //
@@ -44,22 +44,22 @@ enum class Opcode : uint8_t { put = 11, del = 12, get = 13, stats = 21, repl_hel
 enum class Reply : uint8_t { ok = 101, einval = 111, enotfound = 112, ebinary = 113, ebig = 114, eunk = 115 };
 
 struct ParserLimits {
-  uint64_t item_max_bytes;                          // --max-item: a key or value longer than this -> too_big
-  uint32_t inline_value_max_bytes = 64 * 1024;      // values up to this come whole in one `put` event
-  static constexpr uint32_t repl_hello_max_bytes = 256;
+  uint64_t item_bytes_max;                          // --max-item: a key or value longer than this -> too_big
+  uint32_t inline_value_bytes_max = 64 * 1024;      // values up to this come whole in one `put` event
+  static constexpr uint32_t repl_hello_bytes_max = 256;
 };
 
 enum class EventKind : uint8_t {
   need_more,       // every byte of input was consumed (or none was given); feed more
   get, del,        // .key
   stats,
-  put,             // .key and the whole .data (value <= inline_value_max_bytes)
-  put_begin,       // .key and .value_size (> inline_value_max_bytes, or key + value too large to buffer,
+  put,             // .key and the whole .data (value <= inline_value_bytes_max)
+  put_begin,       // .key and .value_size (> inline_value_bytes_max, or key + value too large to buffer,
                    // see the header comment); put_data events follow
   put_data,        // .data: the next value bytes (a view into the input, never copied, never empty)
   put_end,         // the streamed value is complete (this event consumes no input)
   invalid_opcode,  // .byte: an unknown opcode byte; exactly that one byte was consumed; answer EINVAL, go on
-  too_big,         // a key or value length > item_max_bytes was just read: answer EBIG once; the parser then
+  too_big,         // a key or value length > item_bytes_max was just read: answer EBIG once; the parser then
                    // silently consumes the rest of that frame (remaining key bytes, the value length and
                    // value bytes of a PUT) with no further events, so the stream stays in sync
   repl_hello,      // the connection's first byte was 200; .data = the hello field (<= 256 bytes)
@@ -91,7 +91,7 @@ class FrameParser {
   // parser's own buffer (a key or small value split across inputs); they stay valid until the next call.
   // need_more is returned with consumed == input.size() (partial bytes are kept inside the parser).
   // Every other event either consumes at least one byte or is a put_end, so a caller that loops until
-  // need_more always terminates. Buffering a split field allocates (at most frame_buffer_max_bytes());
+  // need_more always terminates. Buffering a split field allocates (at most frame_buffer_bytes_max());
   // if that throws std::bad_alloc the parser's position is lost and the connection must be closed.
   Event next(std::string_view input, size_t& consumed);
 
@@ -101,11 +101,11 @@ class FrameParser {
   // Bytes the parser currently holds in its own buffer (for per-connection memory accounting).
   // This is the allocation, not just the bytes in use. It grows with the bytes received (a bare
   // length allocates nothing), is freed when the frame is done, and never exceeds
-  // max(frame_buffer_max_bytes(), ParserLimits::repl_hello_max_bytes).
+  // max(frame_buffer_bytes_max(), ParserLimits::repl_hello_bytes_max).
   size_t buffered_bytes() const;
 
   // The largest key + inline value the parser will ever hold at once.
-  uint64_t frame_buffer_max_bytes() const;
+  uint64_t frame_buffer_bytes_max() const;
 
   // True when `view` lies inside the parser's own buffer (for checks in tests and fuzzing).
   bool in_own_buffer(std::string_view view) const;

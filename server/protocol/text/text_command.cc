@@ -84,7 +84,7 @@ bool parse_i64(std::string_view text, int64_t& value) {
 }
 
 bool valid_key(std::string_view key) {
-  if (key.empty() || key.size() > ParserLimits::key_max_bytes) return false;
+  if (key.empty() || key.size() > ParserLimits::key_bytes_max) return false;
   for (const char c : key) {
     const auto byte = static_cast<unsigned char>(c);
     if (byte <= ' ' || byte == 0x7F) return false;
@@ -191,7 +191,7 @@ LineOutcome parse_storage(const Tokens& tokens, const ParserLimits& limits, Even
                          parse_i64(tokens.items[3], event.exptime) &&
                          (event.command != Command::cas || parse_u64(tokens.items[5], event.number));
   if (!fields_ok) return fail_after_data(event, Error::bad_command_line);
-  if (event.value_size > limits.item_max_bytes) return fail_after_data(event, Error::too_large);
+  if (event.value_size > limits.item_bytes_max) return fail_after_data(event, Error::too_large);
   return {true};
 }
 
@@ -289,7 +289,7 @@ Error parse_meta_flag(Command command, const MetaGrammar& grammar, std::string_v
   const Error number_error = grammar.single_flag_error ? Error::meta_bad_flag : Error::meta_bad_token;
   switch (letter) {
     case 'O':
-      if (argument.size() > ParserLimits::opaque_max_bytes) return Error::meta_opaque_too_long;
+      if (argument.size() > ParserLimits::opaque_bytes_max) return Error::meta_opaque_too_long;
       meta.opaque = argument;
       return Error::none;
     case 'T': return parse_i64(argument, meta.ttl) ? Error::none : number_error;
@@ -327,7 +327,7 @@ LineOutcome parse_meta(const Tokens& tokens, const ParserLimits& limits, Event& 
     event.error = error;
     return outcome;
   };
-  if (meta.key_token.size() > ParserLimits::key_max_bytes) return fail_meta(Error::bad_command_line);
+  if (meta.key_token.size() > ParserLimits::key_bytes_max) return fail_meta(Error::bad_command_line);
   if (tokens.truncated || tokens.count > ParserLimits::meta_tokens_max)
     return fail_meta(event.command == Command::meta_get ? Error::meta_mg_too_many_flags : Error::meta_too_many_flags);
 
@@ -344,7 +344,7 @@ LineOutcome parse_meta(const Tokens& tokens, const ParserLimits& limits, Event& 
     event.key = meta.key_token;
     if (!valid_key(event.key)) return fail_meta(Error::bad_command_line);
   }
-  if (is_set && event.value_size > limits.item_max_bytes) return fail_meta(Error::too_large);
+  if (is_set && event.value_size > limits.item_bytes_max) return fail_meta(Error::too_large);
   return outcome;
 }
 

@@ -19,7 +19,7 @@ struct LineOutcome {
   bool data_follows = false;
 };
 
-using DecodedKey = std::array<char, ParserLimits::key_max_bytes>;
+using DecodedKey = std::array<char, ParserLimits::key_bytes_max>;
 
 // Parses one command line (without "\n" and without a "\r" before it) into
 // `event`, whose kind becomes request or error. Views in `event` point into

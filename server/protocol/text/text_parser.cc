@@ -40,14 +40,14 @@ Event make_error(Error error, const Event& request) {
 }  // namespace
 
 TextParser::TextParser(const ParserLimits& limits) : limits_(limits) {
-  assert(limits_.line_max_bytes <= limits_.retrieval_line_max_bytes);
+  assert(limits_.line_bytes_max <= limits_.retrieval_line_bytes_max);
 }
 
-uint64_t TextParser::frame_buffer_max_bytes() const {
+uint64_t TextParser::frame_buffer_bytes_max() const {
   // A partial line may hold one byte past its limit (a '\r' whose '\n' is
   // still to come); a storage line holds its text, the inline value and "\r\n".
-  const uint64_t partial_line_bytes = uint64_t{limits_.retrieval_line_max_bytes} + 1;
-  const uint64_t storage_bytes = uint64_t{limits_.line_max_bytes} + limits_.inline_value_max_bytes + 2;
+  const uint64_t partial_line_bytes = uint64_t{limits_.retrieval_line_bytes_max} + 1;
+  const uint64_t storage_bytes = uint64_t{limits_.line_bytes_max} + limits_.inline_value_bytes_max + 2;
   return std::max(partial_line_bytes, storage_bytes);
 }
 
@@ -60,8 +60,8 @@ bool TextParser::in_own_buffer(std::string_view view) const {
 }
 
 uint32_t TextParser::line_limit_bytes(std::string_view line_start) const {
-  return starts_retrieval_command(line_start, limits_.line_max_bytes) ? limits_.retrieval_line_max_bytes
-                                                                      : limits_.line_max_bytes;
+  return starts_retrieval_command(line_start, limits_.line_bytes_max) ? limits_.retrieval_line_bytes_max
+                                                                      : limits_.line_bytes_max;
 }
 
 bool TextParser::partial_line_too_long() const {
@@ -70,7 +70,7 @@ bool TextParser::partial_line_too_long() const {
   // turn out to end it.
   const std::string_view held(buffer_.get(), buffer_size_);
   const size_t length_min = held.back() == '\r' ? held.size() - 1 : held.size();
-  return length_min > limits_.line_max_bytes && length_min > line_limit_bytes(held);
+  return length_min > limits_.line_bytes_max && length_min > line_limit_bytes(held);
 }
 
 Event TextParser::next(std::string_view input, size_t& consumed) {
@@ -113,11 +113,11 @@ Event TextParser::next(std::string_view input, size_t& consumed) {
           if (event.kind != EventKind::need_more) return emit(event);
           continue;
         }
-        if (buffer_size_ + take > uint64_t{limits_.retrieval_line_max_bytes} + 1) {
+        if (buffer_size_ + take > uint64_t{limits_.retrieval_line_bytes_max} + 1) {
           pos += take;
           return line_too_long();
         }
-        grow_buffer(buffer_size_ + take, uint64_t{limits_.retrieval_line_max_bytes} + 1);
+        grow_buffer(buffer_size_ + take, uint64_t{limits_.retrieval_line_bytes_max} + 1);
         append_buffer(input.substr(pos, take));
         pos += take;
         if (newline == nullptr) {
@@ -213,7 +213,7 @@ Event TextParser::on_line(std::string_view line, bool line_in_buffer, std::strin
   request_ = event;
   line_bytes_ = line.size();
   const uint64_t block_bytes = event.value_size + data_terminator.size();
-  if (event.value_size <= limits_.inline_value_max_bytes) {
+  if (event.value_size <= limits_.inline_value_bytes_max) {
     if (!line_in_buffer && input.size() - pos >= block_bytes) {
       const std::string_view block = input.substr(pos, static_cast<size_t>(block_bytes));
       pos += block.size();
@@ -262,7 +262,7 @@ void TextParser::grow_buffer(uint64_t needed_bytes, uint64_t frame_bytes) {
   // the copies linear; capping at the frame keeps buffered_bytes() bounded.
   const uint64_t doubled = std::max<uint64_t>(buffer_capacity_ * 2, buffer_growth_bytes_min);
   const auto capacity = static_cast<size_t>(std::min(frame_bytes, std::max(needed_bytes, doubled)));
-  assert(capacity <= frame_buffer_max_bytes());
+  assert(capacity <= frame_buffer_bytes_max());
   auto bigger = std::make_unique_for_overwrite<char[]>(capacity);
   if (buffer_size_ > 0) std::memcpy(bigger.get(), buffer_.get(), buffer_size_);
   buffer_.swap(bigger);

@@ -19,7 +19,7 @@
 //   ma <key> <flag>*   mn
 //
 // Events: a whole request (`request`), or, for a value longer than
-// inline_value_max_bytes, value_begin + value_data pieces (views into the
+// inline_value_bytes_max, value_begin + value_data pieces (views into the
 // caller's input, never copied) + value_end, or an `error` whose reply line is
 // error_line(). The split between request and value_begin depends only on the
 // announced byte count, so every way of splitting the input gives the same
@@ -33,9 +33,9 @@
 //   block, even when another field is bad. memcached parses such a block as a
 //   command line instead, which can run a command hidden in a value: we do
 //   not. A block whose last two bytes are not "\r\n" is `bad_data_chunk`;
-// - a value longer than item_max_bytes is `too_large` and its data block is
+// - a value longer than item_bytes_max is `too_large` and its data block is
 //   skipped by counting, never buffered;
-// - a line longer than line_max_bytes (retrieval_line_max_bytes for
+// - a line longer than line_bytes_max (retrieval_line_bytes_max for
 //   get/gets/gat/gats, which carry many keys) is `line_too_long`: the request
 //   cannot be read, so nothing after it can be framed and the parser discards
 //   all further input (memcached closes such a connection; the daemon answers
@@ -44,8 +44,8 @@
 //   memcached itself lets control characters through: we refuse them).
 //
 // What the parser holds, and why it is bounded: a partial line (at most
-// retrieval_line_max_bytes + 1), or one storage line (at most line_max_bytes)
-// with the inline value and its "\r\n" behind it. frame_buffer_max_bytes()
+// retrieval_line_bytes_max + 1), or one storage line (at most line_bytes_max)
+// with the inline value and its "\r\n" behind it. frame_buffer_bytes_max()
 // is the largest; buffered_bytes() never exceeds it. The buffer grows with the
 // bytes that arrive, never with an announced size, and is freed after each
 // request, so an idle connection holds nothing.
@@ -60,12 +60,12 @@
 namespace ringcache::protocol::text {
 
 struct ParserLimits {
-  uint64_t item_max_bytes;                       // --max-item: a longer value -> too_large
-  uint32_t inline_value_max_bytes = 64 * 1024;   // values up to this come whole in one `request`
-  uint32_t line_max_bytes = 2048;                // a command line, without its "\r\n" (memcached: 2048)
-  uint32_t retrieval_line_max_bytes = 64 * 1024; // a get/gets/gat/gats line (many keys)
-  static constexpr uint32_t key_max_bytes = 250;
-  static constexpr uint32_t opaque_max_bytes = 31;  // meta O(opaque) token (memcached: < 32)
+  uint64_t item_bytes_max;                       // --max-item: a longer value -> too_large
+  uint32_t inline_value_bytes_max = 64 * 1024;   // values up to this come whole in one `request`
+  uint32_t line_bytes_max = 2048;                // a command line, without its "\r\n" (memcached: 2048)
+  uint32_t retrieval_line_bytes_max = 64 * 1024; // a get/gets/gat/gats line (many keys)
+  static constexpr uint32_t key_bytes_max = 250;
+  static constexpr uint32_t opaque_bytes_max = 31;  // meta O(opaque) token (memcached: < 32)
   static constexpr uint32_t meta_tokens_max = 19;   // command, key, [size,] flags (memcached 1.6.18)
 };
 
@@ -139,7 +139,7 @@ struct MetaRequest {
 enum class EventKind : uint8_t {
   need_more,    // every byte of input was consumed (or none was given); feed more
   request,      // a complete request (.command); a storage command carries its whole value in .data
-  value_begin,  // a storage request whose value streams (.value_size > inline_value_max_bytes);
+  value_begin,  // a storage request whose value streams (.value_size > inline_value_bytes_max);
                 // all request fields are set; value_data events follow
   value_data,   // .data: the next value bytes (a view into the input, never copied, never empty)
   value_end,    // the streamed value and its "\r\n" arrived; carries the request's fields again
@@ -191,7 +191,7 @@ class TextParser {
   // need_more is returned with consumed == input.size(); every other event
   // consumes at least one byte, so a caller that loops until need_more always
   // terminates. Buffering a split request allocates (at most
-  // frame_buffer_max_bytes()); if that throws std::bad_alloc the parser's
+  // frame_buffer_bytes_max()); if that throws std::bad_alloc the parser's
   // position is lost and the connection must be closed.
   Event next(std::string_view input, size_t& consumed);
 
@@ -202,9 +202,9 @@ class TextParser {
   bool closed() const { return state_ == State::closed; }
 
   // Bytes of the parser's own buffer (allocated, not just used), for
-  // per-connection memory accounting. At most frame_buffer_max_bytes().
+  // per-connection memory accounting. At most frame_buffer_bytes_max().
   size_t buffered_bytes() const { return buffer_capacity_; }
-  uint64_t frame_buffer_max_bytes() const;
+  uint64_t frame_buffer_bytes_max() const;
 
   // True when `view` lies inside the parser's own memory (tests, fuzzing).
   bool in_own_buffer(std::string_view view) const;
@@ -240,7 +240,7 @@ class TextParser {
   // stashed), with its meta flags and a base64-decoded key.
   Event request_;
   MetaRequest meta_;
-  std::array<char, ParserLimits::key_max_bytes> decoded_key_{};
+  std::array<char, ParserLimits::key_bytes_max> decoded_key_{};
   size_t line_bytes_ = 0;    // the stashed line at the start of buffer_
   uint64_t remaining_ = 0;   // value bytes to hand out (value_stream) or to drop (swallow)
   std::array<char, 2> terminator_{};
