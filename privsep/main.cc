@@ -14,7 +14,7 @@
 // when it starts serving no process of the service is root: the only root
 // process left after bind was the child, reaped before exec. The unprivileged
 // side holds the sockets only because they arrived over the Unix socket, the
-// shape SPEC §4 asks for.
+// shape docs/privsep.md describes.
 #include "privsep/drop_privileges.h"
 #include "privsep/fd_pass.h"
 #include "privsep/listen_socket.h"

@@ -17,7 +17,7 @@
 set -eu
 
 service_user=ringcache
-memory_headroom_mib=48      # SPEC §3: resident <= 1.25 x SIZE + 48 MiB
+memory_headroom_mib=48      # resident (docs/command_line.md): <= 1.25 x SIZE + 48 MiB
 socket_buffers_mib=32       # kernel socket memory charged to the cgroup
 memory_mib_max=1048576      # the daemon refuses -m above 1 TiB
 

@@ -1,4 +1,4 @@
-// ringcached: the cache daemon (SPEC §2-§3). main() parses the command line;
+// ringcached: the cache daemon (docs/binary_protocol.md, docs/command_line.md). main() parses the command line;
 // run_daemon() prepares the process (signals, limits); build_and_serve()
 // opens the listening sockets and builds the store and replication, each
 // owned by an RAII holder so that every way out closes them; serve() starts
@@ -78,7 +78,7 @@ void log_memory_limit(const MemoryLimit& limit, uint64_t memory_bytes) {
   }
 }
 
-// SPEC §5: without --node-id, a random id 1-4095 (its own version tag).
+// Without --node-id (docs/replication.md), a random id 1-4095 (its own version tag).
 std::string random_node_id() {
   uint16_t value = 0;
   if (::getrandom(&value, sizeof(value), 0) != sizeof(value)) {

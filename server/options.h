@@ -1,4 +1,4 @@
-// The ringcached command line (SPEC §3), parsed without side effects so that
+// The ringcached command line (docs/command_line.md), parsed without side effects so that
 // it can be unit tested: parse_options() never prints and never exits; main()
 // prints the error or the usage and picks the exit code (2 for bad usage).
 #pragma once
@@ -62,7 +62,7 @@ struct ParseResult {
 // args excludes the program name. hardware_threads is the default for -t.
 ParseResult parse_options(std::span<const char* const> args, uint32_t hardware_threads);
 
-// SIZE as SPEC §3 defines it: a plain number is MiB; K, M, G (any case) are
+// SIZE as docs/command_line.md defines it: a plain number is MiB; K, M, G (any case) are
 // powers of 1024. Returns false on anything else, zero included, or overflow.
 bool parse_size(std::string_view text, uint64_t& bytes);
 

@@ -1,11 +1,11 @@
-// Process limits set at start-up (SPEC §3): the open-files soft limit,
+// Process limits set at start-up (docs/command_line.md): the open-files soft limit,
 // RLIMIT_AS, the hard stop behind the -m budget, and the share of -m that
 // values still arriving may hold.
 //
 // RLIMIT_AS = address space measured once threads, rings and buffers exist
 //           + the -m budget
 //           + memory_headroom_base_bytes + threads * memory_headroom_thread_bytes
-// Why that headroom (PLATFORM.md measured the pieces): mimalloc takes address
+// Why that headroom (docs/platform.md measured the pieces): mimalloc takes address
 // space in segments of up to 32 MiB per allocating thread, so a thread's heap
 // may grow by a whole segment for a few bytes; the base covers the
 // connections' own state (parsers, reply blocks, at most a few MiB each and

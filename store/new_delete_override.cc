@@ -2,7 +2,7 @@
 // that runs under RLIMIT_AS.
 //
 // Why: Debian's libmimalloc aborts the process when a C++ `operator new`
-// fails, ignoring std::set_new_handler (PLATFORM.md, measured). Defining every
+// fails, ignoring std::set_new_handler (docs/platform.md, measured). Defining every
 // variant here makes a failed `new` throw std::bad_alloc (or return nullptr
 // for nothrow), which the daemon answers by closing one connection instead of
 // dying. In libc builds (sanitizers) this file compiles to nothing.

@@ -41,7 +41,7 @@ struct ThreadState;
 inline constexpr uint64_t mib_bytes = 1024ull * 1024;
 
 struct StoreConfig {
-  // Budget for segments and the index together (SPEC §3 `-m`).
+  // Budget for segments and the index together (`-m`, docs/command_line.md).
   uint64_t memory_limit_bytes = 64 * mib_bytes;
   // Segment (block) size; items up to half of it are packed into shared
   // segments. At most 16 MiB (the index keeps 24-bit offsets), at least 1 KiB.

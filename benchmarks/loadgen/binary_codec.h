@@ -1,4 +1,4 @@
-// ringcache binary protocol (SPEC section 2), client side.
+// ringcache binary protocol (docs/binary_protocol.md), client side.
 //
 // Requests:  PUT = 11 key-field value-field,  GET = 13 key-field,
 // where field = 32-bit big-endian length + bytes.

@@ -95,7 +95,7 @@ parse_result parse(std::vector<const char*> arguments) {
 
 }  // namespace
 
-TEST_CASE("binary requests are encoded as SPEC section 2 frames") {
+TEST_CASE("binary requests are encoded as the frames of docs/binary_protocol.md") {
   binary_codec codec;
   send_queue queue;
   codec.encode_get(queue, "ab");

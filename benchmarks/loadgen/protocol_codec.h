@@ -8,7 +8,7 @@
 // without copying them at all. Replies come in request order, so the caller
 // tells the decoder which request the next reply answers.
 //
-// Two implementations exist: the ringcache binary protocol (SPEC section 2) and
+// Two implementations exist: the ringcache binary protocol (docs/binary_protocol.md) and
 // the memcached text protocol (set/get), so the same load can be aimed at
 // ringcached and at memcached.
 #pragma once

@@ -1,4 +1,4 @@
-%% Client for ringcached (SPEC §6): any Erlang terms as keys and values,
+%% Client for ringcached (erlang/README.md): any Erlang terms as keys and values,
 %% spread over servers by consistent hashing, one pipelined connection per
 %% server shared by every process that uses the handle.
 %%

@@ -1,4 +1,4 @@
-%% Server addresses as users write them (SPEC §6), checked and normalised.
+%% Server addresses as users write them (erlang/README.md), checked and normalised.
 %%
 %%   "host:port" | "host" (port 8889) | "[v6addr]:port" | {Host, Port}
 %%   a list of those = replicas of one another, tried in order

@@ -1,4 +1,4 @@
-%% The ringcached binary protocol (SPEC §2) as pure functions of bytes: no
+%% The ringcached binary protocol (docs/binary_protocol.md) as pure functions of bytes: no
 %% sockets, no processes, so every frame can be tested whole and split at
 %% every byte.
 %%

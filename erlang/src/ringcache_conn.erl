@@ -19,7 +19,7 @@
 %%   backoff     waiting before the next attempt, doubling each failure
 %% Outside `connected` requests get {error, unavailable} at once.
 %%
-%% The connection also keeps the handle's key table (SPEC §6 status/1)
+%% The connection also keeps the handle's key table (status/1 in erlang/README.md)
 %% current, here and not in the callers, so updates follow the server's
 %% order even when callers time out.
 -module(ringcache_conn).

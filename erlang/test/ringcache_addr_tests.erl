@@ -1,4 +1,4 @@
-%% Server lists as users write them (SPEC §6): accepted forms normalise to
+%% Server lists as users write them (erlang/README.md): accepted forms normalise to
 %% one name per server; everything else is refused with the offending
 %% element, never a crash.
 -module(ringcache_addr_tests).

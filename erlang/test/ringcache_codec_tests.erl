@@ -1,4 +1,4 @@
-%% Golden bytes for every request and reply of SPEC §2, each reply decoded
+%% Golden bytes for every request and reply of docs/binary_protocol.md, each reply decoded
 %% whole, split at every byte, byte by byte, and inside pipelined streams
 %% cut into chunks of many sizes.
 -module(ringcache_codec_tests).

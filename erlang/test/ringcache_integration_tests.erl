@@ -1,5 +1,5 @@
 %% The client against real ringcached daemons started here (3 servers,
-%% $RINGCACHED): what a user of SPEC §6 relies on, including servers that
+%% $RINGCACHED): what a user of the client relies on (erlang/README.md), including servers that
 %% die, hang and come back.
 -module(ringcache_integration_tests).
 -include_lib("eunit/include/eunit.hrl").
@@ -261,7 +261,7 @@ status_text(Servers) ->
     end.
 
 %% How many of Keys the ring places on each server (the key encoding is
-%% SPEC §6's: the namespace behind a length byte, then the term).
+%% erlang/README.md: the namespace behind a length byte, then the term).
 expected_counts(Servers, Namespace, Keys) ->
     Ring = ringcache_ring:new([list_to_binary(S) || S <- Servers]),
     Owners = [ringcache_ring:lookup(Ring, <<(byte_size(Namespace)), Namespace/binary,

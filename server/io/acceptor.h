@@ -1,7 +1,7 @@
 // Acceptor: accepts the connections of every port (binary and text) in
 // worker 0 and deals them round-robin to every worker.
 //
-// PLATFORM.md measured that a multishot accept on one listening socket in
+// docs/platform.md measured that a multishot accept on one listening socket in
 // several rings sends every connection to one ring. Instead, one multishot
 // accept per listening socket runs in worker 0, and each accepted fd is sent
 // to the next worker with IORING_OP_MSG_RING (the fd travels as the target
@@ -11,7 +11,7 @@
 //
 // Errors: a multishot accept ends on any error (no IORING_CQE_F_MORE) and is
 // re-armed, except after EMFILE/ENFILE/ENOMEM/ENOBUFS, where re-arming at
-// once would spin (PLATFORM.md measured 170k failing completions a second):
+// once would spin (docs/platform.md measured 170k failing completions a second):
 // it waits accept_backoff_ms first.
 #pragma once
 

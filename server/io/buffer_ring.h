@@ -6,7 +6,7 @@
 // io_uring_register_buf_ring(). The buffers are shared by every connection of
 // the worker: each completion's buffer is handed back (recycle) as soon as
 // its bytes were parsed or copied out, so a slow peer never holds one
-// (PLATFORM.md).
+// (docs/platform.md).
 #pragma once
 
 #include <liburing.h>

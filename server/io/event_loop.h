@@ -26,7 +26,7 @@
 // request of the ring (IORING_ASYNC_CANCEL_ANY), drain until nothing is in
 // flight, close the connections, meet the other workers (worker_sync.h),
 // then exit the ring. main() closes the listening sockets last, so the port
-// is free at once (PLATFORM.md).
+// is free at once (docs/platform.md).
 #pragma once
 
 #include <liburing.h>

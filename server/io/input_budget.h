@@ -4,7 +4,7 @@
 //
 // Per connection these are bounded by the frame parser and the stash limit,
 // but a thousand connections that each stop half-way through a large key
-// would together hold far more than -m allows for: SPEC §3 keeps resident
+// would together hold far more than -m allows for: the daemon keeps resident
 // memory within 1.25 x SIZE + 48 MiB whatever clients send. So each
 // connection holds its first connection_input_free_bytes for free (every
 // ordinary split frame fits, and the shared counter is never touched), and

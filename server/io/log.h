@@ -1,4 +1,4 @@
-// Logging: one line per event on stderr (SPEC §3).
+// Logging: one line per event on stderr (docs/command_line.md).
 //
 // Each line is formatted into a bounded buffer and written with a single
 // write(2), so lines from different worker threads never interleave.

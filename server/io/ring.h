@@ -1,6 +1,6 @@
 // Ring: one io_uring instance, owned and used by exactly one worker thread.
 //
-// Created inside the thread that uses it (PLATFORM.md: a SINGLE_ISSUER ring
+// Created inside the thread that uses it (docs/platform.md: a SINGLE_ISSUER ring
 // used from another thread fails with EEXIST). Set-up tries, in order:
 //   1. SINGLE_ISSUER | DEFER_TASKRUN  (completion work runs only when this
 //      thread waits: no interrupts of the hot loop; kernel >= 6.1)
@@ -8,7 +8,7 @@
 //   3. no flags
 // falling back on EINVAL only. The CQ ring is cq_per_sq_entries times the SQ
 // ring because multishot requests post many completions per submission and a
-// multishot request ends on CQ overflow (PLATFORM.md). NO_SQARRAY is never
+// multishot request ends on CQ overflow (docs/platform.md). NO_SQARRAY is never
 // used (broken with liburing 2.3).
 //
 // Ring also counts the requests it has in flight: every submission gets

@@ -4,7 +4,7 @@
 // reply appended to the connection's OutputQueue; nothing here knows about
 // sockets or io_uring, and the event loop knows nothing of what a PUT means.
 //
-// Replies (SPEC §2): one status byte; GET hits and STATS add a field
+// Replies (docs/binary_protocol.md): one status byte; GET hits and STATS add a field
 // (32-bit big-endian length, then the bytes). Small contiguous values are
 // copied into the reply queue inside the store's read section; larger ones
 // are pinned and sent from the store's memory (OutputQueue::append_pinned).

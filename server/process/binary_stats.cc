@@ -79,7 +79,7 @@ void append_list(std::string& out, const char* name, const std::vector<uint64_t>
 std::string format_stats(const StatsSnapshot& s) {
   std::string out;
   out.reserve(512);
-  // SPEC §2 fixes the first four and requires the next ten.
+  // docs/binary_protocol.md fixes the first four and requires the next ten.
   append_field(out, "PUTS", s.puts);
   append_field(out, "DELS", s.dels);
   append_field(out, "GETS", s.gets);

@@ -1,4 +1,4 @@
-// Request and connection counters, and the STATS reply text (SPEC §2).
+// Request and connection counters, and the STATS reply text (docs/binary_protocol.md).
 //
 // Each worker thread owns one ThreadCounters and is its only writer, so an
 // increment is a relaxed load and store of its own cache line: no shared

@@ -31,7 +31,7 @@ struct ProcessShared {
   uint64_t item_bytes_max;
   // The text port's counters; nullptr when no text port is served.
   TextStatsRegistry* text_stats = nullptr;
-  // Replication (SPEC §5); nullptr without --peer.
+  // Replication (docs/replication.md); nullptr without --peer.
   replication::Replicator* replicator = nullptr;
 };
 

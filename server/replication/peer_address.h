@@ -40,7 +40,7 @@ std::string format_address(const ResolvedAddress& address);
 // Whether `peer` certainly names this node, listening on `bound` (as the
 // daemon logs it: "0.0.0.0:8889", "[::1]:8889"): the same port and the same
 // address, or a loopback address while listening on every address. A mesh
-// where a node is its own peer is refused at start-up (SPEC §5); anything
+// where a node is its own peer is refused at start-up (docs/replication.md); anything
 // subtler is caught when the hello carries our own node id.
 bool names_this_node(const PeerAddress& peer, std::string_view bound);
 

@@ -67,7 +67,7 @@ struct ReplicationTuning {
 // The production tuning for a node with -m memory_bytes: the live log may
 // hold a quarter of the budget (at most 16 MiB) and each worker's handoff
 // ring a sixteenth (at most 4 MiB), so that replication stays a small part
-// of what SPEC §3 lets the process keep resident. (4 MiB rings absorbed the
+// of what the resident bound (docs/command_line.md) allows. (4 MiB rings absorbed the
 // scheduling gaps of a 2-core machine running five nodes at 200k writes/s
 // without one overflow; 1 MiB rings overflowed 28 times in 4 s.)
 inline ReplicationTuning tuning_for_memory(uint64_t memory_bytes) {
@@ -84,7 +84,7 @@ inline ReplicationTuning tuning_for_memory(uint64_t memory_bytes) {
 using LogSink = void (*)(const char* line);
 
 struct ReplicationConfig {
-  std::string node_id;              // SPEC §5: --node-id or random
+  std::string node_id;              // --node-id or random
   std::vector<PeerAddress> peers;   // --peer, in order
   uint32_t workers = 1;             // worker threads that hand writes over
   uint64_t item_bytes_max = 0;      // --max-item

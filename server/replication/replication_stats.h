@@ -1,4 +1,4 @@
-// Replication counters and their STATS text (SPEC §2 allows more pairs after
+// Replication counters and their STATS text (docs/binary_protocol.md allows more pairs after
 // the required ones; these all start with REPL_).
 //
 // Every counter has one writing thread (the replication thread, or the

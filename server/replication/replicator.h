@@ -1,5 +1,5 @@
 // Replicator: the replication thread and what the workers use to feed it
-// (SPEC §5, docs/replication.md).
+// (docs/replication.md).
 //
 // Threads:
 // - Workers never block on replication. After the store accepts a client

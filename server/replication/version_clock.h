@@ -1,4 +1,4 @@
-// Versions and the hybrid logical clock that issues them (SPEC §5).
+// Versions and the hybrid logical clock that issues them (docs/replication.md).
 //
 // Every replicated write carries one 64-bit version; a replica keeps a write
 // only if its version is greater than the one it holds (store::PutMode::newer,

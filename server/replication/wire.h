@@ -1,4 +1,4 @@
-// The replication stream (SPEC §2 handshake, §5): frames and their encoders.
+// The replication stream (docs/binary_protocol.md, docs/replication.md): frames and their encoders.
 //
 // A replication connection carries one direction only: the node that opened
 // it sends, the node that accepted it applies (docs/replication.md says why).

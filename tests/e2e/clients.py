@@ -1,5 +1,5 @@
 """Clients of ringcached's two protocols, standard library only: Client for
-the binary protocol (SPEC §2; requests one at a time or in pipelined
+the binary protocol (docs/binary_protocol.md; requests one at a time or in pipelined
 batches) and TextClient for the memcached text port (docs/text_protocol.md),
 with the frame builders and reply codes the tests use.
 

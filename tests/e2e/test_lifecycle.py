@@ -1,4 +1,4 @@
-"""Start-up and shutdown (SPEC §3, issue 3): the command line, inherited
+"""Start-up and shutdown (docs/command_line.md): the command line, inherited
 and socket-activated listeners, SIGTERM/SIGINT exiting 0 with the port
 reusable at once."""
 

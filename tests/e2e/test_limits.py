@@ -1,4 +1,4 @@
-"""Memory limits (SPEC §3, issue 3), run only where RLIMIT_AS applies (suite
+"""Memory limits (docs/command_line.md), run only where RLIMIT_AS applies (suite
 'rlimit'; sanitizer builds skip them): eviction at -m 64 with resident memory
 read from /proc, a 1 GiB value against -m 64, 1000 idle connections, and a
 client that never reads its replies."""

@@ -1,4 +1,4 @@
-"""SPEC §2 against the real daemon: request semantics, replies, STATS,
+"""The binary protocol (docs/binary_protocol.md) against the real daemon: request semantics, replies, STATS,
 EBIG, pipelining and byte-at-a-time frames."""
 
 import random

@@ -1,4 +1,4 @@
-// Connection + BinarySession + BinaryProcessor against a real store: the replies SPEC §2
+// Connection + BinarySession + BinaryProcessor against a real store: the replies docs/binary_protocol.md
 // promises, whatever way the bytes are split, and the bounds that keep a
 // client that does not read from holding more than its share.
 #include <doctest/doctest.h>

@@ -1,4 +1,4 @@
-// Command-line parsing (SPEC §3): defaults, every option, and the errors
+// Command-line parsing (docs/command_line.md): defaults, every option, and the errors
 // that must make the daemon exit 2 with a clear message.
 #include <doctest/doctest.h>
 
@@ -21,7 +21,7 @@ ParseResult parse(std::initializer_list<const char*> args) {
 
 }  // namespace
 
-TEST_CASE("defaults follow SPEC §3") {
+TEST_CASE("defaults follow docs/command_line.md") {
   const ParseResult r = parse({});
   REQUIRE(r.status == ParseStatus::run);
   CHECK(r.options.port == 8889);

@@ -1,4 +1,4 @@
-// STATS text (SPEC §2): field order, format, and that per-thread counters
+// STATS text (docs/binary_protocol.md): field order, format, and that per-thread counters
 // add up.
 #include <doctest/doctest.h>
 
@@ -34,7 +34,7 @@ std::map<std::string, std::string> as_map(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("the first fourteen fields are the ones SPEC §2 names, in order") {
+TEST_CASE("the first fourteen fields are the ones docs/binary_protocol.md names, in order") {
   StatsRegistry registry(2);
   const std::string text = format_stats(registry.collect(store::StoreStats{}, 1024));
   const std::vector<std::string> fields = split_fields(text);

@@ -1,4 +1,4 @@
-// FrameParser: the binary protocol (SPEC §2) as a pure, incremental function
+// FrameParser: the binary protocol (docs/binary_protocol.md) as a pure, incremental function
 // of bytes. No I/O, no store, and no allocation for frames that arrive whole.
 //
 // Wire format, every field a 32-bit big-endian length then that many bytes:
@@ -12,7 +12,7 @@
 // The caller feeds whatever bytes it has; each next() returns at most one
 // Event and says how many input bytes it used. Partial frames are kept inside
 // the parser, so the caller never holds on to its receive buffers (they belong
-// to a provided-buffer ring shared by all connections, see PLATFORM.md).
+// to a provided-buffer ring shared by all connections, see docs/platform.md).
 //
 // What the parser holds, and why it is bounded:
 // - keys are delivered whole; a key split across inputs is copied here. Keys
@@ -28,7 +28,7 @@
 // - the decision between put and put_begin depends only on the two lengths,
 //   never on how the bytes were split, so every split gives the same events.
 //
-// Errors keep the stream in sync (SPEC §2): an unknown opcode byte costs that
+// Errors keep the stream in sync (docs/binary_protocol.md): an unknown opcode byte costs that
 // one byte; a too long key or value is reported once when its length is read
 // and the rest of that frame is consumed silently.
 #pragma once
