@@ -1,15 +1,11 @@
 #include "server/replication/handshake.h"
 
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cassert>
-#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
@@ -51,10 +47,6 @@ void copy_array(std::array<unsigned char, N>& dst, std::string_view src) {
   std::memcpy(dst.data(), src.data(), N);
 }
 
-std::string file_error(const std::string& path, const char* what) {
-  return "--peer-secret-file " + path + ": " + what;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- PeerSecret
@@ -79,57 +71,13 @@ void PeerSecret::wipe() {
 }
 
 SecretFileStatus load_peer_secret(const std::string& path, PeerSecret& secret, std::string& error) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    error = file_error(path, std::strerror(errno));
-    return SecretFileStatus::cannot_open;
-  }
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    error = file_error(path, "not a regular file");
-    return SecretFileStatus::not_regular;
-  }
-  // Root's files count as our own: systemd's credentials (LoadCredential=)
-  // may be root's copies that the service's user reads through an ACL.
-  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-    error = file_error(path, ("owned by uid " + std::to_string(st.st_uid) + ", neither root nor the user ringcached "
-                              "runs as (uid " + std::to_string(::geteuid()) + "); chown it to that user")
-                                 .c_str());
-    return SecretFileStatus::wrong_owner;
-  }
-  if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
-    error = file_error(path, "readable or writable by others; chmod 600 it (and use a new secret if others "
-                             "could have read it)");
-    return SecretFileStatus::readable_by_others;
-  }
-  if (st.st_size < static_cast<off_t>(peer_secret_bytes_min)) {
-    error = file_error(path, ("holds " + std::to_string(st.st_size) + " bytes; a secret needs at least " +
-                              std::to_string(peer_secret_bytes_min) +
-                              " random bytes (head -c 32 /dev/urandom > FILE)")
-                                 .c_str());
-    return SecretFileStatus::too_short;
-  }
-  if (st.st_size > static_cast<off_t>(peer_secret_bytes_max)) {
-    error = file_error(path, ("is larger than " + std::to_string(peer_secret_bytes_max) + " bytes").c_str());
-    return SecretFileStatus::too_long;
-  }
-  std::string bytes(static_cast<size_t>(st.st_size), '\0');
-  size_t have = 0;
-  while (have < bytes.size()) {
-    const ssize_t n = ::read(fd, bytes.data() + have, bytes.size() - have);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    have += static_cast<size_t>(n);
-  }
-  if (have != bytes.size()) {
-    OPENSSL_cleanse(bytes.data(), bytes.size());
-    error = file_error(path, "could not be read whole");
-    return SecretFileStatus::read_failed;
-  }
+  const SecretFileRules rules{"--peer-secret-file", peer_secret_bytes_min, peer_secret_bytes_max,
+                              "a secret needs at least " + std::to_string(peer_secret_bytes_min) +
+                                  " random bytes (head -c 32 /dev/urandom > FILE)",
+                              " (and use a new secret if others could have read it)"};
+  std::string bytes;
+  const SecretFileStatus status = read_secret_file(path, rules, bytes, error);
+  if (status != SecretFileStatus::ok) return status;
   secret = PeerSecret(bytes);
   OPENSSL_cleanse(bytes.data(), bytes.size());
   return SecretFileStatus::ok;

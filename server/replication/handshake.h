@@ -41,6 +41,8 @@
 #include <string>
 #include <string_view>
 
+#include "server/replication/secret_file.h"
+
 namespace ringcache::replication {
 
 inline constexpr size_t auth_nonce_bytes = 32;
@@ -78,17 +80,6 @@ class PeerSecret {
  private:
   void wipe();
   std::string bytes_;
-};
-
-enum class SecretFileStatus : uint8_t {
-  ok,
-  cannot_open,
-  not_regular,       // a directory, a device, ...
-  wrong_owner,       // owned by neither root nor the user the daemon runs as
-  readable_by_others,
-  too_short,         // fewer than peer_secret_bytes_min bytes
-  too_long,          // more than peer_secret_bytes_max bytes
-  read_failed,
 };
 
 // Reads the secret: the file's bytes, exactly (a trailing newline is part of
