@@ -1,6 +1,6 @@
 // libFuzzer target for FrameParser.
 //
-// Input layout: byte 0 picks the ParserLimits, byte 1 seeds the split points,
+// Input layout: byte 0 picks the ParserLimits (bit 6: AUTH enabled), byte 1 seeds the split points,
 // the rest is the byte stream of one connection. The stream is parsed once
 // whole and once cut into pieces (fuzz_support.h: run_parser_target); both
 // runs must give the events of a plain reference decoder, and every call
@@ -30,6 +30,7 @@ constexpr uint32_t inline_bytes_max_choices[] = {0, 1, 16, 64, 256, 65536, 65536
 ParserLimits limits_from(uint8_t selector) {
   ParserLimits limits{item_bytes_max_choices[selector & 7]};
   limits.inline_value_bytes_max = inline_bytes_max_choices[(selector >> 3) & 7];
+  limits.auth = (selector & 0x40) != 0;
   return limits;
 }
 
@@ -62,6 +63,8 @@ class ReferenceDecoder {
         emit(EventKind::stats);
       } else if (byte == 11 || byte == 12 || byte == 13) {
         if (!decode_keyed(byte)) break;
+      } else if (byte == 31 && limits_.auth) {
+        if (!decode_auth()) break;
       } else {
         emit(EventKind::invalid_opcode, {}, {}, 0, byte);
       }
@@ -106,6 +109,30 @@ class ReferenceDecoder {
     pos_ += available;
     if (available < value_length) return false;
     emit(EventKind::put_end);
+    return true;
+  }
+
+  // AUTH: two fields of at most auth_field_bytes_max, always whole.
+  bool decode_auth() {
+    constexpr uint32_t field_max = ParserLimits::auth_field_bytes_max;
+    uint32_t user_length = 0;
+    if (!take_length(user_length)) return false;
+    if (user_length > field_max) {
+      emit(EventKind::auth_too_big);
+      uint32_t password_length = 0;
+      return skip(user_length) && take_length(password_length) && skip(password_length);
+    }
+    std::string_view user;
+    if (!take_bytes(user_length, user)) return false;
+    uint32_t password_length = 0;
+    if (!take_length(password_length)) return false;
+    if (password_length > field_max) {
+      emit(EventKind::auth_too_big);
+      return skip(password_length);
+    }
+    std::string_view password;
+    if (!take_bytes(password_length, password)) return false;
+    emit(EventKind::auth, user, password, password_length);
     return true;
   }
 

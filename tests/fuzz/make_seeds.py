@@ -8,7 +8,8 @@ what it finds there), STAMP is written for meson.
 
 Each target reads a header of choices before the stream (see its .cc file):
   fuzz_binary_parser  byte 0: parser limits (bits 0-2 item_max choice, 3-5
-                      inline_value_max choice); byte 1: split seed
+                      inline_value_max choice, bit 6 AUTH enabled); byte 1:
+                      split seed
   fuzz_text_parser    byte 0: parser limits (bits 0-2 item_max, 3-4
                       inline_value_max, 5-6 line_max, bit 7 retrieval lines
                       32x instead of 2x); byte 1: split seed
@@ -39,6 +40,12 @@ def binary_delete(key: bytes) -> bytes:
 
 
 BINARY_STATS = b"\x15"
+
+
+def binary_auth(user: bytes, password: bytes) -> bytes:
+    return b"\x1f" + field(user) + field(password)
+
+
 BINARY_HELLO = b"\xc8" + field(b"RINGCACHE-REPL/1 node-a")
 
 
@@ -61,6 +68,14 @@ def binary_parser_seeds():
         ("invalid_opcodes", 0x1C, 12, b"\x00\x65\x6f\xc8\xff" + binary_get(b"k")),
         ("hello", 0x1C, 13, BINARY_HELLO + binary_get(b"k") + b"\xc8"),
         ("hello_too_long", 0x1C, 14, b"\xc8" + field(b"h" * 257) + binary_get(b"k")),
+        # 0x5C / 0x4B: as 0x1C / 0x0B with AUTH (31) enabled.
+        ("auth", 0x5C, 16, binary_auth(b"alice", b"s3cret") + binary_get(b"k")),
+        ("auth_disabled", 0x1C, 17, binary_auth(b"alice", b"s3cret") + binary_get(b"k")),
+        ("auth_small_items", 0x4B, 18, binary_auth(b"u" * 100, b"p" * 100) + BINARY_STATS),
+        ("auth_too_long", 0x5C, 19, binary_auth(b"u" * 1025, b"pw") + binary_auth(b"u", b"p" * 1025)
+         + binary_get(b"k")),
+        ("auth_unauthenticated_pipeline", 0x5C, 20, binary_put(b"k", b"v" * 200) + binary_get(b"k")
+         + binary_auth(b"alice", b"s3cret") + binary_get(b"k")),
         ("pipeline", 0x2E, 15, BINARY_HELLO + b"".join(
             binary_put(b"key%d" % i, b"value%d" % i * (i % 7)) + binary_get(b"key%d" % i)
             + binary_delete(b"key%d" % i) for i in range(40)) + BINARY_STATS),

@@ -39,6 +39,9 @@ inline std::string put_frame(std::string_view key, std::string_view value) {
   return opcode_byte(11) + field(key) + field(value);
 }
 inline std::string hello_frame(std::string_view hello) { return opcode_byte(200) + field(hello); }
+inline std::string auth_frame(std::string_view user, std::string_view password) {
+  return opcode_byte(31) + field(user) + field(password);
+}
 
 // One event with its bytes copied out.
 struct Seen {
@@ -60,6 +63,10 @@ inline Seen seen_invalid(uint8_t byte) { return {EventKind::invalid_opcode, {}, 
 inline Seen seen_too_big() { return {EventKind::too_big, {}, {}, 0, 0}; }
 inline Seen seen_hello(std::string_view hello) { return {EventKind::repl_hello, {}, std::string(hello), 0, 0}; }
 inline Seen seen_repl_invalid() { return {EventKind::repl_invalid, {}, {}, 0, 0}; }
+inline Seen seen_auth(std::string_view user, std::string_view password) {
+  return {EventKind::auth, std::string(user), std::string(password), password.size(), 0};
+}
+inline Seen seen_auth_too_big() { return {EventKind::auth_too_big, {}, {}, 0, 0}; }
 // A streamed PUT: put_begin, the merged put_data, put_end.
 inline std::vector<Seen> seen_stream(std::string_view key, std::string_view value) {
   return {{EventKind::put_begin, std::string(key), {}, value.size(), 0},
@@ -81,6 +88,8 @@ inline const char* kind_name(EventKind kind) {
     case EventKind::too_big: return "too_big";
     case EventKind::repl_hello: return "repl_hello";
     case EventKind::repl_invalid: return "repl_invalid";
+    case EventKind::auth: return "auth";
+    case EventKind::auth_too_big: return "auth_too_big";
   }
   return "unknown";
 }
@@ -108,10 +117,11 @@ struct ParserAdapter<protocol::ParserLimits> : PutStreamAdapter<protocol::Event>
   using Seen = protocol::test::Seen;
   using Kind = protocol::EventKind;
 
-  // The parser holds at most one key, one inline value or one hello.
+  // The parser holds at most one key, one inline value, one hello or one AUTH's user and password.
   static uint64_t buffered_bytes_max(const protocol::ParserLimits& limits, const Parser&) {
-    return std::max<uint64_t>(
-        {limits.item_bytes_max, limits.inline_value_bytes_max, protocol::ParserLimits::repl_hello_bytes_max});
+    const uint64_t auth_bytes = limits.auth ? 2 * uint64_t{protocol::ParserLimits::auth_field_bytes_max} : 0;
+    return std::max<uint64_t>({limits.item_bytes_max, limits.inline_value_bytes_max,
+                               protocol::ParserLimits::repl_hello_bytes_max, auth_bytes});
   }
 
   template <class Checked>
@@ -138,6 +148,15 @@ struct ParserAdapter<protocol::ParserLimits> : PutStreamAdapter<protocol::Event>
         break;
       case Kind::repl_invalid:
         promises.require(checked.events().empty(), "replication hello only first");
+        break;
+      case Kind::auth:
+        promises.require(limits.auth, "AUTH only when enabled");
+        promises.require(event.key.size() <= protocol::ParserLimits::auth_field_bytes_max, "user within its limit");
+        promises.require(event.data.size() <= protocol::ParserLimits::auth_field_bytes_max,
+                         "password within its limit");
+        break;
+      case Kind::auth_too_big:
+        promises.require(limits.auth, "AUTH only when enabled");
         break;
       case Kind::put_data:
       case Kind::put_end:

@@ -20,7 +20,7 @@ constexpr ParserLimits small_limits{1000, 32};
 
 static_assert(static_cast<uint8_t>(Opcode::put) == 11 && static_cast<uint8_t>(Opcode::del) == 12 &&
               static_cast<uint8_t>(Opcode::get) == 13 && static_cast<uint8_t>(Opcode::stats) == 21 &&
-              static_cast<uint8_t>(Opcode::repl_hello) == 200);
+              static_cast<uint8_t>(Opcode::auth) == 31 && static_cast<uint8_t>(Opcode::repl_hello) == 200);
 static_assert(static_cast<uint8_t>(Reply::ok) == 101 && static_cast<uint8_t>(Reply::einval) == 111 &&
               static_cast<uint8_t>(Reply::enotfound) == 112 && static_cast<uint8_t>(Reply::ebinary) == 113 &&
               static_cast<uint8_t>(Reply::ebig) == 114 && static_cast<uint8_t>(Reply::eunk) == 115);
@@ -392,6 +392,47 @@ TEST_CASE("a pipeline of thousands of frames parses the same under random splits
   }
 }
 
+TEST_CASE("AUTH (31) is an opcode only with ParserLimits::auth") {
+  constexpr uint32_t field_max = ParserLimits::auth_field_bytes_max;
+  // STATS: a next frame that no item limit refuses.
+  const std::string next = stats_frame();
+  SUBCASE("without it, 31 costs one byte like any unknown opcode") {
+    check_every_split(small_limits, opcode_byte(31) + next, {seen_invalid(31), seen_stats()});
+  }
+  // Item limits far below the credentials': AUTH's fields have their own bound and always come whole.
+  for (const ParserLimits& limits : {ParserLimits{1000, 32, true}, ParserLimits{0, 0, true}, ParserLimits{4, 1, true}}) {
+    CAPTURE(limits.item_bytes_max);
+    CAPTURE(limits.inline_value_bytes_max);
+    SUBCASE("user and password, whole under every split") {
+      check_every_split(limits, auth_frame("alice", "s3cret") + next, {seen_auth("alice", "s3cret"), seen_stats()});
+    }
+    SUBCASE("empty fields and fields of exactly the limit") {
+      const std::string user = pattern_bytes(field_max, 30);
+      const std::string password = pattern_bytes(field_max, 31);
+      check_every_split(limits, auth_frame("", "") + auth_frame(user, password) + next,
+                        {seen_auth("", ""), seen_auth(user, password), seen_stats()});
+    }
+    SUBCASE("a user or password too long is one auth_too_big and the frame is skipped") {
+      const std::string too_long = pattern_bytes(field_max + 1, 32);
+      check_every_split(limits, auth_frame(too_long, "pw") + next, {seen_auth_too_big(), seen_stats()});
+      check_every_split(limits, auth_frame("alice", too_long) + next, {seen_auth_too_big(), seen_stats()});
+    }
+    SUBCASE("after a replication hello and pipelined with requests") {
+      check_every_split(limits, hello_frame("node") + auth_frame("u", "p") + stats_frame() + auth_frame("u", "q"),
+                        {seen_hello("node"), seen_auth("u", "p"), seen_stats(), seen_auth("u", "q")});
+    }
+  }
+  SUBCASE("what it buffers stays within buffer_bytes_max()") {
+    const ParserLimits limits{4, 1, true};
+    const std::string bytes = auth_frame(pattern_bytes(field_max, 33), pattern_bytes(field_max, 34));
+    Feeder feeder(limits);
+    for (const char byte : bytes) feeder.feed(std::string_view(&byte, 1));
+    CHECK(feeder.peak_buffered_bytes() <= FrameParser(limits).buffer_bytes_max());
+    CHECK(FrameParser(limits).buffer_bytes_max() == 2 * field_max);
+    CHECK(feeder.parser().buffered_bytes() == 0);
+  }
+}
+
 TEST_CASE("peek_frame_keys finds the keys of whole frames only, up to max") {
   const std::string frames[] = {get_frame("alpha"), stats_frame(), put_frame("beta", "value-b"),
                                 del_frame(std::string("g\0mma", 5)), get_frame("delta")};
@@ -425,13 +466,16 @@ TEST_CASE("peek_frame_keys finds the keys of whole frames only, up to max") {
 }
 
 TEST_CASE("buffered bytes stay bounded whatever the input") {
-  const ParserLimits limit_sets[] = {{0, 0}, {10, 64}, {1000, 32}, {1 << 20, 64 * 1024}, {uint64_t{1} << 40, 64 * 1024}};
+  const ParserLimits limit_sets[] = {{0, 0},           {10, 64},
+                                     {1000, 32},       {1 << 20, 64 * 1024},
+                                     {uint64_t{1} << 40, 64 * 1024}, {0, 0, true}, {1000, 32, true}};
   constexpr size_t garbage_bytes = 256 * 1024;
   for (const ParserLimits& limits : limit_sets) {
     CAPTURE(limits.item_bytes_max);
     CAPTURE(limits.inline_value_bytes_max);
+    const uint64_t auth_bytes = limits.auth ? 2 * uint64_t{ParserLimits::auth_field_bytes_max} : 0;
     const uint64_t bound_bytes = std::max<uint64_t>({limits.item_bytes_max, limits.inline_value_bytes_max,
-                                                     ParserLimits::repl_hello_bytes_max});
+                                                     ParserLimits::repl_hello_bytes_max, auth_bytes});
     std::mt19937_64 rng(limits.item_bytes_max + 99);
     const std::string garbage = random_bytes(rng, garbage_bytes);
     // The Feeder fails the test as soon as buffered_bytes() passes the bound.

@@ -64,6 +64,11 @@ uint64_t FrameParser::frame_buffer_bytes_max() const {
   return std::max<uint64_t>(limits_.item_bytes_max, limits_.inline_value_bytes_max);
 }
 
+uint64_t FrameParser::buffer_bytes_max() const {
+  const uint64_t auth_bytes = limits_.auth ? 2 * uint64_t{ParserLimits::auth_field_bytes_max} : 0;
+  return std::max({frame_buffer_bytes_max(), uint64_t{ParserLimits::repl_hello_bytes_max}, auth_bytes});
+}
+
 bool FrameParser::at_frame_boundary() const {
   return state_ == State::opcode || state_ == State::closed;
 }
@@ -120,6 +125,13 @@ Event FrameParser::next(std::string_view input, size_t& consumed) {
             continue;
           case static_cast<uint8_t>(Opcode::stats):
             return emit(make_event(EventKind::stats));
+          case static_cast<uint8_t>(Opcode::auth):
+            if (limits_.auth) {
+              opcode_ = Opcode::auth;
+              state_ = State::key_length;
+              continue;
+            }
+            [[fallthrough]];
           default: {
             Event event = make_event(EventKind::invalid_opcode);
             event.byte = byte;
@@ -131,10 +143,10 @@ Event FrameParser::next(std::string_view input, size_t& consumed) {
       case State::key_length: {
         uint32_t length = 0;
         if (!read_length(input, pos, length)) return need_more();
-        if (length > limits_.item_bytes_max) {
+        if (length > field_bytes_max()) {
           state_ = State::skip_key;
           remaining_ = length;
-          return emit(make_event(EventKind::too_big));
+          return emit(make_event(opcode_ == Opcode::auth ? EventKind::auth_too_big : EventKind::too_big));
         }
         key_size_ = length;
         state_ = State::key_bytes;
@@ -145,7 +157,7 @@ Event FrameParser::next(std::string_view input, size_t& consumed) {
         std::string_view key;
         if (gather(input, pos, key_size_, key) == Gather::partial) return need_more();
         key_in_buffer_ = in_own_buffer(key);
-        if (opcode_ == Opcode::put) {
+        if (opcode_ == Opcode::put || opcode_ == Opcode::auth) {
           if (!key_in_buffer_) key_in_input_ = key;
           state_ = State::value_length;
           continue;
@@ -161,15 +173,17 @@ Event FrameParser::next(std::string_view input, size_t& consumed) {
       case State::value_length: {
         uint32_t length = 0;
         if (!read_length(input, pos, length)) return need_more();
-        if (length > limits_.item_bytes_max) {
+        if (length > field_bytes_max()) {
           state_ = State::skip_value_bytes;
           remaining_ = length;
           release_pending_ = true;
-          return emit(make_event(EventKind::too_big));
+          return emit(make_event(opcode_ == Opcode::auth ? EventKind::auth_too_big : EventKind::too_big));
         }
         value_size_ = length;
-        const bool fits_inline = length <= limits_.inline_value_bytes_max &&
-                                 uint64_t{key_size_} + length <= frame_buffer_bytes_max();
+        // AUTH's two fields are small (auth_field_bytes_max) and always come whole.
+        const bool fits_inline = opcode_ == Opcode::auth ||
+                                 (length <= limits_.inline_value_bytes_max &&
+                                  uint64_t{key_size_} + length <= frame_buffer_bytes_max());
         if (fits_inline) {
           state_ = State::value_bytes;
           continue;
@@ -189,7 +203,7 @@ Event FrameParser::next(std::string_view input, size_t& consumed) {
         if (!key_in_buffer_ && input.size() - pos < value_size_) stash_key();
         std::string_view value;
         if (gather(input, pos, value_size_, value) == Gather::partial) return need_more();
-        Event event = make_event(EventKind::put);
+        Event event = make_event(opcode_ == Opcode::auth ? EventKind::auth : EventKind::put);
         event.key = current_key();
         event.data = value;
         event.value_size = value_size_;
@@ -219,7 +233,8 @@ Event FrameParser::next(std::string_view input, size_t& consumed) {
         pos += take;
         remaining_ -= take;
         if (remaining_ > 0) return need_more();
-        const bool value_follows = state_ == State::skip_key && opcode_ == Opcode::put;
+        const bool value_follows =
+            state_ == State::skip_key && (opcode_ == Opcode::put || opcode_ == Opcode::auth);
         state_ = value_follows ? State::skip_value_length : State::opcode;
         continue;
       }
@@ -303,7 +318,7 @@ std::string_view FrameParser::current_key() const {
 
 void FrameParser::grow_buffer(uint64_t needed_bytes, uint64_t frame_bytes) {
   assert(needed_bytes <= frame_bytes);
-  assert(frame_bytes <= std::max<uint64_t>(frame_buffer_bytes_max(), ParserLimits::repl_hello_bytes_max));
+  assert(frame_bytes <= buffer_bytes_max());
   if (needed_bytes <= buffer_capacity_) return;
   // Grow with the bytes that actually arrived, not with the announced length:
   // a peer that sends only a large length costs nothing. Doubling keeps the

@@ -7,6 +7,7 @@
 //   DEL   | 12 | key_len:u32be | key |
 //   GET   | 13 | key_len:u32be | key |
 //   STATS | 21 |
+//   AUTH  | 31 | user_len:u32be | user | password_len:u32be | password |   (only with ParserLimits::auth)
 //   hello | 200 | hello_len:u32be | hello |   (only as the connection's first byte)
 //
 // The caller feeds whatever bytes it has; each next() returns at most one
@@ -28,6 +29,10 @@
 // - the decision between put and put_begin depends only on the two lengths,
 //   never on how the bytes were split, so every split gives the same events.
 //
+// - AUTH's user and password are at most auth_field_bytes_max each and are
+//   always delivered whole (one `auth` event), so with ParserLimits::auth the
+//   buffer may also hold 2 * auth_field_bytes_max (buffer_bytes_max()).
+//
 // Errors keep the stream in sync (docs/binary_protocol.md): an unknown opcode byte costs that
 // one byte; a too long key or value is reported once when its length is read
 // and the rest of that frame is consumed silently.
@@ -40,13 +45,19 @@
 
 namespace ringcache::protocol {
 
-enum class Opcode : uint8_t { put = 11, del = 12, get = 13, stats = 21, repl_hello = 200 };
+enum class Opcode : uint8_t { put = 11, del = 12, get = 13, stats = 21, auth = 31, repl_hello = 200 };
 enum class Reply : uint8_t { ok = 101, einval = 111, enotfound = 112, ebinary = 113, ebig = 114, eunk = 115 };
 
 struct ParserLimits {
   uint64_t item_bytes_max;                          // --max-item: a key or value longer than this -> too_big
   uint32_t inline_value_bytes_max = 64 * 1024;      // values up to this come whole in one `put` event
+  // AUTH (31) is an opcode only when the daemon authenticates clients
+  // (--auth-file); otherwise byte 31 is unknown like any other.
+  bool auth = false;
   static constexpr uint32_t repl_hello_bytes_max = 256;
+  // An AUTH user or password longer than this -> auth_too_big. The auth file's
+  // lines are shorter (server/process/auth.h), so no real credential is cut.
+  static constexpr uint32_t auth_field_bytes_max = 1024;
 };
 
 enum class EventKind : uint8_t {
@@ -65,12 +76,15 @@ enum class EventKind : uint8_t {
   repl_hello,      // the connection's first byte was 200; .data = the hello field (<= 256 bytes)
   repl_invalid,    // the first byte was 200 but the hello field is longer than 256 bytes: answer EINVAL, close.
                    // The parser then discards all further input (need_more).
+  auth,            // AUTH (only with ParserLimits::auth): .key = the user, .data = the password, both whole
+  auth_too_big,    // an AUTH user or password length > auth_field_bytes_max was just read: a failed AUTH;
+                   // the rest of the frame is consumed silently, as after too_big
 };
 
 struct Event {
   EventKind kind = EventKind::need_more;
-  std::string_view key;     // get/del/put/put_begin
-  std::string_view data;    // put, put_data, repl_hello
+  std::string_view key;     // get/del/put/put_begin; auth: the user
+  std::string_view data;    // put, put_data, repl_hello; auth: the password
   uint64_t value_size = 0;  // put_begin (and put: == data.size())
   uint8_t byte = 0;         // invalid_opcode
 };
@@ -100,12 +114,14 @@ class FrameParser {
 
   // Bytes the parser currently holds in its own buffer (for per-connection memory accounting).
   // This is the allocation, not just the bytes in use. It grows with the bytes received (a bare
-  // length allocates nothing), is freed when the frame is done, and never exceeds
-  // max(frame_buffer_bytes_max(), ParserLimits::repl_hello_bytes_max).
+  // length allocates nothing), is freed when the frame is done, and never exceeds buffer_bytes_max().
   size_t buffered_bytes() const;
 
   // The largest key + inline value the parser will ever hold at once.
   uint64_t frame_buffer_bytes_max() const;
+  // The most buffered_bytes() can be: a frame buffer, a replication hello, or
+  // an AUTH user and password (with ParserLimits::auth).
+  uint64_t buffer_bytes_max() const;
 
   // True when `view` lies inside the parser's own buffer (for checks in tests and fuzzing).
   bool in_own_buffer(std::string_view view) const;
@@ -139,6 +155,10 @@ class FrameParser {
   void release_frame();
 
   std::string_view current_key() const;
+  // The longest key (or AUTH user) or value (or password) of the frame being parsed.
+  uint64_t field_bytes_max() const {
+    return opcode_ == Opcode::auth ? ParserLimits::auth_field_bytes_max : limits_.item_bytes_max;
+  }
 
   ParserLimits limits_;
   State state_ = State::opcode;
