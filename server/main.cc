@@ -247,7 +247,8 @@ std::unique_ptr<store::Store> make_store(const Options& options) {
 // builds is gone when it returns; the caller's parts outlive it.
 // `stopped` tells whether it got as far as stopping the workers it started.
 int serve(const Options& options, const ListeningSockets& sockets, const StopEvent& stop,
-          const sigset_t& stop_signals, store::Store& store, replication::Replicator* replicator, bool& stopped) {
+          const sigset_t& stop_signals, store::Store& store, replication::Replicator* replicator,
+          Authenticator* auth, bool& stopped) {
   std::string binary_address;
   std::string text_address = "off";
   for (const Listener& listener : sockets.listeners()) {
@@ -262,13 +263,15 @@ int serve(const Options& options, const ListeningSockets& sockets, const StopEve
   WorkerSync sync(options.threads);
   protocol::ParserLimits parser_limits{};
   parser_limits.item_bytes_max = options.item_bytes_max;
+  parser_limits.auth = auth != nullptr;
   const ProcessShared process_shared{.store = store,
                                      .stats = stats,
                                      .input_budget = input_budget,
                                      .parser_limits = parser_limits,
                                      .item_bytes_max = options.item_bytes_max,
                                      .text_stats = text_on ? &text_stats : nullptr,
-                                     .replicator = replicator};
+                                     .replicator = replicator,
+                                     .auth = auth};
   ProcessorsFactory processors(process_shared);
   WorkerShared shared{.services = processors,
                       .input_budget = input_budget,
@@ -321,6 +324,20 @@ int serve(const Options& options, const ListeningSockets& sockets, const StopEve
 // was opened, in reverse order: the listening sockets last, so the port is
 // free at once. Then serve() with them.
 int build_and_serve(const Options& options, const sigset_t& stop_signals, bool& stopped) {
+  // Before any port is opened: a daemon that cannot check credentials must not serve.
+  std::unique_ptr<Authenticator> auth;
+  if (!options.auth_file.empty()) {
+    AuthTable table;
+    std::string error;
+    if (!AuthTable::load(options.auth_file, table, error)) {
+      log_info("fatal: %s", error.c_str());
+      return exit_usage;
+    }
+    log_info("auth: clients must authenticate on every client port (%zu users in --auth-file %s)", table.size(),
+             options.auth_file.c_str());
+    auth = std::make_unique<Authenticator>(std::move(table), &replication_info);
+  }
+
   ListenResult listen = open_listeners(options);
   if (listen.status != ListenStatus::ok) {
     log_info("fatal: %s", listen.error.c_str());
@@ -369,7 +386,7 @@ int build_and_serve(const Options& options, const sigset_t& stop_signals, bool& 
     return exit_failure;
   }
 
-  const int code = serve(options, sockets, stop, stop_signals, *store, replicator.get(), stopped);
+  const int code = serve(options, sockets, stop, stop_signals, *store, replicator.get(), auth.get(), stopped);
   // Before the store, which replication's handles point into.
   replicator.reset();
   return code;

@@ -24,6 +24,7 @@ enum class OptionId : uint8_t {
   peer,
   node_id,
   peer_secret_file,
+  auth_file,
   max_clock_skew,
   listen_fd,
   text_listen_fd,
@@ -50,6 +51,7 @@ constexpr OptionSpec option_specs[] = {
     {OptionId::peer, 0, "peer", true},
     {OptionId::node_id, 0, "node-id", true},
     {OptionId::peer_secret_file, 0, "peer-secret-file", true},
+    {OptionId::auth_file, 0, "auth-file", true},
     {OptionId::max_clock_skew, 0, "max-clock-skew", true},
     {OptionId::listen_fd, 0, "listen-fd", true},
     {OptionId::text_listen_fd, 0, "text-listen-fd", true},
@@ -244,6 +246,10 @@ class Parser {
         options.peer_secret_file = std::string(value);
         if (options.peer_secret_file.empty()) invalid(spec, value, "a file name");
         return;
+      case OptionId::auth_file:
+        options.auth_file = std::string(value);
+        if (options.auth_file.empty()) invalid(spec, value, "a file name");
+        return;
       case OptionId::max_clock_skew:
         if (!parse_decimal(value, options.max_clock_skew_s) || options.max_clock_skew_s < 1 ||
             options.max_clock_skew_s > clock_skew_s_max) {
@@ -328,6 +334,7 @@ std::string usage_text() {
          "                  [--max-item SIZE] [--upload-timeout SECONDS]\n"
          "                  [--peer HOST:PORT]... [--node-id ID]\n"
          "                  [--peer-secret-file PATH] [--max-clock-skew SECONDS]\n"
+         "                  [--auth-file PATH]\n"
          "                  [--listen-fd N] [--text-listen-fd N] [-v] [-h] [-V]\n"
          "\n"
          "  -p, --port PORT        binary protocol port (default 8889; 0 picks a free port)\n"
@@ -347,6 +354,9 @@ std::string usage_text() {
          "      --max-clock-skew SECONDS\n"
          "                         refuse a peer's writes stamped further ahead of this node's clock\n"
          "                         (default 10)\n"
+         "      --auth-file PATH   clients must authenticate with a user:password line of this file\n"
+         "                         (memcached's -Y format; owned by this user, mode 600) on every\n"
+         "                         client port: AUTH on the binary port, memcached's `set` on text\n"
          "      --listen-fd N      serve this already listening socket as the binary port\n"
          "      --text-listen-fd N serve this already listening socket as the text port\n"
          "      --upload-timeout SECONDS\n"

@@ -38,6 +38,7 @@ struct Options {
   std::vector<replication::PeerAddress> peers;  // --peer, in order; empty = no replication
   std::string peer_secret_file;              // empty: replication unauthenticated (v1 hello)
   uint32_t max_clock_skew_s = 10;
+  std::string auth_file;                     // empty: clients need not authenticate (process/auth.h)
   int listen_fd = -1;                        // -1: bind listen_address:port
   int text_listen_fd = -1;
   // --upload-timeout: a connection stalled this long in the middle of a

@@ -88,6 +88,11 @@ ProcessResult BinaryProcessor::process(const protocol::Event& event, PutStream& 
       counters_.too_big.add();
       append_status(out, Reply::ebig);
       return ProcessResult::proceed;
+    case EventKind::auth:
+    case EventKind::auth_too_big:
+      assert(false && "BinarySession answers AUTH");
+      append_status(out, Reply::einval);
+      return ProcessResult::proceed;
     case EventKind::repl_hello:
       assert(false && "BinarySession hands a hello to open_replication()");
       [[fallthrough]];
@@ -99,6 +104,15 @@ ProcessResult BinaryProcessor::process(const protocol::Event& event, PutStream& 
   }
   assert(false && "need_more is not a request");
   return ProcessResult::proceed;
+}
+
+void BinaryProcessor::answer_auth(bool accepted, OutputQueue& out) {
+  append_status(out, accepted ? Reply::ok : Reply::einval);
+}
+
+void BinaryProcessor::refuse(OutputQueue& out) {
+  counters_.invalid.add();
+  append_status(out, Reply::einval);
 }
 
 void BinaryProcessor::get(std::string_view key, OutputQueue& out) {

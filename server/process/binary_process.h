@@ -47,8 +47,14 @@ class BinaryProcessor {
                   const StatsRegistry& registry, const InputBudget& input_budget, uint64_t item_bytes_max,
                   replication::Replicator* replicator = nullptr, uint32_t worker = 0);
 
-  // event.kind is never need_more, nor repl_hello (open_replication).
+  // event.kind is never need_more, nor repl_hello (open_replication), nor
+  // auth / auth_too_big (the session's ConnectionAuth answers those).
   ProcessResult process(const protocol::Event& event, PutStream& stream, OutputQueue& out);
+
+  // The answer to AUTH (auth.h): OK, or EINVAL.
+  void answer_auth(bool accepted, OutputQueue& out);
+  // EINVAL for a request of a connection not authenticated yet.
+  void refuse(OutputQueue& out);
 
   // The keys of requests about to be processed (StoreThread::prefetch).
   void prefetch(std::span<const std::string_view> keys) { store_.prefetch(keys); }

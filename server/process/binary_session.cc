@@ -13,14 +13,14 @@ namespace ringcache::server {
 
 ConsumeResult BinarySession::consume(std::string_view input, OutputQueue& out, const PauseCheck& pause) {
   ConsumeResult result;
-  if (at_frame_boundary()) {
+  if (at_frame_boundary() && auth_.authenticated()) {
     // Pipelined requests: start loading their store memory all at once.
     std::string_view keys[store::StoreThread::prefetch_keys_max];
     const size_t n = protocol::peek_frame_keys(input, keys, std::size(keys));
     if (n > 1) processor_.prefetch({keys, n});
   }
   // A streamed PUT may owe its put_end even when no input is left.
-  while (result.used < input.size() || put_.active) {
+  while (result.used < input.size() || put_.active || draining_) {
     if (pause.must_pause()) {
       result.paused = true;
       return result;
@@ -39,12 +39,51 @@ ConsumeResult BinarySession::consume(std::string_view input, OutputQueue& out, c
       }
       return result;
     }
+    if (event.kind == protocol::EventKind::auth || event.kind == protocol::EventKind::auth_too_big) {
+      if (!answer_auth(event, out)) {
+        close_reason_ = "too many failed AUTH";
+        result.close_after_reply = true;
+        return result;
+      }
+      continue;
+    }
+    if (!auth_.authenticated() && event.kind != protocol::EventKind::repl_invalid) {
+      refuse_unauthenticated(event, out);
+      continue;
+    }
     if (processor_.process(event, put_, out) == ProcessResult::close_after_reply) {
       result.close_after_reply = true;
       return result;
     }
   }
   return result;
+}
+
+bool BinarySession::answer_auth(const protocol::Event& event, OutputQueue& out) {
+  const AuthAttempt attempt =
+      event.kind == protocol::EventKind::auth ? auth_.attempt(event.key, event.data) : auth_.refuse();
+  processor_.answer_auth(attempt == AuthAttempt::accepted, out);
+  return attempt != AuthAttempt::refused_close;
+}
+
+void BinarySession::refuse_unauthenticated(const protocol::Event& event, OutputQueue& out) {
+  switch (event.kind) {
+    case protocol::EventKind::put_begin:
+      assert(!draining_);
+      draining_ = true;
+      return;
+    case protocol::EventKind::put_data:
+      assert(draining_);
+      return;
+    case protocol::EventKind::put_end:
+      assert(draining_);
+      draining_ = false;
+      break;
+    default:
+      assert(!draining_);
+      break;
+  }
+  processor_.refuse(out);
 }
 
 bool BinarySession::open_replication(std::string_view hello, OutputQueue& out) {

@@ -38,6 +38,8 @@ StatsSnapshot StatsRegistry::collect(const store::StoreStats& store_stats,
     s.misses += c.misses.get();
     s.too_big += c.too_big.get();
     s.unstored += c.unstored.get();
+    s.auth_cmds += c.auth_cmds.get();
+    s.auth_errors += c.auth_errors.get();
     s.connections_open += c.connections_open.get();
     s.connections_accepted += c.connections_accepted.get();
     s.bytes_received += c.bytes_received.get();
@@ -118,6 +120,9 @@ std::string format_stats(const StatsSnapshot& s) {
   append_field(out, "UPLOAD_BYTES_MAX", s.store.upload_bytes_max);
   append_field(out, "UPLOAD_REFUSED", s.store.upload_refusals);
   append_field(out, "UPLOAD_ABORTS", s.upload_aborts);
+  // Client authentication (--auth-file), both ports.
+  append_field(out, "AUTH_CMDS", s.auth_cmds);
+  append_field(out, "AUTH_ERRORS", s.auth_errors);
   return out;
 }
 

@@ -31,6 +31,9 @@ struct alignas(cache_line_bytes) ThreadCounters : ConnectionCounters {
   SingleWriterCounter misses;
   SingleWriterCounter too_big;   // EBIG answers
   SingleWriterCounter unstored;  // EUNK answers
+  // --auth-file (auth.h), both ports: attempts, and the failed ones.
+  SingleWriterCounter auth_cmds;
+  SingleWriterCounter auth_errors;
 };
 
 // Everything the STATS text shows, gathered at one moment.
@@ -44,6 +47,8 @@ struct StatsSnapshot {
   uint64_t misses = 0;
   uint64_t too_big = 0;
   uint64_t unstored = 0;
+  uint64_t auth_cmds = 0;
+  uint64_t auth_errors = 0;
   uint64_t connections_open = 0;
   uint64_t connections_accepted = 0;
   uint64_t bytes_received = 0;

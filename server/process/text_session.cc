@@ -1,5 +1,6 @@
 #include "server/process/text_session.h"
 
+#include <algorithm>
 #include <cassert>
 #include <iterator>
 
@@ -7,11 +8,32 @@
 
 namespace ringcache::server {
 
-TextSession::TextSession(TextProcessor& processor)
-    : processor_(processor), parser_(processor.parser_limits()) {}
+namespace {
+
+using protocol::text::Command;
+using protocol::text::EventKind;
+
+constexpr std::string_view unauthenticated_line = "CLIENT_ERROR unauthenticated\r\n";
+constexpr std::string_view auth_failure_line = "CLIENT_ERROR authentication failure\r\n";
+constexpr std::string_view auth_format_line = "CLIENT_ERROR bad authentication token format\r\n";
+
+// The next space-separated token of `text` (runs of spaces are one separator).
+std::string_view next_token(std::string_view& text) {
+  const size_t start = std::min(text.find_first_not_of(' '), text.size());
+  text.remove_prefix(start);
+  const size_t end = std::min(text.find(' '), text.size());
+  const std::string_view token = text.substr(0, end);
+  text.remove_prefix(end);
+  return token;
+}
+
+}  // namespace
+
+TextSession::TextSession(TextProcessor& processor, const ConnectionAuth& auth)
+    : processor_(processor), parser_(processor.parser_limits()), auth_(auth) {}
 
 void TextSession::prefetch(std::string_view input) {
-  if (!at_frame_boundary()) return;
+  if (!at_frame_boundary() || !auth_.authenticated()) return;
   std::string_view keys[store::StoreThread::prefetch_keys_max];
   const size_t n = protocol::text::peek_text_keys(input, keys, std::size(keys));
   if (n > 1) processor_.prefetch({keys, n});
@@ -51,8 +73,72 @@ TextSession::Step TextSession::step(std::string_view input, OutputQueue& out, co
     step.need_more = true;
     return step;
   }
+  if (!auth_.authenticated()) {
+    step.close = unauthenticated(event, out);
+    return step;
+  }
   step.close = processor_.process(event, state_, out, pause) == TextResult::close;
   return step;
+}
+
+bool TextSession::unauthenticated(const protocol::text::Event& event, OutputQueue& out) {
+  // memcached answers even with noreply: a client must learn why it is refused.
+  switch (event.kind) {
+    case EventKind::request:
+      if (event.command == Command::quit) return true;
+      if (event.command == Command::set) return try_credentials(event.data, out);
+      out.append(unauthenticated_line);
+      return false;
+    case EventKind::value_begin:
+      draining_ = true;
+      draining_set_ = event.command == Command::set;
+      return false;
+    case EventKind::value_data:
+      assert(draining_);
+      return false;
+    case EventKind::value_end: {
+      assert(draining_);
+      draining_ = false;
+      if (!draining_set_) {
+        out.append(unauthenticated_line);
+        return false;
+      }
+      // Longer than any auth file line: not credentials.
+      const bool close = auth_.refuse() == AuthAttempt::refused_close;
+      out.append(auth_failure_line);
+      return close;
+    }
+    case EventKind::error:
+      draining_ = false;  // only bad_data_chunk ends a data block early
+      out.append(unauthenticated_line);
+      return event.error == protocol::text::Error::line_too_long;
+    case EventKind::need_more:
+      break;
+  }
+  assert(false && "need_more is not a request");
+  return false;
+}
+
+bool TextSession::try_credentials(std::string_view data, OutputQueue& out) {
+  const std::string_view user = next_token(data);
+  const std::string_view password = next_token(data);
+  if (password.empty()) {
+    const bool close = auth_.refuse() == AuthAttempt::refused_close;
+    out.append(auth_format_line);
+    return close;
+  }
+  switch (auth_.attempt(user, password)) {
+    case AuthAttempt::accepted:
+      out.append("STORED\r\n");
+      return false;
+    case AuthAttempt::refused:
+      out.append(auth_failure_line);
+      return false;
+    case AuthAttempt::refused_close:
+      out.append(auth_failure_line);
+      return true;
+  }
+  return true;
 }
 
 }  // namespace ringcache::server

@@ -3,6 +3,11 @@
 // streamed value, the unanswered keys of a paused multi-get). It answers one
 // event at a time, checking between events (and between the keys of a
 // multi-get) whether the connection must pause.
+//
+// With --auth-file (auth.h) it follows memcached's authfile convention:
+// until a `set` whose data block is "user password" succeeds, that set is
+// the only command acted on; every other request (its data block, if any,
+// read in full and dropped) is answered `CLIENT_ERROR unauthenticated`.
 #pragma once
 
 #include <cstddef>
@@ -11,6 +16,7 @@
 
 #include "server/io/output_queue.h"
 #include "server/io/session.h"
+#include "server/process/auth.h"
 #include "server/protocol/text/text_parser.h"
 #include "server/process/text_process.h"
 
@@ -18,7 +24,7 @@ namespace ringcache::server {
 
 class TextSession final : public Session {
  public:
-  explicit TextSession(TextProcessor& processor);
+  TextSession(TextProcessor& processor, const ConnectionAuth& auth);
   TextSession(const TextSession&) = delete;
   TextSession& operator=(const TextSession&) = delete;
 
@@ -26,15 +32,17 @@ class TextSession final : public Session {
   std::unique_ptr<Session> take_successor() override { return nullptr; }
 
   bool at_frame_boundary() const override {
-    return parser_.at_frame_boundary() && !state_.stream.active && !has_pending();
+    return parser_.at_frame_boundary() && !state_.stream.active && !draining_ && !has_pending();
   }
   // Part of a request has arrived and more is to come: a partial line, or
   // a data block still streaming. (A paused multi-get is not: its request
   // is whole, only its answers wait.)
-  bool mid_request() const override { return !parser_.at_frame_boundary() || state_.stream.active; }
+  bool mid_request() const override {
+    return !parser_.at_frame_boundary() || state_.stream.active || draining_;
+  }
   // Request bytes held: the parser's buffer, a gathered append, pending keys.
   size_t held_bytes() const override { return parser_.buffered_bytes() + state_.held_bytes(); }
-  const char* close_reason() const override { return "quit, or a line too long"; }
+  const char* close_reason() const override { return "quit, a line too long, or failed authentication"; }
 
  private:
   struct Step {
@@ -50,12 +58,21 @@ class TextSession final : public Session {
   // `input` to the store's prefetch (pipelined requests, see
   // StoreThread::prefetch).
   void prefetch(std::string_view input);
+  // An event of a connection not authenticated yet; true to close after the reply.
+  bool unauthenticated(const protocol::text::Event& event, OutputQueue& out);
+  // The data block of a `set` before authentication: "user password".
+  bool try_credentials(std::string_view data, OutputQueue& out);
   // Keys of a multi-get are still to be answered (even with no input left).
   bool has_pending() const { return !state_.retrieval.empty(); }
 
   TextProcessor& processor_;
   protocol::text::TextParser parser_;
   TextRequestState state_;
+  ConnectionAuth auth_;
+  // A data block too long to hold credentials, read and dropped before
+  // authentication; draining_set_: it belongs to a `set` (an attempt).
+  bool draining_ = false;
+  bool draining_set_ = false;
 };
 
 }  // namespace ringcache::server

@@ -116,6 +116,9 @@ std::string format_text_stats(const TextStatsContext& context, const store::Stor
   stat(out, "store_too_large", text.too_large.get() + binary.too_big);
   stat(out, "store_no_memory", text.no_memory.get() + binary.unstored);
   stat(out, "client_errors", text.client_errors.get());
+  // memcached's names; both ports (--auth-file).
+  stat(out, "auth_cmds", binary.auth_cmds);
+  stat(out, "auth_errors", binary.auth_errors);
   stat(out, "bytes_read", binary.bytes_received);
   stat(out, "bytes_written", binary.bytes_sent);
   stat(out, "limit_maxbytes", store.memory_limit_bytes);

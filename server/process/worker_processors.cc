@@ -9,6 +9,7 @@ namespace ringcache::server {
 
 WorkerProcessors::WorkerProcessors(const ProcessShared& shared, uint32_t worker)
     : shared_(shared),
+      worker_(worker),
       store_thread_(shared.store),
       write_(WritePath::make(store_thread_, shared.replicator, worker)),
       binary_(store_thread_, *write_, shared.stats.thread(worker), shared.stats, shared.input_budget,
@@ -21,12 +22,15 @@ WorkerProcessors::WorkerProcessors(const ProcessShared& shared, uint32_t worker)
 }
 
 std::unique_ptr<Session> WorkerProcessors::open_session(ListenerKind kind, int fd) {
+  assert((shared_.auth != nullptr) == shared_.parser_limits.auth);
+  ThreadCounters& counters = shared_.stats.thread(worker_);
   if (kind == ListenerKind::text) {
     assert(text_ != nullptr && "a text listener is served only with a text port");
-    return std::make_unique<TextSession>(*text_);
+    return std::make_unique<TextSession>(*text_, ConnectionAuth(shared_.auth, counters, fd, "text"));
   }
   assert(kind == ListenerKind::binary);
-  return std::make_unique<BinarySession>(binary_, shared_.parser_limits, fd);
+  return std::make_unique<BinarySession>(binary_, shared_.parser_limits, fd,
+                                         ConnectionAuth(shared_.auth, counters, fd, "binary"));
 }
 
 }  // namespace ringcache::server

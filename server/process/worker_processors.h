@@ -11,6 +11,7 @@
 
 #include "server/io/input_budget.h"
 #include "server/io/worker_services.h"
+#include "server/process/auth.h"
 #include "server/process/binary_process.h"
 #include "server/process/binary_stats.h"
 #include "server/process/text_process.h"
@@ -33,6 +34,9 @@ struct ProcessShared {
   TextStatsRegistry* text_stats = nullptr;
   // Replication (docs/replication.md); nullptr without --peer.
   replication::Replicator* replicator = nullptr;
+  // Client authentication (auth.h); nullptr without --auth-file. With it,
+  // parser_limits.auth is set.
+  Authenticator* auth = nullptr;
 };
 
 class WorkerProcessors final : public WorkerServices {
@@ -44,6 +48,7 @@ class WorkerProcessors final : public WorkerServices {
 
  private:
   const ProcessShared& shared_;
+  uint32_t worker_;
   // Destruction runs bottom-up: the processors before the write path, all
   // before the store handle.
   store::StoreThread store_thread_;

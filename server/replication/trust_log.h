@@ -1,5 +1,6 @@
 // Log lines about peers refused at the trust boundary (bad hellos, failed
-// authentication, addresses that are not peers, clocks too far ahead),
+// authentication, addresses that are not peers, clocks too far ahead), and
+// about clients that failed --auth-file's authentication (server/process/auth.h),
 // bounded so that whoever can reach the port cannot flood the log:
 // - refusals: at most refusal_lines_per_s_max lines a second; the ones left
 //   out are counted and the next line that gets out says how many;

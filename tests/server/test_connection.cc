@@ -57,7 +57,9 @@ struct Fixture {
     limits.item_bytes_max = item_bytes_max;
   }
 
-  std::unique_ptr<Session> session() { return std::make_unique<BinarySession>(processor, limits, 3); }
+  std::unique_ptr<Session> session() {
+    return std::make_unique<BinarySession>(processor, limits, 3, ConnectionAuth(nullptr, registry.thread(0), 3, "binary"));
+  }
   Connection connection() { return Connection(3, 0, 0, session()); }
 
   // Stores a value through a connection of its own, as another client would.
