@@ -23,6 +23,8 @@
 
 -define(call_timeout_ms_default, 5000).
 -define(namespace_bytes_max, 255).
+%% The daemon's limit on AUTH's user and password (binary_parser.h).
+-define(auth_field_bytes_max, 1024).
 -define(unique_prefix_bytes, 16).
 %% start/2 waits this long at most for the first connection attempts; a
 %% server still undecided by then is simply retried in the background.
@@ -40,8 +42,9 @@
 
 -type server_spec() :: string() | binary() | {inet:hostname() | inet:ip_address(), inet:port_number()}
                      | [string() | binary() | {inet:hostname() | inet:ip_address(), inet:port_number()}].
--type reason() :: unavailable | too_big | server_error | timeout.
--type options() :: #{namespace => binary(), timeout => pos_integer()}.
+-type reason() :: unavailable | too_big | server_error | timeout | auth_refused.
+-type options() :: #{namespace => binary(), timeout => pos_integer(),
+                     auth => {User :: iodata(), Password :: iodata()}}.
 
 %% ---------------------------------------------------------------- start/stop
 
@@ -52,10 +55,10 @@ start(Servers) ->
 -spec start([server_spec(), ...], options()) -> {ok, handle()} | {error, term()}.
 start(Servers, Options) ->
     case {ringcache_addr:parse_servers(Servers), parse_options(Options)} of
-        {{ok, Groups}, {ok, Prefix, TimeoutMs}} ->
+        {{ok, Groups}, {ok, Prefix, TimeoutMs, Auth}} ->
             Names = [ringcache_addr:group_name(Group) || Group <- Groups],
             Ring = ringcache_ring:new(Names),
-            case ringcache_handle:start(self(), Groups) of
+            case ringcache_handle:start(self(), Groups, Auth) of
                 {ok, Pid, Conns, Keys} ->
                     H = #handle{pid = Pid, conns = Conns, keys = Keys, ring = Ring,
                                 prefix = Prefix, timeout_ms = TimeoutMs,
@@ -72,9 +75,18 @@ start(Servers, Options) ->
     end.
 
 parse_options(Options) when is_map(Options) ->
+    case {parse_prefix_and_timeout(Options), parse_auth(maps:get(auth, Options, undefined))} of
+        {{ok, Prefix, TimeoutMs}, {ok, Auth}} -> {ok, Prefix, TimeoutMs, Auth};
+        {{error, _} = Error, _} -> Error;
+        {_, {error, _} = Error} -> Error
+    end;
+parse_options(Options) ->
+    {error, {bad_option, Options}}.
+
+parse_prefix_and_timeout(Options) ->
     Namespace = maps:get(namespace, Options, undefined),
     TimeoutMs = maps:get(timeout, Options, ?call_timeout_ms_default),
-    case maps:keys(maps:without([namespace, timeout], Options)) of
+    case maps:keys(maps:without([namespace, timeout, auth], Options)) of
         [Unknown | _] ->
             {error, {bad_option, Unknown}};
         [] when not (is_integer(TimeoutMs) andalso TimeoutMs > 0) ->
@@ -85,9 +97,25 @@ parse_options(Options) when is_map(Options) ->
             {ok, key_prefix(Namespace), TimeoutMs};
         [] ->
             {error, {bad_option, {namespace, Namespace}}}
+    end.
+
+%% A user and password for the daemon's --auth-file (docs/binary_protocol.md,
+%% "Authentication"): each 1 to auth_field_bytes_max bytes, sent at every
+%% (re)connection. The password is not kept in the error of a bad option.
+parse_auth(undefined) ->
+    {ok, undefined};
+parse_auth({User, Password} = Auth) ->
+    try {iolist_to_binary(User), iolist_to_binary(Password)} of
+        {U, P} when byte_size(U) >= 1, byte_size(U) =< ?auth_field_bytes_max,
+                    byte_size(P) >= 1, byte_size(P) =< ?auth_field_bytes_max ->
+            {ok, {U, P}};
+        _ ->
+            {error, {bad_option, {auth, element(1, Auth)}}}
+    catch
+        error:badarg -> {error, {bad_option, {auth, User}}}
     end;
-parse_options(Options) ->
-    {error, {bad_option, Options}}.
+parse_auth(_Other) ->
+    {error, {bad_option, auth}}.
 
 key_prefix(Prefix) -> <<(byte_size(Prefix)):8, Prefix/binary>>.
 

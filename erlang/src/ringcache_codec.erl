@@ -4,6 +4,7 @@
 %%
 %%   request  = opcode:8 field*         field = length:32/big bytes
 %%   PUT   11 key value      DEL 12 key      GET 13 key      STATS 21
+%%   AUTH  31 user password  (a daemon with --auth-file; OK or EINVAL)
 %%   reply = code:8 [field]  (a field follows 101 only for GET and STATS)
 %%
 %% A reply does not say which request it answers: replies come back in
@@ -28,6 +29,7 @@
 -define(op_del, 12).
 -define(op_get, 13).
 -define(op_stats, 21).
+-define(op_auth, 31).
 
 -define(code_ok, 101).
 -define(code_einval, 111).
@@ -47,9 +49,10 @@
 -type request() :: {put, Key :: binary(), Value :: binary()}
                  | {del, Key :: binary()}
                  | {get, Key :: binary()}
-                 | stats.
--type kind() :: put | del | get | stats.
--type reply() :: ok | {ok, binary()} | enotfound | {error, too_big | server_error}.
+                 | stats
+                 | {auth, User :: binary(), Password :: binary()}.
+-type kind() :: put | del | get | stats | auth.
+-type reply() :: ok | {ok, binary()} | enotfound | {error, too_big | server_error | auth_refused}.
 %% The stream can no longer be trusted: the connection must be closed.
 -type protocol_error() :: {einval, kind()}
                         | {unexpected_code, kind(), byte()}.
@@ -76,7 +79,12 @@ encode({del, Key}) when is_binary(Key) ->
 encode({get, Key}) when is_binary(Key) ->
     encode_keyed(?op_get, Key);
 encode(stats) ->
-    {ok, <<?op_stats>>}.
+    {ok, <<?op_stats>>};
+encode({auth, User, Password}) when is_binary(User), is_binary(Password) ->
+    case fits(User) andalso fits(Password) of
+        true -> {ok, [<<?op_auth, (byte_size(User)):32>>, User, <<(byte_size(Password)):32>>, Password]};
+        false -> {error, too_big}
+    end.
 
 encode_keyed(Opcode, Key) ->
     case fits(Key) of
@@ -133,8 +141,13 @@ detach(Rest) ->
 %% One reply from the start of Bin, or how many bytes it needs at least.
 decode_one(_Kind, <<>>) ->
     {more, 1};
-decode_one(Kind, <<?code_ok, Rest/binary>>) when Kind =:= put; Kind =:= del ->
+decode_one(Kind, <<?code_ok, Rest/binary>>) when Kind =:= put; Kind =:= del; Kind =:= auth ->
     {reply, ok, Rest};
+%% Wrong credentials, or a daemon without --auth-file (for which 31 is an
+%% unknown opcode and the rest of the frame more of them): either way the
+%% caller closes the connection.
+decode_one(auth, <<?code_einval, Rest/binary>>) ->
+    {reply, {error, auth_refused}, Rest};
 decode_one(Kind, <<?code_ok, Rest/binary>>) when Kind =:= get; Kind =:= stats ->
     case Rest of
         <<Len:32, Field:Len/binary, After/binary>> -> {reply, {ok, Field}, After};

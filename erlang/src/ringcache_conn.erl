@@ -12,9 +12,12 @@
 %% Phases:
 %%   connecting  a helper process runs gen_tcp:connect, so callers are never
 %%               stuck behind a slow connect
-%%   probing     connected; a STATS request must come back before the
+%%   probing     connected; with credentials (option auth) an AUTH goes
+%%               first, then a STATS request must come back before the
 %%               server is trusted (a stopped process still completes TCP
-%%               handshakes from the listen backlog)
+%%               handshakes from the listen backlog). A refused AUTH closes
+%%               the connection, and until a later attempt succeeds callers
+%%               get {error, auth_refused} rather than unavailable.
 %%   connected   requests accepted
 %%   backoff     waiting before the next attempt, doubling each failure
 %% Outside `connected` requests get {error, unavailable} at once.
@@ -25,7 +28,7 @@
 -module(ringcache_conn).
 -behaviour(gen_server).
 
--export([start_link/3, request/3, send_request/2, receive_response/2, await_ready/2]).
+-export([start_link/4, request/3, send_request/2, receive_response/2, await_ready/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -include_lib("stdlib/include/assert.hrl").
@@ -63,11 +66,16 @@
 
 -type phase() :: connecting | probing | connected | backoff.
 -type waiter() :: {gen_server:from(), ringcache_codec:kind(), binary() | none}
-                | probe.
+                | probe | auth.
+-type credentials() :: {User :: binary(), Password :: binary()} | undefined.
+-export_type([credentials/0]).
 
 -record(state, {server :: ringcache_addr:server(),
                 group :: pos_integer(),
                 keys :: ets:tid(),
+                auth :: credentials(),
+                %% What callers are told while the server is not usable.
+                down_reason = unavailable :: unavailable | auth_refused,
                 phase = connecting :: phase(),
                 socket :: gen_tcp:socket() | undefined,
                 connector :: {pid(), reference()} | undefined,
@@ -93,10 +101,11 @@
 %% ---------------------------------------------------------------- API
 
 %% Group is the server's position in the handle's server list; it is what
-%% the key table records for status/1.
--spec start_link(ringcache_addr:server(), pos_integer(), ets:tid()) -> {ok, pid()}.
-start_link(Server, Group, KeysTable) ->
-    gen_server:start_link(?MODULE, {Server, Group, KeysTable}, []).
+%% the key table records for status/1. Auth: the credentials sent at every
+%% (re)connection, or undefined.
+-spec start_link(ringcache_addr:server(), pos_integer(), ets:tid(), credentials()) -> {ok, pid()}.
+start_link(Server, Group, KeysTable, Auth) ->
+    gen_server:start_link(?MODULE, {Server, Group, KeysTable, Auth}, []).
 
 -spec request(pid(), ringcache_codec:request(), timeout()) ->
           ringcache_codec:reply() | {error, unavailable | timeout}.
@@ -149,6 +158,7 @@ request_message(Request) ->
     end.
 
 request_kind(stats) -> stats;
+request_kind({auth, _User, _Password}) -> auth;
 request_kind(Request) -> element(1, Request).
 
 request_key(stats) -> none;
@@ -156,9 +166,9 @@ request_key(Request) -> element(2, Request).
 
 %% ---------------------------------------------------------------- gen_server
 
--spec init({ringcache_addr:server(), pos_integer(), ets:tid()}) -> {ok, #state{}}.
-init({Server, Group, KeysTable}) ->
-    State = #state{server = Server, group = Group, keys = KeysTable},
+-spec init({ringcache_addr:server(), pos_integer(), ets:tid(), credentials()}) -> {ok, #state{}}.
+init({Server, Group, KeysTable, Auth}) ->
+    State = #state{server = Server, group = Group, keys = KeysTable, auth = Auth},
     {ok, start_connector(State)}.
 
 -spec handle_call(term(), gen_server:from(), #state{}) ->
@@ -177,9 +187,9 @@ handle_info(timeout, S) ->
 handle_info(Message, S) ->
     flush_when_idle({noreply, info(Message, S)}).
 
-call({request, _Kind, _Key, _Frame}, _From, #state{phase = Phase} = S)
+call({request, _Kind, _Key, _Frame}, _From, #state{phase = Phase, down_reason = Reason} = S)
   when Phase =/= connected ->
-    {reply, {error, unavailable}, S};
+    {reply, {error, Reason}, S};
 call({request, _Kind, _Key, _Frame}, _From, #state{pending_count = Count} = S)
   when Count >= ?pending_requests_max ->
     {reply, {error, unavailable}, S};
@@ -254,7 +264,7 @@ connect_finished({ok, Socket}, S) ->
             {ok, Probe} = ringcache_codec:encode(stats),
             S1 = S#state{socket = Socket, phase = probing, phase_since_ms = now_ms(),
                          decoder = ringcache_codec:decoder_new()},
-            start_tick(flush(buffer_frame(Probe, enqueue(probe, S1))));
+            start_tick(flush(buffer_frame(Probe, enqueue(probe, send_auth(S1)))));
         {error, Reason} ->
             gen_tcp:close(Socket),
             attempt_failed({setopts, Reason}, S)
@@ -273,12 +283,20 @@ attempt_failed(Reason, #state{backoff_ms = Backoff, was_up = WasUp, first_attemp
     ready(S#state{phase = backoff, was_up = false,
                   backoff_ms = min(Backoff * 2, ?reconnect_backoff_ms_max)}).
 
+%% AUTH before anything else, on every connection (the daemon answers
+%% every other request EINVAL until then).
+send_auth(#state{auth = undefined} = S) ->
+    S;
+send_auth(#state{auth = {User, Password}} = S) ->
+    {ok, Frame} = ringcache_codec:encode({auth, User, Password}),
+    buffer_frame(Frame, enqueue(auth, S)).
+
 probe_answered(#state{first_attempt_done = Done} = S) ->
     case Done of
         true -> ?LOG_NOTICE("ringcache: ~s is back", [server_name(S)]);
         false -> ok
     end,
-    ready(S#state{phase = connected, phase_since_ms = now_ms(), was_up = true,
+    ready(S#state{phase = connected, phase_since_ms = now_ms(), was_up = true, down_reason = unavailable,
                   backoff_ms = ?reconnect_backoff_ms_min}).
 
 ready(#state{ready_waiters = Waiters} = S) ->
@@ -289,8 +307,13 @@ ready(#state{ready_waiters = Waiters} = S) ->
 %% after a connection that was working, later after repeated failures.
 connection_lost(Reason, #state{socket = Socket, pending = Pending} = S) ->
     gen_tcp:close(Socket),
+    DownReason = case Reason of
+                     auth_refused -> auth_refused;
+                     _ -> unavailable
+                 end,
     [gen_server:reply(From, {error, unavailable}) || {From, _, _} <- queue:to_list(Pending)],
-    attempt_failed(Reason, S#state{socket = undefined, pending = queue:new(), pending_count = 0,
+    attempt_failed(Reason, S#state{socket = undefined, down_reason = DownReason,
+                                   pending = queue:new(), pending_count = 0,
                                    out = [], out_bytes = 0, send_retry = false,
                                    decoder = ringcache_codec:decoder_new(), tick = undefined,
                                    progress_octets = undefined}).
@@ -361,8 +384,17 @@ deliver_replies(#state{pending = Pending, decoder = Decoder} = S) ->
     end.
 
 waiter_kind(probe) -> stats;
+waiter_kind(auth) -> auth;
 waiter_kind({_From, Kind, _Key}) -> Kind.
 
+deliver(auth, ok, #state{phase = probing} = S) ->
+    {ok, S};
+deliver(auth, {error, auth_refused}, S) ->
+    ?LOG_WARNING("ringcache: ~s refused AUTH: wrong user or password (or it has no --auth-file)",
+                 [server_name(S)]),
+    {error, auth_refused};
+deliver(auth, Reply, _S) ->
+    {error, {auth_failed, Reply}};
 deliver(probe, {ok, _StatsText}, #state{phase = probing} = S) ->
     {ok, probe_answered(S)};
 deliver(probe, Reply, _S) ->

@@ -19,6 +19,16 @@ request_golden_test_() ->
         {{get, <<>>}, <<13, 0, 0, 0, 0>>},
         {stats, <<21>>}]].
 
+auth_request_and_replies_test() ->
+    {ok, Frame} = ringcache_codec:encode({auth, <<"alice">>, <<"pw">>}),
+    ?assertEqual(<<31, 5:32, "alice", 2:32, "pw">>, iolist_to_binary(Frame)),
+    D = ringcache_codec:decoder_feed(ringcache_codec:decoder_new(), <<101, 111>>),
+    {reply, ok, D1} = ringcache_codec:decoder_next(D, auth),
+    ?assertMatch({reply, {error, auth_refused}, _}, ringcache_codec:decoder_next(D1, auth)),
+    %% For any other request EINVAL still means the stream is lost.
+    D2 = ringcache_codec:decoder_feed(ringcache_codec:decoder_new(), <<111>>),
+    ?assertEqual({error, {einval, get}}, ringcache_codec:decoder_next(D2, get)).
+
 request_length_is_big_endian_test() ->
     Value = binary:copy(<<"x">>, 16#010203),
     ?assertMatch(<<11, 0, 0, 0, 1, "k", 0, 1, 2, 3, _/binary>>, encode({put, <<"k">>, Value})).

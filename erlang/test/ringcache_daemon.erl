@@ -7,7 +7,7 @@
 %% daemon's pid first, so tests can send it signals (KILL, STOP, CONT).
 -module(ringcache_daemon).
 
--export([start/0, start/1, stop/1, signal/2, address/1, port/1, executable/0]).
+-export([start/0, start/1, start/2, stop/1, signal/2, address/1, port/1, executable/0]).
 
 -define(start_wait_ms_max, 10000).
 -define(stop_wait_ms_max, 5000).
@@ -35,10 +35,14 @@ start() -> start(0).
 %% Port 0 lets the kernel choose; a fixed port restarts a daemon where a
 %% killed one was, to test reconnection.
 -spec start(inet:port_number()) -> daemon().
-start(Port) ->
+start(Port) -> start(Port, []).
+
+%% ExtraArgs: more options for the daemon (--auth-file PATH).
+-spec start(inet:port_number(), [string()]) -> daemon().
+start(Port, ExtraArgs) ->
     Exe = executable(),
     Args = ["-l", "127.0.0.1", "-p", integer_to_list(Port), "--text-port", "0",
-            "-t", "1", "-m", "64", "--max-item", "16M"],
+            "-t", "1", "-m", "64", "--max-item", "16M" | ExtraArgs],
     Parent = self(),
     Keeper = spawn(fun() -> keeper(Parent, Exe, Args) end),
     receive

@@ -45,6 +45,85 @@ failure_test_() ->
             {"a hung server is dropped, then reconnected", fun hung_server_dropped/1},
             {"start succeeds while a server is down", fun start_with_server_down/1}]].
 
+%% Daemons with --auth-file (docs/binary_protocol.md, "Authentication"),
+%% one per test; the setup writes their auth file.
+auth_test_() ->
+    {setup, fun write_auth_file/0, fun remove_auth_file/1,
+     fun(Args) ->
+             [{Title, {timeout, 60, fun() -> Test(Args) end}} || {Title, Test} <- [
+                 {"auth: the right credentials, on every reconnection", fun auth_accepted/1},
+                 {"auth: wrong credentials are a clear error", fun auth_refused/1},
+                 {"auth: bad auth options are refused", fun auth_bad_options/1}]]
+     end}.
+
+%% The daemon's arguments: ["--auth-file", Path].
+write_auth_file() ->
+    ok = logger:set_module_level([ringcache_conn, ringcache_handle], critical),
+    Dir = string:trim(os:cmd("mktemp -d")),
+    Path = filename:join(Dir, "auth"),
+    ok = file:write_file(Path, <<"alice:s3cret\nbob:other:pw\n">>),
+    ok = file:change_mode(Path, 8#600),
+    ["--auth-file", Path].
+
+remove_auth_file(["--auth-file", Path]) ->
+    ok = file:delete(Path),
+    ok = file:del_dir(filename:dirname(Path)),
+    ok = logger:unset_module_level([ringcache_conn, ringcache_handle]).
+
+with_daemon(Args, Fun) ->
+    Daemon = ringcache_daemon:start(0, Args),
+    try Fun(Daemon) after ringcache_daemon:stop(Daemon) end.
+
+auth_accepted(Args) ->
+    with_daemon(Args, fun(Daemon) ->
+        Server = ringcache_daemon:address(Daemon),
+        with_handle([Server], #{auth => {<<"alice">>, "s3cret"}, timeout => 2000}, fun(H) ->
+            ?assertEqual(ok, ringcache:put(H, k, v)),
+            ?assertEqual({ok, v}, ringcache:get(H, k)),
+            ?assertMatch(#{<<"AUTH_CMDS">> := 1, <<"AUTH_ERRORS">> := 0}, maps:get(Server, ringcache:stats(H))),
+            %% A new daemon on the same port: the handle authenticates again by itself.
+            ringcache_daemon:signal(Daemon, "KILL"),
+            with_daemon_on(ringcache_daemon:port(Daemon), Args, fun() ->
+                ?assertEqual(enotfound, wait_until(fun() -> ringcache:get(H, k) end, enotfound, 10000)),
+                ?assertEqual(ok, ringcache:put(H, k, back)),
+                ?assertEqual({ok, back}, ringcache:get(H, k)),
+                ?assertMatch(#{<<"AUTH_CMDS">> := 1}, maps:get(Server, ringcache:stats(H)))
+            end)
+        end)
+    end).
+
+with_daemon_on(Port, Args, Fun) ->
+    Daemon = ringcache_daemon:start(Port, Args),
+    try Fun() after ringcache_daemon:stop(Daemon) end.
+
+auth_refused(Args) ->
+    with_daemon(Args, fun(Daemon) ->
+        Server = ringcache_daemon:address(Daemon),
+        with_handle([Server], #{auth => {"alice", "wrong"}, timeout => 2000}, fun(H) ->
+            ?assertEqual({error, auth_refused}, ringcache:put(H, k, v)),
+            ?assertEqual({error, auth_refused}, ringcache:get(H, k)),
+            ?assertEqual(#{}, ringcache:get_multi(H, [k]))
+        end),
+        %% Without credentials the daemon answers the probe EINVAL: unavailable.
+        with_handle([Server], #{timeout => 2000}, fun(H) ->
+            ?assertEqual({error, unavailable}, ringcache:put(H, k, v))
+        end),
+        with_handle([Server], #{auth => {"bob", "other:pw"}, timeout => 2000}, fun(H) ->
+            ?assertEqual(ok, ringcache:put(H, k, v)),
+            ?assertMatch(#{<<"AUTH_ERRORS">> := N} when N >= 1, maps:get(Server, ringcache:stats(H)))
+        end)
+    end).
+
+auth_bad_options(Args) ->
+    with_daemon(Args, fun(Daemon) ->
+        Servers = [ringcache_daemon:address(Daemon)],
+        ?assertEqual({error, {bad_option, auth}}, ringcache:start(Servers, #{auth => <<"alice:s3cret">>})),
+        ?assertMatch({error, {bad_option, {auth, _}}}, ringcache:start(Servers, #{auth => {<<>>, <<"pw">>}})),
+        ?assertMatch({error, {bad_option, {auth, _}}},
+                     ringcache:start(Servers, #{auth => {<<"u">>, binary:copy(<<"p">>, 1025)}})),
+        ?assertMatch({error, {bad_option, {auth, _}}}, ringcache:start(Servers, #{auth => {u, <<"pw">>}}))
+    end).
+
 %% The client logs servers going away and coming back, and connections
 %% restarted; here that is the point of the tests, and only clutters
 %% their output.
