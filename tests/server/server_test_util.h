@@ -9,6 +9,7 @@
 #include <string>
 
 #include "server/io/output_queue.h"
+#include "store/store.h"
 
 namespace ringcache::server::test {
 
@@ -21,6 +22,13 @@ inline std::string pattern(size_t size, unsigned seed) {
     c = static_cast<char>(x >> 24);
   }
   return s;
+}
+
+// A store for one test: 64 MiB, room for every test's values.
+inline store::StoreConfig test_store_config() {
+  store::StoreConfig config;
+  config.memory_limit_bytes = 64 * store::mib_bytes;
+  return config;
 }
 
 // Everything queued, as the client would receive it; the queue is left empty.

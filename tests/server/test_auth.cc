@@ -84,11 +84,7 @@ struct TempFile {
 // authentication on (credentials "alice:s3cret").
 struct Fixture {
   Fixture()
-      : store([] {
-          store::StoreConfig c;
-          c.memory_limit_bytes = 64 * store::mib_bytes;
-          return c;
-        }()),
+      : store(test::test_store_config()),
         thread(store),
         registry(1),
         text_stats(1),

@@ -44,11 +44,7 @@ std::string ok_value(std::string_view value) { return ok + field(value); }
 
 struct Fixture {
   explicit Fixture(uint64_t item_bytes_max = 1024 * 1024)
-      : store([] {
-          store::StoreConfig c;
-          c.memory_limit_bytes = 64 * store::mib_bytes;
-          return c;
-        }()),
+      : store(test::test_store_config()),
         thread(store),
         registry(1),
         budget(1 << 30),
