@@ -131,6 +131,19 @@ TEST_CASE("--peer-secret-file and --max-clock-skew") {
   CHECK(parse({"--peer", "b:1", "--peer-secret-file="}).status == ParseStatus::error);
 }
 
+TEST_CASE("--auth-file names a file; without it clients need not authenticate") {
+  CHECK(parse({}).options.auth_file.empty());
+  const ParseResult r = parse({"--auth-file", "/etc/ringcache/users"});
+  REQUIRE(r.status == ParseStatus::run);
+  CHECK(r.options.auth_file == "/etc/ringcache/users");
+  CHECK(parse({"--auth-file=/x", "--text-port", "0"}).options.auth_file == "/x");
+  const ParseResult empty = parse({"--auth-file="});
+  CHECK(empty.status == ParseStatus::error);
+  CHECK(empty.error.find("--auth-file") != std::string::npos);
+  CHECK(parse({"--auth-file"}).status == ParseStatus::error);
+  CHECK(usage_text().find("--auth-file PATH") != std::string::npos);
+}
+
 TEST_CASE("bad values are errors that name the option") {
   struct Case {
     std::vector<const char*> args;
