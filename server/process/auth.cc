@@ -1,7 +1,7 @@
 #include "server/process/auth.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <sys/socket.h>
 
 #include <cassert>
@@ -13,13 +13,17 @@
 namespace ringcache::server {
 namespace {
 
-AuthDigest digest(std::string_view bytes) {
+static_assert(sizeof(AuthDigest) == SHA256_DIGEST_LENGTH);
+
+// SHA256() works on a context on the stack: a worker checking credentials
+// allocates nothing, so a failure here is not expected even out of memory.
+bool digest(std::string_view bytes, AuthDigest& out) {
+  return SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), out.data()) != nullptr;
+}
+
+AuthDigest digest_or_throw(std::string_view bytes) {
   AuthDigest out{};
-  unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), out.data(), &length, EVP_sha256(), nullptr) != 1 ||
-      length != out.size()) {
-    throw std::runtime_error("SHA-256 failed in libcrypto");
-  }
+  if (!digest(bytes, out)) throw std::runtime_error("SHA-256 failed in libcrypto");
   return out;
 }
 
@@ -70,7 +74,7 @@ bool AuthTable::parse(std::string_view text, AuthTable& table, std::string& erro
                                        std::to_string(auth_credential_bytes_max) + " bytes").c_str());
       return false;
     }
-    table.entries_.push_back(Entry{digest(user), digest(password)});
+    table.entries_.push_back(Entry{digest_or_throw(user), digest_or_throw(password)});
   }
   if (table.entries_.empty()) {
     error = "no user:password line";
@@ -92,8 +96,9 @@ bool AuthTable::load(const std::string& path, AuthTable& table, std::string& err
 }
 
 bool AuthTable::check(std::string_view user, std::string_view password) const {
-  const AuthDigest offered_user = digest(user);
-  const AuthDigest offered_password = digest(password);
+  AuthDigest offered_user{};
+  AuthDigest offered_password{};
+  if (!digest(user, offered_user) || !digest(password, offered_password)) return false;
   // Every entry is compared, whatever matched before it.
   unsigned int matched = 0;
   for (const Entry& entry : entries_) {

@@ -108,10 +108,17 @@ bool TextSession::unauthenticated(const protocol::text::Event& event, OutputQueu
       out.append(auth_failure_line);
       return close;
     }
-    case EventKind::error:
+    case EventKind::error: {
       draining_ = false;  // only bad_data_chunk ends a data block early
+      if (event.command == Command::set && event.error == protocol::text::Error::too_large) {
+        // A set whose data block was read (and skipped): an attempt, like a long one.
+        const bool close = auth_.refuse() == AuthAttempt::refused_close;
+        out.append(auth_failure_line);
+        return close;
+      }
       out.append(unauthenticated_line);
       return event.error == protocol::text::Error::line_too_long;
+    }
     case EventKind::need_more:
       break;
   }

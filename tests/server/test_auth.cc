@@ -273,6 +273,12 @@ TEST_CASE("text port: a set too long for credentials fails; the third failure cl
   CHECK(f.send(*c, "set k 0 0 1\r\nx\r\nset k 0 0 12\r\nalice wrong!\r\nget k\r\n") ==
         "CLIENT_ERROR bad authentication token format\r\nCLIENT_ERROR authentication failure\r\n");
   CHECK(c->close_after_reply());
+  // Over --max-item: the block is skipped by counting, and the set is a failure too.
+  std::unique_ptr<Connection> other = f.text_connection();
+  CHECK(f.send(*other, "set k 0 0 " + std::to_string(f.item_bytes_max + 1) + "\r\n") ==
+        "CLIENT_ERROR authentication failure\r\n");
+  CHECK(f.send(*other, std::string(f.item_bytes_max + 1, 'x') + "\r\nget k\r\n") ==
+        "CLIENT_ERROR unauthenticated\r\n");
 }
 
 TEST_CASE("text port: quit before authentication closes; a bad data chunk keeps the stream in sync") {
