@@ -104,17 +104,13 @@ bool TextSession::unauthenticated(const protocol::text::Event& event, OutputQueu
         return false;
       }
       // Longer than any auth file line: not credentials.
-      const bool close = auth_.refuse() == AuthAttempt::refused_close;
-      out.append(auth_failure_line);
-      return close;
+      return refuse_attempt(auth_failure_line, out);
     }
     case EventKind::error: {
       draining_ = false;  // only bad_data_chunk ends a data block early
       if (event.command == Command::set && event.error == protocol::text::Error::too_large) {
         // A set whose data block was read (and skipped): an attempt, like a long one.
-        const bool close = auth_.refuse() == AuthAttempt::refused_close;
-        out.append(auth_failure_line);
-        return close;
+        return refuse_attempt(auth_failure_line, out);
       }
       out.append(unauthenticated_line);
       return event.error == protocol::text::Error::line_too_long;
@@ -129,23 +125,16 @@ bool TextSession::unauthenticated(const protocol::text::Event& event, OutputQueu
 bool TextSession::try_credentials(std::string_view data, OutputQueue& out) {
   const std::string_view user = next_token(data);
   const std::string_view password = next_token(data);
-  if (password.empty()) {
-    const bool close = auth_.refuse() == AuthAttempt::refused_close;
-    out.append(auth_format_line);
-    return close;
-  }
-  switch (auth_.attempt(user, password)) {
-    case AuthAttempt::accepted:
-      out.append("STORED\r\n");
-      return false;
-    case AuthAttempt::refused:
-      out.append(auth_failure_line);
-      return false;
-    case AuthAttempt::refused_close:
-      out.append(auth_failure_line);
-      return true;
-  }
-  return true;
+  if (password.empty()) return refuse_attempt(auth_format_line, out);
+  const AuthAttempt attempt = auth_.attempt(user, password);
+  out.append(attempt == AuthAttempt::accepted ? std::string_view("STORED\r\n") : auth_failure_line);
+  return attempt == AuthAttempt::refused_close;
+}
+
+bool TextSession::refuse_attempt(std::string_view line, OutputQueue& out) {
+  const bool close = auth_.refuse() == AuthAttempt::refused_close;
+  out.append(line);
+  return close;
 }
 
 }  // namespace ringcache::server

@@ -62,6 +62,8 @@ class TextSession final : public Session {
   bool unauthenticated(const protocol::text::Event& event, OutputQueue& out);
   // The data block of a `set` before authentication: "user password".
   bool try_credentials(std::string_view data, OutputQueue& out);
+  // A failed attempt without usable credentials, answered `line`; true to close.
+  bool refuse_attempt(std::string_view line, OutputQueue& out);
   // Keys of a multi-get are still to be answered (even with no input left).
   bool has_pending() const { return !state_.retrieval.empty(); }
 
