@@ -19,12 +19,6 @@ uint32_t decode_length(const unsigned char* bytes) {
          static_cast<uint32_t>(bytes[2]) << 8 | static_cast<uint32_t>(bytes[3]);
 }
 
-Event make_event(EventKind kind) {
-  Event event;
-  event.kind = kind;
-  return event;
-}
-
 }  // namespace
 
 size_t peek_frame_keys(std::string_view input, std::string_view* keys, size_t max) {
@@ -42,6 +36,7 @@ size_t peek_frame_keys(std::string_view input, std::string_view* keys, size_t ma
     pos += length;
     return true;
   };
+  assert(keys != nullptr || max == 0);
   while (found < max && pos < size) {
     const uint8_t opcode = bytes[pos++];
     if (opcode == static_cast<uint8_t>(Opcode::stats)) continue;
@@ -55,6 +50,8 @@ size_t peek_frame_keys(std::string_view input, std::string_view* keys, size_t ma
     if (opcode == static_cast<uint8_t>(Opcode::put) && !field(value)) break;
     keys[found++] = key;
   }
+  assert(found <= max);
+  assert(!(pos > size));
   return found;
 }
 
@@ -90,193 +87,247 @@ Event FrameParser::next(std::string_view input, size_t& consumed) {
   // A key kept as a view into the previous input would dangle now; need_more
   // exits copy such a key into buffer_ first.
   key_in_input_ = {};
-  assert(key_in_buffer_ || (state_ != State::value_length && state_ != State::value_bytes));
+  assert(key_in_buffer_ || state_ != State::value_length);
+  assert(key_in_buffer_ || state_ != State::value_bytes);
 
   size_t pos = 0;
-  const auto need_more = [&] {
+  Event event;
+  while (step(input, pos, event) == Step::again) {
+  }
+  assert(pos <= input.size());
+  if (event.kind == EventKind::need_more) {
     assert(pos == input.size());
     if (state_ == State::value_length || state_ == State::value_bytes) stash_key();
-    consumed = pos;
-    return make_event(EventKind::need_more);
-  };
-  const auto emit = [&](const Event& event) {
-    assert(pos <= input.size());
-    consumed = pos;
-    return event;
-  };
+  } else {
+    assert(pos > 0 || event.kind == EventKind::put_end);
+  }
+  consumed = pos;
+  return event;
+}
 
-  for (;;) {
-    switch (state_) {
-      case State::opcode: {
-        if (pos == input.size()) return need_more();
-        const auto byte = static_cast<uint8_t>(input[pos++]);
-        const bool first = first_byte_;
-        first_byte_ = false;
-        if (first && byte == static_cast<uint8_t>(Opcode::repl_hello)) {
-          state_ = State::hello_length;
-          continue;
-        }
-        switch (byte) {
-          case static_cast<uint8_t>(Opcode::put):
-          case static_cast<uint8_t>(Opcode::del):
-          case static_cast<uint8_t>(Opcode::get):
-            opcode_ = static_cast<Opcode>(byte);
-            state_ = State::key_length;
-            continue;
-          case static_cast<uint8_t>(Opcode::stats):
-            return emit(make_event(EventKind::stats));
-          case static_cast<uint8_t>(Opcode::auth):
-            if (limits_.auth) {
-              opcode_ = Opcode::auth;
-              state_ = State::key_length;
-              continue;
-            }
-            [[fallthrough]];
-          default: {
-            Event event = make_event(EventKind::invalid_opcode);
-            event.byte = byte;
-            return emit(event);
-          }
-        }
+inline FrameParser::Step FrameParser::step(std::string_view input, size_t& pos, Event& event) {
+  // The state functions fill in a fresh event: writing its fields in place
+  // (not assigning a whole temporary) keeps the hot path free of a
+  // store-forwarding stall on the event's first bytes.
+  assert(event.kind == EventKind::need_more);
+  assert(!(pos > input.size()));
+  switch (state_) {
+    case State::opcode:
+      return read_opcode(input, pos, event);
+    case State::key_length:
+      return read_key_length(input, pos, event);
+    case State::key_bytes:
+      return read_key(input, pos, event);
+    case State::value_length:
+      return read_value_length(input, pos, event);
+    case State::value_bytes:
+      return read_value(input, pos, event);
+    case State::value_stream:
+      return stream_value(input, pos, event);
+    case State::value_stream_end:
+      state_ = State::opcode;
+      event.kind = EventKind::put_end;
+      return Step::done;
+    case State::skip_key:
+    case State::skip_value_bytes:
+      return skip_bytes(input, pos);
+    case State::skip_value_length:
+      return skip_value_length(input, pos);
+    case State::hello_length:
+      return read_hello_length(input, pos, event);
+    case State::hello_bytes:
+      return read_hello(input, pos, event);
+    case State::closed:
+      pos = input.size();
+      return Step::done;
+  }
+  assert(false && "every state is handled above");
+  return Step::done;
+}
+
+inline FrameParser::Step FrameParser::read_opcode(std::string_view input, size_t& pos, Event& event) {
+  // Every frame's buffer was released before the call that reads the next opcode.
+  assert(buffer_size_ == 0);
+  assert(!key_in_buffer_);
+  if (pos == input.size()) return Step::done;
+  const auto byte = static_cast<uint8_t>(input[pos++]);
+  const bool first = first_byte_;
+  first_byte_ = false;
+  if (first && byte == static_cast<uint8_t>(Opcode::repl_hello)) {
+    state_ = State::hello_length;
+    return Step::again;
+  }
+  switch (byte) {
+    case static_cast<uint8_t>(Opcode::put):
+    case static_cast<uint8_t>(Opcode::del):
+    case static_cast<uint8_t>(Opcode::get):
+      opcode_ = static_cast<Opcode>(byte);
+      state_ = State::key_length;
+      return Step::again;
+    case static_cast<uint8_t>(Opcode::stats):
+      event.kind = EventKind::stats;
+      return Step::done;
+    case static_cast<uint8_t>(Opcode::auth):
+      if (limits_.auth) {
+        opcode_ = Opcode::auth;
+        state_ = State::key_length;
+        return Step::again;
       }
-
-      case State::key_length: {
-        uint32_t length = 0;
-        if (!read_length(input, pos, length)) return need_more();
-        if (length > field_bytes_max()) {
-          state_ = State::skip_key;
-          remaining_ = length;
-          return emit(make_event(opcode_ == Opcode::auth ? EventKind::auth_too_big : EventKind::too_big));
-        }
-        key_size_ = length;
-        state_ = State::key_bytes;
-        continue;
-      }
-
-      case State::key_bytes: {
-        std::string_view key;
-        if (gather(input, pos, key_size_, key) == Gather::partial) return need_more();
-        key_in_buffer_ = in_own_buffer(key);
-        if (opcode_ == Opcode::put || opcode_ == Opcode::auth) {
-          if (!key_in_buffer_) key_in_input_ = key;
-          state_ = State::value_length;
-          continue;
-        }
-        assert(opcode_ == Opcode::get || opcode_ == Opcode::del);
-        Event event = make_event(opcode_ == Opcode::get ? EventKind::get : EventKind::del);
-        event.key = key;
-        state_ = State::opcode;
-        release_pending_ = true;
-        return emit(event);
-      }
-
-      case State::value_length: {
-        uint32_t length = 0;
-        if (!read_length(input, pos, length)) return need_more();
-        if (length > field_bytes_max()) {
-          state_ = State::skip_value_bytes;
-          remaining_ = length;
-          release_pending_ = true;
-          return emit(make_event(opcode_ == Opcode::auth ? EventKind::auth_too_big : EventKind::too_big));
-        }
-        value_size_ = length;
-        // AUTH's two fields are small (auth_field_bytes_max) and always come whole.
-        const bool fits_inline = opcode_ == Opcode::auth ||
-                                 (length <= limits_.inline_value_bytes_max &&
-                                  uint64_t{key_size_} + length <= frame_buffer_bytes_max());
-        if (fits_inline) {
-          state_ = State::value_bytes;
-          continue;
-        }
-        Event event = make_event(EventKind::put_begin);
-        event.key = current_key();
-        event.value_size = length;
-        // Zero-length values always fit inline, so a stream has at least one put_data.
-        assert(length > 0);
-        remaining_ = length;
-        state_ = State::value_stream;
-        release_pending_ = true;
-        return emit(event);
-      }
-
-      case State::value_bytes: {
-        if (!key_in_buffer_ && input.size() - pos < value_size_) stash_key();
-        std::string_view value;
-        if (gather(input, pos, value_size_, value) == Gather::partial) return need_more();
-        Event event = make_event(opcode_ == Opcode::auth ? EventKind::auth : EventKind::put);
-        event.key = current_key();
-        event.data = value;
-        event.value_size = value_size_;
-        state_ = State::opcode;
-        release_pending_ = true;
-        return emit(event);
-      }
-
-      case State::value_stream: {
-        if (pos == input.size()) return need_more();
-        const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
-        Event event = make_event(EventKind::put_data);
-        event.data = input.substr(pos, take);
-        pos += take;
-        remaining_ -= take;
-        if (remaining_ == 0) state_ = State::value_stream_end;
-        return emit(event);
-      }
-
-      case State::value_stream_end:
-        state_ = State::opcode;
-        return emit(make_event(EventKind::put_end));
-
-      case State::skip_key:
-      case State::skip_value_bytes: {
-        const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
-        pos += take;
-        remaining_ -= take;
-        if (remaining_ > 0) return need_more();
-        const bool value_follows =
-            state_ == State::skip_key && (opcode_ == Opcode::put || opcode_ == Opcode::auth);
-        state_ = value_follows ? State::skip_value_length : State::opcode;
-        continue;
-      }
-
-      case State::skip_value_length: {
-        uint32_t length = 0;
-        if (!read_length(input, pos, length)) return need_more();
-        remaining_ = length;
-        state_ = State::skip_value_bytes;
-        continue;
-      }
-
-      case State::hello_length: {
-        uint32_t length = 0;
-        if (!read_length(input, pos, length)) return need_more();
-        if (length > ParserLimits::repl_hello_bytes_max) {
-          state_ = State::closed;
-          return emit(make_event(EventKind::repl_invalid));
-        }
-        hello_size_ = length;
-        state_ = State::hello_bytes;
-        continue;
-      }
-
-      case State::hello_bytes: {
-        std::string_view hello;
-        if (gather(input, pos, hello_size_, hello) == Gather::partial) return need_more();
-        Event event = make_event(EventKind::repl_hello);
-        event.data = hello;
-        state_ = State::opcode;
-        release_pending_ = true;
-        return emit(event);
-      }
-
-      case State::closed:
-        pos = input.size();
-        return need_more();
-    }
+      [[fallthrough]];
+    default:
+      event.kind = EventKind::invalid_opcode;
+      event.byte = byte;
+      return Step::done;
   }
 }
 
+// A length over field_bytes_max() is answered once (too_big, or auth_too_big
+// for AUTH) and the field it announces is skipped in `skip_state`; false when
+// the length is acceptable.
+inline bool FrameParser::refuse_too_big(uint32_t length, State skip_state, Event& event) {
+  if (length <= field_bytes_max()) return false;
+  state_ = skip_state;
+  remaining_ = length;
+  event.kind = opcode_ == Opcode::auth ? EventKind::auth_too_big : EventKind::too_big;
+  return true;
+}
+
+inline FrameParser::Step FrameParser::read_key_length(std::string_view input, size_t& pos, Event& event) {
+  uint32_t length = 0;
+  if (!read_length(input, pos, length)) return Step::done;
+  if (refuse_too_big(length, State::skip_key, event)) return Step::done;
+  key_size_ = length;
+  state_ = State::key_bytes;
+  return Step::again;
+}
+
+inline FrameParser::Step FrameParser::read_key(std::string_view input, size_t& pos, Event& event) {
+  assert(key_size_ <= field_bytes_max());
+  std::string_view key;
+  if (gather(input, pos, key_size_, key) == Gather::partial) return Step::done;
+  key_in_buffer_ = in_own_buffer(key);
+  if (opcode_ == Opcode::put || opcode_ == Opcode::auth) {
+    if (!key_in_buffer_) key_in_input_ = key;
+    state_ = State::value_length;
+    return Step::again;
+  }
+  assert(opcode_ != Opcode::stats);
+  assert(opcode_ == Opcode::get || opcode_ == Opcode::del);
+  event.kind = opcode_ == Opcode::get ? EventKind::get : EventKind::del;
+  event.key = key;
+  state_ = State::opcode;
+  release_pending_ = true;
+  return Step::done;
+}
+
+inline FrameParser::Step FrameParser::read_value_length(std::string_view input, size_t& pos, Event& event) {
+  assert(opcode_ == Opcode::put || opcode_ == Opcode::auth);
+  uint32_t length = 0;
+  if (!read_length(input, pos, length)) return Step::done;
+  if (refuse_too_big(length, State::skip_value_bytes, event)) {
+    release_pending_ = true;
+    return Step::done;
+  }
+  value_size_ = length;
+  // AUTH's two fields are small (auth_field_bytes_max) and always come whole.
+  const bool fits_inline = opcode_ == Opcode::auth ||
+                           (length <= limits_.inline_value_bytes_max &&
+                            uint64_t{key_size_} + length <= frame_buffer_bytes_max());
+  if (fits_inline) {
+    state_ = State::value_bytes;
+    return Step::again;
+  }
+  // Zero-length values always fit inline, so a stream has at least one put_data.
+  assert(length > 0);
+  assert(!(key_size_ > 0 && !key_in_buffer_ && key_in_input_.empty()));
+  event.kind = EventKind::put_begin;
+  event.key = current_key();
+  event.value_size = length;
+  remaining_ = length;
+  state_ = State::value_stream;
+  release_pending_ = true;
+  return Step::done;
+}
+
+inline FrameParser::Step FrameParser::read_value(std::string_view input, size_t& pos, Event& event) {
+  if (!key_in_buffer_ && input.size() - pos < value_size_) stash_key();
+  std::string_view value;
+  if (gather(input, pos, value_size_, value) == Gather::partial) return Step::done;
+  assert(value.size() == value_size_);
+  assert(!(key_in_buffer_ && buffer_size_ < key_size_));
+  event.kind = opcode_ == Opcode::auth ? EventKind::auth : EventKind::put;
+  event.key = current_key();
+  event.data = value;
+  event.value_size = value_size_;
+  state_ = State::opcode;
+  release_pending_ = true;
+  return Step::done;
+}
+
+inline FrameParser::Step FrameParser::stream_value(std::string_view input, size_t& pos, Event& event) {
+  if (pos == input.size()) return Step::done;
+  assert(remaining_ > 0);
+  assert(!(remaining_ > value_size_));
+  const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
+  event.kind = EventKind::put_data;
+  event.data = input.substr(pos, take);
+  pos += take;
+  remaining_ -= take;
+  if (remaining_ == 0) state_ = State::value_stream_end;
+  assert(!event.data.empty());
+  return Step::done;
+}
+
+inline FrameParser::Step FrameParser::skip_bytes(std::string_view input, size_t& pos) {
+  assert(state_ == State::skip_key || state_ == State::skip_value_bytes);
+  assert(pos <= input.size());
+  const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
+  pos += take;
+  remaining_ -= take;
+  if (remaining_ > 0) return Step::done;
+  const bool value_follows =
+      state_ == State::skip_key && (opcode_ == Opcode::put || opcode_ == Opcode::auth);
+  state_ = value_follows ? State::skip_value_length : State::opcode;
+  return Step::again;
+}
+
+inline FrameParser::Step FrameParser::skip_value_length(std::string_view input, size_t& pos) {
+  uint32_t length = 0;
+  if (!read_length(input, pos, length)) return Step::done;
+  remaining_ = length;
+  state_ = State::skip_value_bytes;
+  return Step::again;
+}
+
+inline FrameParser::Step FrameParser::read_hello_length(std::string_view input, size_t& pos, Event& event) {
+  // A hello is only ever the connection's first frame.
+  assert(!first_byte_);
+  assert(buffer_size_ == 0);
+  uint32_t length = 0;
+  if (!read_length(input, pos, length)) return Step::done;
+  if (length > ParserLimits::repl_hello_bytes_max) {
+    state_ = State::closed;
+    event.kind = EventKind::repl_invalid;
+    return Step::done;
+  }
+  hello_size_ = length;
+  state_ = State::hello_bytes;
+  return Step::again;
+}
+
+inline FrameParser::Step FrameParser::read_hello(std::string_view input, size_t& pos, Event& event) {
+  std::string_view hello;
+  if (gather(input, pos, hello_size_, hello) == Gather::partial) return Step::done;
+  event.kind = EventKind::repl_hello;
+  event.data = hello;
+  state_ = State::opcode;
+  release_pending_ = true;
+  return Step::done;
+}
+
 bool FrameParser::read_length(std::string_view input, size_t& pos, uint32_t& length) {
+  assert(pos <= input.size());
+  assert(length_have_ < length_field_bytes);
   const auto* bytes = reinterpret_cast<const unsigned char*>(input.data());
   if (length_have_ == 0 && input.size() - pos >= length_field_bytes) {
     length = decode_length(bytes + pos);

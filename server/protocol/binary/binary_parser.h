@@ -146,6 +146,24 @@ class FrameParser {
   // Result of gathering a field whose bytes may arrive in several inputs.
   enum class Gather : uint8_t { partial, complete };
 
+  // What one state's step did: moved to another state (again), or set the
+  // event next() returns (done; an untouched event is need_more).
+  enum class Step : uint8_t { again, done };
+
+  // One step of the state machine, then one function per state it runs.
+  Step step(std::string_view input, size_t& pos, Event& event);
+  Step read_opcode(std::string_view input, size_t& pos, Event& event);
+  Step read_key_length(std::string_view input, size_t& pos, Event& event);
+  Step read_key(std::string_view input, size_t& pos, Event& event);
+  Step read_value_length(std::string_view input, size_t& pos, Event& event);
+  Step read_value(std::string_view input, size_t& pos, Event& event);
+  Step stream_value(std::string_view input, size_t& pos, Event& event);
+  Step skip_bytes(std::string_view input, size_t& pos);
+  Step skip_value_length(std::string_view input, size_t& pos);
+  Step read_hello_length(std::string_view input, size_t& pos, Event& event);
+  Step read_hello(std::string_view input, size_t& pos, Event& event);
+  bool refuse_too_big(uint32_t length, State skip_state, Event& event);
+
   // True once all four bytes of a length arrived, possibly over several inputs.
   bool read_length(std::string_view input, size_t& pos, uint32_t& length);
   Gather gather(std::string_view input, size_t& pos, uint64_t size, std::string_view& field);
