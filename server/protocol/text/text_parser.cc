@@ -28,15 +28,6 @@ bool lies_within(std::string_view view, const char* begin, size_t size) {
   return !before(view.data(), begin) && !before(begin + size, view.data() + view.size());
 }
 
-Event make_error(Error error, const Event& request) {
-  Event event;
-  event.kind = EventKind::error;
-  event.error = error;
-  event.command = request.command;
-  event.noreply = request.noreply;
-  return event;
-}
-
 }  // namespace
 
 TextParser::TextParser(const ParserLimits& limits) : limits_(limits) {
@@ -77,124 +68,151 @@ Event TextParser::next(std::string_view input, size_t& consumed) {
   if (release_pending_) release_buffer();
 
   size_t pos = 0;
-  const auto need_more = [&] {
-    assert(pos == input.size());
-    consumed = pos;
-    return Event{};
-  };
-  const auto emit = [&](const Event& event) {
-    assert(event.kind != EventKind::need_more);
-    assert(pos > 0 && pos <= input.size());
-    consumed = pos;
-    return event;
-  };
-  const auto line_too_long = [&] {
-    release_buffer();
-    state_ = State::closed;
-    Event event;
-    event.kind = EventKind::error;
-    event.error = Error::line_too_long;
-    return emit(event);
-  };
-
-  for (;;) {
-    switch (state_) {
-      case State::line: {
-        if (pos == input.size()) return need_more();
-        const size_t available = input.size() - pos;
-        const auto* newline = static_cast<const char*>(std::memchr(input.data() + pos, '\n', available));
-        const size_t take = newline != nullptr ? static_cast<size_t>(newline - (input.data() + pos)) : available;
-        if (newline != nullptr && buffer_size_ == 0) {
-          // The common case: the whole line lies in this input; parse it in place.
-          const std::string_view line = strip_carriage_return(input.substr(pos, take));
-          pos += take + 1;
-          if (line.size() > line_limit_bytes(line)) return line_too_long();
-          const Event event = on_line(line, false, input, pos);
-          if (event.kind != EventKind::need_more) return emit(event);
-          continue;
-        }
-        if (buffer_size_ + take > uint64_t{limits_.retrieval_line_bytes_max} + 1) {
-          pos += take;
-          return line_too_long();
-        }
-        grow_buffer(buffer_size_ + take, uint64_t{limits_.retrieval_line_bytes_max} + 1);
-        append_buffer(input.substr(pos, take));
-        pos += take;
-        if (newline == nullptr) {
-          if (partial_line_too_long()) return line_too_long();
-          return need_more();
-        }
-        ++pos;
-        const std::string_view line = strip_carriage_return(std::string_view(buffer_.get(), buffer_size_));
-        buffer_size_ = line.size();
-        if (line.size() > line_limit_bytes(line)) return line_too_long();
-        const Event event = on_line(line, true, input, pos);
-        if (event.kind != EventKind::need_more) return emit(event);
-        continue;
-      }
-
-      case State::value: {
-        const uint64_t frame_bytes = line_bytes_ + request_.value_size + data_terminator.size();
-        assert(buffer_size_ < frame_bytes);
-        const auto take = static_cast<size_t>(std::min<uint64_t>(frame_bytes - buffer_size_, input.size() - pos));
-        grow_buffer(buffer_size_ + take, frame_bytes);
-        append_buffer(input.substr(pos, take));
-        pos += take;
-        if (buffer_size_ < frame_bytes) return need_more();
-        release_pending_ = true;
-        state_ = State::line;
-        return emit(finish_inline_value(std::string_view(buffer_.get() + line_bytes_, buffer_size_ - line_bytes_)));
-      }
-
-      case State::value_stream: {
-        if (pos == input.size()) return need_more();
-        const auto take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
-        Event event;
-        event.kind = EventKind::value_data;
-        event.command = request_.command;
-        event.data = input.substr(pos, take);
-        pos += take;
-        remaining_ -= take;
-        if (remaining_ == 0) {
-          state_ = State::value_terminator;
-          terminator_have_ = 0;
-        }
-        return emit(event);
-      }
-
-      case State::value_terminator: {
-        while (terminator_have_ < terminator_.size() && pos < input.size()) terminator_[terminator_have_++] = input[pos++];
-        if (terminator_have_ < terminator_.size()) return need_more();
-        state_ = State::line;
-        release_pending_ = true;
-        if (std::string_view(terminator_.data(), terminator_.size()) != data_terminator)
-          return emit(make_error(Error::bad_data_chunk, request_));
-        Event event = request_;
-        event.kind = EventKind::value_end;
-        return emit(event);
-      }
-
-      case State::swallow: {
-        const auto take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
-        pos += take;
-        remaining_ -= take;
-        if (remaining_ > 0) return need_more();
-        state_ = State::line;
-        continue;
-      }
-
-      case State::closed:
-        pos = input.size();
-        return need_more();
-    }
+  Event event;
+  while (step(input, pos, event) == Step::again) {
   }
+  if (event.kind == EventKind::need_more) {
+    assert(pos == input.size());
+  } else {
+    assert(pos > 0);
+    assert(!(pos > input.size()));
+  }
+  consumed = pos;
+  return event;
 }
 
-// A complete line: parse it, then either hand out its event or move on to its
-// data block. Returns need_more when the caller should go on reading (an
-// inline value not yet complete in this input).
-Event TextParser::on_line(std::string_view line, bool line_in_buffer, std::string_view input, size_t& pos) {
-  Event event;
+inline TextParser::Step TextParser::step(std::string_view input, size_t& pos, Event& event) {
+  // The state functions fill in a fresh event field by field (see FrameParser::step).
+  assert(event.kind == EventKind::need_more);
+  assert(!(pos > input.size()));
+  switch (state_) {
+    case State::line:
+      return read_line(input, pos, event);
+    case State::value:
+      return read_inline_value(input, pos, event);
+    case State::value_stream:
+      return stream_value(input, pos, event);
+    case State::value_terminator:
+      return read_value_terminator(input, pos, event);
+    case State::swallow:
+      return swallow_data_block(input, pos);
+    case State::closed:
+      pos = input.size();
+      return Step::done;
+  }
+  assert(false && "every state is handled above");
+  return Step::done;
+}
+
+inline TextParser::Step TextParser::read_line(std::string_view input, size_t& pos, Event& event) {
+  if (pos == input.size()) return Step::done;
+  const size_t available = input.size() - pos;
+  const auto* newline = static_cast<const char*>(std::memchr(input.data() + pos, '\n', available));
+  const size_t take = newline != nullptr ? static_cast<size_t>(newline - (input.data() + pos)) : available;
+  if (newline != nullptr && buffer_size_ == 0) {
+    // The common case: the whole line lies in this input; parse it in place.
+    const std::string_view line = strip_carriage_return(input.substr(pos, take));
+    pos += take + 1;
+    return on_line(line, false, input, pos, event);
+  }
+  return gather_line(input, pos, take, newline != nullptr, event);
+}
+
+// A line split across inputs (or the start of one) is gathered in buffer_.
+inline TextParser::Step TextParser::gather_line(std::string_view input, size_t& pos, size_t take, bool line_ends,
+                                         Event& event) {
+  assert(take <= input.size() - pos);
+  assert(!(line_ends && take == input.size() - pos));
+  if (buffer_size_ + take > uint64_t{limits_.retrieval_line_bytes_max} + 1) {
+    pos += take;
+    return refuse_long_line(event);
+  }
+  grow_buffer(buffer_size_ + take, uint64_t{limits_.retrieval_line_bytes_max} + 1);
+  append_buffer(input.substr(pos, take));
+  pos += take;
+  if (!line_ends) {
+    if (partial_line_too_long()) return refuse_long_line(event);
+    return Step::done;
+  }
+  ++pos;
+  const std::string_view line = strip_carriage_return(std::string_view(buffer_.get(), buffer_size_));
+  buffer_size_ = line.size();
+  return on_line(line, true, input, pos, event);
+}
+
+// line_too_long: the request cannot be framed, so neither can anything after it.
+inline TextParser::Step TextParser::refuse_long_line(Event& event) {
+  release_buffer();
+  state_ = State::closed;
+  event.kind = EventKind::error;
+  event.error = Error::line_too_long;
+  return Step::done;
+}
+
+inline TextParser::Step TextParser::read_inline_value(std::string_view input, size_t& pos, Event& event) {
+  const uint64_t frame_bytes = line_bytes_ + request_.value_size + data_terminator.size();
+  assert(buffer_size_ < frame_bytes);
+  assert(!(request_.value_size > limits_.inline_value_bytes_max));
+  const auto take = static_cast<size_t>(std::min<uint64_t>(frame_bytes - buffer_size_, input.size() - pos));
+  grow_buffer(buffer_size_ + take, frame_bytes);
+  append_buffer(input.substr(pos, take));
+  pos += take;
+  if (buffer_size_ < frame_bytes) return Step::done;
+  release_pending_ = true;
+  state_ = State::line;
+  finish_inline_value(std::string_view(buffer_.get() + line_bytes_, buffer_size_ - line_bytes_), event);
+  return Step::done;
+}
+
+inline TextParser::Step TextParser::stream_value(std::string_view input, size_t& pos, Event& event) {
+  if (pos == input.size()) return Step::done;
+  assert(remaining_ > 0);
+  assert(!(remaining_ > request_.value_size));
+  const auto take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
+  event.kind = EventKind::value_data;
+  event.command = request_.command;
+  event.data = input.substr(pos, take);
+  pos += take;
+  remaining_ -= take;
+  if (remaining_ == 0) {
+    state_ = State::value_terminator;
+    terminator_have_ = 0;
+  }
+  return Step::done;
+}
+
+inline TextParser::Step TextParser::read_value_terminator(std::string_view input, size_t& pos, Event& event) {
+  assert(terminator_have_ < terminator_.size());
+  assert(!(remaining_ > 0));
+  while (terminator_have_ < terminator_.size() && pos < input.size()) terminator_[terminator_have_++] = input[pos++];
+  if (terminator_have_ < terminator_.size()) return Step::done;
+  state_ = State::line;
+  release_pending_ = true;
+  if (std::string_view(terminator_.data(), terminator_.size()) != data_terminator) {
+    set_error(Error::bad_data_chunk, event);
+    return Step::done;
+  }
+  event = request_;
+  event.kind = EventKind::value_end;
+  return Step::done;
+}
+
+inline TextParser::Step TextParser::swallow_data_block(std::string_view input, size_t& pos) {
+  const auto take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
+  pos += take;
+  remaining_ -= take;
+  if (remaining_ > 0) return Step::done;
+  state_ = State::line;
+  return Step::again;
+}
+
+// A complete line: parse it, then either hand out its event (done) or move
+// on to its data block (again: an inline value not yet complete in this input).
+inline TextParser::Step TextParser::on_line(std::string_view line, bool line_in_buffer, std::string_view input, size_t& pos,
+                                     Event& event) {
+  assert(state_ == State::line);
+  assert(!(line_in_buffer && buffer_size_ != line.size()));
+  if (line.size() > line_limit_bytes(line)) return refuse_long_line(event);
   const LineOutcome outcome = parse_command_line(line, limits_, event, meta_, decoded_key_);
   if (line_in_buffer) release_pending_ = true;
   if (event.kind == EventKind::error) {
@@ -202,13 +220,13 @@ Event TextParser::on_line(std::string_view line, bool line_in_buffer, std::strin
       state_ = State::swallow;
       remaining_ = event.value_size + data_terminator.size();
     }
-    return event;
+    return Step::done;
   }
   if (event.command == Command::quit) {
     state_ = State::closed;
-    return event;
+    return Step::done;
   }
-  if (!outcome.data_follows) return event;
+  if (!outcome.data_follows) return Step::done;
 
   request_ = event;
   line_bytes_ = line.size();
@@ -217,14 +235,16 @@ Event TextParser::on_line(std::string_view line, bool line_in_buffer, std::strin
     if (!line_in_buffer && input.size() - pos >= block_bytes) {
       const std::string_view block = input.substr(pos, static_cast<size_t>(block_bytes));
       pos += block.size();
-      return finish_inline_value(block);
+      finish_inline_value(block, event);
+      return Step::done;
     }
     // The value must be gathered behind the line, which therefore moves into
     // (or stays in) the buffer; the request's views follow it.
     if (!line_in_buffer) stash_line(line, line.size() + block_bytes);
     release_pending_ = false;
     state_ = State::value;
-    return Event{};
+    event = Event{};
+    return Step::again;
   }
   // Streamed: the line is kept so that value_end can carry the request again.
   if (!line_in_buffer) stash_line(line, line.size());
@@ -232,19 +252,30 @@ Event TextParser::on_line(std::string_view line, bool line_in_buffer, std::strin
   state_ = State::value_stream;
   remaining_ = event.value_size;
   assert(remaining_ > 0);
-  Event begin = request_;
-  begin.kind = EventKind::value_begin;
-  return begin;
+  event = request_;
+  event.kind = EventKind::value_begin;
+  return Step::done;
 }
 
-Event TextParser::finish_inline_value(std::string_view value_and_terminator) {
+void TextParser::finish_inline_value(std::string_view value_and_terminator, Event& event) {
   assert(value_and_terminator.size() == request_.value_size + data_terminator.size());
   state_ = State::line;
   const auto value_size = static_cast<size_t>(request_.value_size);
-  if (value_and_terminator.substr(value_size) != data_terminator) return make_error(Error::bad_data_chunk, request_);
-  Event event = request_;
+  if (value_and_terminator.substr(value_size) != data_terminator) {
+    set_error(Error::bad_data_chunk, event);
+    return;
+  }
+  event = request_;
   event.data = value_and_terminator.substr(0, value_size);
-  return event;
+}
+
+// An error reply for the request being read (its command and noreply).
+void TextParser::set_error(Error error, Event& event) const {
+  event = Event{};
+  event.kind = EventKind::error;
+  event.error = error;
+  event.command = request_.command;
+  event.noreply = request_.noreply;
 }
 
 void TextParser::stash_line(std::string_view line, uint64_t frame_bytes) {

@@ -219,8 +219,23 @@ class TextParser {
     closed,           // line_too_long or quit: input is discarded
   };
 
-  Event on_line(std::string_view line, bool line_in_buffer, std::string_view input, size_t& pos);
-  Event finish_inline_value(std::string_view value_and_terminator);
+  // What one state's step did: moved to another state (again), or set the
+  // event next() returns (done; an untouched event is need_more).
+  enum class Step : uint8_t { again, done };
+
+  // One step of the state machine, then one function per state it runs.
+  Step step(std::string_view input, size_t& pos, Event& event);
+  Step read_line(std::string_view input, size_t& pos, Event& event);
+  Step gather_line(std::string_view input, size_t& pos, size_t take, bool line_ends, Event& event);
+  Step refuse_long_line(Event& event);
+  Step read_inline_value(std::string_view input, size_t& pos, Event& event);
+  Step stream_value(std::string_view input, size_t& pos, Event& event);
+  Step read_value_terminator(std::string_view input, size_t& pos, Event& event);
+  Step swallow_data_block(std::string_view input, size_t& pos);
+
+  Step on_line(std::string_view line, bool line_in_buffer, std::string_view input, size_t& pos, Event& event);
+  void finish_inline_value(std::string_view value_and_terminator, Event& event);
+  void set_error(Error error, Event& event) const;
   uint32_t line_limit_bytes(std::string_view line_start) const;
   bool partial_line_too_long() const;
   // Copies a line that lies in the caller's input into buffer_, which may
