@@ -67,7 +67,9 @@ DecodeEvent StreamDecoder::next(std::string_view input, size_t& consumed) {
     if (buffer_.capacity() > buffer_keep_bytes_max) std::string().swap(buffer_);
   }
   size_t pos = 0;
-  const DecodeEvent event = step(input, pos);
+  DecodeEvent event;
+  while (step(input, pos, event) == Step::again) {
+  }
   assert(pos <= input.size());
   assert(event.kind != DecodeKind::need_more || pos == input.size());
   consumed = pos;
@@ -75,12 +77,6 @@ DecodeEvent StreamDecoder::next(std::string_view input, size_t& consumed) {
   assert(key_in_input_.empty() || state_ == State::opcode || event.kind != DecodeKind::need_more);
   key_in_input_ = {};
   return event;
-}
-
-DecodeEvent StreamDecoder::event(DecodeKind kind) {
-  DecodeEvent e;
-  e.kind = kind;
-  return e;
 }
 
 std::string_view StreamDecoder::key() const {
@@ -131,7 +127,45 @@ bool StreamDecoder::gather(std::string_view input, size_t& pos, uint64_t size, s
   return true;
 }
 
-DecodeEvent StreamDecoder::on_opcode(uint8_t byte) {
+inline StreamDecoder::Step StreamDecoder::step(std::string_view input, size_t& pos, DecodeEvent& e) {
+  // The state functions fill in a fresh event field by field (see FrameParser::step).
+  assert(e.kind == DecodeKind::need_more);
+  assert(!(pos > input.size()));
+  switch (state_) {
+    case State::failed:
+      pos = input.size();
+      return Step::done;
+    case State::opcode:
+      return read_opcode(input, pos, e);
+    case State::fixed:
+      return read_fixed(input, pos, e);
+    case State::key:
+      return read_key(input, pos, e);
+    case State::value_length:
+      return read_value_length(input, pos, e);
+    case State::value:
+      return read_value(input, pos, e);
+    case State::value_stream:
+      return stream_value(input, pos, e);
+    case State::value_stream_end:
+      state_ = State::opcode;
+      e.kind = DecodeKind::put_end;
+      return Step::done;
+    case State::skip:
+      return skip_bytes(input, pos);
+    case State::skip_value_length:
+      return skip_value_length(input, pos);
+  }
+  assert(false && "every state is handled above");
+  return Step::done;
+}
+
+inline StreamDecoder::Step StreamDecoder::read_opcode(std::string_view input, size_t& pos, DecodeEvent& e) {
+  if (pos == input.size()) return Step::done;
+  // Every frame's buffer was released before the call that reads the next opcode.
+  assert(buffer_.empty());
+  assert(!key_in_buffer_);
+  const auto byte = static_cast<uint8_t>(input[pos++]);
   switch (byte) {
     case static_cast<uint8_t>(WireOp::put):
     case static_cast<uint8_t>(WireOp::del):
@@ -143,19 +177,35 @@ DecodeEvent StreamDecoder::on_opcode(uint8_t byte) {
       fixed_need_ = fixed_bytes_of(op_);
       fixed_have_ = 0;
       state_ = State::fixed;
-      return event(DecodeKind::need_more);
+      return Step::again;
     case static_cast<uint8_t>(WireOp::resync_begin):
-      return event(DecodeKind::resync_begin);
+      e.kind = DecodeKind::resync_begin;
+      return Step::done;
     default:
       break;
   }
   state_ = State::failed;
-  DecodeEvent e = event(DecodeKind::bad_opcode);
+  e.kind = DecodeKind::bad_opcode;
   e.byte = byte;
-  return e;
+  return Step::done;
 }
 
-DecodeEvent StreamDecoder::on_fixed() {
+inline StreamDecoder::Step StreamDecoder::read_fixed(std::string_view input, size_t& pos, DecodeEvent& e) {
+  assert(fixed_have_ < fixed_need_);
+  assert(!(fixed_need_ > fixed_bytes_max));
+  const size_t n = std::min(fixed_need_ - fixed_have_, input.size() - pos);
+  std::copy_n(input.data() + pos, n, fixed_ + fixed_have_);
+  pos += n;
+  fixed_have_ += n;
+  if (fixed_have_ < fixed_need_) return Step::done;
+  return on_fixed(e);
+}
+
+// The fixed fields are complete: a PUT or DEL goes on to its key, the other
+// frames are whole now.
+inline StreamDecoder::Step StreamDecoder::on_fixed(DecodeEvent& e) {
+  assert(fixed_have_ == fixed_need_);
+  assert(!(op_ == WireOp::resync_begin || op_ == WireOp::hello));
   const char* f = fixed_;
   switch (op_) {
     case WireOp::put:
@@ -170,156 +220,133 @@ DecodeEvent StreamDecoder::on_fixed() {
       break;
     case WireOp::resync_end:
     case WireOp::heartbeat:
-    case WireOp::mesh: {
+    case WireOp::mesh:
       state_ = State::opcode;
-      DecodeEvent e = event(op_ == WireOp::resync_end ? DecodeKind::resync_end
-                            : op_ == WireOp::heartbeat ? DecodeKind::heartbeat
-                                                       : DecodeKind::mesh);
+      e.kind = op_ == WireOp::resync_end  ? DecodeKind::resync_end
+               : op_ == WireOp::heartbeat ? DecodeKind::heartbeat
+                                          : DecodeKind::mesh;
       e.number = get_be(f, fixed_need_);
-      return e;
-    }
-    case WireOp::flush: {
+      return Step::done;
+    case WireOp::flush:
       state_ = State::opcode;
-      DecodeEvent e = event(DecodeKind::flush);
+      e.kind = DecodeKind::flush;
       e.meta.version = get_be(f, 8);
       e.number = get_be(f + 8, 4);
-      return e;
-    }
+      return Step::done;
     case WireOp::resync_begin:
     case WireOp::hello:
-      assert(false && "no fixed fields");
       break;
   }
-  if (key_size_ > limits_.item_bytes_max) {
-    remaining_ = key_size_;
-    skip_value_follows_ = op_ == WireOp::put;
-    state_ = State::skip;
-    return event(DecodeKind::too_big);
-  }
+  if (refuse_too_big(key_size_, op_ == WireOp::put, e)) return Step::done;
   state_ = State::key;
-  return event(DecodeKind::need_more);
+  return Step::again;
 }
 
-DecodeEvent StreamDecoder::step(std::string_view input, size_t& pos) {
-  while (true) {
-    switch (state_) {
-      case State::failed:
-        pos = input.size();
-        return event(DecodeKind::need_more);
+// A key or value over item_bytes_max is answered once (too_big) and skipped,
+// with the value behind a skipped PUT key; false when `size` is acceptable.
+inline bool StreamDecoder::refuse_too_big(uint32_t size, bool value_follows, DecodeEvent& e) {
+  if (size <= limits_.item_bytes_max) return false;
+  remaining_ = size;
+  skip_value_follows_ = value_follows;
+  state_ = State::skip;
+  e.kind = DecodeKind::too_big;
+  return true;
+}
 
-      case State::opcode: {
-        if (pos == input.size()) return event(DecodeKind::need_more);
-        const DecodeEvent e = on_opcode(static_cast<uint8_t>(input[pos++]));
-        if (e.kind != DecodeKind::need_more) return e;
-        break;
-      }
-
-      case State::fixed: {
-        const size_t n = std::min(fixed_need_ - fixed_have_, input.size() - pos);
-        std::copy_n(input.data() + pos, n, fixed_ + fixed_have_);
-        pos += n;
-        fixed_have_ += n;
-        if (fixed_have_ < fixed_need_) return event(DecodeKind::need_more);
-        const DecodeEvent e = on_fixed();
-        if (e.kind != DecodeKind::need_more) return e;
-        break;
-      }
-
-      case State::key: {
-        std::string_view view;
-        if (!gather(input, pos, key_size_, view)) return event(DecodeKind::need_more);
-        if (!buffer_.empty()) {
-          key_in_buffer_ = true;
-        } else {
-          key_in_input_ = view;
-        }
-        if (op_ == WireOp::del) {
-          DecodeEvent e = event(DecodeKind::del);
-          e.key = key();
-          e.meta = meta_;
-          state_ = State::opcode;
-          release_pending_ = true;
-          return e;
-        }
-        state_ = State::value_length;
-        break;
-      }
-
-      case State::value_length: {
-        if (!read_length(input, pos, value_size_)) {
-          stash_key();
-          return event(DecodeKind::need_more);
-        }
-        if (value_size_ > limits_.item_bytes_max) {
-          remaining_ = value_size_;
-          skip_value_follows_ = false;
-          state_ = State::skip;
-          release_pending_ = true;
-          return event(DecodeKind::too_big);
-        }
-        if (value_size_ > limits_.inline_value_bytes_max) {
-          DecodeEvent e = event(DecodeKind::put_begin);
-          e.key = key();
-          e.meta = meta_;
-          e.value_size = value_size_;
-          remaining_ = value_size_;
-          state_ = State::value_stream;
-          release_pending_ = true;
-          return e;
-        }
-        state_ = State::value;
-        break;
-      }
-
-      case State::value: {
-        const bool whole_here = part_have_ == 0 && input.size() - pos >= value_size_;
-        if (!whole_here) stash_key();
-        std::string_view value;
-        if (!gather(input, pos, value_size_, value)) return event(DecodeKind::need_more);
-        DecodeEvent e = event(DecodeKind::put);
-        e.key = key();
-        e.data = value;
-        e.value_size = value_size_;
-        e.meta = meta_;
-        state_ = State::opcode;
-        release_pending_ = true;
-        return e;
-      }
-
-      case State::value_stream: {
-        if (pos == input.size()) return event(DecodeKind::need_more);
-        const size_t n = std::min<uint64_t>(remaining_, input.size() - pos);
-        DecodeEvent e = event(DecodeKind::put_data);
-        e.data = input.substr(pos, n);
-        pos += n;
-        remaining_ -= n;
-        if (remaining_ == 0) state_ = State::value_stream_end;
-        return e;
-      }
-
-      case State::value_stream_end:
-        state_ = State::opcode;
-        return event(DecodeKind::put_end);
-
-      case State::skip: {
-        const size_t n = std::min<uint64_t>(remaining_, input.size() - pos);
-        pos += n;
-        remaining_ -= n;
-        if (remaining_ > 0) return event(DecodeKind::need_more);
-        state_ = skip_value_follows_ ? State::skip_value_length : State::opcode;
-        break;
-      }
-
-      case State::skip_value_length: {
-        uint32_t length = 0;
-        if (!read_length(input, pos, length)) return event(DecodeKind::need_more);
-        remaining_ = length;
-        skip_value_follows_ = false;
-        state_ = State::skip;
-        break;
-      }
-    }
+inline StreamDecoder::Step StreamDecoder::read_key(std::string_view input, size_t& pos, DecodeEvent& e) {
+  assert(key_size_ <= limits_.item_bytes_max);
+  assert(!key_in_buffer_);
+  std::string_view view;
+  if (!gather(input, pos, key_size_, view)) return Step::done;
+  if (!buffer_.empty()) {
+    key_in_buffer_ = true;
+  } else {
+    key_in_input_ = view;
   }
+  if (op_ != WireOp::del) {
+    state_ = State::value_length;
+    return Step::again;
+  }
+  e.kind = DecodeKind::del;
+  e.key = key();
+  e.meta = meta_;
+  state_ = State::opcode;
+  release_pending_ = true;
+  return Step::done;
+}
+
+inline StreamDecoder::Step StreamDecoder::read_value_length(std::string_view input, size_t& pos, DecodeEvent& e) {
+  assert(op_ == WireOp::put);
+  assert(!(key_size_ > 0 && !key_in_buffer_ && key_in_input_.empty()));
+  if (!read_length(input, pos, value_size_)) {
+    stash_key();
+    return Step::done;
+  }
+  if (refuse_too_big(value_size_, false, e)) {
+    release_pending_ = true;
+    return Step::done;
+  }
+  if (value_size_ <= limits_.inline_value_bytes_max) {
+    state_ = State::value;
+    return Step::again;
+  }
+  e.kind = DecodeKind::put_begin;
+  e.key = key();
+  e.meta = meta_;
+  e.value_size = value_size_;
+  remaining_ = value_size_;
+  state_ = State::value_stream;
+  release_pending_ = true;
+  return Step::done;
+}
+
+inline StreamDecoder::Step StreamDecoder::read_value(std::string_view input, size_t& pos, DecodeEvent& e) {
+  assert(value_size_ <= limits_.inline_value_bytes_max);
+  const bool whole_here = part_have_ == 0 && input.size() - pos >= value_size_;
+  if (!whole_here) stash_key();
+  std::string_view value;
+  if (!gather(input, pos, value_size_, value)) return Step::done;
+  assert(value.size() == value_size_);
+  assert(!(key_in_buffer_ && buffer_.size() < key_size_));
+  e.kind = DecodeKind::put;
+  e.key = key();
+  e.data = value;
+  e.value_size = value_size_;
+  e.meta = meta_;
+  state_ = State::opcode;
+  release_pending_ = true;
+  return Step::done;
+}
+
+inline StreamDecoder::Step StreamDecoder::stream_value(std::string_view input, size_t& pos, DecodeEvent& e) {
+  if (pos == input.size()) return Step::done;
+  assert(remaining_ > 0);
+  assert(!(remaining_ > value_size_));
+  const size_t n = std::min<uint64_t>(remaining_, input.size() - pos);
+  e.kind = DecodeKind::put_data;
+  e.data = input.substr(pos, n);
+  pos += n;
+  remaining_ -= n;
+  if (remaining_ == 0) state_ = State::value_stream_end;
+  return Step::done;
+}
+
+inline StreamDecoder::Step StreamDecoder::skip_bytes(std::string_view input, size_t& pos) {
+  const size_t n = std::min<uint64_t>(remaining_, input.size() - pos);
+  pos += n;
+  remaining_ -= n;
+  if (remaining_ > 0) return Step::done;
+  state_ = skip_value_follows_ ? State::skip_value_length : State::opcode;
+  return Step::again;
+}
+
+inline StreamDecoder::Step StreamDecoder::skip_value_length(std::string_view input, size_t& pos) {
+  uint32_t length = 0;
+  if (!read_length(input, pos, length)) return Step::done;
+  remaining_ = length;
+  skip_value_follows_ = false;
+  state_ = State::skip;
+  return Step::again;
 }
 
 }  // namespace ringcache::replication

@@ -90,14 +90,26 @@ class StreamDecoder {
     failed,
   };
 
-  DecodeEvent step(std::string_view input, size_t& pos);
-  DecodeEvent on_opcode(uint8_t byte);
-  DecodeEvent on_fixed();
+  // What one state's step did: moved to another state (again), or set the
+  // event next() returns (done; an untouched event is need_more).
+  enum class Step : uint8_t { again, done };
+
+  // One step of the state machine, then one function per state it runs.
+  Step step(std::string_view input, size_t& pos, DecodeEvent& e);
+  Step read_opcode(std::string_view input, size_t& pos, DecodeEvent& e);
+  Step read_fixed(std::string_view input, size_t& pos, DecodeEvent& e);
+  Step on_fixed(DecodeEvent& e);
+  Step read_key(std::string_view input, size_t& pos, DecodeEvent& e);
+  Step read_value_length(std::string_view input, size_t& pos, DecodeEvent& e);
+  Step read_value(std::string_view input, size_t& pos, DecodeEvent& e);
+  Step stream_value(std::string_view input, size_t& pos, DecodeEvent& e);
+  Step skip_bytes(std::string_view input, size_t& pos);
+  Step skip_value_length(std::string_view input, size_t& pos);
+  bool refuse_too_big(uint32_t size, bool value_follows, DecodeEvent& e);
   bool gather(std::string_view input, size_t& pos, uint64_t size, std::string_view& out);
   bool read_length(std::string_view input, size_t& pos, uint32_t& length);
   std::string_view key() const;
   void stash_key();
-  DecodeEvent event(DecodeKind kind);
 
   DecoderLimits limits_;
   State state_ = State::opcode;
