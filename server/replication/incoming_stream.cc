@@ -242,64 +242,33 @@ bool IncomingStream::holds_newer(std::string_view key, uint64_t version) {
 }
 
 void IncomingStream::apply(const DecodeEvent& event) {
-  const store::PutOptions newer{store::PutMode::newer, 0};
+  assert(phase_ == Phase::streaming);
+  assert(!(put_active_ && event.kind != DecodeKind::put_data && event.kind != DecodeKind::put_end));
   switch (event.kind) {
-    case DecodeKind::put: {
-      context_.clock.observe(event.meta.version);
-      if (holds_newer(event.key, event.meta.version)) {
-        count(store::PutStatus::older);
-        return;
-      }
-      const store::ItemMeta meta{event.meta.flags, event.meta.expires_at, event.meta.version};
-      count(store_.put(event.key, event.data, meta, newer));
+    case DecodeKind::put:
+      apply_put(event);
       return;
-    }
-    case DecodeKind::put_begin: {
-      assert(!put_active_);
-      context_.clock.observe(event.meta.version);
-      put_active_ = true;
-      skip_put_ = holds_newer(event.key, event.meta.version);
-      if (skip_put_) return;
-      const store::ItemMeta meta{event.meta.flags, event.meta.expires_at, event.meta.version};
-      reservation_ = store_.reserve(event.key, event.value_size, meta, newer);
+    case DecodeKind::put_begin:
+      begin_streamed_put(event);
       return;
-    }
     case DecodeKind::put_data:
       assert(put_active_);
       // After a failed append the rest of the value is still read; the
       // outcome is counted at put_end.
       if (!skip_put_ && reservation_.ok()) (void)reservation_.append(event.data);
       return;
-    case DecodeKind::put_end: {
-      assert(put_active_);
-      store::PutStatus status = store::PutStatus::older;
-      if (!skip_put_) status = reservation_.ok() ? reservation_.commit() : reservation_.status();
-      reservation_ = store::Reservation();
-      put_active_ = false;
-      skip_put_ = false;
-      count(status);
+    case DecodeKind::put_end:
+      end_streamed_put();
       return;
-    }
     case DecodeKind::del: {
       context_.clock.observe(event.meta.version);
       const uint32_t expires_at = store_.store().now_s() + context_.config.tuning.tombstone_lifetime_s;
       count(store_.del_versioned(event.key, event.meta.version, expires_at));
       return;
     }
-    case DecodeKind::flush: {
-      const auto at_s = static_cast<uint32_t>(event.number);
-      const bool due_now = at_s <= store_.store().now_s();
-      // A threshold that is the instant of a future at_s (tag 0, see
-      // client_writes.h) must not drag the clock there: this node's writes
-      // until at_s have to stay below it. Any other one was issued by the
-      // peer's clock, like a PUT's version.
-      if (due_now || version_tag(event.meta.version) != 0) context_.clock.observe(event.meta.version);
-      store_.flush_versions_before(event.meta.version, due_now ? 0 : at_s);
-      context_.counters.flushes_received.add();
-      emit(context_.config.info, "replication: node %s flushed versions below %llu (at %u)",
-           peer_node_id_.c_str(), static_cast<unsigned long long>(event.meta.version), at_s);
+    case DecodeKind::flush:
+      apply_flush(event);
       return;
-    }
     case DecodeKind::resync_begin:
       context_.counters.resyncs_received.add();
       emit(context_.config.info, "replication: resync from node %s started", peer_node_id_.c_str());
@@ -314,30 +283,85 @@ void IncomingStream::apply(const DecodeEvent& event) {
       return;
     }
     case DecodeKind::mesh:
-      if (event.number != context_.config.peers.size() && !warned_mesh_) {
-        warned_mesh_ = true;
-        emit(context_.config.info,
-             "replication: node %s lists %llu peers, this node lists %zu: not a full mesh? "
-             "(every node must list every other; writes reach only the nodes that list their origin)",
-             peer_node_id_.c_str(), static_cast<unsigned long long>(event.number),
-             context_.config.peers.size());
-      }
+      check_mesh(event.number);
       return;
     case DecodeKind::too_big:
-      context_.counters.too_big.add();
-      if (!warned_too_big_) {
-        warned_too_big_ = true;
-        emit(context_.config.info,
-             "replication: node %s sent an item over this node's --max-item (%llu bytes); skipped "
-             "(give every node the same --max-item)",
-             peer_node_id_.c_str(), static_cast<unsigned long long>(context_.config.item_bytes_max));
-      }
+      note_too_big();
       return;
     case DecodeKind::need_more:
     case DecodeKind::bad_opcode:
       break;
   }
   assert(false && "handled by feed()");
+}
+
+void IncomingStream::apply_put(const DecodeEvent& event) {
+  assert(event.kind == DecodeKind::put);
+  assert(!put_active_);
+  context_.clock.observe(event.meta.version);
+  if (holds_newer(event.key, event.meta.version)) {
+    count(store::PutStatus::older);
+    return;
+  }
+  const store::ItemMeta meta{event.meta.flags, event.meta.expires_at, event.meta.version};
+  count(store_.put(event.key, event.data, meta, store::PutOptions{store::PutMode::newer, 0}));
+}
+
+void IncomingStream::begin_streamed_put(const DecodeEvent& event) {
+  assert(event.kind == DecodeKind::put_begin);
+  assert(!put_active_);
+  context_.clock.observe(event.meta.version);
+  put_active_ = true;
+  skip_put_ = holds_newer(event.key, event.meta.version);
+  if (skip_put_) return;
+  const store::ItemMeta meta{event.meta.flags, event.meta.expires_at, event.meta.version};
+  reservation_ = store_.reserve(event.key, event.value_size, meta, store::PutOptions{store::PutMode::newer, 0});
+}
+
+void IncomingStream::end_streamed_put() {
+  assert(put_active_);
+  store::PutStatus status = store::PutStatus::older;
+  if (!skip_put_) status = reservation_.ok() ? reservation_.commit() : reservation_.status();
+  reservation_ = store::Reservation();
+  put_active_ = false;
+  skip_put_ = false;
+  assert(!reservation_.ok());
+  count(status);
+}
+
+void IncomingStream::apply_flush(const DecodeEvent& event) {
+  assert(event.kind == DecodeKind::flush);
+  assert(!put_active_);
+  const auto at_s = static_cast<uint32_t>(event.number);
+  const bool due_now = at_s <= store_.store().now_s();
+  // A threshold that is the instant of a future at_s (tag 0, see
+  // client_writes.h) must not drag the clock there: this node's writes
+  // until at_s have to stay below it. Any other one was issued by the
+  // peer's clock, like a PUT's version.
+  if (due_now || version_tag(event.meta.version) != 0) context_.clock.observe(event.meta.version);
+  store_.flush_versions_before(event.meta.version, due_now ? 0 : at_s);
+  context_.counters.flushes_received.add();
+  emit(context_.config.info, "replication: node %s flushed versions below %llu (at %u)", peer_node_id_.c_str(),
+       static_cast<unsigned long long>(event.meta.version), at_s);
+}
+
+void IncomingStream::check_mesh(uint64_t peers_listed) {
+  if (peers_listed == context_.config.peers.size() || warned_mesh_) return;
+  warned_mesh_ = true;
+  emit(context_.config.info,
+       "replication: node %s lists %llu peers, this node lists %zu: not a full mesh? "
+       "(every node must list every other; writes reach only the nodes that list their origin)",
+       peer_node_id_.c_str(), static_cast<unsigned long long>(peers_listed), context_.config.peers.size());
+}
+
+void IncomingStream::note_too_big() {
+  context_.counters.too_big.add();
+  if (warned_too_big_) return;
+  warned_too_big_ = true;
+  emit(context_.config.info,
+       "replication: node %s sent an item over this node's --max-item (%llu bytes); skipped "
+       "(give every node the same --max-item)",
+       peer_node_id_.c_str(), static_cast<unsigned long long>(context_.config.item_bytes_max));
 }
 
 std::unique_ptr<IncomingStream> open_incoming_stream(Replicator& replicator, uint32_t worker,

@@ -90,6 +90,12 @@ class IncomingStream {
   // False when the event's version must not be applied (the stream closes).
   bool version_acceptable(const DecodeEvent& event);
   void apply(const DecodeEvent& event);
+  void apply_put(const DecodeEvent& event);
+  void begin_streamed_put(const DecodeEvent& event);
+  void end_streamed_put();
+  void apply_flush(const DecodeEvent& event);
+  void check_mesh(uint64_t peers_listed);
+  void note_too_big();
   bool holds_newer(std::string_view key, uint64_t version);
   void count(store::PutStatus status);
 
