@@ -40,43 +40,59 @@ Reservation StoreThread::reserve_fields(std::string_view key, const ItemFields& 
     r.status_ = PutStatus::no_memory;
     return r;
   }
-  const uint64_t value_size = fields.value_size;
   r.options_ = options;
   r.hash_ = hash_key(key);
-  r.value_size_ = value_size;
+  r.value_size_ = fields.value_size;
   r.expires_at_ = fields.expires_at;
-  const uint32_t now = impl_.now_s();
-  ItemFields f = fields;
-  const uint8_t ttl_class = ttl_class_for(f.expires_at, now);
+  const uint8_t ttl_class = ttl_class_for(fields.expires_at, impl_.now_s());
   const uint64_t upper =
-      item_header_bytes(f, ExpiryCode::absolute32, impl_.config.versioned) + key.size() + value_size;
+      item_header_bytes(fields, ExpiryCode::absolute32, impl_.config.versioned) + key.size() + fields.value_size;
   if (upper <= impl_.shared_item_bytes_max) {
-    // Charged at its widest header: the exact one depends on the segment.
-    if (!impl_.charge_upload(upper)) {
-      r.status_ = PutStatus::no_memory;
-      return r;
-    }
-    const Placement p = place_shared(impl_, state_, f, ttl_class);
-    if (p.segment == nullptr) {
-      impl_.release_upload(upper);
-      r.status_ = PutStatus::no_memory;
-      return r;
-    }
-    r.upload_charged_ = upper;
-    char* item = p.segment->block() + p.offset;
-    copy_bytes(item + p.header_bytes, key.data(), key.size());
-    r.segment_ = p.segment;
-    r.offset_ = p.offset;
-    r.key_ = std::string_view(item + p.header_bytes, key.size());
-    r.write_ = item + p.header_bytes + key.size();
-    r.write_end_ = r.write_ + value_size;
-    r.item_bytes_ = p.header_bytes + key.size() + value_size;
-    // Charged at least what it holds: the widest header, never less.
-    assert(r.item_bytes_ <= r.upload_charged_);
-    assert(r.item_bytes_ <= impl_.shared_item_bytes_max);
-    r.status_ = PutStatus::stored;
-    return r;
+    reserve_shared(key, fields, ttl_class, upper, r);
+  } else {
+    reserve_large(key, fields, ttl_class, r);
   }
+  assert(!(r.status_ == PutStatus::stored && r.segment_ == nullptr));
+  assert(!(r.status_ == PutStatus::stored && r.upload_charged_ == 0));
+  return r;
+}
+
+// An item that fits a shared segment is placed whole at once; `upper_bytes`
+// is its size at its widest header, what it is charged.
+void StoreThread::reserve_shared(std::string_view key, ItemFields f, uint8_t ttl_class, uint64_t upper_bytes,
+                                 Reservation& r) {
+  assert(upper_bytes <= impl_.shared_item_bytes_max);
+  assert(r.segment_ == nullptr);
+  r.status_ = PutStatus::no_memory;
+  // Charged at its widest header: the exact one depends on the segment.
+  if (!impl_.charge_upload(upper_bytes)) return;
+  const Placement p = place_shared(impl_, state_, f, ttl_class);
+  if (p.segment == nullptr) {
+    impl_.release_upload(upper_bytes);
+    return;
+  }
+  r.upload_charged_ = upper_bytes;
+  char* item = p.segment->block() + p.offset;
+  copy_bytes(item + p.header_bytes, key.data(), key.size());
+  r.segment_ = p.segment;
+  r.offset_ = p.offset;
+  r.key_ = std::string_view(item + p.header_bytes, key.size());
+  r.write_ = item + p.header_bytes + key.size();
+  r.write_end_ = r.write_ + r.value_size_;
+  r.item_bytes_ = p.header_bytes + key.size() + r.value_size_;
+  // Charged at least what it holds: the widest header, never less.
+  assert(r.item_bytes_ <= r.upload_charged_);
+  assert(r.item_bytes_ <= impl_.shared_item_bytes_max);
+  r.status_ = PutStatus::stored;
+}
+
+// A larger item becomes a large segment of its own; only its first block is
+// claimed (and charged) here, the others as append() reaches them.
+void StoreThread::reserve_large(std::string_view key, const ItemFields& f, uint8_t ttl_class, Reservation& r) {
+  assert(r.segment_ == nullptr);
+  assert(!(r.value_size_ != f.value_size));
+  const uint64_t value_size = f.value_size;
+  r.status_ = PutStatus::no_memory;
   // A large segment's bases are its one item's own fields, so the header
   // size is known before anything is allocated.
   const SegmentBases bases{f.expires_at, f.version};
@@ -86,16 +102,12 @@ Reservation StoreThread::reserve_fields(std::string_view key, const ItemFields& 
   // The first piece: a whole block, or exactly what the item needs when it
   // is smaller than a block.
   const uint64_t first_piece = std::min<uint64_t>(segment_header_bytes + r.item_bytes_, impl_.block_bytes);
-  if (!impl_.charge_upload(first_piece)) {
-    r.status_ = PutStatus::no_memory;
-    return r;
-  }
+  if (!impl_.charge_upload(first_piece)) return;
   Segment* s = impl_.new_segment(state_, SegmentKind::large, ttl_class,
                                  first_piece < impl_.block_bytes ? first_piece : 0);
   if (s == nullptr) {
     impl_.release_upload(first_piece);
-    r.status_ = PutStatus::no_memory;
-    return r;
+    return;
   }
   r.upload_charged_ = first_piece;
   assert(s->state.load(std::memory_order_relaxed) == SegmentState::filling);
@@ -120,7 +132,7 @@ Reservation StoreThread::reserve_fields(std::string_view key, const ItemFields& 
   const char* key_in_block = r.write_;
   const bool key_fits = key.size() <= static_cast<uint64_t>(r.write_end_ - r.write_);
   r.value_size_ = key.size() + value_size;
-  if (!r.append(key)) return r;
+  if (!r.append(key)) return;
   r.value_size_ = value_size;
   r.written_ = 0;
   if (key_fits) {
@@ -129,7 +141,6 @@ Reservation StoreThread::reserve_fields(std::string_view key, const ItemFields& 
     r.key_copy_.assign(key);
     r.key_ = r.key_copy_;
   }
-  return r;
 }
 
 bool StoreImpl::charge_upload(uint64_t bytes) {

@@ -370,6 +370,11 @@ class StoreThread {
   // reserve() of fields already built: put_fields passes large
   // tombstones (a replicated delete of a key longer than a shared item).
   Reservation reserve_fields(std::string_view key, const ItemFields& fields, const PutOptions& options);
+  // reserve_fields' two kinds of item: placed whole in a shared segment, or
+  // given a large segment of its own. Each fills in `r` (status_ says how).
+  void reserve_shared(std::string_view key, ItemFields f, uint8_t ttl_class, uint64_t upper_bytes,
+                      Reservation& r);
+  void reserve_large(std::string_view key, const ItemFields& f, uint8_t ttl_class, Reservation& r);
   // Copies the item out for a read-modify-write; false when absent.
   bool read_for_update(std::string_view key, std::string& value, ItemMeta& meta, uint64_t& cas);
 
