@@ -185,6 +185,29 @@ class Parser {
          std::string(expected));
   }
 
+  // A whole number from `min` to `max` into `out`; else the option is invalid.
+  template <typename Int>
+  void set_decimal(const OptionSpec& spec, std::string_view value, Int& out, Int min, Int max,
+                   std::string_view expected) {
+    if (!parse_decimal(value, out) || out < min || out > max) invalid(spec, value, expected);
+  }
+
+  void add_peer(const OptionSpec& spec, std::string_view value) {
+    std::vector<replication::PeerAddress>& peers = result_.options.peers;
+    replication::PeerAddress peer;
+    std::string why;
+    if (!replication::parse_peer_address(value, peer, why)) {
+      invalid(spec, value, "HOST:PORT or [IPV6]:PORT (" + why + ")");
+    } else if (peers.size() == peers_max) {
+      fail("--peer given more than " + std::to_string(peers_max) + " times");
+    } else if (std::any_of(peers.begin(), peers.end(),
+                           [&](const auto& p) { return p.host == peer.host && p.port == peer.port; })) {
+      fail("--peer " + std::string(value) + " is given twice");
+    } else {
+      peers.push_back(std::move(peer));
+    }
+  }
+
   void apply(const OptionSpec& spec, std::string_view value) {
     Options& options = result_.options;
     switch (spec.id) {
@@ -203,10 +226,8 @@ class Parser {
         }
         return;
       case OptionId::threads:
-        if (!parse_decimal(value, options.threads) || options.threads < 1 ||
-            options.threads > threads_max) {
-          invalid(spec, value, "a thread count 1-" + std::to_string(threads_max));
-        }
+        set_decimal(spec, value, options.threads, 1u, threads_max,
+                    "a thread count 1-" + std::to_string(threads_max));
         return;
       case OptionId::memory:
         if (!parse_size(value, options.memory_bytes) || options.memory_bytes < memory_bytes_min ||
@@ -219,22 +240,9 @@ class Parser {
           invalid(spec, value, "a size (plain number = MiB; suffix K, M or G)");
         }
         return;
-      case OptionId::peer: {
-        replication::PeerAddress peer;
-        std::string why;
-        if (!replication::parse_peer_address(value, peer, why)) {
-          invalid(spec, value, "HOST:PORT or [IPV6]:PORT (" + why + ")");
-        } else if (options.peers.size() == peers_max) {
-          fail("--peer given more than " + std::to_string(peers_max) + " times");
-        } else if (std::any_of(options.peers.begin(), options.peers.end(), [&](const auto& p) {
-                     return p.host == peer.host && p.port == peer.port;
-                   })) {
-          fail("--peer " + std::string(value) + " is given twice");
-        } else {
-          options.peers.push_back(std::move(peer));
-        }
+      case OptionId::peer:
+        add_peer(spec, value);
         return;
-      }
       case OptionId::node_id:
         options.node_id = std::string(value);
         if (!is_valid_node_id(options.node_id)) {
@@ -251,20 +259,16 @@ class Parser {
         if (options.auth_file.empty()) invalid(spec, value, "a file name");
         return;
       case OptionId::max_clock_skew:
-        if (!parse_decimal(value, options.max_clock_skew_s) || options.max_clock_skew_s < 1 ||
-            options.max_clock_skew_s > clock_skew_s_max) {
-          invalid(spec, value, "seconds, 1-" + std::to_string(clock_skew_s_max));
-        }
+        set_decimal(spec, value, options.max_clock_skew_s, 1u, clock_skew_s_max,
+                    "seconds, 1-" + std::to_string(clock_skew_s_max));
         return;
       case OptionId::listen_fd:
-        if (!parse_decimal(value, options.listen_fd) || options.listen_fd < 0) {
-          invalid(spec, value, "a file descriptor number");
-        }
+        set_decimal(spec, value, options.listen_fd, 0, std::numeric_limits<int>::max(),
+                    "a file descriptor number");
         return;
       case OptionId::text_listen_fd:
-        if (!parse_decimal(value, options.text_listen_fd) || options.text_listen_fd < 0) {
-          invalid(spec, value, "a file descriptor number");
-        }
+        set_decimal(spec, value, options.text_listen_fd, 0, std::numeric_limits<int>::max(),
+                    "a file descriptor number");
         return;
       case OptionId::upload_timeout: {
         uint64_t seconds = 0;
