@@ -100,21 +100,9 @@ void TextProcessor::request(const Event& event, TextRequestState& state, OutputQ
     case Command::get:
     case Command::gets:
     case Command::gat:
-    case Command::gats: {
-      const uint32_t touch_expires_at =
-          touches(event.command) ? expires_at(event.exptime, store_.store().now_s()) : 0;
-      std::string_view keys = event.keys;
-      retrieve(event.command, touch_expires_at, keys, out, pause);
-      if (!keys.empty()) {
-        // The parser's views end with this call: keep what is left.
-        PendingRetrieval& pending = state.retrieval;
-        pending.command = event.command;
-        pending.touch_expires_at = touch_expires_at;
-        pending.keys.assign(keys);
-        pending.offset = 0;
-      }
+    case Command::gats:
+      start_retrieval(event, state, out, pause);
       return;
-    }
     case Command::set:
     case Command::add:
     case Command::replace:
@@ -134,15 +122,9 @@ void TextProcessor::request(const Event& event, TextRequestState& state, OutputQ
     case Command::touch:
       touch(event, out);
       return;
-    case Command::flush_all: {
-      counters_.cmd_flush.add();
-      const uint32_t now = store_.store().now_s();
-      // A delay of zero or less flushes now; a later one schedules it.
-      const uint32_t at_s = event.exptime <= 0 ? 0 : expires_at(event.exptime, now);
-      write_.flush_all(at_s);
-      reply(out, event.noreply, "OK\r\n");
+    case Command::flush_all:
+      flush_all(event, out);
       return;
-    }
     case Command::stats:
       stats(event, out);
       return;
@@ -171,6 +153,31 @@ void TextProcessor::request(const Event& event, TextRequestState& state, OutputQ
       break;
   }
   assert(false && "not a request command");
+}
+
+// get/gets/gat/gats: answers the keys it can now; the rest (a pause for
+// output space) is kept in `state` for resume.
+void TextProcessor::start_retrieval(const Event& event, TextRequestState& state, OutputQueue& out,
+                                    const PauseCheck& pause) {
+  const uint32_t touch_expires_at = touches(event.command) ? expires_at(event.exptime, store_.store().now_s()) : 0;
+  std::string_view keys = event.keys;
+  retrieve(event.command, touch_expires_at, keys, out, pause);
+  if (keys.empty()) return;
+  // The parser's views end with this call: keep what is left.
+  PendingRetrieval& pending = state.retrieval;
+  pending.command = event.command;
+  pending.touch_expires_at = touch_expires_at;
+  pending.keys.assign(keys);
+  pending.offset = 0;
+}
+
+void TextProcessor::flush_all(const Event& event, OutputQueue& out) {
+  counters_.cmd_flush.add();
+  const uint32_t now = store_.store().now_s();
+  // A delay of zero or less flushes now; a later one schedules it.
+  const uint32_t at_s = event.exptime <= 0 ? 0 : expires_at(event.exptime, now);
+  write_.flush_all(at_s);
+  reply(out, event.noreply, "OK\r\n");
 }
 
 void TextProcessor::error(const Event& event, TextRequestState& state, OutputQueue& out) {

@@ -97,6 +97,9 @@ class TextProcessor {
   void request(const protocol::text::Event& event, TextRequestState& state, OutputQueue& out,
                const PauseCheck& pause);
   void error(const protocol::text::Event& event, TextRequestState& state, OutputQueue& out);
+  void start_retrieval(const protocol::text::Event& event, TextRequestState& state, OutputQueue& out,
+                       const PauseCheck& pause);
+  void flush_all(const protocol::text::Event& event, OutputQueue& out);
   void retrieve(protocol::text::Command command, uint32_t touch_expires_at, std::string_view& keys,
                 OutputQueue& out, const PauseCheck& pause);
   void answer_key(protocol::text::Command command, std::string_view key, uint32_t touch_expires_at,
