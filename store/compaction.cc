@@ -133,6 +133,43 @@ void StoreImpl::end_compaction(Segment* target) {
   merge_busy = false;
 }
 
+// The header `f` gets in `target` and the bytes it needs there; false when
+// there is no target or the item does not fit in what is left of it. An
+// empty target takes its bases from its first item.
+bool StoreImpl::fits_merge_target(const ItemFields& f, Segment* target, MergeSlot& place) {
+  if (target == nullptr) return false;
+  assert(target->kind == SegmentKind::shared);
+  assert(!(target->write_offset > block_bytes));
+  if (f.expires_at != 0 && target->expiry_base.load(std::memory_order_relaxed) == 0) {
+    target->expiry_base.store(f.expires_at, std::memory_order_relaxed);
+  }
+  if (config.versioned && target->version_base.load(std::memory_order_relaxed) == 0) {
+    target->version_base.store(f.version, std::memory_order_relaxed);
+  }
+  place.bases = target->bases();
+  place.code = expiry_code_for(f, place.bases.expiry);
+  place.header = item_header_bytes(f, place.code, config.versioned, place.bases.version);
+  place.need = place.header + f.key_size + f.value_size;
+  return target->write_offset + place.need <= block_bytes;
+}
+
+// Writes the item (its key and value at `key`) at the end of `target`,
+// where fits_merge_target found room; returns its offset there.
+uint32_t StoreImpl::append_merged(Segment* target, const ItemFields& f, const MergeSlot& place, const char* key) {
+  assert(target->write_offset + place.need <= block_bytes);
+  assert(!(place.need < place.header));
+  char* out = target->block() + target->write_offset;
+  encode_item_header(out, f, place.code, place.bases, config.versioned);
+  std::memcpy(out + place.header, key, f.key_size + f.value_size);
+  const uint32_t offset = target->write_offset;
+  target->write_offset += static_cast<uint32_t>(place.need);
+  if (f.expires_at > target->expires_at_max.load(std::memory_order_relaxed)) {
+    target->expires_at_max.store(f.expires_at, std::memory_order_relaxed);
+  }
+  target->live_item_bytes.fetch_add(static_cast<int64_t>(place.need), std::memory_order_relaxed);
+  return offset;
+}
+
 bool StoreImpl::compact_into(Segment* victim, Segment*& target, char*& spare, Removed& removed) {
   assert(victim->kind == SegmentKind::shared);
   assert(victim->state.load(std::memory_order_relaxed) == SegmentState::evicting);
@@ -160,34 +197,13 @@ bool StoreImpl::compact_into(Segment* victim, Segment*& target, char*& spare, Re
     std::atomic<uint64_t>* slot = locked.find_exact(make_slot(hash_tag(hash), victim->id, item.offset));
     if (slot == nullptr) continue;  // overwritten or deleted: dead bytes
     const ItemFields& f = h.fields;
-    uint32_t header = 0;
-    uint64_t need = 0;
-    ExpiryCode code{};
-    SegmentBases bases{};
     // Expired or flushed items are not worth moving; one that finds no room
     // (no spare block for a new merge segment) is evicted.
     bool keep = !expired(f, now) && !flushed(victim, h);
-    for (int tries = 0; keep && tries < 2; ++tries) {
-      if (target == nullptr) {
-        keep = false;
-        break;
-      }
-      if (f.expires_at != 0 && target->expiry_base.load(std::memory_order_relaxed) == 0) {
-        target->expiry_base.store(f.expires_at, std::memory_order_relaxed);
-      }
-      if (config.versioned && target->version_base.load(std::memory_order_relaxed) == 0) {
-        target->version_base.store(f.version, std::memory_order_relaxed);
-      }
-      bases = target->bases();
-      code = expiry_code_for(f, bases.expiry);
-      header = item_header_bytes(f, code, config.versioned, bases.version);
-      need = header + f.key_size + f.value_size;
-      if (target->write_offset + need <= block_bytes) break;
-      if (tries == 0) {
-        start_target();
-      } else {
-        keep = false;
-      }
+    MergeSlot place;
+    if (keep && !fits_merge_target(f, target, place)) {
+      start_target();
+      keep = fits_merge_target(f, target, place);
     }
     if (!keep) {
       slot->store(0, std::memory_order_release);
@@ -195,18 +211,9 @@ bool StoreImpl::compact_into(Segment* victim, Segment*& target, char*& spare, Re
       continue;
     }
     assert(target != victim);
-    assert(target->write_offset + need <= block_bytes);
-    char* out = target->block() + target->write_offset;
-    encode_item_header(out, f, code, bases, config.versioned);
-    std::memcpy(out + header, key, f.key_size + f.value_size);
-    const uint32_t new_off = target->write_offset;
-    target->write_offset += static_cast<uint32_t>(need);
-    if (f.expires_at > target->expires_at_max.load(std::memory_order_relaxed)) {
-      target->expires_at_max.store(f.expires_at, std::memory_order_relaxed);
-    }
-    target->live_item_bytes.fetch_add(static_cast<int64_t>(need), std::memory_order_relaxed);
+    const uint32_t new_off = append_merged(target, f, place, key);
     slot->store(make_slot(hash_tag(hash), target->id, new_off), std::memory_order_release);
-    header_growth += static_cast<int64_t>(header) - static_cast<int64_t>(h.header_bytes);
+    header_growth += static_cast<int64_t>(place.header) - static_cast<int64_t>(h.header_bytes);
     ++moved;
   }
   shared.item_bytes.fetch_add(header_growth, std::memory_order_relaxed);

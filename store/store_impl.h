@@ -206,6 +206,15 @@ struct StoreImpl {
   // flushed items, and any that find no room, are dropped into `removed`.
   // True when the spare was used.
   bool compact_into(Segment* victim, Segment*& target, char*& spare, Removed& removed);
+  // Where compact_into puts one item in the merge segment.
+  struct MergeSlot {
+    SegmentBases bases{};
+    ExpiryCode code{};
+    uint32_t header = 0;
+    uint64_t need = 0;
+  };
+  bool fits_merge_target(const ItemFields& f, Segment* target, MergeSlot& place);
+  uint32_t append_merged(Segment* target, const ItemFields& f, const MergeSlot& place, const char* key);
   // Hands the merge segment back for the next compaction.
   void end_compaction(Segment* target);
 
