@@ -60,6 +60,43 @@ PutStatus check_condition(StoreImpl& impl, const PublishRequest& r, const OldIte
   return PutStatus::aborted;
 }
 
+// Points `slot` at the new item in place of `old` (if any) and moves the
+// thread's key and byte counts by the difference. Runs under the bucket's
+// lock. Returns the old item's large segment, pinned, for the caller to
+// reclaim once outside the epoch (nullptr when there is none).
+Segment* link_item(StoreImpl& impl, ThreadState* st, const PublishRequest& r, std::atomic<uint64_t>& slot,
+                   uint64_t slot_value, const OldItem& old) {
+  assert(slot.load(std::memory_order_relaxed) == 0 || old.segment != nullptr);
+  assert(!(old.segment == r.segment && old.offset == r.offset));
+  int64_t keys = r.tombstone ? 0 : 1;
+  int64_t item_bytes = static_cast<int64_t>(r.item_bytes);
+  int64_t live_bytes = static_cast<int64_t>(r.live_bytes);
+  Segment* dead_large = nullptr;
+  if (old.segment != nullptr) {
+    const DecodedHeader& h = old.header;
+    item_bytes -= static_cast<int64_t>(h.total_bytes());
+    if (!h.fields.tombstone) {
+      keys -= 1;
+      live_bytes -= static_cast<int64_t>(h.fields.key_size + h.fields.value_size);
+    }
+  }
+  slot.store(slot_value, std::memory_order_release);
+  r.segment->live_item_bytes.fetch_add(static_cast<int64_t>(r.item_bytes), std::memory_order_relaxed);
+  if (old.segment != nullptr) {
+    [[maybe_unused]] const int64_t live = old.segment->live_item_bytes.fetch_sub(
+        static_cast<int64_t>(old.header.total_bytes()), std::memory_order_relaxed);
+    assert(live >= static_cast<int64_t>(old.header.total_bytes()));  // never below zero
+    if (old.segment->kind == SegmentKind::large) {
+      impl.pin(old.segment);
+      dead_large = old.segment;
+    }
+  }
+  st->keys.add(keys);
+  st->item_bytes.add(item_bytes);
+  st->live_bytes.add(live_bytes);
+  return dead_large;
+}
+
 }  // namespace
 
 PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
@@ -97,35 +134,7 @@ PutStatus publish(StoreImpl& impl, ThreadState* st, const PublishRequest& r) {
         }
         if (slot == nullptr) need_bucket = true;
       }
-      if (status == PutStatus::stored && !need_bucket) {
-        int64_t keys = r.tombstone ? 0 : 1;
-        int64_t item_bytes = static_cast<int64_t>(r.item_bytes);
-        int64_t live_bytes = static_cast<int64_t>(r.live_bytes);
-        if (old.segment != nullptr) {
-          const DecodedHeader& h = old.header;
-          item_bytes -= static_cast<int64_t>(h.total_bytes());
-          if (!h.fields.tombstone) {
-            keys -= 1;
-            live_bytes -= static_cast<int64_t>(h.fields.key_size + h.fields.value_size);
-          }
-        }
-        assert(slot->load(std::memory_order_relaxed) == 0 || old.segment != nullptr);
-        slot->store(slot_value, std::memory_order_release);
-        r.segment->live_item_bytes.fetch_add(static_cast<int64_t>(r.item_bytes),
-                                             std::memory_order_relaxed);
-        if (old.segment != nullptr) {
-          [[maybe_unused]] const int64_t live = old.segment->live_item_bytes.fetch_sub(
-              static_cast<int64_t>(old.header.total_bytes()), std::memory_order_relaxed);
-          assert(live >= static_cast<int64_t>(old.header.total_bytes()));  // never below zero
-          if (old.segment->kind == SegmentKind::large) {
-            impl.pin(old.segment);
-            dead_large = old.segment;
-          }
-        }
-        st->keys.add(keys);
-        st->item_bytes.add(item_bytes);
-        st->live_bytes.add(live_bytes);
-      }
+      if (status == PutStatus::stored && !need_bucket) dead_large = link_item(impl, st, r, *slot, slot_value, old);
     }
     impl.epoch.exit(st->epoch);
     if (dead_large != nullptr) impl.reclaim_dead_large(st, dead_large);
