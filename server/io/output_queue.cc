@@ -4,6 +4,8 @@
 #include <cassert>
 #include <cstring>
 
+#include "server/io/iovec_runs.h"
+
 namespace ringcache::server {
 
 void OutputQueue::append(std::string_view bytes) {
@@ -44,20 +46,11 @@ size_t OutputQueue::gather(struct iovec* iov, size_t iov_max) const {
     if (used == iov_max) break;
     if (chunk.block) {
       assert(chunk.begin < chunk.end);
-      iov[used].iov_base = chunk.block.get() + chunk.begin;
-      iov[used].iov_len = chunk.end - chunk.begin;
-      ++used;
+      used = add_iovec(iov, used, std::string_view(chunk.block.get() + chunk.begin, chunk.end - chunk.begin));
       continue;
     }
-    uint64_t offset = chunk.pin_offset;
-    while (offset < chunk.pin_size && used < iov_max) {
-      const std::string_view span = chunk.pin->chunk(offset);
-      assert(!span.empty());
-      iov[used].iov_base = const_cast<char*>(span.data());
-      iov[used].iov_len = span.size();
-      ++used;
-      offset += span.size();
-    }
+    used = add_value_runs(iov, used, iov_max, chunk.pin_offset, chunk.pin_size,
+                          [&](uint64_t offset) { return chunk.pin->chunk(offset); });
   }
   return used;
 }

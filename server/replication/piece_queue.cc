@@ -2,6 +2,8 @@
 
 #include <cassert>
 
+#include "server/io/iovec_runs.h"
+
 namespace ringcache::replication {
 
 std::string& PieceQueue::tail_bytes() {
@@ -24,19 +26,11 @@ size_t PieceQueue::gather(iovec* iov, size_t iov_max) const {
     if (count == iov_max) break;
     if (!piece.pin) {
       if (piece.bytes.size() == piece.sent) continue;
-      iov[count].iov_base = const_cast<char*>(piece.bytes.data() + piece.sent);
-      iov[count].iov_len = piece.bytes.size() - piece.sent;
-      ++count;
+      count = server::add_iovec(iov, count, std::string_view(piece.bytes).substr(piece.sent));
       continue;
     }
-    for (uint64_t offset = piece.sent; offset < piece.pin.value_size() && count < iov_max;) {
-      const std::string_view run = piece.pin.value_chunk(offset);
-      assert(!run.empty());
-      iov[count].iov_base = const_cast<char*>(run.data());
-      iov[count].iov_len = run.size();
-      ++count;
-      offset += run.size();
-    }
+    count = server::add_value_runs(iov, count, iov_max, piece.sent, piece.pin.value_size(),
+                                   [&](uint64_t offset) { return piece.pin.value_chunk(offset); });
   }
   return count;
 }
