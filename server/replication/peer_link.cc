@@ -22,6 +22,21 @@ namespace {
 constexpr size_t input_discard_bytes = 256;
 constexpr const char* not_authenticated = "not authenticated";
 
+// What one non-blocking recv() gave, EINTR retried: bytes (n > 0), the
+// peer's orderly close, nothing more for now, or an error (in errno).
+enum class Received : uint8_t { bytes, closed, drained, failed };
+
+Received receive(int fd, char* buffer, size_t size, ssize_t& n) {
+  assert(size > 0);
+  do {
+    n = ::recv(fd, buffer, size, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) return Received::bytes;
+  if (n == 0) return Received::closed;
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return Received::drained;
+  return Received::failed;
+}
+
 }  // namespace
 
 PeerLink::PeerLink(PeerAddress address, size_t index, uint64_t epoll_tag, LinkShared& shared)
@@ -176,24 +191,24 @@ void PeerLink::on_socket_event(uint32_t events, int64_t now_ms) {
 
 // The peer only ever writes to refuse us; anything read ends the link.
 void PeerLink::read_input(int64_t now_ms) {
+  assert(state_ == LinkState::streaming);
   char buffer[input_discard_bytes];
-  while (state_ == LinkState::streaming) {
-    const ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
-    if (n > 0) {
-      const bool refused = static_cast<unsigned char>(buffer[0]) == refusal_byte;
-      drop(refused ? "the peer refused our hello (see its log: replication off, or a node id clash)"
-                   : "the peer sent unexpected bytes",
+  ssize_t n = 0;
+  switch (receive(fd_, buffer, sizeof(buffer), n)) {
+    case Received::bytes:
+      drop(static_cast<unsigned char>(buffer[0]) == refusal_byte
+               ? "the peer refused our hello (see its log: replication off, or a node id clash)"
+               : "the peer sent unexpected bytes",
            now_ms, false);
       return;
-    }
-    if (n == 0) {
+    case Received::closed:
       drop("the peer closed the connection", now_ms, false);
       return;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    drop(std::strerror(errno), now_ms, false);
-    return;
+    case Received::drained:
+      return;
+    case Received::failed:
+      drop(std::strerror(errno), now_ms, false);
+      return;
   }
 }
 
@@ -242,20 +257,21 @@ void PeerLink::read_handshake(int64_t now_ms) {
     const size_t room = challenge_bytes_max - handshake_in_.size();
     // Room is never 0 here: advance_handshake() fails a message that does
     // not fit; one byte more is read to see such a message.
-    const ssize_t n = ::recv(fd_, buffer, std::max<size_t>(room, 1), 0);
-    if (n > 0) {
-      handshake_in_.append(buffer, static_cast<size_t>(n));
-      if (!advance_handshake(now_ms)) return;
-      continue;
+    ssize_t n = 0;
+    switch (receive(fd_, buffer, std::max<size_t>(room, 1), n)) {
+      case Received::bytes:
+        handshake_in_.append(buffer, static_cast<size_t>(n));
+        if (!advance_handshake(now_ms)) return;
+        break;
+      case Received::closed:
+        fail_attempt("the peer closed the connection during authentication", now_ms, not_authenticated);
+        return;
+      case Received::drained:
+        return;
+      case Received::failed:
+        fail_attempt(std::string("authentication: ") + std::strerror(errno), now_ms);
+        return;
     }
-    if (n == 0) {
-      fail_attempt("the peer closed the connection during authentication", now_ms, not_authenticated);
-      return;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    fail_attempt(std::string("authentication: ") + std::strerror(errno), now_ms);
-    return;
   }
 }
 
