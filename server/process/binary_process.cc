@@ -195,7 +195,7 @@ void BinaryProcessor::stats(OutputQueue& out) {
   StatsSnapshot snapshot = registry_.collect(store_.store().stats(), item_bytes_max_);
   snapshot.input_buffered_bytes = input_budget_.used_bytes();
   std::string text = format_stats(snapshot);
-  if (replicator_ != nullptr) replication::append_stats_text(text, replicator_->stats());
+  if (replicator_ != nullptr) append_replication_stats(text, replicator_->stats());
   append_ok_field_header(out, text.size());
   out.append(text);
 }

@@ -15,6 +15,7 @@
 
 #include "server/io/counter.h"
 #include "server/io/worker_services.h"
+#include "server/replication/replication_stats.h"
 #include "store/store.h"
 
 namespace ringcache::server {
@@ -83,5 +84,9 @@ class StatsRegistry {
 // "PUTS=1 DELS=0 GETS=2 KEYS=1 STATS=1 ..." — ASCII, single spaces, no
 // trailing newline or NUL.
 std::string format_stats(const StatsSnapshot& snapshot);
+
+// Appends the replication fields, " REPL_NODE_TAG=... REPL_PEERS=2 ...",
+// after what format_stats() wrote.
+void append_replication_stats(std::string& out, const replication::ReplicationStats& stats);
 
 }  // namespace ringcache::server

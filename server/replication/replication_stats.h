@@ -1,5 +1,6 @@
-// Replication counters and their STATS text (docs/binary_protocol.md allows more pairs after
-// the required ones; these all start with REPL_).
+// Replication counters. The binary STATS reply lists them after the
+// daemon's own fields, each name starting with REPL_ (formatted with the
+// other fields in process/binary_stats.cc).
 //
 // Every counter has one writing thread (the replication thread, or the
 // worker that applies an incoming stream): SingleWriterCounter, the same
@@ -75,9 +76,5 @@ struct ReplicationStats {
   uint64_t hellos_refused = 0;
   uint64_t skew_refused = 0;
 };
-
-// Appends " REPL_PEERS=2 REPL_CONNECTED=2 ..." (each pair preceded by a
-// space, so it follows the daemon's own pairs).
-void append_stats_text(std::string& out, const ReplicationStats& stats);
 
 }  // namespace ringcache::replication
