@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "server/protocol/parse_step.h"
 #include "server/replication/wire.h"
 
 namespace ringcache::replication {
@@ -90,11 +91,9 @@ class StreamDecoder {
     failed,
   };
 
-  // What one state's step did: moved to another state (again), or set the
-  // event next() returns (done; an untouched event is need_more).
-  enum class Step : uint8_t { again, done };
-
-  // One step of the state machine, then one function per state it runs.
+  // One step of the state machine (parse_step.h), then one function per
+  // state it runs.
+  using Step = protocol::ParseStep;
   Step step(std::string_view input, size_t& pos, DecodeEvent& e);
   Step read_opcode(std::string_view input, size_t& pos, DecodeEvent& e);
   Step read_fixed(std::string_view input, size_t& pos, DecodeEvent& e);

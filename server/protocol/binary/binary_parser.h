@@ -43,6 +43,8 @@
 #include <memory>
 #include <string_view>
 
+#include "server/protocol/parse_step.h"
+
 namespace ringcache::protocol {
 
 enum class Opcode : uint8_t { put = 11, del = 12, get = 13, stats = 21, auth = 31, repl_hello = 200 };
@@ -146,11 +148,9 @@ class FrameParser {
   // Result of gathering a field whose bytes may arrive in several inputs.
   enum class Gather : uint8_t { partial, complete };
 
-  // What one state's step did: moved to another state (again), or set the
-  // event next() returns (done; an untouched event is need_more).
-  enum class Step : uint8_t { again, done };
-
-  // One step of the state machine, then one function per state it runs.
+  // One step of the state machine (parse_step.h), then one function per
+  // state it runs.
+  using Step = ParseStep;
   Step step(std::string_view input, size_t& pos, Event& event);
   Step read_opcode(std::string_view input, size_t& pos, Event& event);
   Step read_key_length(std::string_view input, size_t& pos, Event& event);

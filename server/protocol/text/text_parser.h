@@ -57,6 +57,8 @@
 #include <memory>
 #include <string_view>
 
+#include "server/protocol/parse_step.h"
+
 namespace ringcache::protocol::text {
 
 struct ParserLimits {
@@ -219,11 +221,9 @@ class TextParser {
     closed,           // line_too_long or quit: input is discarded
   };
 
-  // What one state's step did: moved to another state (again), or set the
-  // event next() returns (done; an untouched event is need_more).
-  enum class Step : uint8_t { again, done };
-
-  // One step of the state machine, then one function per state it runs.
+  // One step of the state machine (parse_step.h), then one function per
+  // state it runs.
+  using Step = ParseStep;
   Step step(std::string_view input, size_t& pos, Event& event);
   Step read_line(std::string_view input, size_t& pos, Event& event);
   Step gather_line(std::string_view input, size_t& pos, size_t take, bool line_ends, Event& event);
