@@ -95,6 +95,8 @@ void StreamDecoder::stash_key() {
 }
 
 bool StreamDecoder::read_length(std::string_view input, size_t& pos, uint32_t& length) {
+  assert(length_have_ < field_length_bytes);
+  assert(!(pos > input.size()));
   const size_t n = std::min(field_length_bytes - length_have_, input.size() - pos);
   std::copy_n(input.data() + pos, n, length_ + length_have_);
   pos += n;
@@ -109,6 +111,8 @@ bool StreamDecoder::read_length(std::string_view input, size_t& pos, uint32_t& l
 // field is there and none of it was buffered, else through buffer_ (where the
 // field starts at offset `part_base`, after a stashed key).
 bool StreamDecoder::gather(std::string_view input, size_t& pos, uint64_t size, std::string_view& out) {
+  assert(size <= limits_.item_bytes_max);
+  assert(!(part_have_ > size));
   const size_t available = input.size() - pos;
   if (part_have_ == 0 && available >= size) {
     out = input.substr(pos, size);

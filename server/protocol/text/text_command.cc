@@ -34,6 +34,8 @@ Tokens tokenize(std::string_view line) {
     }
     tokens.items[tokens.count++] = line.substr(start, i - start);
   }
+  assert(tokens.count <= tokens_max);
+  assert(!(tokens.truncated && tokens.count < tokens_max));
   return tokens;
 }
 
@@ -61,6 +63,9 @@ bool parse_u64(std::string_view text, uint64_t& value) {
     if (result > (std::numeric_limits<uint64_t>::max() - digit) / 10) return false;
     result = result * 10 + digit;
   }
+  // At least one digit was read, and a non-zero one left its mark.
+  assert(!text.empty());
+  assert(!(result == 0 && text.find_first_not_of('0') != std::string_view::npos));
   value = result;
   return true;
 }
@@ -79,6 +84,8 @@ bool parse_i64(std::string_view text, int64_t& value) {
   if (!parse_u64(text, magnitude)) return false;
   constexpr auto positive_max = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   if (magnitude > positive_max + (negative ? 1 : 0)) return false;
+  assert(magnitude <= positive_max + 1);
+  assert(!(!negative && magnitude > positive_max));
   value = negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
   return true;
 }
@@ -129,11 +136,16 @@ bool decode_base64_key(std::string_view text, DecodedKey& out, std::string_view&
     const char bytes[3] = {static_cast<char>(group >> 16), static_cast<char>(group >> 8), static_cast<char>(group)};
     for (size_t j = 0; j < 3 && written < size; ++j) out[written++] = bytes[j];
   }
+  assert(written == size);
+  assert(!(size > out.size()));
   key = std::string_view(out.data(), size);
   return true;
 }
 
 Command classic_command(std::string_view name) {
+  // A token: never empty, never a space in it.
+  assert(!name.empty());
+  assert(name.find(' ') == std::string_view::npos);
   struct Entry {
     std::string_view name;
     Command command;
@@ -166,6 +178,9 @@ LineOutcome fail_after_data(Event& event, Error error) {
 }
 
 LineOutcome parse_retrieval(std::string_view line, const Tokens& tokens, Event& event) {
+  assert(tokens.count >= 1);
+  assert(!(event.command != Command::get && event.command != Command::gets && event.command != Command::gat &&
+           event.command != Command::gats));
   const bool touches = event.command == Command::gat || event.command == Command::gats;
   if (tokens.count < 2) return fail(event, Error::unknown_command);
   std::string_view after = tokens.items[0];
@@ -192,6 +207,8 @@ LineOutcome parse_storage(const Tokens& tokens, const ParserLimits& limits, Even
                          (event.command != Command::cas || parse_u64(tokens.items[5], event.number));
   if (!fields_ok) return fail_after_data(event, Error::bad_command_line);
   if (event.value_size > limits.item_bytes_max) return fail_after_data(event, Error::too_large);
+  assert(!event.key.empty());
+  assert(!(tokens.count > fixed + 1));
   return {true};
 }
 
@@ -205,6 +222,8 @@ LineOutcome parse_delete(const Tokens& tokens, Event& event) {
   if (!shape_ok) return fail(event, Error::delete_usage);
   event.key = tokens.items[1];
   if (!valid_key(event.key)) return fail(event, Error::bad_command_line);
+  assert(!event.key.empty());
+  assert(!(tokens.count > 4));
   return {};
 }
 
@@ -219,6 +238,8 @@ LineOutcome parse_key_number(const Tokens& tokens, Event& event) {
   } else if (!parse_u64(tokens.items[2], event.number)) {
     return fail(event, Error::bad_delta);
   }
+  assert(!event.key.empty());
+  assert(!(tokens.count > 4));
   return {};
 }
 
@@ -259,6 +280,9 @@ MetaGrammar meta_grammar(Command command) {
 }
 
 Error parse_meta_mode(Command command, std::string_view token, MetaRequest& meta) {
+  // parse_meta gave both commands their default mode before any flag.
+  assert(meta.mode != 0);
+  assert(!(command != Command::meta_set && command != Command::meta_arithmetic));
   if (command == Command::meta_set) {
     if (token.size() != 1) return Error::meta_mode_length;
     if (std::string_view("SEAPR").find(token[0]) == std::string_view::npos) return Error::meta_ms_mode;
@@ -277,6 +301,7 @@ Error parse_meta_mode(Command command, std::string_view token, MetaRequest& meta
 // One flag token: its letter, then its argument for the letters that take one
 // (other letters ignore anything after them, as memcached does).
 Error parse_meta_flag(Command command, const MetaGrammar& grammar, std::string_view token, MetaRequest& meta) {
+  assert(!token.empty());
   const char letter = token[0];
   const Error flag_error = grammar.single_flag_error ? Error::meta_bad_flag : Error::meta_invalid_flag;
   if (grammar.letters.find(letter) == std::string_view::npos) return flag_error;
@@ -306,6 +331,9 @@ Error parse_meta_flag(Command command, const MetaGrammar& grammar, std::string_v
 
 LineOutcome parse_meta(const Tokens& tokens, const ParserLimits& limits, Event& event, MetaRequest& meta,
                        DecodedKey& decoded_key) {
+  assert(event.kind == EventKind::request);
+  assert(!(event.command != Command::meta_get && event.command != Command::meta_set &&
+           event.command != Command::meta_delete && event.command != Command::meta_arithmetic));
   const bool is_set = event.command == Command::meta_set;
   if (tokens.count < 2) return fail(event, Error::unknown_command);
   meta = MetaRequest{};
@@ -345,6 +373,8 @@ LineOutcome parse_meta(const Tokens& tokens, const ParserLimits& limits, Event& 
     if (!valid_key(event.key)) return fail_meta(Error::bad_command_line);
   }
   if (is_set && event.value_size > limits.item_bytes_max) return fail_meta(Error::too_large);
+  assert(event.meta == &meta);
+  assert(!(outcome.data_follows && !is_set));
   return outcome;
 }
 
@@ -373,6 +403,7 @@ namespace {
 
 LineOutcome dispatch(std::string_view line, const ParserLimits& limits, Event& event, MetaRequest& meta,
                      DecodedKey& decoded_key) {
+  assert(event.kind == EventKind::request);
   const Tokens tokens = tokenize(line);
   if (tokens.count == 0) return fail(event, Error::unknown_command);
   event.command = classic_command(tokens.items[0]);
@@ -426,6 +457,9 @@ LineOutcome parse_command_line(std::string_view line, const ParserLimits& limits
   event = Event{};
   event.kind = EventKind::request;
   const LineOutcome outcome = dispatch(line, limits, event, meta, decoded_key);
+  assert(event.kind == EventKind::request || event.kind == EventKind::error);
+  // A data block is only ever announced with a size that can be skipped with its "\r\n".
+  assert(!(outcome.data_follows && event.value_size > std::numeric_limits<uint64_t>::max() - 2));
   if (event.kind == EventKind::error && event.error != Error::too_large) {
     // Fields read before the error may be invalid (a key too long); an error
     // carries only what its reply depends on.

@@ -105,6 +105,9 @@ inline TextParser::Step TextParser::step(std::string_view input, size_t& pos, Ev
 }
 
 inline TextParser::Step TextParser::read_line(std::string_view input, size_t& pos, Event& event) {
+  // A line that handed out an event is released before the next call reads on.
+  assert(!release_pending_);
+  assert(!(buffer_size_ > uint64_t{limits_.retrieval_line_bytes_max} + 1));
   if (pos == input.size()) return Step::done;
   const size_t available = input.size() - pos;
   const auto* newline = static_cast<const char*>(std::memchr(input.data() + pos, '\n', available));
@@ -259,6 +262,7 @@ inline TextParser::Step TextParser::on_line(std::string_view line, bool line_in_
 
 void TextParser::finish_inline_value(std::string_view value_and_terminator, Event& event) {
   assert(value_and_terminator.size() == request_.value_size + data_terminator.size());
+  assert(!(request_.value_size > limits_.inline_value_bytes_max));
   state_ = State::line;
   const auto value_size = static_cast<size_t>(request_.value_size);
   if (value_and_terminator.substr(value_size) != data_terminator) {
@@ -310,6 +314,8 @@ void TextParser::append_buffer(std::string_view bytes) {
 }
 
 void TextParser::rebase_request(const char* old_begin, size_t old_size, const char* new_begin) {
+  assert(new_begin != nullptr);
+  assert(!(old_size > 0 && old_begin == nullptr));
   const auto move = [&](std::string_view& view) {
     if (!lies_within(view, old_begin, old_size)) return;
     view = std::string_view(new_begin + (view.data() - old_begin), view.size());

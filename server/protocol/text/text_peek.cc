@@ -1,6 +1,7 @@
 #include "server/protocol/text/text_peek.h"
 
 #include <algorithm>
+#include <cassert>
 #include <charconv>
 #include <cstdint>
 
@@ -67,8 +68,11 @@ size_t peek_text_keys(std::string_view input, std::string_view* keys, size_t max
     } else {
       break;
     }
+    assert(next > pos);
     pos = next;
   }
+  assert(found <= max);
+  assert(!(pos > input.size()));
   return found;
 }
 
