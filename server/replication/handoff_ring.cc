@@ -18,7 +18,8 @@ void write_header(char* at, HandoffKind kind, size_t payload_bytes) {
 
 HandoffRing::HandoffRing(size_t capacity_bytes)
     : buffer_(new char[capacity_bytes]), capacity_(capacity_bytes) {
-  assert(capacity_bytes >= 64 && capacity_bytes % (2 * handoff_record_align_bytes) == 0);
+  assert(capacity_bytes >= 64);
+  assert(capacity_bytes % (2 * handoff_record_align_bytes) == 0);
 }
 
 size_t HandoffRing::record_bytes(size_t payload_bytes) {
@@ -30,7 +31,8 @@ size_t HandoffRing::record_bytes(size_t payload_bytes) {
 size_t HandoffRing::payload_bytes_max() const { return capacity_ / 2 - handoff_record_header_bytes; }
 
 char* HandoffRing::reserve(HandoffKind kind, size_t payload_bytes) {
-  assert(!pending_ && kind != HandoffKind::padding);
+  assert(!pending_);
+  assert(kind != HandoffKind::padding);
   if (payload_bytes > payload_bytes_max()) return nullptr;
   const uint64_t tail = tail_.load(std::memory_order_relaxed);
   const uint64_t head = head_.load(std::memory_order_acquire);

@@ -87,7 +87,8 @@ SecretFileStatus load_peer_secret(const std::string& path, PeerSecret& secret, s
 
 AuthMac auth_mac(const PeerSecret& secret, AuthRole role, const AuthTranscript& transcript) {
   assert(!secret.empty());
-  assert(is_valid_node_id(transcript.initiator_id) && is_valid_node_id(transcript.acceptor_id));
+  assert(is_valid_node_id(transcript.initiator_id));
+  assert(is_valid_node_id(transcript.acceptor_id));
   std::string message;
   message.reserve(label_acceptor.size() + 2 + 2 * node_id_bytes_max + 2 * auth_nonce_bytes);
   message.append(role == AuthRole::initiator ? label_initiator : label_acceptor);

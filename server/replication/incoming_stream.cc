@@ -49,7 +49,8 @@ std::unique_ptr<IncomingStream> IncomingStream::unauthenticated(const IncomingCo
 std::unique_ptr<IncomingStream> IncomingStream::challenge(const IncomingContext& context,
                                                           store::StoreThread& store, const Hello& hello,
                                                           std::string peer_address, std::string& reply) {
-  assert(context.config.secret != nullptr && hello.version == HelloVersion::v2);
+  assert(context.config.secret != nullptr);
+  assert(hello.version == HelloVersion::v2);
   std::unique_ptr<IncomingStream> stream(
       new IncomingStream(context, store, std::string(hello.node_id), std::move(peer_address)));
   AuthTranscript transcript;
@@ -74,7 +75,8 @@ IncomingStream::~IncomingStream() {
 bool IncomingStream::watch_connection(int fd) {
   assert(fd >= 0);
   const ReplicationTuning& tuning = context_.config.tuning;
-  assert(tuning.incoming_keepalive_idle_s > 0 && tuning.incoming_keepalive_interval_s > 0);
+  assert(tuning.incoming_keepalive_idle_s > 0);
+  assert(tuning.incoming_keepalive_interval_s > 0);
   const int on = 1;
   const int idle = static_cast<int>(tuning.incoming_keepalive_idle_s);
   const int interval = static_cast<int>(tuning.incoming_keepalive_interval_s);
@@ -98,7 +100,8 @@ bool IncomingStream::watch_connection(int fd) {
 }
 
 void IncomingStream::start_streaming(const char* how) {
-  assert(phase_ != Phase::closed && !counted_);
+  assert(phase_ != Phase::closed);
+  assert(!counted_);
   phase_ = Phase::streaming;
   counted_ = true;
   context_.counters.streams.add();
@@ -118,7 +121,8 @@ StreamStatus IncomingStream::refuse(std::string_view why) {
 // The proof is 33 bytes; it may arrive in pieces, and the stream's first
 // frames may follow it in the same read.
 StreamStatus IncomingStream::check_proof(std::string_view& bytes, std::string& reply) {
-  assert(phase_ == Phase::awaiting_proof && proof_.size() < response_bytes);
+  assert(phase_ == Phase::awaiting_proof);
+  assert(proof_.size() < response_bytes);
   const size_t take = std::min(bytes.size(), response_bytes - proof_.size());
   proof_.append(bytes.substr(0, take));
   bytes.remove_prefix(take);
@@ -126,6 +130,7 @@ StreamStatus IncomingStream::check_proof(std::string_view& bytes, std::string& r
   size_t used = 0;
   const HandshakeStatus status = decode_response(proof_, received, used);
   if (status == HandshakeStatus::need_more) return StreamStatus::ok;
+  assert(!(status == HandshakeStatus::ok && used != proof_.size()));
   const bool proven = status == HandshakeStatus::ok &&
                       auth_mac_matches(expected_proof_, std::string_view(reinterpret_cast<const char*>(received.data()),
                                                                          received.size()));
@@ -147,6 +152,10 @@ StreamStatus IncomingStream::feed(std::string_view bytes, std::string& reply) {
     if (check_proof(bytes, reply) == StreamStatus::close) return StreamStatus::close;
     if (phase_ == Phase::awaiting_proof) return StreamStatus::ok;
   }
+  // Only an authenticated (or unauthenticated v1) stream reaches its frames.
+  assert(phase_ == Phase::streaming);
+  assert(counted_);
+  assert(!(proof_.size() > 0));
   // One reading of the wall clock per received chunk: the skew bound is in
   // seconds, a chunk takes microseconds.
   wall_ms_ = context_.clock.wall_ms();
@@ -171,6 +180,8 @@ StreamStatus IncomingStream::feed(std::string_view bytes, std::string& reply) {
 }
 
 bool IncomingStream::version_acceptable(const DecodeEvent& event) {
+  assert(phase_ == Phase::streaming);
+  assert(!(event.kind == DecodeKind::need_more || event.kind == DecodeKind::bad_opcode));
   switch (event.kind) {
     case DecodeKind::put:
     case DecodeKind::put_begin:

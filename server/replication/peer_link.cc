@@ -327,7 +327,8 @@ bool PeerLink::advance_handshake(int64_t now_ms) {
     case HandshakeStatus::ok:
       break;
   }
-  assert(proof_sent_ && used == 1);
+  assert(proof_sent_);
+  assert(used == 1);
   if (handshake_in_.size() != used) {
     fail_attempt("it sent bytes after AUTH_OK", now_ms, not_authenticated);
     return false;
@@ -527,7 +528,8 @@ PeerLink::Io PeerLink::write_pending(size_t& sent, int64_t now_ms) {
 
 PeerLink::Io PeerLink::write_live(size_t& sent, int64_t now_ms) {
   const ReplicationLog::Span span = shared_.log.at(cursor_);
-  assert(!span.lookup && live_target_ <= span.end);
+  assert(!span.lookup);
+  assert(live_target_ <= span.end);
   const std::string_view bytes = span.bytes.substr(0, live_target_ - cursor_);
   const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   const Io io = after_write(n, sent, now_ms);

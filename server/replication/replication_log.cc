@@ -8,7 +8,8 @@ namespace ringcache::replication {
 
 ReplicationLog::ReplicationLog(size_t bytes_max, size_t chunk_bytes)
     : bytes_max_(bytes_max), chunk_bytes_(chunk_bytes) {
-  assert(chunk_bytes > 0 && bytes_max >= chunk_bytes);
+  assert(chunk_bytes > 0);
+  assert(bytes_max >= chunk_bytes);
 }
 
 // Opens a new chunk at the end with room for `bytes`; false when that would
@@ -59,7 +60,8 @@ void ReplicationLog::release(Chunk& chunk) {
 }
 
 void ReplicationLog::trim(uint64_t offset) {
-  assert(offset >= begin_ && offset <= end_);
+  assert(offset >= begin_);
+  assert(offset <= end_);
   while (!chunks_.empty()) {
     Chunk& front = chunks_.front();
     if (front.start + front.extent() > offset) break;
@@ -86,7 +88,8 @@ size_t ReplicationLog::chunk_index(uint64_t offset) const {
 }
 
 ReplicationLog::Span ReplicationLog::at(uint64_t offset) const {
-  assert(offset >= begin_ && offset < end_);
+  assert(offset >= begin_);
+  assert(offset < end_);
   const Chunk& chunk = chunks_[chunk_index(offset)];
   assert(offset < chunk.start + chunk.extent());
   Span span;

@@ -122,7 +122,8 @@ Replicator::Replicator(store::Store& store, ReplicationConfig config)
       allowlist_(config_.peers.size()),
       trust_log_(config_.info) {
   assert(is_valid_node_id(config_.node_id));
-  assert(config_.workers >= 1 && config_.item_bytes_max > 0);
+  assert(config_.workers >= 1);
+  assert(config_.item_bytes_max > 0);
   assert(store.config().versioned && "replication needs a versioned store");
   for (uint32_t i = 0; i < config_.workers; ++i) {
     workers_.push_back(std::make_unique<WorkerReplication>(*this, config_.tuning));
@@ -320,7 +321,8 @@ void Replicator::loop(ReplicationLog& log, std::vector<std::unique_ptr<PeerLink>
         (void)::read(wake_fd_, &count, sizeof(count));
         continue;
       }
-      assert(tag >= epoll_tag_link_base && tag - epoll_tag_link_base < links.size());
+      assert(tag >= epoll_tag_link_base);
+      assert(tag - epoll_tag_link_base < links.size());
       links[tag - epoll_tag_link_base]->on_socket_event(events[i].events, woke_ms);
     }
   }

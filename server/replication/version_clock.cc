@@ -37,7 +37,8 @@ uint64_t wall_clock_unix_us() {
 }
 
 HybridClock::HybridClock(uint16_t tag, WallClock wall_clock) : tag_(tag), wall_clock_(wall_clock) {
-  assert(tag >= 1 && tag <= node_tag_max);
+  assert(tag >= 1);
+  assert(tag <= node_tag_max);
   assert(wall_clock != nullptr);
 }
 

@@ -88,7 +88,8 @@ std::string_view StreamDecoder::key() const {
 // hold nothing else yet.
 void StreamDecoder::stash_key() {
   if (key_in_buffer_) return;
-  assert(buffer_.empty() && key_in_input_.size() == key_size_);
+  assert(buffer_.empty());
+  assert(key_in_input_.size() == key_size_);
   buffer_.assign(key_in_input_);
   key_in_input_ = {};
   key_in_buffer_ = true;

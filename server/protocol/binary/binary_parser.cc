@@ -391,7 +391,8 @@ void FrameParser::append_buffer(std::string_view bytes) {
 
 void FrameParser::stash_key() {
   if (key_in_buffer_) return;
-  assert(buffer_size_ == 0 && key_in_input_.size() == key_size_);
+  assert(buffer_size_ == 0);
+  assert(key_in_input_.size() == key_size_);
   const uint64_t value_bytes = state_ == State::value_bytes ? value_size_ : 0;
   grow_buffer(key_size_, uint64_t{key_size_} + value_bytes);
   append_buffer(key_in_input_);

@@ -56,7 +56,8 @@ uint32_t TextParser::line_limit_bytes(std::string_view line_start) const {
 }
 
 bool TextParser::partial_line_too_long() const {
-  assert(state_ == State::line && buffer_size_ > 0);
+  assert(state_ == State::line);
+  assert(buffer_size_ > 0);
   // The line is at least this long whatever comes next: a last '\r' may still
   // turn out to end it.
   const std::string_view held(buffer_.get(), buffer_size_);
