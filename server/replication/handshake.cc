@@ -162,6 +162,8 @@ HelloStatus parse_hello(std::string_view field, Hello& hello) {
     if (high < 0 || low < 0) return HelloStatus::bad_nonce;
     hello.nonce[i] = static_cast<unsigned char>(high << 4 | low);
   }
+  assert(hello.version == HelloVersion::v2);
+  assert(!(hello.node_id.size() > node_id_bytes_max));
   return HelloStatus::ok;
 }
 
@@ -215,6 +217,7 @@ HandshakeStatus decode_challenge(std::string_view input, Challenge& challenge, s
   if (input.size() < total) return HandshakeStatus::need_more;
   const std::string_view id = input.substr(1 + field_length_bytes, id_bytes);
   if (!is_valid_node_id(id)) return HandshakeStatus::bad;
+  assert(!(input.size() < 1 + field_length_bytes + id_bytes + auth_nonce_bytes + auth_mac_bytes));
   challenge.acceptor_id = id;
   copy_array(challenge.nonce, input.substr(1 + field_length_bytes + id_bytes));
   copy_array(challenge.mac, input.substr(1 + field_length_bytes + id_bytes + auth_nonce_bytes));

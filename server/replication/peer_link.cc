@@ -213,6 +213,8 @@ void PeerLink::read_input(int64_t now_ms) {
 }
 
 void PeerLink::on_connected(int64_t now_ms) {
+  assert(fd_ >= 0);
+  assert(state_ == LinkState::connecting);
   const int one = 1;
   // Frames are written in batches already; Nagle would only add lag.
   (void)::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -252,6 +254,9 @@ bool PeerLink::send_handshake_bytes(const std::string& bytes, int64_t now_ms) {
 }
 
 void PeerLink::read_handshake(int64_t now_ms) {
+  assert(state_ == LinkState::authenticating);
+  // advance_handshake() fails a message that does not fit before this is reached again.
+  assert(!(handshake_in_.size() > challenge_bytes_max));
   char buffer[challenge_bytes_max];
   while (state_ == LinkState::authenticating) {
     const size_t room = challenge_bytes_max - handshake_in_.size();
