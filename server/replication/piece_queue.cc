@@ -21,6 +21,7 @@ void PieceQueue::append_pinned(store::PinnedItem pin) {
 }
 
 size_t PieceQueue::gather(iovec* iov, size_t iov_max) const {
+  assert(iov != nullptr || iov_max == 0);
   size_t count = 0;
   for (const Piece& piece : pieces_) {
     if (count == iov_max) break;
@@ -32,6 +33,8 @@ size_t PieceQueue::gather(iovec* iov, size_t iov_max) const {
     count = server::add_value_runs(iov, count, iov_max, piece.sent, piece.pin.value_size(),
                                    [&](uint64_t offset) { return piece.pin.value_chunk(offset); });
   }
+  assert(count <= iov_max);
+  assert(!(count == 0 && iov_max > 0 && !pieces_.empty() && pieces_.front().pin));
   return count;
 }
 
@@ -52,6 +55,7 @@ void PieceQueue::consume(size_t n) {
   while (!pieces_.empty() && !pieces_.front().pin && pieces_.front().bytes.size() == pieces_.front().sent) {
     pieces_.pop_front();
   }
+  assert(!(pins_ > pieces_.size()));
 }
 
 uint64_t PieceQueue::unsent_bytes() const {

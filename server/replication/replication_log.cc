@@ -15,6 +15,7 @@ ReplicationLog::ReplicationLog(size_t bytes_max, size_t chunk_bytes)
 // Opens a new chunk at the end with room for `bytes`; false when that would
 // pass bytes_max.
 bool ReplicationLog::reserve_chunk(size_t bytes, bool lookup) {
+  assert(held_bytes_ <= bytes_max_);
   const size_t capacity = lookup ? bytes : std::max(bytes, chunk_bytes_);
   if (held_bytes_ + capacity > bytes_max_) return false;
   Chunk chunk;
@@ -27,6 +28,7 @@ bool ReplicationLog::reserve_chunk(size_t bytes, bool lookup) {
     chunk.data = std::make_unique_for_overwrite<char[]>(std::max<size_t>(capacity, 1));
   }
   held_bytes_ += capacity;
+  assert(!(held_bytes_ > bytes_max_));
   chunks_.push_back(std::move(chunk));
   return true;
 }
