@@ -79,6 +79,14 @@ const char* listen_hint(listen_status status) {
   return "";
 }
 
+// A failure's description, followed by the system's words for errno when a
+// system call failed.
+std::string failure_text(const char* description, int error_number) {
+  std::string text = description;
+  if (error_number != 0) text += std::string(": ") + std::strerror(error_number);
+  return text;
+}
+
 bool open_one(const std::string& address, std::uint16_t port, const char* role,
               listening_sockets& sockets) {
   const listen_result result = open_listen_socket(address, port);
@@ -118,9 +126,8 @@ int reap_child(pid_t child) {
   close_all(sockets.fds);
   close(socket_fd);
   if (sent.status != fd_pass_status::ok) {
-    log_error("root child could not send the listening sockets: %s%s%s", describe(sent.status),
-              sent.error_number != 0 ? ": " : "",
-              sent.error_number != 0 ? std::strerror(sent.error_number) : "");
+    log_error("root child could not send the listening sockets: %s",
+              failure_text(describe(sent.status), sent.error_number).c_str());
     _exit(exit_failure);
   }
   _exit(0);
@@ -179,9 +186,8 @@ std::vector<std::string> daemon_command(const helper_options& options, const rec
     std::abort();
   }
   if (dropped.status != drop_status::ok) {
-    log_error("cannot drop privileges to user '%s': %s%s%s", user.name.c_str(), describe(dropped.status),
-              dropped.error_number != 0 ? ": " : "",
-              dropped.error_number != 0 ? std::strerror(dropped.error_number) : "");
+    log_error("cannot drop privileges to user '%s': %s", user.name.c_str(),
+              failure_text(describe(dropped.status), dropped.error_number).c_str());
     reap_child(child);
     _exit(exit_failure);
   }
@@ -191,9 +197,8 @@ std::vector<std::string> daemon_command(const helper_options& options, const rec
   const int child_status = reap_child(child);
   close(socket_fd);
   if (received.status != fd_pass_status::ok) {
-    log_error("did not receive the listening sockets: %s%s%s", describe(received.status),
-              received.error_number != 0 ? ": " : "",
-              received.error_number != 0 ? std::strerror(received.error_number) : "");
+    log_error("did not receive the listening sockets: %s",
+              failure_text(describe(received.status), received.error_number).c_str());
     _exit(exit_failure);
   }
   if (child_status != 0) {
