@@ -1,5 +1,6 @@
 #include "binary_codec.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -70,8 +71,7 @@ decode_step binary_codec::decode(std::span<const std::byte> input, request_kind 
         const auto code = std::to_integer<std::uint8_t>(input[used++]);
         const std::optional<reply_status> status = status_of_code(code, pending);
         if (!status) {
-          return decode_step{decode_state::malformed, used, reply_status::error, 0,
-                             "unknown reply code"};
+          return decode_step::malformed(used, "unknown reply code");
         }
         if (*status == reply_status::hit) {
           state_ = state::length;
@@ -79,7 +79,7 @@ decode_step binary_codec::decode(std::span<const std::byte> input, request_kind 
           length_bytes_seen_ = 0;
           break;
         }
-        return decode_step{decode_state::complete, used, *status, 0, {}};
+        return decode_step::complete(used, *status);
       }
       case state::length: {
         length_ = (length_ << 8) | std::to_integer<std::uint32_t>(input[used++]);
@@ -88,25 +88,24 @@ decode_step binary_codec::decode(std::span<const std::byte> input, request_kind 
         state_ = state::body;
         if (body_remaining_ == 0) {
           state_ = state::code;
-          return decode_step{decode_state::complete, used, reply_status::hit, 0, {}};
+          return decode_step::complete(used, reply_status::hit);
         }
         break;
       }
       case state::body: {
-        const std::size_t available = input.size() - used;
-        const std::size_t step =
-            body_remaining_ < available ? static_cast<std::size_t>(body_remaining_) : available;
+        const auto step =
+            static_cast<std::size_t>(std::min<std::uint64_t>(body_remaining_, input.size() - used));
         used += step;
         body_remaining_ -= step;
         if (body_remaining_ == 0) {
           state_ = state::code;
-          return decode_step{decode_state::complete, used, reply_status::hit, length_, {}};
+          return decode_step::complete(used, reply_status::hit, length_);
         }
         break;
       }
     }
   }
-  return decode_step{decode_state::need_more, used, reply_status::error, 0, {}};
+  return decode_step::need_more(used);
 }
 
 std::uint64_t binary_codec::discardable_bytes() const {
@@ -116,9 +115,9 @@ std::uint64_t binary_codec::discardable_bytes() const {
 decode_step binary_codec::discard(std::uint64_t bytes) {
   assert(state_ == state::body && bytes <= body_remaining_);
   body_remaining_ -= bytes;
-  if (body_remaining_ > 0) return decode_step{decode_state::need_more, 0, reply_status::error, 0, {}};
+  if (body_remaining_ > 0) return decode_step::need_more(0);
   state_ = state::code;
-  return decode_step{decode_state::complete, 0, reply_status::hit, length_, {}};
+  return decode_step::complete(0, reply_status::hit, length_);
 }
 
 }  // namespace ringcache::loadgen

@@ -1,5 +1,8 @@
 #include "echo_request_parser.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "binary_codec.h"
 
 namespace ringcache::loadgen::echo {
@@ -44,9 +47,8 @@ parse_step request_parser::parse(std::span<const std::byte> input) {
       }
       case state::key_body:
       case state::value_body: {
-        const std::size_t available = input.size() - used;
-        const std::size_t step =
-            body_remaining_ < available ? static_cast<std::size_t>(body_remaining_) : available;
+        const auto step =
+            static_cast<std::size_t>(std::min<std::uint64_t>(body_remaining_, input.size() - used));
         used += step;
         body_remaining_ -= step;
         if (body_remaining_ == 0 && end_body()) return parse_step{true, used, request_};

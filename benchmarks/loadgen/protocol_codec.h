@@ -61,6 +61,17 @@ struct decode_step {
   reply_status status;        // meaningful when complete
   std::uint64_t value_bytes;  // GET hit: length of the value skipped
   std::string_view problem;   // meaningful when malformed; static text
+
+  static decode_step need_more(std::size_t consumed) {
+    return {decode_state::need_more, consumed, reply_status::error, 0, {}};
+  }
+  static decode_step complete(std::size_t consumed, reply_status status,
+                              std::uint64_t value_bytes = 0) {
+    return {decode_state::complete, consumed, status, value_bytes, {}};
+  }
+  static decode_step malformed(std::size_t consumed, std::string_view problem) {
+    return {decode_state::malformed, consumed, reply_status::error, 0, problem};
+  }
 };
 
 class protocol_codec {

@@ -141,8 +141,7 @@ decode_step text_codec::decode(std::span<const std::byte> input, request_kind pe
     }
     if (state_ == state::data_end) {
       if (text[used] != crlf[data_end_seen_]) {
-        return decode_step{decode_state::malformed, used, reply_status::error, 0,
-                           "value not followed by CRLF"};
+        return decode_step::malformed(used, "value not followed by CRLF");
       }
       ++used;
       if (++data_end_seen_ == crlf.size()) state_ = state::end_line;
@@ -154,8 +153,7 @@ decode_step text_codec::decode(std::span<const std::byte> input, request_kind pe
                                                 static_cast<const char*>(newline) - text);
     const std::size_t piece_bytes = line_end - used;
     if (partial_line_.size() + piece_bytes > text_line_bytes_max) {
-      return decode_step{decode_state::malformed, used, reply_status::error, 0,
-                         "reply line too long"};
+      return decode_step::malformed(used, "reply line too long");
     }
     if (newline == nullptr) {
       partial_line_.append(text + used, piece_bytes);
@@ -172,16 +170,16 @@ decode_step text_codec::decode(std::span<const std::byte> input, request_kind pe
     const line_verdict verdict = interpret_line(line, pending);
     partial_line_.clear();
     if (verdict == line_verdict::malformed) {
-      return decode_step{decode_state::malformed, used, reply_status::error, 0, problem_};
+      return decode_step::malformed(used, problem_);
     }
     if (verdict == line_verdict::complete) {
       const std::uint64_t value_bytes = status_ == reply_status::hit ? value_bytes_ : 0;
       state_ = state::first_line;
       value_bytes_ = 0;
-      return decode_step{decode_state::complete, used, status_, value_bytes, {}};
+      return decode_step::complete(used, status_, value_bytes);
     }
   }
-  return decode_step{decode_state::need_more, used, reply_status::error, 0, {}};
+  return decode_step::need_more(used);
 }
 
 std::uint64_t text_codec::discardable_bytes() const {
@@ -193,7 +191,7 @@ decode_step text_codec::discard(std::uint64_t bytes) {
   data_remaining_ -= bytes;
   // The CRLF and END that follow the data are still to be read and checked.
   if (data_remaining_ == 0) state_ = state::data_end;
-  return decode_step{decode_state::need_more, 0, reply_status::error, 0, {}};
+  return decode_step::need_more(0);
 }
 
 }  // namespace ringcache::loadgen
