@@ -84,6 +84,14 @@ class client_connection {
     --in_flight_count_;
     return head;
   }
+  // What a read or recv that returned `result` <= 0 (and not EINTR) means:
+  // the peer closed, the socket is drained, or it failed (errno kept).
+  receive_status end_of_reads(ssize_t result) {
+    if (result == 0) return receive_status::closed;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return receive_status::ok;
+    last_errno_ = errno;
+    return receive_status::failed;
+  }
 
   int fd_;
   std::unique_ptr<protocol_codec> codec_;
@@ -105,13 +113,10 @@ receive_status client_connection::receive(std::span<std::byte> scratch, reply_ha
       const std::size_t wanted =
           discardable < discard_bytes_max ? static_cast<std::size_t>(discardable) : discard_bytes_max;
       const ssize_t dropped = ::recv(fd_, nullptr, wanted, MSG_TRUNC | MSG_DONTWAIT);
-      if (dropped < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return receive_status::ok;
-        last_errno_ = errno;
-        return receive_status::failed;
+      if (dropped <= 0) {
+        if (dropped < 0 && errno == EINTR) continue;
+        return end_of_reads(dropped);
       }
-      if (dropped == 0) return receive_status::closed;
       const decode_step step = codec_->discard(static_cast<std::uint64_t>(dropped));
       large_values_seen_ = true;
       if (step.state == decode_state::complete) {
@@ -126,13 +131,10 @@ receive_status client_connection::receive(std::span<std::byte> scratch, reply_ha
         large_values_seen_ && scratch.size() > reply_head_read_bytes ? reply_head_read_bytes
                                                                      : scratch.size();
     const ssize_t got = ::read(fd_, scratch.data(), read_bytes);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return receive_status::ok;
-      last_errno_ = errno;
-      return receive_status::failed;
+    if (got <= 0) {
+      if (got < 0 && errno == EINTR) continue;
+      return end_of_reads(got);
     }
-    if (got == 0) return receive_status::closed;
     const std::uint64_t received_ns = monotonic_ns();
     std::span<const std::byte> input(scratch.data(), static_cast<std::size_t>(got));
     while (!input.empty()) {
