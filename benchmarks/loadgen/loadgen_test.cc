@@ -10,6 +10,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -55,7 +57,16 @@ std::string drain_through_socket(send_queue& queue) {
 struct decoded_reply {
   reply_status status;
   std::uint64_t value_bytes;
+  bool operator==(const decoded_reply&) const = default;
 };
+
+// How doctest shows the replies of a failed check.
+std::ostream& operator<<(std::ostream& out, const std::vector<decoded_reply>& replies) {
+  for (const decoded_reply& reply : replies) {
+    out << reply_status_name(reply.status) << "(" << reply.value_bytes << ") ";
+  }
+  return out;
+}
 
 // Feeds `stream` to a fresh codec in pieces of `piece` bytes and collects the
 // replies; `kinds` says which request each reply answers.
@@ -86,6 +97,36 @@ std::vector<decoded_reply> decode_all(protocol_kind kind, std::string_view strea
     }
   }
   return replies;
+}
+
+// One reply of a stream: its bytes, the request it answers and what it
+// decodes to.
+struct expected_reply {
+  std::string bytes;
+  request_kind kind;
+  reply_status status;
+  std::uint64_t value_bytes = 0;
+};
+
+// Decodes the replies, one after another, in pieces of each size in
+// `pieces`: every split gives the same replies.
+void check_decodes(protocol_kind kind, std::initializer_list<std::size_t> pieces,
+                   const std::vector<expected_reply>& expected) {
+  std::string stream;
+  std::vector<request_kind> kinds;
+  std::vector<decoded_reply> wanted;
+  for (const expected_reply& reply : expected) {
+    stream += reply.bytes;
+    kinds.push_back(reply.kind);
+    wanted.push_back({reply.status, reply.value_bytes});
+  }
+  for (const std::size_t piece : pieces) {
+    CAPTURE(piece);
+    bool malformed = false;
+    const auto replies = decode_all(kind, stream, kinds, piece, malformed);
+    CHECK_FALSE(malformed);
+    CHECK(replies == wanted);
+  }
 }
 
 parse_result parse(std::vector<const char*> arguments) {
@@ -122,33 +163,14 @@ TEST_CASE("a large PUT value is referenced, not copied, and still sent whole") {
 }
 
 TEST_CASE("binary replies decode the same whole and split at every byte") {
-  const std::string stream = std::string("\x65", 1) +                  // PUT -> OK
-                             std::string("\x65\0\0\0\x05" "hello", 10) +  // GET -> value
-                             std::string("\x70", 1) +                  // GET -> ENOTFOUND
-                             std::string("\x65\0\0\0\0", 5) +          // GET -> empty value
-                             std::string("\x72", 1) +                  // PUT -> EBIG
-                             std::string("\x73", 1) +                  // PUT -> EUNK
-                             std::string("\x6f", 1);                   // GET -> EINVAL
-  const std::vector<request_kind> kinds = {request_kind::put, request_kind::get, request_kind::get,
-                                           request_kind::get, request_kind::put, request_kind::put,
-                                           request_kind::get};
-  for (const std::size_t piece : {std::size_t{1000}, std::size_t{5}, std::size_t{2},
-                                  std::size_t{1}}) {
-    CAPTURE(piece);
-    bool malformed = false;
-    const auto replies = decode_all(protocol_kind::binary, stream, kinds, piece, malformed);
-    CHECK_FALSE(malformed);
-    REQUIRE(replies.size() == 7);
-    CHECK(replies[0].status == reply_status::stored);
-    CHECK(replies[1].status == reply_status::hit);
-    CHECK(replies[1].value_bytes == 5);
-    CHECK(replies[2].status == reply_status::miss);
-    CHECK(replies[3].status == reply_status::hit);
-    CHECK(replies[3].value_bytes == 0);
-    CHECK(replies[4].status == reply_status::ebig);
-    CHECK(replies[5].status == reply_status::eunk);
-    CHECK(replies[6].status == reply_status::einval);
-  }
+  check_decodes(protocol_kind::binary, {1000, 5, 2, 1},
+                {{std::string("\x65", 1), request_kind::put, reply_status::stored},  // OK
+                 {std::string("\x65\0\0\0\x05" "hello", 10), request_kind::get, reply_status::hit, 5},
+                 {std::string("\x70", 1), request_kind::get, reply_status::miss},  // ENOTFOUND
+                 {std::string("\x65\0\0\0\0", 5), request_kind::get, reply_status::hit, 0},
+                 {std::string("\x72", 1), request_kind::put, reply_status::ebig},
+                 {std::string("\x73", 1), request_kind::put, reply_status::eunk},
+                 {std::string("\x6f", 1), request_kind::get, reply_status::einval}});
 }
 
 TEST_CASE("an unknown binary reply code is reported as malformed") {
@@ -217,30 +239,16 @@ TEST_CASE("text requests follow the memcached set/get syntax") {
 }
 
 TEST_CASE("text replies decode the same whole and split at every byte") {
-  const std::string stream =
-      "STORED\r\nVALUE k1 0 5\r\nhe\r\no\r\nEND\r\nEND\r\nVALUE k2 7 0 99\r\n\r\nEND\r\n"
-      "SERVER_ERROR out of memory storing object\r\nNOT_STORED\r\nERROR\r\n";
-  const std::vector<request_kind> kinds = {request_kind::put, request_kind::get,
-                                           request_kind::get, request_kind::get,
-                                           request_kind::put, request_kind::put,
-                                           request_kind::get};
-  for (const std::size_t piece : {std::size_t{1000}, std::size_t{7}, std::size_t{2},
-                                  std::size_t{1}}) {
-    CAPTURE(piece);
-    bool malformed = false;
-    const auto replies = decode_all(protocol_kind::text, stream, kinds, piece, malformed);
-    CHECK_FALSE(malformed);
-    REQUIRE(replies.size() == 7);
-    CHECK(replies[0].status == reply_status::stored);
-    CHECK(replies[1].status == reply_status::hit);
-    CHECK(replies[1].value_bytes == 5);  // "he\r\no" holds a CRLF: only the length counts
-    CHECK(replies[2].status == reply_status::miss);
-    CHECK(replies[3].status == reply_status::hit);
-    CHECK(replies[3].value_bytes == 0);
-    CHECK(replies[4].status == reply_status::server_error);
-    CHECK(replies[5].status == reply_status::not_stored);
-    CHECK(replies[6].status == reply_status::error);
-  }
+  check_decodes(protocol_kind::text, {1000, 7, 2, 1},
+                {{"STORED\r\n", request_kind::put, reply_status::stored},
+                 // "he\r\no" holds a CRLF: only the length counts.
+                 {"VALUE k1 0 5\r\nhe\r\no\r\nEND\r\n", request_kind::get, reply_status::hit, 5},
+                 {"END\r\n", request_kind::get, reply_status::miss},
+                 {"VALUE k2 7 0 99\r\n\r\nEND\r\n", request_kind::get, reply_status::hit, 0},
+                 {"SERVER_ERROR out of memory storing object\r\n", request_kind::put,
+                  reply_status::server_error},
+                 {"NOT_STORED\r\n", request_kind::put, reply_status::not_stored},
+                 {"ERROR\r\n", request_kind::get, reply_status::error}});
 }
 
 TEST_CASE("text streams that are not memcached replies are malformed") {
