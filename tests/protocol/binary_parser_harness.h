@@ -53,6 +53,9 @@ struct Seen {
   bool operator==(const Seen&) const = default;
 };
 
+// A list of Seen prints as checked_parser.h says.
+using ringcache::test::operator<<;
+
 inline Seen seen_get(std::string_view key) { return {EventKind::get, std::string(key), {}, 0, 0}; }
 inline Seen seen_del(std::string_view key) { return {EventKind::del, std::string(key), {}, 0, 0}; }
 inline Seen seen_stats() { return {EventKind::stats, {}, {}, 0, 0}; }
@@ -102,10 +105,6 @@ inline std::ostream& operator<<(std::ostream& out, const Seen& seen) {
   return out;
 }
 
-inline std::ostream& operator<<(std::ostream& out, const std::vector<Seen>& events) {
-  return ringcache::test::print_events(out, events);
-}
-
 }  // namespace ringcache::protocol::test
 
 namespace ringcache::test {
@@ -113,9 +112,6 @@ namespace ringcache::test {
 template <>
 struct ParserAdapter<protocol::ParserLimits> : PutStreamAdapter<protocol::Event> {
   using Parser = protocol::FrameParser;
-  using Event = protocol::Event;
-  using Seen = protocol::test::Seen;
-  using Kind = protocol::EventKind;
 
   // The parser holds at most one key, one inline value, one hello or one AUTH's user and password.
   static uint64_t buffered_bytes_max(const protocol::ParserLimits& limits, const Parser&) {
@@ -178,7 +174,7 @@ struct ParserAdapter<protocol::ParserLimits> : PutStreamAdapter<protocol::Event>
 
   static bool at_rest(const Parser& parser) { return parser.at_frame_boundary() && parser.buffered_bytes() == 0; }
 
-  static Seen seen(const Event& event) {
+  static protocol::test::Seen seen(const Event& event) {
     return {event.kind, std::string(event.key), std::string(event.data), event.value_size, event.byte};
   }
 };

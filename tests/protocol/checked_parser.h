@@ -17,8 +17,7 @@
 // (keyed by its limits type, so a limits value names its parser) in
 // binary_parser_harness.h, text_parser_harness.h and
 // tests/replication/wire_harness.h. An adapter provides:
-//   Parser, Event, Seen         Seen: an event with its bytes owned (a
-//                               std::string `data`, operator==)
+//   Parser, Event
 //   buffered_bytes_max(limits, parser)       the bound on buffered_bytes()
 //   may_consume_nothing(event)               the events allowed to consume
 //                                            no input
@@ -27,9 +26,12 @@
 //   check(event, input, checked, promises)   its own promises per event
 //   check_idle(parser, streaming, promises)  after each need_more
 //   at_rest(parser)                          after a complete input
-//   seen(event)                              the event recorded
-// A PUT stream (binary protocol, replication) takes the middle three from
-// PutStreamAdapter.
+//   seen(event)                              the event recorded, a Seen:
+//                                            the event with its bytes owned
+//                                            (a std::string `data`,
+//                                            operator==)
+// A PUT stream (binary protocol, replication) takes Event and the middle three
+// from PutStreamAdapter.
 //
 // No test framework here: a broken promise is returned as its description,
 // which the unit tests turn into a failure and the fuzz targets into abort().
@@ -41,6 +43,7 @@
 #include <cstdint>
 #include <ostream>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ringcache::test {
@@ -73,8 +76,9 @@ class Promises {
 // The stream of a PUT in the binary protocol and in replication: put_begin,
 // put_data pieces, and put_end, which consumes no input. Their adapters
 // derive from this.
-template <class Event>
+template <class PutEvent>
 struct PutStreamAdapter {
+  using Event = PutEvent;
   using Kind = decltype(Event::kind);
 
   static bool may_consume_nothing(const Event& event) { return event.kind == Kind::put_end; }
@@ -110,7 +114,7 @@ class CheckedParser {
   using Adapter = ParserAdapter<Limits>;
   using Parser = typename Adapter::Parser;
   using Event = typename Adapter::Event;
-  using Seen = typename Adapter::Seen;
+  using Seen = decltype(Adapter::seen(std::declval<const Event&>()));
 
   explicit CheckedParser(const Limits& limits) : limits_(limits), parser_(limits) {}
 
@@ -212,8 +216,11 @@ class CheckedParser {
 };
 
 // A list of events, the first few in full (doctest prints expected and seen).
+// Each harness takes it into the namespace of its Seen with a
+// using-declaration, where doctest's argument-dependent lookup finds it.
 template <class Seen>
-std::ostream& print_events(std::ostream& out, const std::vector<Seen>& events) {
+  requires requires(const Seen& seen) { seen.kind; seen.data; }
+std::ostream& operator<<(std::ostream& out, const std::vector<Seen>& events) {
   constexpr size_t shown_events_max = 12;
   out << events.size() << " events [";
   for (size_t i = 0; i < events.size() && i < shown_events_max; ++i) out << (i ? ", " : "") << events[i];

@@ -55,7 +55,7 @@ class Feeder : public CheckedParser<Limits> {
 };
 
 template <class Limits>
-using SeenOf = typename ParserAdapter<Limits>::Seen;
+using SeenOf = typename CheckedParser<Limits>::Seen;
 
 // Whole input in one call.
 template <class Limits>

@@ -15,8 +15,6 @@ namespace ringcache::protocol::text::test {
 namespace {
 
 using namespace ringcache::test;
-using C = Command;
-using E = Error;
 
 constexpr ParserLimits grammar_limits{1000, 32, 2048, 4096};
 

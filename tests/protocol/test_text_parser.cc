@@ -17,8 +17,6 @@ namespace ringcache::protocol::text::test {
 namespace {
 
 using namespace ringcache::test;
-using C = Command;
-using E = Error;
 
 // Small limits make streaming, too_large and line_too_long reachable with
 // short inputs, so every split position stays cheap to try.

@@ -80,6 +80,9 @@ struct Seen {
   bool operator==(const Seen&) const = default;
 };
 
+// A list of Seen prints as checked_parser.h says.
+using ringcache::test::operator<<;
+
 inline Seen seen_error(Error error, Command command = Command::none, bool noreply = false) {
   Seen seen;
   seen.kind = EventKind::error;
@@ -104,7 +107,10 @@ inline std::vector<Seen> seen_stream(const Seen& request, std::string_view value
   return {begin, data, end};
 }
 
-// Expected events, spelled the way the tests read best.
+// Expected events, spelled the way the tests read best (C::get, E::too_large).
+using C = Command;
+using E = Error;
+
 inline Seen seen_request(Command command) {
   Seen seen;
   seen.command = command;
@@ -184,10 +190,6 @@ inline std::ostream& operator<<(std::ostream& out, const Seen& seen) {
   return out << "}";
 }
 
-inline std::ostream& operator<<(std::ostream& out, const std::vector<Seen>& events) {
-  return ringcache::test::print_events(out, events);
-}
-
 inline bool is_storage(Command command) {
   switch (command) {
     case Command::set: case Command::add: case Command::replace: case Command::append:
@@ -206,7 +208,6 @@ template <>
 struct ParserAdapter<protocol::text::ParserLimits> {
   using Parser = protocol::text::TextParser;
   using Event = protocol::text::Event;
-  using Seen = protocol::text::test::Seen;
   using Kind = protocol::text::EventKind;
   using Command = protocol::text::Command;
   using Error = protocol::text::Error;
@@ -289,8 +290,8 @@ struct ParserAdapter<protocol::text::ParserLimits> {
 
   // Retrieval keys joined by single spaces. Errors record only what their
   // reply depends on (command, error, noreply, and the key of too_large).
-  static Seen seen(const Event& event) {
-    Seen seen;
+  static protocol::text::test::Seen seen(const Event& event) {
+    protocol::text::test::Seen seen;
     seen.kind = event.kind;
     seen.command = event.command;
     if (event.kind == Kind::error) {

@@ -61,6 +61,9 @@ struct Seen {
   bool operator==(const Seen&) const = default;
 };
 
+// A list of Seen prints as checked_parser.h says.
+using ringcache::test::operator<<;
+
 inline Seen seen_put(std::string key, std::string value, uint64_t version, uint32_t flags = 0, uint32_t exp = 0) {
   Seen s;
   s.kind = DecodeKind::put;
@@ -85,10 +88,6 @@ inline std::ostream& operator<<(std::ostream& os, const Seen& s) {
             << "B v=" << s.version << " n=" << s.number << ")";
 }
 
-inline std::ostream& operator<<(std::ostream& out, const std::vector<Seen>& events) {
-  return ringcache::test::print_events(out, events);
-}
-
 }  // namespace ringcache::replication::test
 
 namespace ringcache::test {
@@ -96,9 +95,6 @@ namespace ringcache::test {
 template <>
 struct ParserAdapter<replication::DecoderLimits> : PutStreamAdapter<replication::DecodeEvent> {
   using Parser = replication::StreamDecoder;
-  using Event = replication::DecodeEvent;
-  using Seen = replication::test::Seen;
-  using Kind = replication::DecodeKind;
 
   // One key and one inline value, and what the decoder keeps of its buffer
   // between frames (at most 64 KiB, wire_decoder.cc).
@@ -142,9 +138,9 @@ struct ParserAdapter<replication::DecoderLimits> : PutStreamAdapter<replication:
   // After a complete stream: between frames, or dead after a bad opcode.
   static bool at_rest(const Parser& parser) { return parser.at_frame_boundary() || parser.failed(); }
 
-  static Seen seen(const Event& e) {
-    return Seen{e.kind,       std::string(e.key), std::string(e.data), e.value_size, e.meta.version,
-                e.meta.flags, e.meta.expires_at,  e.number,            e.byte};
+  static replication::test::Seen seen(const Event& e) {
+    return {e.kind,       std::string(e.key), std::string(e.data), e.value_size, e.meta.version,
+            e.meta.flags, e.meta.expires_at,  e.number,            e.byte};
   }
 };
 
