@@ -86,6 +86,23 @@ Fixture& fixture(size_t value_bytes) {
   return *g;
 }
 
+// One thread of a benchmark on the filled store of the value size in
+// range(0): its own StoreThread and its own random stream of stored keys.
+struct StoreRun {
+  explicit StoreRun(benchmark::State& state)
+      : value_bytes(static_cast<size_t>(state.range(0))),
+        f(fixture(value_bytes)),
+        t(*f.store),
+        rng(static_cast<uint64_t>(state.thread_index()) + 1) {}
+
+  Key random_key() { return key_bytes(rng() % f.items); }
+
+  const size_t value_bytes;
+  Fixture& f;
+  StoreThread t;
+  std::mt19937_64 rng;
+};
+
 void report(benchmark::State& state, const Fixture& f, uint64_t value_bytes,
             uint64_t ops_per_iteration = 1) {
   const uint64_t ops = state.iterations() * ops_per_iteration;
@@ -95,62 +112,50 @@ void report(benchmark::State& state, const Fixture& f, uint64_t value_bytes,
 }
 
 void BM_get_hit(benchmark::State& state) {
-  const auto value_bytes = static_cast<size_t>(state.range(0));
-  Fixture& f = fixture(value_bytes);
-  StoreThread t(*f.store);
-  std::string out(value_bytes, '\0');
-  std::mt19937_64 rng(static_cast<uint64_t>(state.thread_index()) + 1);
+  StoreRun run(state);
+  std::string out(run.value_bytes, '\0');
   for (auto _ : state) {
-    const Key key = key_bytes(rng() % f.items);
-    const bool hit = t.get(key.view(), [&](const ItemView& v) { v.copy_value(0, out.data(), v.value_size()); });
+    const Key key = run.random_key();
+    const bool hit = run.t.get(key.view(), [&](const ItemView& v) { v.copy_value(0, out.data(), v.value_size()); });
     benchmark::DoNotOptimize(hit);
   }
-  report(state, f, value_bytes);
+  report(state, run.f, run.value_bytes);
 }
 
 void BM_get_miss(benchmark::State& state) {
-  const auto value_bytes = static_cast<size_t>(state.range(0));
-  Fixture& f = fixture(value_bytes);
-  StoreThread t(*f.store);
-  std::mt19937_64 rng(static_cast<uint64_t>(state.thread_index()) + 1);
+  StoreRun run(state);
   for (auto _ : state) {
-    Key key = key_bytes(rng() % f.items);
-    key.bytes[4] = static_cast<char>('A' + rng() % 26);  // never stored: keys start "key:0"
-    const bool hit = t.get(key.view(), [](const ItemView&) {});
+    Key key = run.random_key();
+    key.bytes[4] = static_cast<char>('A' + run.rng() % 26);  // never stored: keys start "key:0"
+    const bool hit = run.t.get(key.view(), [](const ItemView&) {});
     benchmark::DoNotOptimize(hit);
   }
-  report(state, f, 0);
+  report(state, run.f, 0);
 }
 
 void BM_put(benchmark::State& state) {
-  const auto value_bytes = static_cast<size_t>(state.range(0));
-  Fixture& f = fixture(value_bytes);
-  StoreThread t(*f.store);
-  std::mt19937_64 rng(static_cast<uint64_t>(state.thread_index()) + 1);
+  StoreRun run(state);
   for (auto _ : state) {
-    const PutStatus s = t.put(key_bytes(rng() % f.items).view(), f.value);
+    const PutStatus s = run.t.put(run.random_key().view(), run.f.value);
     benchmark::DoNotOptimize(s);
   }
-  report(state, f, value_bytes);
+  report(state, run.f, run.value_bytes);
 }
 
 void BM_mix_90_10(benchmark::State& state) {
-  const auto value_bytes = static_cast<size_t>(state.range(0));
-  Fixture& f = fixture(value_bytes);
-  StoreThread t(*f.store);
-  std::string out(value_bytes, '\0');
-  std::mt19937_64 rng(static_cast<uint64_t>(state.thread_index()) + 1);
+  StoreRun run(state);
+  std::string out(run.value_bytes, '\0');
   uint64_t n = 0;
   for (auto _ : state) {
-    const Key key = key_bytes(rng() % f.items);
+    const Key key = run.random_key();
     if ((++n % 10) == 0) {
-      benchmark::DoNotOptimize(t.put(key.view(), f.value));
+      benchmark::DoNotOptimize(run.t.put(key.view(), run.f.value));
     } else {
-      benchmark::DoNotOptimize(t.get(
+      benchmark::DoNotOptimize(run.t.get(
           key.view(), [&](const ItemView& v) { v.copy_value(0, out.data(), v.value_size()); }));
     }
   }
-  report(state, f, value_bytes);
+  report(state, run.f, run.value_bytes);
 }
 
 // The same mix as a server runs the pipelined requests of one receive: 16
@@ -159,30 +164,27 @@ void BM_mix_90_10(benchmark::State& state) {
 // requests.
 void BM_mix_90_10_batched(benchmark::State& state) {
   constexpr size_t batch_size = 16;
-  const auto value_bytes = static_cast<size_t>(state.range(0));
-  Fixture& f = fixture(value_bytes);
-  StoreThread t(*f.store);
-  std::string out(value_bytes, '\0');
-  std::mt19937_64 rng(static_cast<uint64_t>(state.thread_index()) + 1);
+  StoreRun run(state);
+  std::string out(run.value_bytes, '\0');
   Key keys[batch_size];
   std::string_view views[batch_size];
   uint64_t n = 0;
   for (auto _ : state) {
     for (size_t i = 0; i < batch_size; ++i) {
-      keys[i] = key_bytes(rng() % f.items);
+      keys[i] = run.random_key();
       views[i] = keys[i].view();
     }
-    t.prefetch(views);
+    run.t.prefetch(views);
     for (size_t i = 0; i < batch_size; ++i) {
       if ((++n % 10) == 0) {
-        benchmark::DoNotOptimize(t.put(views[i], f.value));
+        benchmark::DoNotOptimize(run.t.put(views[i], run.f.value));
       } else {
-        benchmark::DoNotOptimize(t.get(
+        benchmark::DoNotOptimize(run.t.get(
             views[i], [&](const ItemView& v) { v.copy_value(0, out.data(), v.value_size()); }));
       }
     }
   }
-  report(state, f, value_bytes, batch_size);
+  report(state, run.f, run.value_bytes, batch_size);
 }
 
 #define STORE_ARGS ->Arg(16)->Arg(100)->Arg(1024)->Arg(4096)->Arg(65536)->Threads(1)->Threads(2)->UseRealTime()
