@@ -179,6 +179,17 @@ class Receiver {
   }
 
  private:
+  // Whether `fd` has input within 20 ms, so that the loops see stop_ soon.
+  // A paused node reads nothing: false after a 5 ms nap.
+  bool readable(int fd) {
+    if (pause_reading) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      return false;
+    }
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 20) > 0;
+  }
+
   // One thread per connection, as a peer's streams are served side by side
   // by the daemon's workers.
   void run() {
@@ -186,12 +197,7 @@ class Receiver {
     while (!stop_) {
       // A stalled node accepts nothing either: new connections wait in the
       // backlog, and the threads (and store handles) stay bounded.
-      if (pause_reading) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        continue;
-      }
-      pollfd p{listen_fd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
+      if (!readable(listen_fd_)) continue;
       const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
       ++connections;
@@ -263,12 +269,7 @@ class Receiver {
     }
     char buffer[16384];
     while (!stop_) {
-      if (pause_reading) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        continue;
-      }
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
+      if (!readable(fd)) continue;
       const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
       if (got <= 0) return;
       const StreamStatus fed = stream->feed(std::string_view(buffer, static_cast<size_t>(got)), reply);
