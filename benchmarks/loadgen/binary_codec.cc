@@ -1,6 +1,5 @@
 #include "binary_codec.h"
 
-#include <algorithm>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -84,23 +83,14 @@ decode_step binary_codec::decode(std::span<const std::byte> input, request_kind 
       case state::length: {
         length_ = (length_ << 8) | std::to_integer<std::uint32_t>(input[used++]);
         if (++length_bytes_seen_ < binary_wire::length_bytes) break;
-        body_remaining_ = length_;
+        begin_skip(length_);
         state_ = state::body;
-        if (body_remaining_ == 0) {
-          state_ = state::code;
-          return decode_step::complete(used, reply_status::hit);
-        }
+        if (!skipping()) return value_skipped(used);
         break;
       }
       case state::body: {
-        const auto step =
-            static_cast<std::size_t>(std::min<std::uint64_t>(body_remaining_, input.size() - used));
-        used += step;
-        body_remaining_ -= step;
-        if (body_remaining_ == 0) {
-          state_ = state::code;
-          return decode_step::complete(used, reply_status::hit, length_);
-        }
+        used += skip(input.size() - used);
+        if (!skipping()) return value_skipped(used);
         break;
       }
     }
@@ -108,16 +98,9 @@ decode_step binary_codec::decode(std::span<const std::byte> input, request_kind 
   return decode_step::need_more(used);
 }
 
-std::uint64_t binary_codec::discardable_bytes() const {
-  return state_ == state::body ? body_remaining_ : 0;
-}
-
-decode_step binary_codec::discard(std::uint64_t bytes) {
-  assert(state_ == state::body && bytes <= body_remaining_);
-  body_remaining_ -= bytes;
-  if (body_remaining_ > 0) return decode_step::need_more(0);
+decode_step binary_codec::value_skipped(std::size_t consumed) {
   state_ = state::code;
-  return decode_step::complete(0, reply_status::hit, length_);
+  return decode_step::complete(consumed, reply_status::hit, length_);
 }
 
 }  // namespace ringcache::loadgen

@@ -36,16 +36,14 @@ class binary_codec final : public protocol_codec {
   void encode_put(send_queue& out, std::string_view key,
                   std::span<const std::byte> value) const override;
   decode_step decode(std::span<const std::byte> input, request_kind pending) override;
-  std::uint64_t discardable_bytes() const override;
-  decode_step discard(std::uint64_t bytes) override;
-
  private:
+  decode_step value_skipped(std::size_t consumed) override;
+
   enum class state : std::uint8_t { code, length, body };
 
   state state_ = state::code;
   std::uint32_t length_ = 0;
   std::size_t length_bytes_seen_ = 0;
-  std::uint64_t body_remaining_ = 0;
 };
 
 }  // namespace ringcache::loadgen

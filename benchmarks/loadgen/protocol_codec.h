@@ -13,6 +13,8 @@
 // ringcached and at memcached.
 #pragma once
 
+#include <algorithm>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -90,10 +92,32 @@ class protocol_codec {
   // Value bytes the codec will skip unseen next (0 when it must look at the
   // next byte): the caller may drop them in the kernel with recv(MSG_TRUNC)
   // instead of copying them out.
-  virtual std::uint64_t discardable_bytes() const = 0;
+  std::uint64_t discardable_bytes() const { return value_bytes_to_skip_; }
   // Accounts for `bytes` (at most discardable_bytes()) dropped by the caller;
   // completes the reply if they were its last bytes.
-  virtual decode_step discard(std::uint64_t bytes) = 0;
+  decode_step discard(std::uint64_t bytes) {
+    assert(bytes <= value_bytes_to_skip_);
+    value_bytes_to_skip_ -= bytes;
+    return value_bytes_to_skip_ > 0 ? decode_step::need_more(0) : value_skipped(0);
+  }
+
+ protected:
+  // A value of `bytes` comes next, skipped unseen by decode() or discard().
+  void begin_skip(std::uint64_t bytes) { value_bytes_to_skip_ = bytes; }
+  // Skips what `available` input bytes hold of the value; returns how many.
+  std::size_t skip(std::size_t available) {
+    const auto step =
+        static_cast<std::size_t>(std::min<std::uint64_t>(value_bytes_to_skip_, available));
+    value_bytes_to_skip_ -= step;
+    return step;
+  }
+  bool skipping() const { return value_bytes_to_skip_ > 0; }
+  // Where the reply goes once its value's last byte is skipped, after
+  // `consumed` bytes of the current input.
+  virtual decode_step value_skipped(std::size_t consumed) = 0;
+
+ private:
+  std::uint64_t value_bytes_to_skip_ = 0;
 };
 
 std::unique_ptr<protocol_codec> make_codec(protocol_kind kind);

@@ -119,7 +119,7 @@ text_codec::line_verdict text_codec::interpret_line(std::string_view line, reque
     problem_ = "unexpected reply line to get";
     return line_verdict::malformed;
   }
-  data_remaining_ = *length;
+  begin_skip(*length);
   value_bytes_ = *length;
   data_end_seen_ = 0;
   state_ = state::data;
@@ -131,12 +131,8 @@ decode_step text_codec::decode(std::span<const std::byte> input, request_kind pe
   const char* const text = reinterpret_cast<const char*>(input.data());
   while (used < input.size()) {
     if (state_ == state::data) {
-      const std::size_t available = input.size() - used;
-      const std::size_t step =
-          data_remaining_ < available ? static_cast<std::size_t>(data_remaining_) : available;
-      used += step;
-      data_remaining_ -= step;
-      if (data_remaining_ == 0) state_ = state::data_end;
+      used += skip(input.size() - used);
+      if (!skipping()) state_ = state::data_end;
       continue;
     }
     if (state_ == state::data_end) {
@@ -182,16 +178,10 @@ decode_step text_codec::decode(std::span<const std::byte> input, request_kind pe
   return decode_step::need_more(used);
 }
 
-std::uint64_t text_codec::discardable_bytes() const {
-  return state_ == state::data ? data_remaining_ : 0;
-}
-
-decode_step text_codec::discard(std::uint64_t bytes) {
-  assert(state_ == state::data && bytes <= data_remaining_);
-  data_remaining_ -= bytes;
+decode_step text_codec::value_skipped(std::size_t consumed) {
   // The CRLF and END that follow the data are still to be read and checked.
-  if (data_remaining_ == 0) state_ = state::data_end;
-  return decode_step::need_more(0);
+  state_ = state::data_end;
+  return decode_step::need_more(consumed);
 }
 
 }  // namespace ringcache::loadgen

@@ -27,10 +27,9 @@ class text_codec final : public protocol_codec {
   void encode_put(send_queue& out, std::string_view key,
                   std::span<const std::byte> value) const override;
   decode_step decode(std::span<const std::byte> input, request_kind pending) override;
-  std::uint64_t discardable_bytes() const override;
-  decode_step discard(std::uint64_t bytes) override;
-
  private:
+  decode_step value_skipped(std::size_t consumed) override;
+
   enum class state : std::uint8_t { first_line, data, data_end, end_line };
   enum class line_verdict : std::uint8_t { complete, continue_reply, malformed };
 
@@ -38,7 +37,6 @@ class text_codec final : public protocol_codec {
 
   state state_ = state::first_line;
   std::string partial_line_;
-  std::uint64_t data_remaining_ = 0;
   std::uint64_t value_bytes_ = 0;
   std::size_t data_end_seen_ = 0;
   reply_status status_ = reply_status::error;
