@@ -42,6 +42,12 @@ std::string get(std::string_view key) { return op_get + field(key); }
 std::string del(std::string_view key) { return op_del + field(key); }
 std::string ok_value(std::string_view value) { return ok + field(value); }
 
+std::string repeated(std::string_view piece, int times) {
+  std::string out;
+  for (int i = 0; i < times; ++i) out += piece;
+  return out;
+}
+
 struct Fixture {
   explicit Fixture(uint64_t item_bytes_max = 1024 * 1024)
       : store(test::test_store_config()),
@@ -63,6 +69,15 @@ struct Fixture {
     Connection setup = connection();
     REQUIRE(setup.feed(put(key, value), 0) == FeedStatus::ok);
     CHECK(take_output(setup.out) == std::string(1, ok));
+  }
+
+  // Stores `value` under `key`, then feeds `c` `gets` GETs of it at once,
+  // as a client that reads none of the replies: more than `c` may hold, so
+  // it pauses.
+  void pause_with_gets(Connection& c, std::string_view key, std::string_view value, int gets) {
+    put_value(key, value);
+    REQUIRE(c.feed(repeated(get(key), gets), 0) == FeedStatus::ok);
+    CHECK(c.paused());
   }
 
   store::Store store;
@@ -185,12 +200,8 @@ TEST_CASE("STATS counts requests") {
 TEST_CASE("a client that does not read pauses at pins_max large values") {
   Fixture f;
   const std::string value = pattern(64 * 1024, 9);  // pinned: above copy_value_bytes_max
-  f.put_value("v", value);
   Connection c = f.connection();
-  std::string stream;
-  for (int i = 0; i < 10; ++i) stream += get("v");
-  REQUIRE(c.feed(stream, 0) == FeedStatus::ok);
-  CHECK(c.paused());
+  f.pause_with_gets(c, "v", value, 10);
   CHECK(c.out.pins() == pins_max);
   CHECK_FALSE(c.stash_empty());
 
@@ -204,20 +215,14 @@ TEST_CASE("a client that does not read pauses at pins_max large values") {
     CHECK(c.out.pins() <= pins_max);
   }
   CHECK(c.stash_empty());
-  std::string expected;
-  for (int i = 0; i < 10; ++i) expected += ok_value(value);
-  CHECK(received == expected);
+  CHECK(received == repeated(ok_value(value), 10));
 }
 
 TEST_CASE("queued reply bytes stay bounded per connection") {
   Fixture f;
   const std::string value = pattern(copy_value_bytes_max, 10);  // copied into the queue
-  f.put_value("c", value);
   Connection c = f.connection();
-  std::string stream;
-  for (int i = 0; i < 1000; ++i) stream += get("c");
-  REQUIRE(c.feed(stream, 0) == FeedStatus::ok);
-  CHECK(c.paused());
+  f.pause_with_gets(c, "c", value, 1000);
   CHECK(c.out.held_bytes() >= write_queue_bytes_max);
   CHECK(c.out.held_bytes() <= write_queue_bytes_max + 2 * output_block_bytes_max);
   // Input that arrives while paused is only kept, not answered.
