@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "server/io/output_queue.h"
+#include "server/io/value_copy.h"
 #include "store/store.h"
 
 namespace ringcache::server {
@@ -26,6 +27,17 @@ class PinnedItemValue final : public PinnedValue {
 // per value sent from the store, which is larger than copy_value_bytes_max, io/value_copy.h).
 inline std::unique_ptr<PinnedValue> pin_value(const store::ItemView& item) {
   return std::make_unique<PinnedItemValue>(item.pin());
+}
+
+// The item's value as the next reply bytes: copied when small and
+// contiguous, otherwise pinned and sent from the store's memory.
+inline void append_value(OutputQueue& out, const store::ItemView& item) {
+  const uint64_t size = item.value_size();
+  if (item.contiguous() && size <= copy_value_bytes_max) {
+    out.append(item.value());
+  } else if (size > 0) {
+    out.append_pinned(pin_value(item));
+  }
 }
 
 }  // namespace ringcache::server

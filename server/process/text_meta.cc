@@ -213,22 +213,10 @@ void TextProcessor::meta_arithmetic(const Event& event, OutputQueue& out) {
     }
   }
   uint64_t value = 0;
-  store::ArithStatus status = write_.add_delta(event.key, meta.delta, decrement, &value);
-  if (status == store::ArithStatus::not_found && meta.has('N')) {
-    // Auto-create with the initial value (J), which is answered as is.
-    const store::ItemMeta item_meta{0, expires_at(meta.vivify_ttl, now), 0};
-    const std::string initial = std::to_string(meta.initial);
-    const store::PutStatus created =
-        write_.put(event.key, initial, item_meta, store::PutOptions{store::PutMode::add, 0});
-    if (created == store::PutStatus::stored) {
-      value = meta.initial;
-      status = store::ArithStatus::ok;
-    } else if (created == store::PutStatus::not_stored) {
-      status = write_.add_delta(event.key, meta.delta, decrement, &value);  // created meanwhile
-    } else {
-      status = store::ArithStatus::no_memory;
-    }
-  }
+  // N auto-creates the key with the initial value (J), which is answered as is.
+  const WritePath::ArithInitial initial{meta.initial, expires_at(meta.vivify_ttl, now)};
+  const store::ArithStatus status =
+      write_.add_delta_or_create(event.key, meta.delta, decrement, meta.has('N') ? &initial : nullptr, &value);
   switch (status) {
     case store::ArithStatus::ok:
       break;

@@ -46,15 +46,9 @@ class ReplyLine {
   size_t size_ = 0;
 };
 
-// The item's value and the "\r\n" after it: copied when small and contiguous,
-// otherwise pinned and sent from the store's memory.
+// The item's value and the "\r\n" after it.
 inline void append_value_block(OutputQueue& out, const store::ItemView& item) {
-  const uint64_t size = item.value_size();
-  if (item.contiguous() && size <= copy_value_bytes_max) {
-    out.append(item.value());
-  } else if (size > 0) {
-    out.append_pinned(pin_value(item));
-  }
+  append_value(out, item);
   out.append("\r\n");
 }
 

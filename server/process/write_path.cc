@@ -1,6 +1,7 @@
 #include "server/process/write_path.h"
 
 #include <cassert>
+#include <string>
 
 #include "server/replication/client_writes.h"
 #include "server/replication/replicator.h"
@@ -76,6 +77,32 @@ store::PutStatus WritePath::commit(StreamedWrite& write) {
   }
   write.reservation = store::Reservation();
   return status;
+}
+
+store::ArithStatus WritePath::add_delta_or_create(std::string_view key, uint64_t delta, bool decrement,
+                                                  const ArithInitial* initial, uint64_t* new_value) {
+  const store::ArithStatus status = add_delta(key, delta, decrement, new_value);
+  if (status != store::ArithStatus::not_found || initial == nullptr) return status;
+  const std::string digits = std::to_string(initial->value);
+  const store::ItemMeta meta{0, initial->expires_at, 0};
+  switch (put(key, digits, meta, store::PutOptions{store::PutMode::add, 0})) {
+    case store::PutStatus::stored:
+      *new_value = initial->value;
+      return store::ArithStatus::ok;
+    case store::PutStatus::not_stored:
+      return add_delta(key, delta, decrement, new_value);
+    case store::PutStatus::exists:
+    case store::PutStatus::not_found:
+      assert(false && "an add compares no cas");
+      return store::ArithStatus::no_memory;
+    case store::PutStatus::no_memory:
+    case store::PutStatus::evicted:
+    case store::PutStatus::aborted:
+    case store::PutStatus::older:
+      return store::ArithStatus::no_memory;
+  }
+  assert(false && "unknown PutStatus");
+  return store::ArithStatus::no_memory;
 }
 
 }  // namespace ringcache::server

@@ -75,6 +75,16 @@ class WritePath {
   store::ArithStatus add_delta(std::string_view key, uint64_t delta, bool decrement, uint64_t* new_value) {
     return store_.add_delta(key, delta, decrement, new_value);
   }
+  // What an incr/decr that may create its key starts from on a miss.
+  struct ArithInitial {
+    uint64_t value = 0;
+    uint32_t expires_at = 0;
+  };
+  // add_delta; on a miss with `initial` given, the key is created (an add,
+  // replicated like any put) holding initial->value, which is the answer. If
+  // another writer created it meanwhile, the delta applies to theirs.
+  store::ArithStatus add_delta_or_create(std::string_view key, uint64_t delta, bool decrement,
+                                         const ArithInitial* initial, uint64_t* new_value);
 
  protected:
   explicit WritePath(store::StoreThread& store) : store_(store) {}
