@@ -110,7 +110,7 @@ inline std::ostream& operator<<(std::ostream& out, const Seen& seen) {
 namespace ringcache::test {
 
 template <>
-struct ParserAdapter<protocol::ParserLimits> : PutStreamAdapter<protocol::Event> {
+struct ParserAdapter<protocol::ParserLimits> : PutStreamAdapter<protocol::Event>, FrameBoundaryAdapter {
   using Parser = protocol::FrameParser;
 
   // The parser holds at most one key, one inline value, one hello or one AUTH's user and password.
@@ -165,14 +165,6 @@ struct ParserAdapter<protocol::ParserLimits> : PutStreamAdapter<protocol::Event>
         break;
     }
   }
-
-  static void check_idle(const Parser& parser, bool streaming, Promises& promises) {
-    promises.require(!parser.at_frame_boundary() || parser.buffered_bytes() == 0,
-                     "nothing buffered at a frame boundary");
-    promises.require(!streaming || !parser.at_frame_boundary(), "a stream in progress is not a boundary");
-  }
-
-  static bool at_rest(const Parser& parser) { return parser.at_frame_boundary() && parser.buffered_bytes() == 0; }
 
   static protocol::test::Seen seen(const Event& event) {
     return {event.kind, std::string(event.key), std::string(event.data), event.value_size, event.byte};

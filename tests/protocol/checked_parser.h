@@ -31,7 +31,8 @@
 //                                            (a std::string `data`,
 //                                            operator==)
 // A PUT stream (binary protocol, replication) takes Event and the middle three
-// from PutStreamAdapter.
+// from PutStreamAdapter; a parser that frees its buffer at every boundary takes
+// the last two from FrameBoundaryAdapter.
 //
 // No test framework here: a broken promise is returned as its description,
 // which the unit tests turn into a failure and the fuzz targets into abort().
@@ -94,6 +95,23 @@ struct PutStreamAdapter {
 
   static bool continues_stream(const Event& event) {
     return event.kind == Kind::put_data || event.kind == Kind::put_end;
+  }
+};
+
+// check_idle and at_rest of a parser that frees its buffer at every frame
+// boundary (the binary and memcached binary parsers); their adapters derive
+// from this.
+struct FrameBoundaryAdapter {
+  template <class Parser>
+  static void check_idle(const Parser& parser, bool streaming, Promises& promises) {
+    promises.require(!parser.at_frame_boundary() || parser.buffered_bytes() == 0,
+                     "nothing buffered at a frame boundary");
+    promises.require(!streaming || !parser.at_frame_boundary(), "a stream in progress is not a boundary");
+  }
+
+  template <class Parser>
+  static bool at_rest(const Parser& parser) {
+    return parser.at_frame_boundary() && parser.buffered_bytes() == 0;
   }
 };
 

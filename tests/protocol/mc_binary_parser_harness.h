@@ -6,6 +6,8 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
+#include <iterator>
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -151,17 +153,10 @@ inline Seen seen_bad_magic(uint8_t byte) {
 }
 
 inline const char* kind_name(EventKind kind) {
-  switch (kind) {
-    case EventKind::need_more: return "need_more";
-    case EventKind::request: return "request";
-    case EventKind::value_begin: return "value_begin";
-    case EventKind::value_data: return "value_data";
-    case EventKind::value_end: return "value_end";
-    case EventKind::too_large: return "too_large";
-    case EventKind::bad_lengths: return "bad_lengths";
-    case EventKind::bad_magic: return "bad_magic";
-  }
-  return "unknown";
+  constexpr const char* names[] = {"need_more",  "request",   "value_begin", "value_data",
+                                   "value_end",  "too_large", "bad_lengths", "bad_magic"};
+  const auto index = static_cast<size_t>(kind);
+  return index < std::size(names) ? names[index] : "unknown";
 }
 
 inline std::ostream& operator<<(std::ostream& out, const Seen& seen) {
@@ -181,7 +176,7 @@ inline std::ostream& operator<<(std::ostream& out, const std::vector<Seen>& even
 namespace ringcache::test {
 
 template <>
-struct ParserAdapter<protocol::memcache_binary::ParserLimits> {
+struct ParserAdapter<protocol::memcache_binary::ParserLimits> : FrameBoundaryAdapter {
   using Parser = protocol::memcache_binary::McBinaryParser;
   using Event = protocol::memcache_binary::Event;
   using Seen = protocol::memcache_binary::test::Seen;
@@ -245,14 +240,6 @@ struct ParserAdapter<protocol::memcache_binary::ParserLimits> {
         break;
     }
   }
-
-  static void check_idle(const Parser& parser, bool streaming, Promises& promises) {
-    promises.require(!parser.at_frame_boundary() || parser.buffered_bytes() == 0,
-                     "nothing buffered at a frame boundary");
-    promises.require(!streaming || !parser.at_frame_boundary(), "a stream in progress is not a boundary");
-  }
-
-  static bool at_rest(const Parser& parser) { return parser.at_frame_boundary() && parser.buffered_bytes() == 0; }
 
   static Seen seen(const Event& event) {
     return {event.kind,          event.header,     std::string(event.extras), std::string(event.key),

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
-#include <functional>
+
+#include "server/protocol/lies_within.h"
 
 namespace ringcache::protocol {
 
@@ -73,13 +74,7 @@ bool FrameParser::at_frame_boundary() const {
 size_t FrameParser::buffered_bytes() const { return buffer_capacity_; }
 
 bool FrameParser::in_own_buffer(std::string_view view) const {
-  if (buffer_ == nullptr || view.data() == nullptr) return false;
-  // std::less gives a total order even for pointers into different objects.
-  const std::less<const char*> before;
-  const char* begin = buffer_.get();
-  const char* end = begin + buffer_size_;
-  return !before(view.data(), begin) && !before(end, view.data()) &&
-         view.size() <= static_cast<size_t>(end - view.data());
+  return lies_within(view, buffer_.get(), buffer_size_);
 }
 
 Event FrameParser::next(std::string_view input, size_t& consumed) {

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
-#include <functional>
+
+#include "server/protocol/lies_within.h"
 
 namespace ringcache::protocol::memcache_binary {
 
@@ -62,12 +63,7 @@ bool McBinaryParser::at_frame_boundary() const {
 }
 
 bool McBinaryParser::in_own_buffer(std::string_view view) const {
-  if (buffer_ == nullptr || view.data() == nullptr) return false;
-  const std::less<const char*> before;
-  const char* begin = buffer_.get();
-  const char* end = begin + buffer_size_;
-  return !before(view.data(), begin) && !before(end, view.data()) &&
-         view.size() <= static_cast<size_t>(end - view.data());
+  return lies_within(view, buffer_.get(), buffer_size_);
 }
 
 Event McBinaryParser::event_of(EventKind kind) const {
@@ -121,6 +117,15 @@ bool McBinaryParser::gather(std::string_view input, size_t& pos, std::string_vie
   out = std::string_view(buffer_.get(), buffer_size_);
   release_pending_ = true;
   return true;
+}
+
+Event McBinaryParser::value_piece(std::string_view input, size_t& pos) {
+  Event event = event_of(EventKind::value_data);
+  event.data = input.substr(pos, std::min<uint64_t>(remaining_, input.size() - pos));
+  pos += event.data.size();
+  remaining_ -= event.data.size();
+  if (remaining_ == 0) state_ = State::stream_end;
+  return event;
 }
 
 Event McBinaryParser::next(std::string_view input, size_t& consumed) {
@@ -178,16 +183,9 @@ Event McBinaryParser::next(std::string_view input, size_t& consumed) {
         }
         return emit(event);
       }
-      case State::stream: {
+      case State::stream:
         if (pos == input.size()) return emit(Event());
-        const size_t take = std::min<uint64_t>(remaining_, input.size() - pos);
-        Event event = event_of(EventKind::value_data);
-        event.data = input.substr(pos, take);
-        pos += take;
-        remaining_ -= take;
-        if (remaining_ == 0) state_ = State::stream_end;
-        return emit(event);
-      }
+        return emit(value_piece(input, pos));
       case State::stream_end:
         state_ = State::header;
         return emit(event_of(EventKind::value_end));

@@ -60,15 +60,9 @@ enum class Opcode : uint8_t {
 
 // memcached's response status codes (the ones this protocol answers).
 enum class Status : uint16_t {
-  success = 0x0000,
-  key_not_found = 0x0001,
-  key_exists = 0x0002,
-  value_too_large = 0x0003,
-  invalid_arguments = 0x0004,
-  not_stored = 0x0005,
-  non_numeric = 0x0006,
-  unknown_command = 0x0081,
-  out_of_memory = 0x0082,
+  success = 0x0000, key_not_found = 0x0001, key_exists = 0x0002, value_too_large = 0x0003,
+  invalid_arguments = 0x0004, not_stored = 0x0005, non_numeric = 0x0006,
+  unknown_command = 0x0081, out_of_memory = 0x0082,
 };
 
 struct ParserLimits {
@@ -80,13 +74,9 @@ struct ParserLimits {
 
 // The fixed fields of a request header, decoded.
 struct Header {
-  uint8_t opcode = 0;
-  uint8_t extras_length = 0;
-  uint16_t key_length = 0;
-  uint8_t data_type = 0;
-  uint16_t vbucket = 0;
-  uint32_t body_length = 0;
-  uint32_t opaque = 0;
+  uint8_t opcode = 0, extras_length = 0, data_type = 0;
+  uint16_t key_length = 0, vbucket = 0;
+  uint32_t body_length = 0, opaque = 0;
   uint64_t cas = 0;
   bool operator==(const Header&) const = default;
 };
@@ -112,31 +102,25 @@ struct Event {
   uint8_t byte = 0;         // bad_magic
 };
 
-// The keys of the whole requests at the start of `input`, which must begin
-// at a request boundary: at most `max`, stopping at the first partial
-// request or bad magic. A look-ahead for prefetching the store
-// (StoreThread::prefetch); McBinaryParser::next still checks every byte.
-size_t peek_keys(std::string_view input, std::string_view* keys, size_t max);
-
 class McBinaryParser {
  public:
   explicit McBinaryParser(const ParserLimits& limits);
 
-  // Parses at most one event from `input`; `consumed` is set to the input
-  // bytes used. Views point into `input` or into the parser's buffer (a
-  // head split across inputs) and stay valid until the next call. need_more
-  // consumes all input; every other event consumes at least one byte, except
-  // value_end. Buffering may throw std::bad_alloc: then close the connection.
+  // At most one event from the start of `input`, `consumed` set to the bytes
+  // it used (all of them for need_more; at least one for every other event
+  // but value_end). Its views point into `input` or into the parser's
+  // buffer (a head split across inputs) and last until the next call. A
+  // split head is buffered: std::bad_alloc then means close the connection.
   Event next(std::string_view input, size_t& consumed);
 
-  // Between requests (or discarding after bad_magic): nothing partial held.
+  // Between requests, or discarding after bad_magic: nothing partial held.
   bool at_frame_boundary() const;
-  // The parser's own allocation (per-connection memory accounting); never
-  // more than head_bytes_max() + inline_value_bytes_max.
+  // The buffer's allocation, for per-connection memory accounting: never
+  // over head_bytes_max() + inline_value_bytes_max.
   size_t buffered_bytes() const { return buffer_capacity_; }
-  // The largest extras and key one request has.
+  // The most extras and key one request can have.
   static constexpr uint32_t head_bytes_max() { return ParserLimits::extras_bytes_max + ParserLimits::key_bytes_max; }
-  // True when `view` lies inside the parser's own buffer (tests and fuzzing).
+  // Whether `view` lies inside the parser's buffer (for tests and fuzzing).
   bool in_own_buffer(std::string_view view) const;
 
  private:
@@ -147,6 +131,8 @@ class McBinaryParser {
   bool gather(std::string_view input, size_t& pos, std::string_view& out);
   void append_buffer(std::string_view bytes);
   Event event_of(EventKind kind) const;
+  // The next piece of a streaming value, as much as `input` holds from `pos`.
+  Event value_piece(std::string_view input, size_t& pos);
 
   ParserLimits limits_;
   State state_ = State::header;
@@ -165,5 +151,11 @@ class McBinaryParser {
   size_t buffer_capacity_ = 0;
   size_t buffer_size_ = 0;
 };
+
+// The keys of the whole requests at the start of `input`, which must begin
+// at a request boundary: at most `max`, stopping at the first partial
+// request or bad magic. A look-ahead for prefetching the store
+// (StoreThread::prefetch); McBinaryParser::next still checks every byte.
+size_t peek_keys(std::string_view input, std::string_view* keys, size_t max);
 
 }  // namespace ringcache::protocol::memcache_binary

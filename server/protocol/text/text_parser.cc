@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
-#include <functional>
 
+#include "server/protocol/lies_within.h"
 #include "server/protocol/text/text_command.h"
 
 namespace ringcache::protocol::text {
@@ -19,13 +19,6 @@ constexpr std::string_view data_terminator = "\r\n";
 std::string_view strip_carriage_return(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   return line;
-}
-
-bool lies_within(std::string_view view, const char* begin, size_t size) {
-  if (view.empty() || begin == nullptr) return false;
-  // std::less gives a total order even for pointers into different objects.
-  const std::less<const char*> before;
-  return !before(view.data(), begin) && !before(begin + size, view.data() + view.size());
 }
 
 }  // namespace
