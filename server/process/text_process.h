@@ -90,6 +90,14 @@ class TextProcessor {
   // Answers the keys of a paused multi-get until done or until pause says stop.
   void continue_retrieval(TextRequestState& state, OutputQueue& out, const PauseCheck& pause);
 
+  // What the text port's other protocol (mc_binary_process.h) shares with
+  // this one: the same store calls, write path, counters and stats.
+  store::StoreThread& store() const { return store_; }
+  WritePath& write_path() const { return write_; }
+  TextCounters& counters() const { return counters_; }
+  const TextStatsContext& stats_context() const { return stats_; }
+  uint64_t item_bytes_max() const { return item_bytes_max_; }
+
   // exptime (memcached rules, see above) as the store's expires_at (0 = never).
   static uint32_t expires_at(int64_t exptime, uint32_t now_s);
 

@@ -3,7 +3,7 @@
 #include <cassert>
 
 #include "server/process/binary_session.h"
-#include "server/process/text_session.h"
+#include "server/process/text_port_session.h"
 
 namespace ringcache::server {
 
@@ -18,6 +18,7 @@ WorkerProcessors::WorkerProcessors(const ProcessShared& shared, uint32_t worker)
     text_ = std::make_unique<TextProcessor>(
         store_thread_, *write_, shared.text_stats->thread(worker),
         TextStatsContext{shared.stats, *shared.text_stats, shared.item_bytes_max}, shared.item_bytes_max);
+    mc_binary_ = std::make_unique<McBinaryProcessor>(*text_);
   }
 }
 
@@ -26,7 +27,7 @@ std::unique_ptr<Session> WorkerProcessors::open_session(ListenerKind kind, int f
   ThreadCounters& counters = shared_.stats.thread(worker_);
   if (kind == ListenerKind::text) {
     assert(text_ != nullptr && "a text listener is served only with a text port");
-    return std::make_unique<TextSession>(*text_, ConnectionAuth(shared_.auth, counters, fd, "text"));
+    return std::make_unique<TextPortSession>(*text_, *mc_binary_, ConnectionAuth(shared_.auth, counters, fd, "text"));
   }
   assert(kind == ListenerKind::binary);
   return std::make_unique<BinarySession>(binary_, shared_.parser_limits, fd,

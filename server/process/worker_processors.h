@@ -1,7 +1,7 @@
 // WorkerProcessors: one worker's protocol side, as its event loop sees it
 // (io/worker_services.h): the worker's store handle, its write path
-// (write_path.h, replicated or not, chosen here once), the binary and text
-// processors, and a session for each connection it accepts. Built in the
+// (write_path.h, replicated or not, chosen here once), the binary, text and
+// memcached binary processors, and a session for each connection it accepts. Built in the
 // worker's own thread by ProcessorsFactory; main.cc hands the factory to
 // the event loops.
 #pragma once
@@ -14,6 +14,7 @@
 #include "server/process/auth.h"
 #include "server/process/binary_process.h"
 #include "server/process/binary_stats.h"
+#include "server/process/mc_binary_process.h"
 #include "server/process/text_process.h"
 #include "server/process/text_stats.h"
 #include "server/process/write_path.h"
@@ -55,6 +56,7 @@ class WorkerProcessors final : public WorkerServices {
   std::unique_ptr<WritePath> write_;
   BinaryProcessor binary_;
   std::unique_ptr<TextProcessor> text_;  // only with a text port
+  std::unique_ptr<McBinaryProcessor> mc_binary_;  // the text port's binary protocol (first byte 0x80)
 };
 
 class ProcessorsFactory final : public WorkerServicesFactory {

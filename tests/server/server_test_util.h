@@ -1,14 +1,22 @@
-// What the tests of the daemon's modules share: value bytes, and the
-// replies a connection would send, read out of its OutputQueue.
+// What the tests of the daemon's modules share: value bytes, the replies a
+// connection would send, read out of its OutputQueue, a connection that
+// never pauses, and the store of a processor test.
 #pragma once
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 
 #include "server/io/output_queue.h"
+#include "server/io/session.h"
+#include "server/process/binary_stats.h"
+#include "server/process/text_stats.h"
+#include "server/process/write_path.h"
 #include "store/store.h"
 
 namespace ringcache::server::test {
@@ -29,6 +37,55 @@ inline store::StoreConfig test_store_config() {
   store::StoreConfig config;
   config.memory_limit_bytes = 64 * store::mib_bytes;
   return config;
+}
+
+// A connection that may always go on producing replies.
+class NeverPause final : public PauseCheck {
+ public:
+  bool must_pause() const override { return false; }
+};
+
+// The store of a processor test: 64 MiB, on a clock the test moves.
+inline store::StoreConfig processor_store_config(uint32_t (*clock_s)()) {
+  store::StoreConfig config = test_store_config();
+  config.clock_s = clock_s;
+  return config;
+}
+
+// What a processor of the text port works with in a test: a real store on
+// the test's clock, one worker's stats and a local write path.
+struct TextPortStore {
+  TextPortStore(uint32_t (*clock_s)(), uint64_t item_bytes_max)
+      : store(processor_store_config(clock_s)),
+        thread(store),
+        binary_stats(1),
+        text_stats(1),
+        write(WritePath::make(thread, nullptr, 0)),
+        stats_context{binary_stats, text_stats, item_bytes_max} {}
+
+  store::Store store;
+  store::StoreThread thread;
+  StatsRegistry binary_stats;
+  TextStatsRegistry text_stats;
+  std::unique_ptr<WritePath> write;
+  TextStatsContext stats_context;
+};
+
+// Parses `requests` as a connection's next input and hands every event to
+// `handle`, as a session does. The input is scribbled over afterwards, so a
+// view a processor kept past its event would show wrong bytes.
+template <class Parser, class Handle>
+void parse_each(Parser& parser, std::string_view requests, Handle handle) {
+  std::string input(requests);
+  std::string_view rest = input;
+  for (;;) {
+    size_t consumed = 0;
+    const auto event = parser.next(rest, consumed);
+    if (event.kind == decltype(event.kind)::need_more) break;
+    handle(event);
+    rest.remove_prefix(consumed);
+  }
+  std::fill(input.begin(), input.end(), '#');
 }
 
 // Everything queued, as the client would receive it; the queue is left empty.

@@ -25,6 +25,7 @@
 
 using namespace ringcache;
 using namespace ringcache::server;
+using ringcache::server::test::NeverPause;
 using ringcache::server::test::pattern;
 using ringcache::server::test::take_output;
 using protocol::text::Command;
@@ -36,11 +37,6 @@ namespace {
 // The store's seconds clock (StoreConfig::clock_s), moved by the tests.
 std::atomic<uint32_t> clock_now_s{1'700'000'000};
 uint32_t test_clock_s() { return clock_now_s.load(); }
-
-class NeverPause final : public PauseCheck {
- public:
-  bool must_pause() const override { return false; }
-};
 
 // Pauses once `bytes_max` reply bytes wait to be sent, the way a connection
 // stops at its write queue limit.
@@ -54,36 +50,18 @@ class PauseAtQueuedBytes final : public PauseCheck {
   uint64_t bytes_max_;
 };
 
-struct Fixture {
+struct Fixture : ringcache::server::test::TextPortStore {
   explicit Fixture(uint64_t item_bytes_max = 1 << 20)
-      : store([] {
-          store::StoreConfig config;
-          config.memory_limit_bytes = 64 * store::mib_bytes;
-          config.clock_s = &test_clock_s;
-          return config;
-        }()),
-        thread(store),
-        binary_stats(1),
-        text_stats(1),
-        write(WritePath::make(thread, nullptr, 0)),
-        processor(thread, *write, text_stats.thread(0), TextStatsContext{binary_stats, text_stats, item_bytes_max},
-                  item_bytes_max),
+      : TextPortStore(&test_clock_s, item_bytes_max),
+        processor(thread, *write, text_stats.thread(0), stats_context, item_bytes_max),
         parser(processor.parser_limits()) {}
 
   // Parses `requests` as the next input of the connection and processes
-  // every event; returns the replies. The input is scribbled over
-  // afterwards, so a view the processor kept would show wrong bytes.
+  // every event (parse_each); returns the replies.
   std::string send(std::string_view requests, const PauseCheck& pause = NeverPause()) {
-    std::string input(requests);
-    std::string_view rest = input;
-    for (;;) {
-      size_t consumed = 0;
-      const Event event = parser.next(rest, consumed);
-      if (event.kind == EventKind::need_more) break;
+    ringcache::server::test::parse_each(parser, requests, [&](const Event& event) {
       if (processor.process(event, state, out, pause) == TextResult::close) closed = true;
-      rest.remove_prefix(consumed);
-    }
-    std::fill(input.begin(), input.end(), '#');
+    });
     return take_output(out);
   }
 
@@ -107,11 +85,6 @@ struct Fixture {
 
   TextCounters& counters() { return text_stats.thread(0); }
 
-  store::Store store;
-  store::StoreThread thread;
-  StatsRegistry binary_stats;
-  TextStatsRegistry text_stats;
-  std::unique_ptr<WritePath> write;
   TextProcessor processor;
   protocol::text::TextParser parser;
   TextRequestState state;

@@ -1,0 +1,561 @@
+#include "server/process/mc_binary_process.h"
+
+#include <array>
+#include <cassert>
+#include <cstring>
+
+#include "server/io/log.h"
+#include "server/process/pinned_value.h"
+
+namespace ringcache::server {
+namespace {
+
+namespace mcb = protocol::memcache_binary;
+using mcb::Opcode;
+using mcb::Status;
+
+// Responses built on the stack: the header, 4 bytes of flags, a key and a
+// small value or message. Larger values are appended after it.
+constexpr size_t response_inline_bytes_max = 1024;
+// The extras of each command that has them.
+constexpr uint8_t store_extras_bytes = 8;       // flags, expiration
+constexpr uint8_t arithmetic_extras_bytes = 20;  // delta, initial, expiration
+constexpr uint8_t expiration_extras_bytes = 4;   // touch/gat, flush delay, verbosity level
+constexpr uint8_t flags_extras_bytes = 4;        // a get's response
+// incr/decr with this expiration never create a missing key.
+constexpr uint32_t no_create_expiration = 0xffffffff;
+
+uint64_t load_be(std::string_view bytes, size_t at, size_t count) {
+  uint64_t value = 0;
+  for (size_t i = 0; i < count; ++i) value = value << 8 | static_cast<uint8_t>(bytes[at + i]);
+  return value;
+}
+
+void store_be(char* at, uint64_t value, size_t count) {
+  for (size_t i = 0; i < count; ++i) at[i] = static_cast<char>(value >> (8 * (count - 1 - i)));
+}
+
+bool is_quiet(uint8_t opcode) {
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::getq: case Opcode::getkq: case Opcode::setq: case Opcode::addq: case Opcode::replaceq:
+    case Opcode::deleteq: case Opcode::incrementq: case Opcode::decrementq: case Opcode::quitq:
+    case Opcode::flushq: case Opcode::appendq: case Opcode::prependq: case Opcode::gatq: case Opcode::gatkq:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_store(uint8_t opcode) {
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::set: case Opcode::setq: case Opcode::add: case Opcode::addq: case Opcode::replace:
+    case Opcode::replaceq:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_concat(uint8_t opcode) {
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::append: case Opcode::appendq: case Opcode::prepend: case Opcode::prependq: return true;
+    default: return false;
+  }
+}
+
+bool is_plain_set(const mcb::Header& header) {
+  const auto opcode = static_cast<Opcode>(header.opcode);
+  return (opcode == Opcode::set || opcode == Opcode::setq) && header.cas == 0;
+}
+
+std::string_view message_of(Status status) {
+  switch (status) {
+    case Status::success: return {};
+    case Status::key_not_found: return "Not found";
+    case Status::key_exists: return "Data exists for key.";
+    case Status::value_too_large: return "Too large.";
+    case Status::invalid_arguments: return "Invalid arguments";
+    case Status::not_stored: return "Not stored.";
+    case Status::non_numeric: return "Non-numeric server-side value for incr or decr";
+    case Status::unknown_command: return "Unknown command";
+    case Status::out_of_memory: return "Out of memory";
+  }
+  return "Unknown error";
+}
+
+// One response: header, extras, key and value, in memcached's layout.
+class Response {
+ public:
+  Response(const mcb::Header& request, Status status, uint64_t cas) : request_(request), status_(status), cas_(cas) {}
+
+  // Appends the response whose body is extras, key and the given value.
+  void send(OutputQueue& out, std::string_view extras, std::string_view key, std::string_view value) {
+    head(extras, key, value.size());
+    if (value.size() <= bytes_.size() - size_) {
+      add(value);
+      out.append(view());
+      return;
+    }
+    out.append(view());
+    out.append(value);
+  }
+
+  // Appends the response whose value is the item's (sent from the store when large).
+  void send_item(OutputQueue& out, std::string_view extras, std::string_view key, const store::ItemView& item) {
+    head(extras, key, item.value_size());
+    if (item.contiguous() && item.value_size() <= bytes_.size() - size_) {
+      add(item.value());
+      out.append(view());
+      return;
+    }
+    out.append(view());
+    append_value(out, item);
+  }
+
+ private:
+  void head(std::string_view extras, std::string_view key, uint64_t value_size) {
+    assert(extras.size() + key.size() + mcb::header_bytes <= bytes_.size());
+    char* at = bytes_.data();
+    at[0] = static_cast<char>(mcb::response_magic);
+    at[1] = static_cast<char>(request_.opcode);
+    store_be(at + 2, key.size(), 2);
+    at[4] = static_cast<char>(extras.size());
+    at[5] = 0;  // data type: raw bytes
+    store_be(at + 6, static_cast<uint16_t>(status_), 2);
+    store_be(at + 8, extras.size() + key.size() + value_size, 4);
+    store_be(at + 12, request_.opaque, 4);
+    store_be(at + 16, cas_, 8);
+    size_ = mcb::header_bytes;
+    add(extras);
+    add(key);
+  }
+  void add(std::string_view bytes) {
+    assert(size_ + bytes.size() <= bytes_.size());
+    if (!bytes.empty()) std::memcpy(bytes_.data() + size_, bytes.data(), bytes.size());
+    size_ += bytes.size();
+  }
+  std::string_view view() const { return {bytes_.data(), size_}; }
+
+  const mcb::Header& request_;
+  Status status_;
+  uint64_t cas_;
+  std::array<char, response_inline_bytes_max> bytes_;
+  size_t size_ = 0;
+};
+
+void respond_ok(OutputQueue& out, const mcb::Header& request, uint64_t cas = 0, std::string_view value = {}) {
+  Response(request, Status::success, cas).send(out, {}, {}, value);
+}
+
+void respond_error(OutputQueue& out, const mcb::Header& request, Status status) {
+  assert(status != Status::success);
+  Response(request, status, 0).send(out, {}, {}, message_of(status));
+}
+
+}  // namespace
+
+McBinaryProcessor::McBinaryProcessor(TextProcessor& text)
+    : text_(text), store_(text.store()), write_(text.write_path()), counters_(text.counters()) {}
+
+McBinaryProcessor::Status McBinaryProcessor::check_shape(const Header& header, uint64_t value_size) {
+  const uint8_t extras = header.extras_length;
+  const bool keyed = header.key_length > 0;
+  const bool empty_value = value_size == 0;
+  bool fits = false;
+  switch (static_cast<Opcode>(header.opcode)) {
+    case Opcode::get: case Opcode::getq: case Opcode::getk: case Opcode::getkq:
+    case Opcode::del: case Opcode::deleteq:
+      fits = extras == 0 && keyed && empty_value;
+      break;
+    case Opcode::touch: case Opcode::gat: case Opcode::gatq: case Opcode::gatk: case Opcode::gatkq:
+      fits = extras == expiration_extras_bytes && keyed && empty_value;
+      break;
+    case Opcode::set: case Opcode::setq: case Opcode::add: case Opcode::addq: case Opcode::replace:
+    case Opcode::replaceq:
+      fits = extras == store_extras_bytes && keyed;
+      break;
+    case Opcode::append: case Opcode::appendq: case Opcode::prepend: case Opcode::prependq:
+      fits = extras == 0 && keyed;
+      break;
+    case Opcode::increment: case Opcode::incrementq: case Opcode::decrement: case Opcode::decrementq:
+      fits = extras == arithmetic_extras_bytes && keyed && empty_value;
+      break;
+    case Opcode::quit: case Opcode::quitq: case Opcode::noop: case Opcode::version:
+      fits = extras == 0 && !keyed && empty_value;
+      break;
+    case Opcode::flush: case Opcode::flushq:
+      fits = (extras == 0 || extras == expiration_extras_bytes) && !keyed && empty_value;
+      break;
+    case Opcode::stat:
+      fits = extras == 0 && empty_value;
+      break;
+    case Opcode::verbosity:
+      fits = extras == expiration_extras_bytes && !keyed && empty_value;
+      break;
+    default:
+      return Status::unknown_command;
+  }
+  return fits ? Status::success : Status::invalid_arguments;
+}
+
+McBinaryResult McBinaryProcessor::process(const Event& event, McBinaryStream& stream, OutputQueue& out) {
+  using Kind = mcb::EventKind;
+  switch (event.kind) {
+    case Kind::request:
+      return request(event, out);
+    case Kind::value_begin:
+      stream_begin(event, stream);
+      return McBinaryResult::proceed;
+    case Kind::value_data:
+      assert(stream.active);
+      if (stream.refusal != Status::success) return McBinaryResult::proceed;
+      if (stream.concat) {
+        stream.concat_data.append(event.data);
+      } else if (stream.write.reservation.ok()) {
+        // After a failed append the reservation is dead; the rest of the
+        // value is still read and the request answered at value_end.
+        (void)stream.write.reservation.append(event.data);
+      }
+      return McBinaryResult::proceed;
+    case Kind::value_end:
+      stream_end(event, stream, out);
+      return McBinaryResult::proceed;
+    case Kind::too_large:
+      too_large(event, out);
+      return McBinaryResult::proceed;
+    case Kind::bad_lengths:
+      counters_.client_errors.add();
+      respond_error(out, event.header, Status::invalid_arguments);
+      return McBinaryResult::proceed;
+    case Kind::bad_magic:
+      // Nothing after it can be framed: memcached closes without a reply.
+      counters_.client_errors.add();
+      return McBinaryResult::close;
+    case Kind::need_more:
+      break;
+  }
+  assert(false && "need_more is not a request");
+  return McBinaryResult::proceed;
+}
+
+McBinaryResult McBinaryProcessor::request(const Event& event, OutputQueue& out) {
+  const Header& header = event.header;
+  const Status shape = check_shape(header, event.data.size());
+  if (shape != Status::success) {
+    counters_.client_errors.add();
+    respond_error(out, header, shape);
+    return McBinaryResult::proceed;
+  }
+  switch (static_cast<Opcode>(header.opcode)) {
+    case Opcode::get: case Opcode::getq: case Opcode::getk: case Opcode::getkq:
+    case Opcode::touch: case Opcode::gat: case Opcode::gatq: case Opcode::gatk: case Opcode::gatkq:
+      retrieve(event, out);
+      break;
+    case Opcode::set: case Opcode::setq: case Opcode::add: case Opcode::addq: case Opcode::replace:
+    case Opcode::replaceq: case Opcode::append: case Opcode::appendq: case Opcode::prepend: case Opcode::prependq:
+      store_value(header, event.extras, event.key, event.data, out);
+      break;
+    case Opcode::del: case Opcode::deleteq:
+      remove(event, out);
+      break;
+    case Opcode::increment: case Opcode::incrementq: case Opcode::decrement: case Opcode::decrementq:
+      arithmetic(event, out);
+      break;
+    case Opcode::quit:
+      respond_ok(out, header);
+      return McBinaryResult::close;
+    case Opcode::quitq:
+      return McBinaryResult::close;
+    case Opcode::flush: case Opcode::flushq:
+      flush(event, out);
+      break;
+    case Opcode::noop:
+      respond_ok(out, header);
+      break;
+    case Opcode::version:
+      respond_ok(out, header, 0, text_version());
+      break;
+    case Opcode::stat:
+      stats(event, out);
+      break;
+    case Opcode::verbosity:
+      // As memcached: the log level of the whole daemon (-v).
+      log_set_verbose(load_be(event.extras, 0, 4) > 0);
+      respond_ok(out, header);
+      break;
+  }
+  return McBinaryResult::proceed;
+}
+
+void McBinaryProcessor::too_large(const Event& event, OutputQueue& out) {
+  const Header& header = event.header;
+  Status status = check_shape(header, 0);
+  if (status == Status::success && (is_store(header.opcode) || is_concat(header.opcode))) {
+    status = Status::value_too_large;
+    counters_.too_large.add();
+    drop_after_failed_set(header, event.key);
+  } else {
+    // A command that takes no value was sent one.
+    if (status == Status::success) status = Status::invalid_arguments;
+    counters_.client_errors.add();
+  }
+  respond_error(out, header, status);
+}
+
+void McBinaryProcessor::drop_after_failed_set(const Header& header, std::string_view key) {
+  if (is_plain_set(header)) (void)write_.del(key);
+}
+
+uint64_t McBinaryProcessor::cas_of(std::string_view key) {
+  uint64_t cas = 0;
+  (void)store_.get(key, [&](const store::ItemView& item) { cas = item.cas(); });
+  return cas;
+}
+
+void McBinaryProcessor::retrieve(const Event& event, OutputQueue& out) {
+  const Header& header = event.header;
+  const auto opcode = static_cast<Opcode>(header.opcode);
+  const bool touches = header.extras_length == expiration_extras_bytes;
+  const bool with_key = opcode == Opcode::getk || opcode == Opcode::getkq || opcode == Opcode::gatk ||
+                        opcode == Opcode::gatkq;
+  const bool with_value = opcode != Opcode::touch;
+  bool found = true;
+  if (opcode != Opcode::touch) counters_.cmd_get.add();
+  if (touches) {
+    counters_.cmd_touch.add();
+    const int64_t exptime = static_cast<int64_t>(load_be(event.extras, 0, 4));
+    found = write_.touch(event.key, TextProcessor::expires_at(exptime, store_.store().now_s())) ==
+            store::PutStatus::stored;
+    if (found) write_.changed(event.key);
+    (found ? counters_.touch_hits : counters_.touch_misses).add();
+  }
+  if (found) {
+    found = store_.get(event.key, [&](const store::ItemView& item) {
+      char flags[flags_extras_bytes];
+      store_be(flags, item.flags(), flags_extras_bytes);
+      Response response(header, Status::success, item.cas());
+      const std::string_view key = with_key ? event.key : std::string_view();
+      if (with_value) {
+        response.send_item(out, {flags, flags_extras_bytes}, key, item);
+      } else {
+        response.send(out, {flags, flags_extras_bytes}, key, {});
+      }
+    });
+  }
+  if (opcode != Opcode::touch) (found ? counters_.get_hits : counters_.get_misses).add();
+  if (found || is_quiet(header.opcode)) return;
+  if (with_key) {
+    // memcached answers a getk/gatk miss with the key and no message.
+    Response(header, Status::key_not_found, 0).send(out, {}, event.key, {});
+    return;
+  }
+  respond_error(out, header, Status::key_not_found);
+}
+
+void McBinaryProcessor::store_value(const Header& header, std::string_view extras, std::string_view key,
+                                    std::string_view value, OutputQueue& out) {
+  counters_.cmd_set.add();
+  store::PutStatus status = store::PutStatus::aborted;
+  if (is_concat(header.opcode)) {
+    const auto opcode = static_cast<Opcode>(header.opcode);
+    status = write_.concat(key, value, opcode == Opcode::prepend || opcode == Opcode::prependq);
+    if (status == store::PutStatus::stored) write_.changed(key);
+  } else {
+    store::ItemMeta meta;
+    store::PutOptions options;
+    plan(header, extras, meta, options);
+    status = write_.put(key, value, meta, options);
+  }
+  answer_store(header, key, status, out);
+}
+
+void McBinaryProcessor::plan(const Header& header, std::string_view extras, store::ItemMeta& meta,
+                             store::PutOptions& options) const {
+  meta.flags = static_cast<uint32_t>(load_be(extras, 0, 4));
+  meta.expires_at = TextProcessor::expires_at(static_cast<int64_t>(load_be(extras, 4, 4)), store_.store().now_s());
+  switch (static_cast<Opcode>(header.opcode)) {
+    case Opcode::add: case Opcode::addq: options.mode = store::PutMode::add; return;
+    case Opcode::replace: case Opcode::replaceq: options.mode = store::PutMode::replace; break;
+    default: options.mode = store::PutMode::set; break;
+  }
+  // A nonzero cas stores only over the item with that cas (set and replace).
+  if (header.cas != 0) options = store::PutOptions{store::PutMode::cas, header.cas};
+}
+
+void McBinaryProcessor::stream_begin(const Event& event, McBinaryStream& stream) {
+  assert(!stream.active);
+  stream.active = true;
+  stream.refusal = check_shape(event.header, event.value_size);
+  if (stream.refusal != Status::success) return;
+  counters_.cmd_set.add();
+  stream.key.assign(event.key);
+  stream.concat = is_concat(event.header.opcode);
+  if (stream.concat) return;
+  store::ItemMeta meta;
+  store::PutOptions options;
+  plan(event.header, event.extras, meta, options);
+  write_.reserve(stream.write, event.key, event.value_size, meta, options);
+}
+
+void McBinaryProcessor::stream_end(const Event& event, McBinaryStream& stream, OutputQueue& out) {
+  assert(stream.active);
+  const Header& header = event.header;
+  if (stream.refusal != Status::success) {
+    counters_.client_errors.add();
+    respond_error(out, header, stream.refusal);
+  } else {
+    store::PutStatus status = store::PutStatus::aborted;
+    if (stream.concat) {
+      const auto opcode = static_cast<Opcode>(header.opcode);
+      status = write_.concat(stream.key, stream.concat_data, opcode == Opcode::prepend || opcode == Opcode::prependq);
+      if (status == store::PutStatus::stored) write_.changed(stream.key);
+    } else {
+      status = write_.finish(stream.write);
+    }
+    answer_store(header, stream.key, status, out);
+  }
+  stream = McBinaryStream();
+}
+
+void McBinaryProcessor::answer_store(const Header& header, std::string_view key, store::PutStatus status,
+                                     OutputQueue& out) {
+  const bool concat = is_concat(header.opcode);
+  const auto opcode = static_cast<Opcode>(header.opcode);
+  const bool adds = opcode == Opcode::add || opcode == Opcode::addq;
+  if (header.cas != 0 && !concat && !adds) {
+    switch (status) {
+      case store::PutStatus::stored: counters_.cas_hits.add(); break;
+      case store::PutStatus::exists: counters_.cas_badval.add(); break;
+      case store::PutStatus::not_found: counters_.cas_misses.add(); break;
+      default: break;
+    }
+  }
+  switch (status) {
+    case store::PutStatus::stored:
+      counters_.total_items.add();
+      // The store does not return the new cas: read it back.
+      if (!is_quiet(header.opcode)) respond_ok(out, header, cas_of(key));
+      return;
+    case store::PutStatus::not_stored:
+      // memcached's words: an add finds the key, a replace does not, a concat has nothing to extend.
+      respond_error(out, header, concat ? Status::not_stored : adds ? Status::key_exists : Status::key_not_found);
+      return;
+    case store::PutStatus::exists:
+      // A concat that lost every retry to concurrent writers did not happen.
+      respond_error(out, header, concat ? Status::not_stored : Status::key_exists);
+      return;
+    case store::PutStatus::not_found:
+      respond_error(out, header, Status::key_not_found);
+      return;
+    case store::PutStatus::no_memory:
+    case store::PutStatus::evicted:
+    case store::PutStatus::aborted:
+    case store::PutStatus::older:
+      counters_.no_memory.add();
+      drop_after_failed_set(header, key);
+      respond_error(out, header, Status::out_of_memory);
+      return;
+  }
+  assert(false && "unknown PutStatus");
+}
+
+void McBinaryProcessor::remove(const Event& event, OutputQueue& out) {
+  const Header& header = event.header;
+  if (header.cas != 0) {
+    uint64_t cas = 0;
+    const bool present = store_.get(event.key, [&](const store::ItemView& item) { cas = item.cas(); });
+    if (present && cas != header.cas) {
+      respond_error(out, header, Status::key_exists);
+      return;
+    }
+  }
+  if (!write_.del(event.key)) {
+    counters_.delete_misses.add();
+    respond_error(out, header, Status::key_not_found);
+    return;
+  }
+  counters_.delete_hits.add();
+  if (!is_quiet(header.opcode)) respond_ok(out, header);
+}
+
+void McBinaryProcessor::arithmetic(const Event& event, OutputQueue& out) {
+  const Header& header = event.header;
+  const auto opcode = static_cast<Opcode>(header.opcode);
+  const bool decrement = opcode == Opcode::decrement || opcode == Opcode::decrementq;
+  const uint64_t delta = load_be(event.extras, 0, 8);
+  const uint32_t expiration = static_cast<uint32_t>(load_be(event.extras, 16, 4));
+  if (header.cas != 0) {
+    const uint64_t cas = cas_of(event.key);
+    if (cas != 0 && cas != header.cas) {
+      respond_error(out, header, Status::key_exists);
+      return;
+    }
+  }
+  const WritePath::ArithInitial initial{load_be(event.extras, 8, 8),
+                                        TextProcessor::expires_at(expiration, store_.store().now_s())};
+  uint64_t value = 0;
+  const store::ArithStatus status = write_.add_delta_or_create(
+      event.key, delta, decrement, expiration == no_create_expiration ? nullptr : &initial, &value);
+  switch (status) {
+    case store::ArithStatus::ok: {
+      write_.changed(event.key);
+      (decrement ? counters_.decr_hits : counters_.incr_hits).add();
+      if (is_quiet(header.opcode)) return;
+      char digits[8];
+      store_be(digits, value, sizeof(digits));
+      respond_ok(out, header, cas_of(event.key), {digits, sizeof(digits)});
+      return;
+    }
+    case store::ArithStatus::not_found:
+      (decrement ? counters_.decr_misses : counters_.incr_misses).add();
+      respond_error(out, header, Status::key_not_found);
+      return;
+    case store::ArithStatus::not_number:
+      counters_.client_errors.add();
+      respond_error(out, header, Status::non_numeric);
+      return;
+    case store::ArithStatus::no_memory:
+      counters_.no_memory.add();
+      respond_error(out, header, Status::out_of_memory);
+      return;
+  }
+  assert(false && "unknown ArithStatus");
+}
+
+void McBinaryProcessor::flush(const Event& event, OutputQueue& out) {
+  counters_.cmd_flush.add();
+  const uint32_t delay = event.extras.empty() ? 0 : static_cast<uint32_t>(load_be(event.extras, 0, 4));
+  // A delay of zero flushes now; a later one schedules it.
+  write_.flush_all(delay == 0 ? 0 : TextProcessor::expires_at(delay, store_.store().now_s()));
+  if (!is_quiet(event.header.opcode)) respond_ok(out, event.header);
+}
+
+void McBinaryProcessor::stats(const Event& event, OutputQueue& out) {
+  const std::string_view group = event.key;
+  std::string lines;
+  if (group.empty()) {
+    lines = format_text_stats(text_.stats_context(), store_.store().stats(), store_.store().now_s());
+  } else if (group == "settings") {
+    lines = format_text_settings(text_.stats_context(), store_.store().stats());
+  } else if (group != "items" && group != "slabs" && group != "sizes" && group != "conns") {
+    respond_error(out, event.header, Status::key_not_found);
+    return;
+  }
+  // The text port's "STAT name value" lines, one response each, then the
+  // empty response that ends them.
+  std::string_view rest = lines;
+  constexpr std::string_view stat_prefix = "STAT ";
+  while (rest.starts_with(stat_prefix)) {
+    const size_t line_end = rest.find("\r\n");
+    assert(line_end != std::string_view::npos);
+    const std::string_view line = rest.substr(stat_prefix.size(), line_end - stat_prefix.size());
+    const size_t space = line.find(' ');
+    const std::string_view name = line.substr(0, space);
+    const std::string_view value = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+    Response(event.header, Status::success, 0).send(out, {}, name, value);
+    rest.remove_prefix(line_end + 2);
+  }
+  respond_ok(out, event.header);
+}
+
+}  // namespace ringcache::server
