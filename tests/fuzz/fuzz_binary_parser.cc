@@ -22,14 +22,9 @@ using ringcache::protocol::EventKind;
 using ringcache::protocol::ParserLimits;
 using ringcache::protocol::test::Seen;
 
-// Small item limits reach EBIG and the key + value streaming rule with short
-// inputs; the large ones keep the production shape.
-constexpr uint64_t item_bytes_max_choices[] = {0, 1, 7, 64, 300, 4096, uint64_t{1} << 20, uint64_t{1} << 40};
-constexpr uint32_t inline_bytes_max_choices[] = {0, 1, 16, 64, 256, 65536, 65536, 65536};
-
+// The shared item and inline limits, and bit 6 turns AUTH (31) on.
 ParserLimits limits_from(uint8_t selector) {
-  ParserLimits limits{item_bytes_max_choices[selector & 7]};
-  limits.inline_value_bytes_max = inline_bytes_max_choices[(selector >> 3) & 7];
+  ParserLimits limits = fuzz_support::item_and_inline_limits<ParserLimits>(selector);
   limits.auth = (selector & 0x40) != 0;
   return limits;
 }
@@ -171,7 +166,8 @@ class ReferenceDecoder {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const auto run = fuzz_support::run_parser_target(data, size, &limits_from, &ringcache::protocol::peek_frame_keys);
+  const auto run = fuzz_support::run_parser_target(data, size, &limits_from,
+                                                   &ringcache::protocol::peek_frame_keys);
   if (!run) return 0;
   fuzz_support::require(run->events == ReferenceDecoder(run->limits, run->stream).decode(),
                         "same events as the reference decoder");

@@ -113,6 +113,20 @@ inline void check_peeked_keys(std::string_view stream, PeekKeys peek) {
   }
 }
 
+// The item and inline value limits of the binary parsers' targets, picked by
+// a header byte (bits 0-2 item_bytes_max, 3-5 inline_value_bytes_max). Small
+// item limits reach the too-large paths and streaming with short inputs; the
+// large ones keep the production shape.
+inline constexpr uint64_t item_bytes_max_choices[] = {0, 1, 7, 64, 300, 4096, uint64_t{1} << 20, uint64_t{1} << 40};
+inline constexpr uint32_t inline_bytes_max_choices[] = {0, 1, 16, 64, 256, 65536, 65536, 65536};
+
+template <class Limits>
+Limits item_and_inline_limits(uint8_t selector) {
+  Limits limits{item_bytes_max_choices[selector & 7]};
+  limits.inline_value_bytes_max = inline_bytes_max_choices[(selector >> 3) & 7];
+  return limits;
+}
+
 template <class Limits>
 struct ParserRun {
   Limits limits;

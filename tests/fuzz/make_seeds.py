@@ -13,6 +13,8 @@ Each target reads a header of choices before the stream (see its .cc file):
   fuzz_text_parser    byte 0: parser limits (bits 0-2 item_max, 3-4
                       inline_value_max, 5-6 line_max, bit 7 retrieval lines
                       32x instead of 2x); byte 1: split seed
+  fuzz_mc_binary_parser  byte 0: parser limits (bits 0-2 item_max choice,
+                      3-5 inline_value_max choice); byte 1: split seed
   fuzz_wire_decoder   byte 0: chunk size
   fuzz_handshake      byte 0: decoder (bits 0-1), chunk size (bits 2-7)
 """
@@ -123,6 +125,45 @@ def text_parser_seeds():
     return [(name, bytes([selector, split_seed]) + stream) for name, selector, split_seed, stream in seeds]
 
 
+# --- fuzz_mc_binary_parser: memcached binary requests (the text port) ---
+
+def mc_request(opcode: int, extras: bytes = b"", key: bytes = b"", value: bytes = b"",
+               opaque: int = 0, cas: int = 0) -> bytes:
+    body = extras + key + value
+    return struct.pack(">BBHBBHIIQ", 0x80, opcode, len(key), len(extras), 0, 0, len(body), opaque, cas) + body
+
+
+def mc_header(opcode: int, key_length: int, extras_length: int, body_length: int) -> bytes:
+    return struct.pack(">BBHBBHIIQ", 0x80, opcode, key_length, extras_length, 0, 0, body_length, 0, 0)
+
+
+def mc_binary_parser_seeds():
+    # Selector 0x1C: item_max 300, inline 64 bytes; 0x2E: item_max 1 MiB,
+    # inline 64 KiB; 0x0B: item_max 64, inline 1.
+    store = struct.pack(">II", 7, 100)
+    arith = struct.pack(">QQI", 1, 5, 0xFFFFFFFF)
+    seeds = [
+        ("get", 0x1C, 1, mc_request(0x00, key=b"user:42", opaque=9)),
+        ("getkq_batch", 0x1C, 2, b"".join(mc_request(0x0D, key=b"k%d" % i) for i in range(10))
+         + mc_request(0x0A)),
+        ("set", 0x1C, 3, mc_request(0x01, store, b"k", b"hello", 1, 42)),
+        ("set_streamed", 0x1C, 4, mc_request(0x11, store, b"k", bytes(range(200)))),
+        ("set_too_large", 0x1C, 5, mc_request(0x01, store, b"k", b"v" * 301) + mc_request(0x0A)),
+        ("incr", 0x1C, 6, mc_request(0x05, arith, b"n") + mc_request(0x16, arith, b"n")),
+        ("admin", 0x1C, 7, mc_request(0x08, struct.pack(">I", 10)) + mc_request(0x10)
+         + mc_request(0x10, key=b"settings") + mc_request(0x0B) + mc_request(0x1B, struct.pack(">I", 1))),
+        ("bad_lengths", 0x1C, 8, mc_header(0x00, 251, 0, 251) + b"k" * 251
+         + mc_header(0x01, 4, 8, 10) + b"x" * 10 + mc_request(0x0A)),
+        ("bad_magic", 0x1C, 9, mc_request(0x0A) + b"\x81" + mc_request(0x0A)),
+        ("all_ones_body", 0x2E, 10, mc_header(0x01, 3, 8, 0xFFFFFFFF) + store + b"key" + b"v" * 64),
+        ("tiny_limits", 0x0B, 11, mc_request(0x01, store, b"k", b"v" * 70) + mc_request(0x0E, key=b"k", value=b"xy")),
+        ("pipeline", 0x2E, 12, b"".join(
+            mc_request(0x11, store, b"key%d" % i, b"value%d" % i * (i % 7)) + mc_request(0x0C, key=b"key%d" % i)
+            + mc_request(0x14, key=b"key%d" % i) for i in range(40)) + mc_request(0x17)),
+    ]
+    return [(name, bytes([selector, split_seed]) + stream) for name, selector, split_seed, stream in seeds]
+
+
 # --- fuzz_wire_decoder: replication streams after the hello ---
 
 def wire_put(key: bytes, value: bytes, version=7, flags=1, expires=0) -> bytes:
@@ -167,6 +208,7 @@ def handshake_seeds():
 TARGETS = {
     "fuzz_binary_parser": binary_parser_seeds,
     "fuzz_text_parser": text_parser_seeds,
+    "fuzz_mc_binary_parser": mc_binary_parser_seeds,
     "fuzz_wire_decoder": wire_decoder_seeds,
     "fuzz_handshake": handshake_seeds,
 }
