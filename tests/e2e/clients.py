@@ -250,3 +250,40 @@ class TextClient(Connection):
             parts = line.split(b" ", 2)
             assert parts[0] == b"STAT" and len(parts) == 3, line
             out[parts[1].decode()] = parts[2].decode()
+
+
+# memcached's binary protocol (the text port, first byte 0x80;
+# docs/memcache_binary_protocol.md).
+MC_REQUEST, MC_RESPONSE = 0x80, 0x81
+MC_GET, MC_SET, MC_DELETE, MC_INCREMENT, MC_QUIT, MC_FLUSH, MC_GETQ, MC_NOOP = 0x00, 0x01, 0x04, 0x05, 0x07, 0x08, 0x09, 0x0A
+MC_VERSION, MC_GETK, MC_GETKQ, MC_APPEND, MC_STAT, MC_SETQ = 0x0B, 0x0C, 0x0D, 0x0E, 0x10, 0x11
+MC_SUCCESS, MC_NOT_FOUND, MC_EXISTS, MC_TOO_LARGE, MC_INVALID, MC_NOT_STORED = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05
+MC_NON_NUMERIC, MC_UNKNOWN_COMMAND = 0x06, 0x81
+MC_HEADER = struct.Struct(">BBHBBHIIQ")
+
+
+def mc_request(opcode, key=b"", value=b"", extras=b"", opaque=0, cas=0):
+    body = extras + key + value
+    return MC_HEADER.pack(MC_REQUEST, opcode, len(key), len(extras), 0, 0, len(body), opaque, cas) + body
+
+
+def mc_store_extras(flags=0, exptime=0):
+    return struct.pack(">II", flags, exptime)
+
+
+class McBinaryClient(Connection):
+    """memcached's binary protocol: requests out, (header fields, extras,
+    key, value) responses in."""
+
+    def response(self):
+        """{magic, opcode, status, opaque, cas, extras, key, value}."""
+        magic, opcode, key_length, extras_length, _, status, body, opaque, cas = MC_HEADER.unpack(
+            self.read_exact(MC_HEADER.size))
+        payload = self.read_exact(body)
+        return {"magic": magic, "opcode": opcode, "status": status, "opaque": opaque, "cas": cas,
+                "extras": payload[:extras_length], "key": payload[extras_length:extras_length + key_length],
+                "value": payload[extras_length + key_length:]}
+
+    def call(self, opcode, key=b"", value=b"", extras=b"", opaque=0, cas=0):
+        self.send(mc_request(opcode, key, value, extras, opaque, cas))
+        return self.response()

@@ -1,7 +1,5 @@
 """The text port measured against the real thing (issue 7):
 
-- memccapable -a (Debian's libmemcached-tools, the ASCII protocol tests)
-  must pass against ringcached;
 - the same byte streams sent to memcached (Debian's package) and to
   ringcached must get the same replies, byte for byte, apart from cas values.
   The streams cover every command, noreply, meta flags and the error of every
@@ -10,7 +8,8 @@
   bytes, incr padding and leading spaces, base64 keys in k) the case is not
   listed here but in the unit tests of the parser.
 
-Both tools are optional: a test whose tool is missing is skipped (77).
+memcached is optional: without it the test is skipped (77). memccapable,
+ASCII and binary tests alike, runs in test_mc_binary.py.
 """
 
 import os
@@ -23,7 +22,6 @@ import time
 from daemon import Daemon
 from harness import SkipTest, run_tests
 
-TOOL_TIMEOUT_S = 60
 REPLY_WAIT_S = 3
 MEMCACHED_START_S = 10
 # Sent after every case: a miss whose reply echoes the opaque token marks
@@ -137,17 +135,6 @@ class Memcached:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
-
-
-def test_memccapable_ascii_passes(exe):
-    tool = shutil.which("memccapable") or shutil.which("memcapable")
-    if tool is None:
-        raise SkipTest("memccapable (libmemcached-tools) is not installed")
-    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d:
-        result = subprocess.run([tool, "-h", "127.0.0.1", "-p", str(d.text_port), "-a", "-v"],
-                                capture_output=True, text=True, timeout=TOOL_TIMEOUT_S)
-        print(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "(no output)")
-        assert result.returncode == 0 and "All tests passed" in result.stdout, result.stdout + result.stderr
 
 
 def test_same_replies_as_memcached(exe):
