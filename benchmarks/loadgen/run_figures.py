@@ -6,10 +6,13 @@ scenario.
 Usage:
   run_figures.py LOADGEN echo ECHO_SERVER [--threads N] [--duration S] [--repeat N]
   run_figures.py LOADGEN ringcached RINGCACHED [--threads N] [--duration S] [--repeat N]
+                [--protocol binary|text]
 
 With --repeat N every scenario runs N times and the best throughput is kept
 (the machine may be shared; the best run is the one least disturbed);
 --wait-idle starts each run only once the CPUs are nearly idle.
+--protocol text runs the ringcached scenarios against the daemon's text port
+(memcached's text protocol) instead of its binary port.
 """
 import argparse
 import os
@@ -50,13 +53,15 @@ SCENARIOS = {
 }
 
 
-def start_server(kind, path, threads):
-    """The server on an ephemeral 127.0.0.1 port (server.port)."""
+def start_server(kind, path, threads, protocol):
+    """The server on an ephemeral 127.0.0.1 port (server.port, or
+    server.text_port for the text protocol)."""
     bounds = {"start_timeout_s": STARTUP_SECONDS_MAX, "stop_timeout_s": STOP_SECONDS_MAX}
     if kind == "echo":
         return Server([path, "-p", "0", "-t", str(threads)], ready=ECHO_LISTENING_RE, stream="stdout",
                       label="ringcache-echo-server", **bounds).start()
-    return Daemon(path, "-t", str(threads), "-m", SERVER_MEMORY, **bounds)
+    return Daemon(path, "-t", str(threads), "-m", SERVER_MEMORY, text="bind" if protocol == "text" else "off",
+                  **bounds)
 
 
 def cpu_idle_fraction(seconds):
@@ -100,6 +105,8 @@ def main():
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
+    parser.add_argument("--protocol", choices=["binary", "text"], default="binary",
+                        help="the ringcached port the load goes to")
     parser.add_argument("--wait-idle", action="store_true",
                         help="before each run, wait until the CPUs are nearly idle")
     options = parser.parse_args()
@@ -114,9 +121,11 @@ def main():
         for _ in range(options.repeat):
             if options.wait_idle:
                 wait_for_idle_machine()
-            server = start_server(options.kind, options.server, options.threads)
+            server = start_server(options.kind, options.server, options.threads, options.protocol)
+            text = options.protocol == "text"
             try:
-                fields = run_once(options.loadgen, server.port, server.pid, arguments, options.threads,
+                fields = run_once(options.loadgen, server.text_port if text else server.port, server.pid,
+                                  arguments + (["--protocol", "text"] if text else []), options.threads,
                                   options.duration)
             finally:
                 server.close()
