@@ -45,6 +45,18 @@ class NeverPause final : public PauseCheck {
   bool must_pause() const override { return false; }
 };
 
+// Pauses once `bytes_max` reply bytes wait to be sent, the way a connection
+// stops at its write queue limit.
+class PauseAtQueuedBytes final : public PauseCheck {
+ public:
+  PauseAtQueuedBytes(const OutputQueue& out, uint64_t bytes_max) : out_(out), bytes_max_(bytes_max) {}
+  bool must_pause() const override { return out_.pending_bytes() >= bytes_max_; }
+
+ private:
+  const OutputQueue& out_;
+  uint64_t bytes_max_;
+};
+
 // The store of a processor test: 64 MiB, on a clock the test moves.
 inline store::StoreConfig processor_store_config(uint32_t (*clock_s)()) {
   store::StoreConfig config = test_store_config();

@@ -17,6 +17,7 @@
 #include "server/io/output_queue.h"
 #include "server/process/binary_stats.h"
 #include "server/process/mc_binary_process.h"
+#include "server/process/mc_binary_session.h"
 #include "server/process/text_port_session.h"
 #include "server/process/text_process.h"
 #include "server/process/text_stats.h"
@@ -30,6 +31,7 @@ using namespace ringcache::server;
 using namespace ringcache::protocol::memcache_binary;
 using namespace ringcache::protocol::memcache_binary::test;
 using ringcache::server::test::NeverPause;
+using ringcache::server::test::PauseAtQueuedBytes;
 using ringcache::server::test::pattern;
 using ringcache::server::test::take_output;
 
@@ -381,6 +383,53 @@ TEST_CASE("mc binary: quit answers then closes, quitq closes silently, bad magic
     CHECK(f.send_raw("\x81garbage").empty());
     CHECK(f.closed);
   }
+}
+
+TEST_CASE("mc binary session: a slow reader pauses it between requests, and it resumes where it stopped") {
+  Fixture f;
+  const std::string value = pattern(1000, 3);
+  f.set("k", value);
+  std::string batch;
+  for (uint32_t i = 0; i < 50; ++i) batch += request(Opcode::getk, "", "k", "", i);
+  McBinarySession session(f.processor);
+  OutputQueue out;
+  const PauseAtQueuedBytes pause(out, 10 * 1024);
+  std::string replies;
+  size_t used = 0;
+  int rounds = 0;
+  while (used < batch.size()) {
+    REQUIRE(++rounds < 100);
+    const ConsumeResult result = session.consume(std::string_view(batch).substr(used), out, pause);
+    used += result.used;
+    CHECK(!result.close_after_reply);
+    CHECK(session.at_frame_boundary());
+    replies += take_output(out);
+  }
+  CHECK(rounds > 2);
+  const std::vector<Response> decoded = decode(replies);
+  REQUIRE(decoded.size() == 50);
+  for (uint32_t i = 0; i < 50; ++i) {
+    CHECK(decoded[i].opaque == i);
+    CHECK(decoded[i].value == value);
+  }
+}
+
+TEST_CASE("mc binary session: a streamed value split across inputs is held only as a request in progress") {
+  Fixture f(4 << 20);
+  const std::string value = pattern(300000, 4);
+  const std::string bytes = request(Opcode::set, store_extras(0, 0), "s", value, 5);
+  McBinarySession session(f.processor);
+  OutputQueue out;
+  const NeverPause pause;
+  CHECK(session.consume(std::string_view(bytes).substr(0, 100000), out, pause).used == 100000);
+  CHECK(session.mid_request());
+  CHECK(session.held_bytes() <= McBinaryParser::head_bytes_max() + 1);
+  CHECK(session.consume(std::string_view(bytes).substr(100000), out, pause).used == bytes.size() - 100000);
+  CHECK(!session.mid_request());
+  const std::vector<Response> replies = decode(take_output(out));
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == code(Status::success));
+  CHECK(f.get("s").value == value);
 }
 
 TEST_CASE("text port: the first byte picks memcached binary, text, or an error and a close") {

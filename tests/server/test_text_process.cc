@@ -26,6 +26,7 @@
 using namespace ringcache;
 using namespace ringcache::server;
 using ringcache::server::test::NeverPause;
+using ringcache::server::test::PauseAtQueuedBytes;
 using ringcache::server::test::pattern;
 using ringcache::server::test::take_output;
 using protocol::text::Command;
@@ -37,18 +38,6 @@ namespace {
 // The store's seconds clock (StoreConfig::clock_s), moved by the tests.
 std::atomic<uint32_t> clock_now_s{1'700'000'000};
 uint32_t test_clock_s() { return clock_now_s.load(); }
-
-// Pauses once `bytes_max` reply bytes wait to be sent, the way a connection
-// stops at its write queue limit.
-class PauseAtQueuedBytes final : public PauseCheck {
- public:
-  PauseAtQueuedBytes(const OutputQueue& out, uint64_t bytes_max) : out_(out), bytes_max_(bytes_max) {}
-  bool must_pause() const override { return out_.pending_bytes() >= bytes_max_; }
-
- private:
-  const OutputQueue& out_;
-  uint64_t bytes_max_;
-};
 
 struct Fixture : ringcache::server::test::TextPortStore {
   explicit Fixture(uint64_t item_bytes_max = 1 << 20)
