@@ -74,29 +74,29 @@ class Promises {
   const char* broken_ = nullptr;
 };
 
-// The stream of a PUT in the binary protocol and in replication: put_begin,
-// put_data pieces, and put_end, which consumes no input. Their adapters
-// derive from this.
-template <class PutEvent>
-struct PutStreamAdapter {
-  using Event = PutEvent;
+// A value streamed as a begin event, data pieces, and an end event that
+// consumes no input: a PUT in the binary protocol and in replication
+// (PutStreamAdapter), a value in memcached's binary protocol. Their
+// adapters derive from this and take Event and Kind from it.
+template <class StreamEvent, auto begin_kind, auto data_kind, auto end_kind>
+struct StreamAdapter {
+  using Event = StreamEvent;
   using Kind = decltype(Event::kind);
 
-  static bool may_consume_nothing(const Event& event) { return event.kind == Kind::put_end; }
+  static bool may_consume_nothing(const Event& event) { return event.kind == end_kind; }
 
   static StreamRole stream_role(const Event& event) {
-    switch (event.kind) {
-      case Kind::put_begin: return StreamRole::begin;
-      case Kind::put_data: return StreamRole::data;
-      case Kind::put_end: return StreamRole::end;
-      default: return StreamRole::none;
-    }
+    if (event.kind == begin_kind) return StreamRole::begin;
+    if (event.kind == data_kind) return StreamRole::data;
+    return event.kind == end_kind ? StreamRole::end : StreamRole::none;
   }
 
-  static bool continues_stream(const Event& event) {
-    return event.kind == Kind::put_data || event.kind == Kind::put_end;
-  }
+  static bool continues_stream(const Event& event) { return event.kind == data_kind || event.kind == end_kind; }
 };
+
+template <class Event>
+using PutStreamAdapter = StreamAdapter<Event, decltype(Event::kind)::put_begin, decltype(Event::kind)::put_data,
+                                       decltype(Event::kind)::put_end>;
 
 // check_idle and at_rest of a parser that frees its buffer at every frame
 // boundary (the binary and memcached binary parsers); their adapters derive

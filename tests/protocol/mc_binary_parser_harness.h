@@ -176,7 +176,10 @@ inline std::ostream& operator<<(std::ostream& out, const std::vector<Seen>& even
 namespace ringcache::test {
 
 template <>
-struct ParserAdapter<protocol::memcache_binary::ParserLimits> : FrameBoundaryAdapter {
+struct ParserAdapter<protocol::memcache_binary::ParserLimits>
+    : StreamAdapter<protocol::memcache_binary::Event, protocol::memcache_binary::EventKind::value_begin,
+                    protocol::memcache_binary::EventKind::value_data, protocol::memcache_binary::EventKind::value_end>,
+      FrameBoundaryAdapter {
   using Parser = protocol::memcache_binary::McBinaryParser;
   using Event = protocol::memcache_binary::Event;
   using Seen = protocol::memcache_binary::test::Seen;
@@ -186,21 +189,6 @@ struct ParserAdapter<protocol::memcache_binary::ParserLimits> : FrameBoundaryAda
   // One request's extras and key, and its inline value.
   static uint64_t buffered_bytes_max(const Limits& limits, const Parser&) {
     return uint64_t{Parser::head_bytes_max()} + limits.inline_value_bytes_max;
-  }
-
-  static bool may_consume_nothing(const Event& event) { return event.kind == Kind::value_end; }
-
-  static StreamRole stream_role(const Event& event) {
-    switch (event.kind) {
-      case Kind::value_begin: return StreamRole::begin;
-      case Kind::value_data: return StreamRole::data;
-      case Kind::value_end: return StreamRole::end;
-      default: return StreamRole::none;
-    }
-  }
-
-  static bool continues_stream(const Event& event) {
-    return event.kind == Kind::value_data || event.kind == Kind::value_end;
   }
 
   template <class Checked>
