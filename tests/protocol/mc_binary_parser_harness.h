@@ -167,9 +167,7 @@ inline std::ostream& operator<<(std::ostream& out, const Seen& seen) {
   return out;
 }
 
-inline std::ostream& operator<<(std::ostream& out, const std::vector<Seen>& events) {
-  return ringcache::test::print_events(out, events);
-}
+using ringcache::test::operator<<;
 
 }  // namespace ringcache::protocol::memcache_binary::test
 

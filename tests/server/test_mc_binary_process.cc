@@ -16,6 +16,7 @@
 
 #include "server/io/output_queue.h"
 #include "server/process/binary_stats.h"
+#include "server/process/auth.h"
 #include "server/process/mc_binary_process.h"
 #include "server/process/mc_binary_session.h"
 #include "server/process/text_port_session.h"
@@ -435,8 +436,9 @@ TEST_CASE("mc binary session: a streamed value split across inputs is held only 
 TEST_CASE("text port: the first byte picks memcached binary, text, or an error and a close") {
   Fixture f;
   const NeverPause pause;
+  const ConnectionAuth no_auth(nullptr, f.binary_stats.thread(0), -1, "text");
   {
-    TextPortSession session(f.text, f.processor);
+    TextPortSession session(f.text, f.processor, no_auth);
     OutputQueue out;
     const std::string noop = request(Opcode::noop, "", "", "", 3);
     const ConsumeResult result = session.consume(noop, out, pause);
@@ -450,7 +452,7 @@ TEST_CASE("text port: the first byte picks memcached binary, text, or an error a
     CHECK(replies[0].opaque == 3);
   }
   {
-    TextPortSession session(f.text, f.processor);
+    TextPortSession session(f.text, f.processor, no_auth);
     OutputQueue out;
     CHECK(session.consume("version\r\n", out, pause).handed_over);
     const std::unique_ptr<Session> next = session.take_successor();
@@ -460,7 +462,7 @@ TEST_CASE("text port: the first byte picks memcached binary, text, or an error a
   }
   for (const char first : {'\x00', '\x01', '\x1b', '\x7f', '\x81', '\xff'}) {
     CAPTURE(int{static_cast<uint8_t>(first)});
-    TextPortSession session(f.text, f.processor);
+    TextPortSession session(f.text, f.processor, no_auth);
     OutputQueue out;
     const ConsumeResult result = session.consume(std::string(1, first) + "get k\r\n", out, pause);
     CHECK(result.close_after_reply);
@@ -471,4 +473,34 @@ TEST_CASE("text port: the first byte picks memcached binary, text, or an error a
   CHECK(text_first_byte(' '));
   CHECK(text_first_byte('g'));
   CHECK(!text_first_byte(0x80));
+}
+
+TEST_CASE("text port under --auth-file: memcached binary is closed at once, unserved and counted; text is served") {
+  Fixture f;
+  const NeverPause pause;
+  AuthTable table;
+  std::string error;
+  REQUIRE_MESSAGE(AuthTable::parse("alice:s3cret\n", table, error), error);
+  Authenticator authenticator(std::move(table), nullptr);
+  const ConnectionAuth required(&authenticator, f.binary_stats.thread(0), -1, "text");
+  {
+    TextPortSession session(f.text, f.processor, required);
+    OutputQueue out;
+    const std::string set = request(Opcode::set, store_extras(0, 0), "k", "v", 1);
+    const ConsumeResult result = session.consume(set, out, pause);
+    CHECK(result.close_after_reply);
+    CHECK(!result.handed_over);
+    CHECK(session.take_successor() == nullptr);
+    CHECK(take_output(out).empty());
+    CHECK(f.get("k").status == code(Status::key_not_found));
+  }
+  {
+    TextPortSession session(f.text, f.processor, required);
+    OutputQueue out;
+    CHECK(session.consume("get k\r\n", out, pause).handed_over);
+    const std::unique_ptr<Session> next = session.take_successor();
+    REQUIRE(next != nullptr);
+    (void)next->consume("get k\r\n", out, pause);
+    CHECK(take_output(out) == "CLIENT_ERROR unauthenticated\r\n");
+  }
 }
