@@ -433,6 +433,19 @@ TEST_CASE("mc binary session: a streamed value split across inputs is held only 
   CHECK(f.get("s").value == value);
 }
 
+// A text-port connection whose first input is the text `line`: it must be
+// handed over to a text session, whose reply to the line is returned.
+std::string text_session_reply(Fixture& f, const ConnectionAuth& auth, std::string_view line) {
+  const NeverPause pause;
+  TextPortSession session(f.text, f.processor, auth);
+  OutputQueue out;
+  CHECK(session.consume(line, out, pause).handed_over);
+  const std::unique_ptr<Session> next = session.take_successor();
+  REQUIRE(next != nullptr);
+  CHECK(next->consume(line, out, pause).used == line.size());
+  return take_output(out);
+}
+
 TEST_CASE("text port: the first byte picks memcached binary, text, or an error and a close") {
   Fixture f;
   const NeverPause pause;
@@ -451,15 +464,7 @@ TEST_CASE("text port: the first byte picks memcached binary, text, or an error a
     REQUIRE(replies.size() == 1);
     CHECK(replies[0].opaque == 3);
   }
-  {
-    TextPortSession session(f.text, f.processor, no_auth);
-    OutputQueue out;
-    CHECK(session.consume("version\r\n", out, pause).handed_over);
-    const std::unique_ptr<Session> next = session.take_successor();
-    REQUIRE(next != nullptr);
-    (void)next->consume("version\r\n", out, pause);
-    CHECK(take_output(out).starts_with("VERSION "));
-  }
+  CHECK(text_session_reply(f, no_auth, "version\r\n").starts_with("VERSION "));
   for (const char first : {'\x00', '\x01', '\x1b', '\x7f', '\x81', '\xff'}) {
     CAPTURE(int{static_cast<uint8_t>(first)});
     TextPortSession session(f.text, f.processor, no_auth);
@@ -493,14 +498,7 @@ TEST_CASE("text port under --auth-file: memcached binary is closed at once, unse
     CHECK(session.take_successor() == nullptr);
     CHECK(take_output(out).empty());
     CHECK(f.get("k").status == code(Status::key_not_found));
+    CHECK(f.binary_stats.thread(0).auth_errors.get() == 1);
   }
-  {
-    TextPortSession session(f.text, f.processor, required);
-    OutputQueue out;
-    CHECK(session.consume("get k\r\n", out, pause).handed_over);
-    const std::unique_ptr<Session> next = session.take_successor();
-    REQUIRE(next != nullptr);
-    (void)next->consume("get k\r\n", out, pause);
-    CHECK(take_output(out) == "CLIENT_ERROR unauthenticated\r\n");
-  }
+  CHECK(text_session_reply(f, required, "get k\r\n") == "CLIENT_ERROR unauthenticated\r\n");
 }
