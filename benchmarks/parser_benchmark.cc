@@ -32,50 +32,56 @@ std::string key_of(size_t i) {
   return std::string(key, 16);
 }
 
-void append_length(std::string& out, size_t length) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(length >> shift));
+// requests_per_stream requests: a PUT of a value_bytes value every put_every,
+// the request `append_other` writes (a GET, or a DEL) in between.
+template <typename AppendPut, typename AppendOther>
+std::string request_stream(AppendPut append_put, AppendOther append_other) {
+  std::string out;
+  const std::string value(value_bytes, 'v');
+  for (size_t i = 0; i < requests_per_stream; ++i) {
+    if (i % put_every == 0) {
+      append_put(out, i, key_of(i), value);
+    } else {
+      append_other(out, i, key_of(i));
+    }
+  }
+  return out;
+}
+
+void append_field(std::string& out, const std::string& bytes) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(bytes.size() >> shift));
+  out += bytes;
 }
 
 std::string binary_stream() {
-  std::string out;
-  const std::string value(value_bytes, 'v');
-  for (size_t i = 0; i < requests_per_stream; ++i) {
-    const bool put = i % put_every == 0;
-    out.push_back(static_cast<char>(put ? ringcache::protocol::Opcode::put : ringcache::protocol::Opcode::get));
-    const std::string key = key_of(i);
-    append_length(out, key.size());
-    out += key;
-    if (!put) continue;
-    append_length(out, value.size());
-    out += value;
-  }
-  return out;
+  using ringcache::protocol::Opcode;
+  return request_stream(
+      [](std::string& out, size_t, const std::string& key, const std::string& value) {
+        out.push_back(static_cast<char>(Opcode::put));
+        append_field(out, key);
+        append_field(out, value);
+      },
+      [](std::string& out, size_t, const std::string& key) {
+        out.push_back(static_cast<char>(Opcode::get));
+        append_field(out, key);
+      });
 }
 
 std::string text_stream() {
-  std::string out;
-  const std::string value(value_bytes, 'v');
-  for (size_t i = 0; i < requests_per_stream; ++i) {
-    if (i % put_every == 0) {
-      out += "set " + key_of(i) + " 0 0 " + std::to_string(value.size()) + "\r\n" + value + "\r\n";
-    } else {
-      out += "get " + key_of(i) + "\r\n";
-    }
-  }
-  return out;
+  return request_stream(
+      [](std::string& out, size_t, const std::string& key, const std::string& value) {
+        out += "set " + key + " 0 0 " + std::to_string(value.size()) + "\r\n" + value + "\r\n";
+      },
+      [](std::string& out, size_t, const std::string& key) { out += "get " + key + "\r\n"; });
 }
 
 std::string replication_stream() {
-  std::string out;
-  const std::string value(value_bytes, 'v');
-  for (size_t i = 0; i < requests_per_stream; ++i) {
-    if (i % put_every == 0) {
-      ringcache::replication::append_put(out, key_of(i), value, ringcache::replication::PutMeta{i + 1, 0, 0});
-    } else {
-      ringcache::replication::append_del(out, key_of(i), i + 1);
-    }
-  }
-  return out;
+  namespace replication = ringcache::replication;
+  return request_stream(
+      [](std::string& out, size_t i, const std::string& key, const std::string& value) {
+        replication::append_put(out, key, value, replication::PutMeta{i + 1, 0, 0});
+      },
+      [](std::string& out, size_t i, const std::string& key) { replication::append_del(out, key, i + 1); });
 }
 
 // Feeds `stream` to a fresh parser in pieces of `piece_bytes` (0: whole) and

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <vector>
 
+#include "privsep/status_text.h"
+
 namespace ringcache::privsep {
 namespace {
 
@@ -23,6 +25,25 @@ constexpr std::size_t passwd_buffer_bytes_max = 1 << 20;
 // Capability numbers probed with PR_CAPBSET_READ / PR_CAP_AMBIENT_IS_SET
 // until the kernel says EINVAL; 64 bits is all capget/capset can express.
 constexpr int capability_count_max = 64;
+
+// One text per drop_status, in the enum's order (drop_privileges.h).
+constexpr const char* drop_status_texts[] = {
+    "ok",
+    "emptying the capability bounding set failed",
+    "clearing ambient capabilities failed",
+    "setgroups(0) failed",
+    "setresgid failed",
+    "setresuid failed",
+    "prctl(PR_SET_NO_NEW_PRIVS) failed",
+    "clearing the capability sets failed",
+    "user/group ids are not the target's after the drop",
+    "supplementary groups remain after setgroups(0)",
+    "capabilities remain after the drop",
+    "ambient capabilities remain after the drop",
+    "NoNewPrivs is not set after the drop",
+    "an old user id could be regained after the drop",
+    "an old group id could be regained after the drop",
+};
 
 using capability_data = std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3>;
 
@@ -146,25 +167,7 @@ user_lookup_result lookup_user(const std::string& name) {
 }
 
 const char* describe(drop_status status) {
-  switch (status) {
-    case drop_status::ok: return "ok";
-    case drop_status::bounding_set_failed: return "emptying the capability bounding set failed";
-    case drop_status::ambient_clear_failed: return "clearing ambient capabilities failed";
-    case drop_status::setgroups_failed: return "setgroups(0) failed";
-    case drop_status::setresgid_failed: return "setresgid failed";
-    case drop_status::setresuid_failed: return "setresuid failed";
-    case drop_status::no_new_privs_failed: return "prctl(PR_SET_NO_NEW_PRIVS) failed";
-    case drop_status::capset_failed: return "clearing the capability sets failed";
-    case drop_status::ids_not_changed: return "user/group ids are not the target's after the drop";
-    case drop_status::groups_remain: return "supplementary groups remain after setgroups(0)";
-    case drop_status::capabilities_remain: return "capabilities remain after the drop";
-    case drop_status::ambient_remain: return "ambient capabilities remain after the drop";
-    case drop_status::no_new_privs_unset: return "NoNewPrivs is not set after the drop";
-    case drop_status::old_uid_regained: return "an old user id could be regained after the drop";
-    case drop_status::old_gid_regained: return "an old group id could be regained after the drop";
-  }
-  assert(false && "unhandled drop_status");
-  return "unknown drop_status";
+  return status_text<drop_status::old_gid_regained>(drop_status_texts, status, "unknown drop_status");
 }
 
 drop_result drop_privileges(const target_user& user) {

@@ -45,6 +45,7 @@ struct user_lookup_result {
 // place (passwd) that says which uid/gid pair the cache runs as.
 user_lookup_result lookup_user(const std::string& name);
 
+// describe()'s table (drop_privileges.cc) lists a text per status in this order.
 enum class drop_status {
   ok,
   bounding_set_failed,

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "privsep/status_text.h"
+
 namespace ringcache::privsep {
 namespace {
 
@@ -18,6 +20,25 @@ constexpr std::size_t control_buffer_bytes =
     CMSG_SPACE(sizeof(int) * (fds_per_message_max + 1)) + CMSG_SPACE(sizeof(struct ucred));
 
 constexpr std::size_t received_fds_max = control_buffer_bytes / sizeof(int);
+
+// One text per fd_pass_status, in the enum's order (fd_pass.h).
+constexpr const char* fd_pass_status_texts[] = {
+    "ok",
+    "peer closed the socket before sending the fds",
+    "timed out waiting for the fds",
+    "message payload has the wrong length",
+    "message payload has the wrong magic number",
+    "message payload announces an unexpected number of fds",
+    "message carries no control message (no fds)",
+    "control message level is not SOL_SOCKET",
+    "control message type is not SCM_RIGHTS",
+    "control message carries an unexpected number of fds",
+    "message carries more than one control message",
+    "control message was truncated (MSG_CTRUNC)",
+    "message payload was truncated (MSG_TRUNC)",
+    "fd count out of range",
+    "system call failed",
+};
 
 // Every fd the kernel installed in this process, whatever the message looked
 // like, so that a rejected message can be undone completely.
@@ -58,26 +79,7 @@ receive_result failure(fd_pass_status status, installed_fds& installed, int erro
 }  // namespace
 
 const char* describe(fd_pass_status status) {
-  switch (status) {
-    case fd_pass_status::ok: return "ok";
-    case fd_pass_status::peer_closed: return "peer closed the socket before sending the fds";
-    case fd_pass_status::timed_out: return "timed out waiting for the fds";
-    case fd_pass_status::short_payload: return "message payload has the wrong length";
-    case fd_pass_status::bad_magic: return "message payload has the wrong magic number";
-    case fd_pass_status::payload_count_mismatch:
-      return "message payload announces an unexpected number of fds";
-    case fd_pass_status::no_control_message: return "message carries no control message (no fds)";
-    case fd_pass_status::wrong_control_level: return "control message level is not SOL_SOCKET";
-    case fd_pass_status::wrong_control_type: return "control message type is not SCM_RIGHTS";
-    case fd_pass_status::wrong_fd_count: return "control message carries an unexpected number of fds";
-    case fd_pass_status::extra_control_message: return "message carries more than one control message";
-    case fd_pass_status::control_truncated: return "control message was truncated (MSG_CTRUNC)";
-    case fd_pass_status::payload_truncated: return "message payload was truncated (MSG_TRUNC)";
-    case fd_pass_status::invalid_argument: return "fd count out of range";
-    case fd_pass_status::system_error: return "system call failed";
-  }
-  assert(false && "unhandled fd_pass_status");
-  return "unknown fd_pass_status";
+  return status_text<fd_pass_status::system_error>(fd_pass_status_texts, status, "unknown fd_pass_status");
 }
 
 send_result send_fds(int socket_fd, std::span<const int> fds) {

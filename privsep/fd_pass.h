@@ -35,6 +35,7 @@ struct fd_message_header {
 };
 static_assert(sizeof(fd_message_header) == 8, "wire size of the fd message payload");
 
+// describe()'s table (fd_pass.cc) lists a text per status in this order.
 enum class fd_pass_status {
   ok,
   peer_closed,           // EOF before any byte arrived

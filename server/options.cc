@@ -84,11 +84,16 @@ bool is_valid_node_id(std::string_view id) {
   return true;
 }
 
-bool is_numeric_address(const std::string& address) {
+bool is_numeric_address(std::string_view text) {
+  const std::string address(text);  // inet_pton reads up to a NUL
   unsigned char scratch[sizeof(struct in6_addr)];
   return inet_pton(AF_INET, address.c_str(), scratch) == 1 ||
          inet_pton(AF_INET6, address.c_str(), scratch) == 1;
 }
+
+bool is_file_name(std::string_view name) { return !name.empty(); }
+
+constexpr uint16_t port_max = std::numeric_limits<uint16_t>::max();
 
 class Parser {
  public:
@@ -187,9 +192,24 @@ class Parser {
 
   // A whole number from `min` to `max` into `out`; else the option is invalid.
   template <typename Int>
-  void set_decimal(const OptionSpec& spec, std::string_view value, Int& out, Int min, Int max,
+  bool set_decimal(const OptionSpec& spec, std::string_view value, Int& out, Int min, Int max,
                    std::string_view expected) {
-    if (!parse_decimal(value, out) || out < min || out > max) invalid(spec, value, expected);
+    if (parse_decimal(value, out) && out >= min && out <= max) return true;
+    invalid(spec, value, expected);
+    return false;
+  }
+
+  // A size (parse_size) from `min` to `max` bytes into `out`.
+  void set_size(const OptionSpec& spec, std::string_view value, uint64_t& out, uint64_t min, uint64_t max,
+                std::string_view expected) {
+    if (!parse_size(value, out) || out < min || out > max) invalid(spec, value, expected);
+  }
+
+  // Text that `valid` accepts into `out`.
+  void set_text(const OptionSpec& spec, std::string_view value, std::string& out, bool (*valid)(std::string_view),
+                std::string_view expected) {
+    out = std::string(value);
+    if (!valid(value)) invalid(spec, value, expected);
   }
 
   void add_peer(const OptionSpec& spec, std::string_view value) {
@@ -208,77 +228,57 @@ class Parser {
     }
   }
 
+  // Routes each option to the setter for its kind of value.
   void apply(const OptionSpec& spec, std::string_view value) {
     Options& options = result_.options;
+    constexpr int fd_max = std::numeric_limits<int>::max();
     switch (spec.id) {
       case OptionId::port:
-        if (!parse_decimal(value, options.port)) invalid(spec, value, "a port number 0-65535");
+        set_decimal(spec, value, options.port, uint16_t{0}, port_max, "a port number 0-65535");
         return;
       case OptionId::text_port:
-        if (!parse_decimal(value, options.text_port)) {
-          invalid(spec, value, "a port number 0-65535 (0 = off)");
-        }
+        set_decimal(spec, value, options.text_port, uint16_t{0}, port_max, "a port number 0-65535 (0 = off)");
         return;
       case OptionId::listen:
-        options.listen_address = std::string(value);
-        if (!is_numeric_address(options.listen_address)) {
-          invalid(spec, value, "a numeric IPv4 or IPv6 address");
-        }
+        set_text(spec, value, options.listen_address, is_numeric_address, "a numeric IPv4 or IPv6 address");
+        return;
+      case OptionId::listen_fd:
+        set_decimal(spec, value, options.listen_fd, 0, fd_max, "a file descriptor number");
+        return;
+      case OptionId::text_listen_fd:
+        set_decimal(spec, value, options.text_listen_fd, 0, fd_max, "a file descriptor number");
         return;
       case OptionId::threads:
-        set_decimal(spec, value, options.threads, 1u, threads_max,
-                    "a thread count 1-" + std::to_string(threads_max));
+        set_decimal(spec, value, options.threads, 1u, threads_max, "a thread count 1-" + std::to_string(threads_max));
         return;
       case OptionId::memory:
-        if (!parse_size(value, options.memory_bytes) || options.memory_bytes < memory_bytes_min ||
-            options.memory_bytes > memory_bytes_max) {
-          invalid(spec, value, "a size from 4M to 1024G (plain number = MiB; suffix K, M or G)");
-        }
+        set_size(spec, value, options.memory_bytes, memory_bytes_min, memory_bytes_max,
+                 "a size from 4M to 1024G (plain number = MiB; suffix K, M or G)");
         return;
       case OptionId::max_item:
-        if (!parse_size(value, options.item_bytes_max) || options.item_bytes_max < item_min_bytes) {
-          invalid(spec, value, "a size (plain number = MiB; suffix K, M or G)");
-        }
+        set_size(spec, value, options.item_bytes_max, item_min_bytes, std::numeric_limits<uint64_t>::max(),
+                 "a size (plain number = MiB; suffix K, M or G)");
+        return;
+      case OptionId::upload_timeout:
+        set_upload_timeout(spec, value);
+        return;
+      case OptionId::auth_file:
+        set_text(spec, value, options.auth_file, is_file_name, "a file name");
         return;
       case OptionId::peer:
         add_peer(spec, value);
         return;
       case OptionId::node_id:
-        options.node_id = std::string(value);
-        if (!is_valid_node_id(options.node_id)) {
-          invalid(spec, value,
-                  "1-" + std::to_string(node_id_bytes_max) + " printable characters, no spaces");
-        }
+        set_text(spec, value, options.node_id, is_valid_node_id,
+                 "1-" + std::to_string(node_id_bytes_max) + " printable characters, no spaces");
         return;
       case OptionId::peer_secret_file:
-        options.peer_secret_file = std::string(value);
-        if (options.peer_secret_file.empty()) invalid(spec, value, "a file name");
-        return;
-      case OptionId::auth_file:
-        options.auth_file = std::string(value);
-        if (options.auth_file.empty()) invalid(spec, value, "a file name");
+        set_text(spec, value, options.peer_secret_file, is_file_name, "a file name");
         return;
       case OptionId::max_clock_skew:
         set_decimal(spec, value, options.max_clock_skew_s, 1u, clock_skew_s_max,
                     "seconds, 1-" + std::to_string(clock_skew_s_max));
         return;
-      case OptionId::listen_fd:
-        set_decimal(spec, value, options.listen_fd, 0, std::numeric_limits<int>::max(),
-                    "a file descriptor number");
-        return;
-      case OptionId::text_listen_fd:
-        set_decimal(spec, value, options.text_listen_fd, 0, std::numeric_limits<int>::max(),
-                    "a file descriptor number");
-        return;
-      case OptionId::upload_timeout: {
-        uint64_t seconds = 0;
-        if (!parse_decimal(value, seconds) || seconds < 1 || seconds > upload_idle_s_max) {
-          invalid(spec, value, "whole seconds 1-" + std::to_string(upload_idle_s_max));
-        } else {
-          options.upload_idle_ms_max = seconds * 1000;
-        }
-        return;
-      }
       case OptionId::verbose:
         options.verbose = true;
         return;
@@ -290,6 +290,15 @@ class Parser {
         return;
     }
     fail("internal error: unhandled option " + display_name(spec));
+  }
+
+  // Whole seconds on the command line, milliseconds in Options.
+  void set_upload_timeout(const OptionSpec& spec, std::string_view value) {
+    uint64_t seconds = 0;
+    if (set_decimal(spec, value, seconds, uint64_t{1}, upload_idle_s_max,
+                    "whole seconds 1-" + std::to_string(upload_idle_s_max))) {
+      result_.options.upload_idle_ms_max = seconds * 1000;
+    }
   }
 
   ParseResult result_;

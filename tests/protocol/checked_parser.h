@@ -24,6 +24,7 @@
 //   stream_role(event)                       where it stands in a stream
 //   continues_stream(event)                  may come while a value streams
 //   check(event, input, checked, promises)   its own promises per event
+//                                            (never a need_more)
 //   check_idle(parser, streaming, promises)  after each need_more
 //   at_rest(parser)                          after a complete input
 //   seen(event)                              the event recorded, a Seen:

@@ -2,6 +2,7 @@
 
 #include <cassert>
 #include <cstring>
+#include <iterator>
 #include <limits>
 
 namespace ringcache::protocol::text {
@@ -471,31 +472,41 @@ LineOutcome parse_command_line(std::string_view line, const ParserLimits& limits
   return outcome;
 }
 
+namespace {
+
+// One reply line per Error, in the enum's order (text_parser.h); none has no line.
+constexpr std::string_view error_lines[] = {
+    "",
+    "ERROR\r\n",
+    "CLIENT_ERROR bad command line format\r\n",
+    "CLIENT_ERROR bad data chunk\r\n",
+    "CLIENT_ERROR invalid numeric delta argument\r\n",
+    "CLIENT_ERROR invalid exptime argument\r\n",
+    "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n",
+    "CLIENT_ERROR line too long\r\n",
+    "SERVER_ERROR object too large for cache\r\n",
+    "CLIENT_ERROR invalid flag\r\n",
+    "CLIENT_ERROR duplicate flag\r\n",
+    "CLIENT_ERROR invalid or duplicate flag\r\n",
+    "CLIENT_ERROR bad token in command line format\r\n",
+    "CLIENT_ERROR error decoding key\r\n",
+    "CLIENT_ERROR opaque token too long\r\n",
+    "CLIENT_ERROR invalid mode for ms M token\r\n",
+    "CLIENT_ERROR invalid mode for ma M token\r\n",
+    "CLIENT_ERROR incorrect length for M token\r\n",
+    "CLIENT_ERROR options flags are too long\r\n",
+    "CLIENT_ERROR options flags too long\r\n",
+};
+static_assert(std::size(error_lines) == static_cast<size_t>(Error::meta_too_many_flags) + 1);
+
+}  // namespace
+
 std::string_view error_line(Error error) {
-  switch (error) {
-    case Error::none: break;
-    case Error::unknown_command: return "ERROR\r\n";
-    case Error::bad_command_line: return "CLIENT_ERROR bad command line format\r\n";
-    case Error::bad_data_chunk: return "CLIENT_ERROR bad data chunk\r\n";
-    case Error::bad_delta: return "CLIENT_ERROR invalid numeric delta argument\r\n";
-    case Error::bad_exptime: return "CLIENT_ERROR invalid exptime argument\r\n";
-    case Error::delete_usage: return "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n";
-    case Error::line_too_long: return "CLIENT_ERROR line too long\r\n";
-    case Error::too_large: return "SERVER_ERROR object too large for cache\r\n";
-    case Error::meta_invalid_flag: return "CLIENT_ERROR invalid flag\r\n";
-    case Error::meta_duplicate_flag: return "CLIENT_ERROR duplicate flag\r\n";
-    case Error::meta_bad_flag: return "CLIENT_ERROR invalid or duplicate flag\r\n";
-    case Error::meta_bad_token: return "CLIENT_ERROR bad token in command line format\r\n";
-    case Error::meta_key_decode: return "CLIENT_ERROR error decoding key\r\n";
-    case Error::meta_opaque_too_long: return "CLIENT_ERROR opaque token too long\r\n";
-    case Error::meta_ms_mode: return "CLIENT_ERROR invalid mode for ms M token\r\n";
-    case Error::meta_ma_mode: return "CLIENT_ERROR invalid mode for ma M token\r\n";
-    case Error::meta_mode_length: return "CLIENT_ERROR incorrect length for M token\r\n";
-    case Error::meta_mg_too_many_flags: return "CLIENT_ERROR options flags are too long\r\n";
-    case Error::meta_too_many_flags: return "CLIENT_ERROR options flags too long\r\n";
-  }
-  assert(false && "no reply line for Error::none");
-  return "SERVER_ERROR internal error\r\n";
+  const auto index = static_cast<size_t>(error);
+  const bool has_line = error != Error::none && index < std::size(error_lines);
+  assert(has_line && "no reply line for this Error");
+  if (!has_line) return "SERVER_ERROR internal error\r\n";
+  return error_lines[index];
 }
 
 }  // namespace ringcache::protocol::text

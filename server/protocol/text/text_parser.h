@@ -80,7 +80,8 @@ enum class Command : uint8_t {
   meta_get, meta_set, meta_delete, meta_arithmetic, meta_noop,
 };
 
-// Each value is one reply line; error_line() gives its exact bytes.
+// Each value is one reply line; error_line() gives its exact bytes from a
+// table in this order (text_command.cc).
 enum class Error : uint8_t {
   none,
   unknown_command,           // ERROR
