@@ -3,6 +3,7 @@
 #include <cassert>
 
 #include "binary_codec.h"
+#include "mc_binary_codec.h"
 #include "text_codec.h"
 
 namespace ringcache::loadgen {
@@ -30,6 +31,7 @@ std::unique_ptr<protocol_codec> make_codec(protocol_kind kind) {
   switch (kind) {
     case protocol_kind::binary: return std::make_unique<binary_codec>();
     case protocol_kind::text: return std::make_unique<text_codec>();
+    case protocol_kind::mcbin: return std::make_unique<mc_binary_codec>();
   }
   assert(false && "protocol_kind out of range");
   return nullptr;
@@ -39,6 +41,7 @@ std::string_view protocol_name(protocol_kind kind) {
   switch (kind) {
     case protocol_kind::binary: return "binary";
     case protocol_kind::text: return "text";
+    case protocol_kind::mcbin: return "mcbin";
   }
   assert(false && "protocol_kind out of range");
   return "?";
