@@ -69,21 +69,20 @@ std::ostream& operator<<(std::ostream& out, const std::vector<decoded_reply>& re
   return out;
 }
 
-// Feeds `stream` to a fresh codec in pieces of `piece` bytes and collects the
+// Feeds `stream` to `codec` in pieces of `piece` bytes and collects the
 // replies; `kinds` says which request each reply answers.
-std::vector<decoded_reply> decode_all(protocol_kind kind, std::string_view stream,
+std::vector<decoded_reply> decode_all(protocol_codec& codec, std::string_view stream,
                                       const std::vector<request_kind>& kinds, std::size_t piece,
                                       bool& malformed) {
-  auto codec = make_codec(kind);
   const std::vector<std::byte> bytes = bytes_of(stream);
   std::vector<decoded_reply> replies;
   malformed = false;
   for (std::size_t start = 0; start < bytes.size(); start += piece) {
     std::span<const std::byte> input(bytes.data() + start,
                                      std::min(piece, bytes.size() - start));
-    while (!input.empty() || codec->reply_ready()) {
+    while (!input.empty() || codec.reply_ready()) {
       REQUIRE(replies.size() < kinds.size());
-      const decode_step step = codec->decode(input, kinds[replies.size()]);
+      const decode_step step = codec.decode(input, kinds[replies.size()]);
       REQUIRE(step.consumed <= input.size());
       input = input.subspan(step.consumed);
       if (step.state == decode_state::malformed) {
@@ -98,6 +97,14 @@ std::vector<decoded_reply> decode_all(protocol_kind kind, std::string_view strea
     }
   }
   return replies;
+}
+
+// The same with a fresh codec of `kind`.
+std::vector<decoded_reply> decode_all(protocol_kind kind, std::string_view stream,
+                                      const std::vector<request_kind>& kinds, std::size_t piece,
+                                      bool& malformed) {
+  auto codec = make_codec(kind);
+  return decode_all(*codec, stream, kinds, piece, malformed);
 }
 
 // One reply of a stream: its bytes, the request it answers and what it
@@ -270,9 +277,9 @@ namespace {
 
 // A memcached binary protocol packet: header (docs/memcache_binary_protocol.md)
 // and body.
-std::string mc_packet(std::uint8_t magic, std::uint8_t opcode, std::uint16_t status,
-                      std::string_view extras, std::string_view key, std::string_view value,
-                      std::uint32_t opaque) {
+std::string mc_packet(mc_binary_wire::magic magic, mc_binary_wire::opcode opcode,
+                      mc_binary_wire::status status, std::string_view extras,
+                      std::string_view key, std::string_view value, std::uint32_t opaque) {
   const std::size_t body = extras.size() + key.size() + value.size();
   std::string packet(mc_binary_wire::header_bytes, '\0');
   packet[0] = static_cast<char>(magic);
@@ -280,7 +287,7 @@ std::string mc_packet(std::uint8_t magic, std::uint8_t opcode, std::uint16_t sta
   packet[2] = static_cast<char>(key.size() >> 8);
   packet[3] = static_cast<char>(key.size());
   packet[4] = static_cast<char>(extras.size());
-  packet[6] = static_cast<char>(status >> 8);
+  packet[6] = static_cast<char>(static_cast<std::uint16_t>(status) >> 8);
   packet[7] = static_cast<char>(status);
   for (int i = 0; i < 4; ++i) {
     packet[8 + i] = static_cast<char>(body >> (8 * (3 - i)));
@@ -289,9 +296,9 @@ std::string mc_packet(std::uint8_t magic, std::uint8_t opcode, std::uint16_t sta
   return packet.append(extras).append(key).append(value);
 }
 
-std::string mc_reply(std::uint8_t opcode, std::uint16_t status, std::string_view extras,
-                     std::string_view value, std::uint32_t opaque) {
-  return mc_packet(mc_binary_wire::magic_response, opcode, status, extras, "", value, opaque);
+std::string mc_reply(mc_binary_wire::opcode opcode, mc_binary_wire::status status,
+                     std::string_view extras, std::string_view value, std::uint32_t opaque) {
+  return mc_packet(mc_binary_wire::magic::response, opcode, status, extras, "", value, opaque);
 }
 
 const std::string mc_flags(4, '\0');
@@ -312,35 +319,6 @@ void mc_encode_batch(mc_binary_codec& codec, send_queue& queue,
   codec.encode_batch_end(queue);
 }
 
-// Decodes `stream` with `codec` (which encoded the requests) in pieces of
-// `piece` bytes.
-std::vector<decoded_reply> mc_decode(mc_binary_codec& codec, std::string_view stream,
-                                     const std::vector<request_kind>& kinds, std::size_t piece,
-                                     bool& malformed) {
-  const std::vector<std::byte> bytes = bytes_of(stream);
-  std::vector<decoded_reply> replies;
-  malformed = false;
-  for (std::size_t start = 0; start < bytes.size(); start += piece) {
-    std::span<const std::byte> input(bytes.data() + start, std::min(piece, bytes.size() - start));
-    while (!input.empty() || codec.reply_ready()) {
-      REQUIRE(replies.size() < kinds.size());
-      const decode_step step = codec.decode(input, kinds[replies.size()]);
-      REQUIRE(step.consumed <= input.size());
-      input = input.subspan(step.consumed);
-      if (step.state == decode_state::malformed) {
-        malformed = true;
-        return replies;
-      }
-      if (step.state == decode_state::complete) {
-        replies.push_back({step.status, step.value_bytes});
-      } else {
-        REQUIRE(input.empty());
-      }
-    }
-  }
-  return replies;
-}
-
 }  // namespace
 
 TEST_CASE("mcbin: a lone GET is a get, a batch's GETs are getq ending in a noop") {
@@ -352,12 +330,12 @@ TEST_CASE("mcbin: a lone GET is a get, a batch's GETs are getq ending in a noop"
   mc_encode_batch(codec, queue, {"p4"});
   const std::string set_extras(8, '\0');
   CHECK(drain_through_socket(queue) ==
-        mc_packet(magic_request, op_get, 0, "", "ab", "", 0) +
-            mc_packet(magic_request, op_getq, 0, "", "k1", "", 1) +
-            mc_packet(magic_request, op_set, 0, set_extras, "p2", "xyz", 2) +
-            mc_packet(magic_request, op_getq, 0, "", "k3", "", 3 | mc_last) +
-            mc_packet(magic_request, op_noop, 0, "", "", "", 3 | mc_last) +
-            mc_packet(magic_request, op_set, 0, set_extras, "p4", "xyz", 4));
+        mc_packet(magic::request, opcode::get, status::ok, "", "ab", "", 0) +
+            mc_packet(magic::request, opcode::getq, status::ok, "", "k1", "", 1) +
+            mc_packet(magic::request, opcode::set, status::ok, set_extras, "p2", "xyz", 2) +
+            mc_packet(magic::request, opcode::getq, status::ok, "", "k3", "", 3 | mc_last) +
+            mc_packet(magic::request, opcode::noop, status::ok, "", "", "", 3 | mc_last) +
+            mc_packet(magic::request, opcode::set, status::ok, set_extras, "p4", "xyz", 4));
 }
 
 TEST_CASE("mcbin: silent getqs are misses, known from the reply that came instead") {
@@ -367,22 +345,22 @@ TEST_CASE("mcbin: silent getqs are misses, known from the reply that came instea
   const std::vector<request_kind> kinds = {get, get, get, put, get, get, get, put};
   // b hits, a and c miss (the set's reply and b's say so); e misses, f hits
   // and its noop follows; then a lone get misses and a set is too large.
-  const std::string hits_last = mc_reply(op_getq, 0, mc_flags, "hello", 1) +
-                                mc_reply(op_set, 0, "", "", 3) +
-                                mc_reply(op_getq, 0, mc_flags, "", 5 | mc_last) +
-                                mc_reply(op_noop, 0, "", "", 5 | mc_last) +
-                                mc_reply(op_get, status_not_found, "", "Not found", 6) +
-                                mc_reply(op_set, status_too_large, "", "Too large.", 7);
+  const std::string hits_last = mc_reply(opcode::getq, status::ok, mc_flags, "hello", 1) +
+                                mc_reply(opcode::set, status::ok, "", "", 3) +
+                                mc_reply(opcode::getq, status::ok, mc_flags, "", 5 | mc_last) +
+                                mc_reply(opcode::noop, status::ok, "", "", 5 | mc_last) +
+                                mc_reply(opcode::get, status::not_found, "", "Not found", 6) +
+                                mc_reply(opcode::set, status::too_large, "", "Too large.", 7);
   const std::vector<decoded_reply> hits_last_wanted = {
       {reply_status::miss, 0}, {reply_status::hit, 5},    {reply_status::miss, 0},
       {reply_status::stored, 0}, {reply_status::miss, 0}, {reply_status::hit, 0},
       {reply_status::miss, 0}, {reply_status::ebig, 0}};
   // Nothing hits: the noop alone answers the batch's last three GETs.
-  const std::string misses_last = mc_reply(op_getq, 0, mc_flags, "hello", 1) +
-                                  mc_reply(op_set, 0, "", "", 3) +
-                                  mc_reply(op_noop, 0, "", "", 5 | mc_last) +
-                                  mc_reply(op_get, 0, mc_flags, "v", 6) +
-                                  mc_reply(op_set, 0, "", "", 7);
+  const std::string misses_last = mc_reply(opcode::getq, status::ok, mc_flags, "hello", 1) +
+                                  mc_reply(opcode::set, status::ok, "", "", 3) +
+                                  mc_reply(opcode::noop, status::ok, "", "", 5 | mc_last) +
+                                  mc_reply(opcode::get, status::ok, mc_flags, "v", 6) +
+                                  mc_reply(opcode::set, status::ok, "", "", 7);
   const std::vector<decoded_reply> misses_last_wanted = {
       {reply_status::miss, 0}, {reply_status::hit, 5},  {reply_status::miss, 0},
       {reply_status::stored, 0}, {reply_status::miss, 0}, {reply_status::miss, 0},
@@ -397,7 +375,7 @@ TEST_CASE("mcbin: silent getqs are misses, known from the reply that came instea
       mc_encode_batch(codec, queue, {"g"});
       mc_encode_batch(codec, queue, {"p"});
       bool malformed = false;
-      CHECK(mc_decode(codec, stream, kinds, piece, malformed) == wanted);
+      CHECK(decode_all(codec, stream, kinds, piece, malformed) == wanted);
       CHECK_FALSE(malformed);
       CHECK_FALSE(codec.reply_ready());
     }
@@ -407,14 +385,15 @@ TEST_CASE("mcbin: silent getqs are misses, known from the reply that came instea
 TEST_CASE("mcbin: replies that match no request are malformed") {
   using namespace mc_binary_wire;
   const auto get = request_kind::get;
-  for (const std::string& stream : {mc_packet(magic_request, op_get, 0, "", "", "", 0),
-                                    mc_reply(op_get, 0, mc_flags, "v", 7),  // opaque never sent
-                                    mc_reply(op_noop, 0, "", "", 0)}) {     // noop never sent
+  for (const std::string& stream :
+       {mc_packet(magic::request, opcode::get, status::ok, "", "", "", 0),
+        mc_reply(opcode::get, status::ok, mc_flags, "v", 7),  // opaque never sent
+        mc_reply(opcode::noop, status::ok, "", "", 0)}) {     // noop never sent
     mc_binary_codec codec;
     send_queue queue;
     mc_encode_batch(codec, queue, {"a"});
     bool malformed = false;
-    CHECK(mc_decode(codec, stream, {get}, 1000, malformed).empty());
+    CHECK(decode_all(codec, stream, {get}, 1000, malformed).empty());
     CHECK(malformed);
   }
   // A set's reply skipped: a set always answers.
@@ -422,8 +401,8 @@ TEST_CASE("mcbin: replies that match no request are malformed") {
   send_queue queue;
   mc_encode_batch(codec, queue, {"p", "a"});
   bool malformed = false;
-  mc_decode(codec, mc_reply(op_getq, 0, mc_flags, "v", 1 | mc_last), {request_kind::put, get},
-            1000, malformed);
+  decode_all(codec, mc_reply(opcode::getq, status::ok, mc_flags, "v", 1 | mc_last),
+             {request_kind::put, get}, 1000, malformed);
   CHECK(malformed);
 }
 
@@ -433,7 +412,8 @@ TEST_CASE("mcbin: value bytes dropped by the caller complete a hit, then its noo
   send_queue queue;
   mc_encode_batch(codec, queue, {"a", "b"});
   // The header with a 65536-byte value, then its first 3 bytes.
-  std::string header = mc_packet(magic_response, op_getq, 0, mc_flags, "", "", 1 | mc_last);
+  std::string header =
+      mc_packet(magic::response, opcode::getq, status::ok, mc_flags, "", "", 1 | mc_last);
   const std::uint32_t body = 4 + 65536;
   for (int i = 0; i < 4; ++i) header[8 + i] = static_cast<char>(body >> (8 * (3 - i)));
   const std::vector<std::byte> start = bytes_of(header + "abc");
@@ -445,12 +425,20 @@ TEST_CASE("mcbin: value bytes dropped by the caller complete a hit, then its noo
   REQUIRE(codec.discardable_bytes() == 4 + 65536 - 7);
   step = codec.discard(codec.discardable_bytes());
   CHECK(step.state == decode_state::need_more);  // the noop is still to come
-  step = codec.decode(bytes_of(mc_reply(op_noop, 0, "", "", 1 | mc_last)), request_kind::get);
+  step = codec.decode(bytes_of(mc_reply(opcode::noop, status::ok, "", "", 1 | mc_last)),
+                      request_kind::get);
   CHECK(step.state == decode_state::complete);
   CHECK(step.status == reply_status::hit);
   CHECK(step.value_bytes == 65536);
   CHECK(codec.discardable_bytes() == 0);
   CHECK_FALSE(codec.reply_ready());
+}
+
+TEST_CASE("reply statuses are named as the report prints them") {
+  CHECK(reply_status_name(reply_status::stored) == "STORED");
+  CHECK(reply_status_name(reply_status::ebig) == "EBIG");
+  CHECK(reply_status_name(reply_status::not_stored) == "NOT_STORED");
+  CHECK(reply_status_name(reply_status::error) == "ERROR");
 }
 
 TEST_CASE("histogram buckets keep the relative error under 1/128") {

@@ -23,31 +23,10 @@
 #include <cstdint>
 #include <string>
 
+#include "mc_binary_wire.h"
 #include "protocol_codec.h"
 
 namespace ringcache::loadgen {
-
-namespace mc_binary_wire {
-inline constexpr std::uint8_t magic_request = 0x80;
-inline constexpr std::uint8_t magic_response = 0x81;
-inline constexpr std::uint8_t op_get = 0x00;
-inline constexpr std::uint8_t op_set = 0x01;
-inline constexpr std::uint8_t op_getq = 0x09;
-inline constexpr std::uint8_t op_noop = 0x0a;
-inline constexpr std::size_t header_bytes = 24;
-inline constexpr std::size_t set_extras_bytes = 8;  // flags, expiration
-inline constexpr std::uint16_t status_ok = 0x0000;
-inline constexpr std::uint16_t status_not_found = 0x0001;
-inline constexpr std::uint16_t status_exists = 0x0002;
-inline constexpr std::uint16_t status_too_large = 0x0003;
-inline constexpr std::uint16_t status_invalid = 0x0004;
-inline constexpr std::uint16_t status_not_stored = 0x0005;
-inline constexpr std::uint16_t status_unknown_command = 0x0081;
-// The opaque's top bit marks the batch's last getq and its noop; the other
-// 31 bits number the requests (pipelines are far shorter than 2^31).
-inline constexpr std::uint32_t noop_follows = 0x8000'0000U;
-inline constexpr std::uint32_t sequence_mask = 0x7fff'ffffU;
-}  // namespace mc_binary_wire
 
 class mc_binary_codec final : public protocol_codec {
  public:
@@ -67,7 +46,7 @@ class mc_binary_codec final : public protocol_codec {
 
   // Writes the GET held back until the next request or the batch's end says
   // which form it takes.
-  void flush_held_get(send_queue& out, std::uint8_t opcode, std::uint32_t flags);
+  void flush_held_get(send_queue& out, mc_binary_wire::opcode form, std::uint32_t flags);
   std::uint32_t next_sequence() { return sent_++ & mc_binary_wire::sequence_mask; }
   // Reads header bytes into header_; true once all 24 are there.
   bool gather_header(std::span<const std::byte> input, std::size_t& used);

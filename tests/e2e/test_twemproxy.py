@@ -142,13 +142,8 @@ class Nutcracker(Server):
     def stats(self):
         """The stats port's JSON: {"ringcache": {"server_ejects": ..., "node1": {...}}, ...}."""
         with socket.create_connection(("127.0.0.1", self.stats_port), timeout=CLIENT_TIMEOUT_S) as s:
-            raw = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                raw += chunk
-        return json.loads(raw)
+            with s.makefile("rb") as stream:
+                return json.loads(stream.read())
 
     def wait_stats(self, predicate, what):
         deadline = time.monotonic() + STATS_TIMEOUT_S
