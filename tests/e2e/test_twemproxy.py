@@ -257,6 +257,8 @@ def test_commands_pass_through(exe):
             # noreply writes go through too.
             client.set("quiet", b"q", noreply=True)
             assert client.get("quiet") == b"q"
+            client.delete("quiet", noreply=True)
+            assert client.get("quiet") is None
             assert client.version().startswith(b"1.6")
         finally:
             client.close()
