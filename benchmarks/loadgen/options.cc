@@ -3,9 +3,11 @@
 #include <charconv>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <string_view>
 
 #include "key_chooser.h"
+#include "whole_number.h"
 
 namespace ringcache::loadgen {
 
@@ -18,15 +20,13 @@ struct option_error {
 template <class unsigned_type>
 unsigned_type parse_unsigned(std::string_view name, std::string_view text, unsigned_type low,
                              unsigned_type high) {
-  unsigned_type value{};
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc{} || end != text.data() + text.size() || value < low ||
-      value > high) {
+  const std::optional<unsigned_type> value = parse_whole_number(text, low, high);
+  if (!value) {
     throw option_error{"--" + std::string(name) + ": expected an integer in " +
                        std::to_string(low) + ".." + std::to_string(high) + ", got '" +
                        std::string(text) + "'"};
   }
-  return value;
+  return *value;
 }
 
 double parse_real(std::string_view name, std::string_view text, double low, double high,
