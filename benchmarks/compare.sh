@@ -6,14 +6,16 @@
 # each scenario both are started afresh, each is filled with every key once
 # (then "items / MiB" = curr_items / -m: what the memory holds), and then each
 # is measured --repeat times, alternately, with ringcache-loadgen speaking the
-# memcached text protocol; the run with the median ops/s is reported, so a
+# memcached text protocol (or, with --protocol mcbin, memcached's binary
+# protocol); the run with the median ops/s is reported, so a
 # burst of unrelated load on the machine hits both servers alike. Printed and
 # written to OUT/compare.md: ops/s, p50/p99 latency, server CPU seconds per
 # million requests, hit ratio, items held per MiB after the fill and at the
 # end, resident memory. OUT/compare.png draws the same table (gnuplot).
 #
 # usage: benchmarks/compare.sh [--build DIR] [--threads N] [--memory MIB]
-#                              [--duration S] [--repeat N] [--out DIR] [--only NAME]
+#                              [--duration S] [--repeat N] [--out DIR] [--only NAMES]
+#                              [--protocol text|mcbin]
 #   --build DIR    meson build with server/ringcached and
 #                  benchmarks/loadgen/ringcache-loadgen (default: the first of
 #                  build-release, build-text-release, build that has both)
@@ -23,9 +25,13 @@
 #   --duration S   measured seconds per run (5), after 1 s of warmup
 #   --repeat N     runs per server and scenario, median reported (3)
 #   --out DIR      where compare.md, compare.dat and compare.png go (compare-results)
-#   --only NAME    run one scenario: small, pipelined, 4k or zipf
+#   --only NAMES   run these scenarios (comma-separated): small, pipelined,
+#                  gets, 4k, zipf
+#   --protocol P   text (set/get, the default) or mcbin: memcached's binary
+#                  protocol (set; a batch's gets as getq ending in a noop,
+#                  a lone get as get), which ringcached's text port speaks too
 #
-# Run time with the defaults: about 4 x (2 fills + 6 x 6 s), ~3 minutes.
+# Run time with the defaults: about 5 x (2 fills + 6 x 6 s), ~4 minutes.
 # Exit status: 0 done, 1 a server or the load failed, 2 usage.
 set -euo pipefail
 
@@ -40,10 +46,11 @@ repeat=3
 out_dir=compare-results
 build=""
 only=""
+protocol=text
 loadgen_threads=1
 start_timeout_s=10
 
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 die() { echo "compare.sh: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
@@ -55,10 +62,15 @@ while [ $# -gt 0 ]; do
         --repeat) repeat=$2; shift 2 ;;
         --out) out_dir=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
+        --protocol) protocol=$2; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown argument '$1'" >&2; usage 2 ;;
     esac
 done
+case "$protocol" in
+    text|mcbin) ;;
+    *) echo "compare.sh: --protocol is text or mcbin, not '$protocol'" >&2; exit 2 ;;
+esac
 for number in "$threads" "$memory_mib" "$duration" "$repeat"; do
     [[ "$number" =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: '$number' is not a positive whole number" >&2; exit 2; }
 done
@@ -82,11 +94,12 @@ memcached_version=$("$memcached" -V | awk '{ print $2 }')
 mkdir -p "$out_dir"
 
 # name | label | chart label | key count | loadgen arguments. Every scenario
-# is 90% gets and 10% sets of 16-byte keys over 50 connections; only the zipf
-# one has more data than memory.
+# but gets is 90% gets and 10% sets of 16-byte keys over 50 connections; only
+# the zipf one has more data than memory.
 scenarios=(
     "small|100 B, unpipelined|100 B|100000|--pipeline 1 --value-size 100"
     "pipelined|100 B, pipeline 16|100 B x16|100000|--pipeline 16 --value-size 100"
+    "gets|100 B, gets only, pipeline 16|gets x16|100000|--pipeline 16 --value-size 100 --get-ratio 1"
     "4k|4 KiB, unpipelined|4 KiB|10000|--pipeline 1 --value-size 4K"
     "zipf|zipf 0.99, data 3x memory, pipeline 4|zipf, 3x|1000000|--pipeline 4 --value-size 200 --popularity zipf:0.99"
 )
@@ -167,7 +180,7 @@ items_per_mib() {
 load() { # kind, extra loadgen arguments...
     local kind=$1 result
     shift
-    result=$("$loadgen" --protocol text --port "${port[$kind]}" --threads "$loadgen_threads" \
+    result=$("$loadgen" --protocol "$protocol" --port "${port[$kind]}" --threads "$loadgen_threads" \
                  --connections 50 --server-pid "${pid[$kind]}" --seed 1 "$@" 2>/dev/null | grep '^RESULT') ||
         die "the load generator failed against $kind"
     [ "$(result_value "$result" status)" = ok ] || die "$kind: $result"
@@ -211,11 +224,11 @@ ${filled[$kind]} $(items_per_mib "$kind") $(awk '/^VmRSS:/ { printf "%.0f", $2 /
 }
 
 echo "memcached $memcached_version vs ringcached ($build), -t $threads -m $memory_mib," \
-     "$repeat x ${duration}s per server and scenario, $(nproc) cores" >&2
+     "$repeat x ${duration}s per server and scenario, $protocol protocol, $(nproc) cores" >&2
 labels=()
 for scenario in "${scenarios[@]}"; do
     IFS='|' read -r name label short keys args <<<"$scenario"
-    [ -z "$only" ] || [ "$only" = "$name" ] || continue
+    [ -z "$only" ] || [[ ",$only," == *",$name,"* ]] || continue
     echo "scenario $name: $label" >&2
     labels+=("$name|$label|$short")
     run_scenario "$name" "$keys" "$args"
@@ -227,8 +240,8 @@ row_of() { printf '%s\n' "${rows[@]}" | awk -v n="$1" -v k="$2" '$1 == n && $2 =
 table=$out_dir/compare.md
 data=$out_dir/compare.dat
 {
-    echo "memcached $memcached_version vs ringcached $("$ringcached" -V | awk '{ print $2 }'), text protocol," \
-         "-t $threads -m $memory_mib, 50 connections, 90% get / 10% set, median of $repeat runs of ${duration} s"
+    echo "memcached $memcached_version vs ringcached $("$ringcached" -V | awk '{ print $2 }'), $protocol protocol," \
+         "-t $threads -m $memory_mib, 50 connections, 90% get / 10% set unless said, median of $repeat runs of ${duration} s"
     echo
     echo "| scenario | server | ops/s | p50 µs | p99 µs | server CPU s / M req | hit ratio | items / MiB filled | items / MiB at end | RSS MiB |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -272,7 +285,7 @@ set key below horizontal
 set grid ytics
 set xtics scale 0
 set yrange [0:*]
-set multiplot layout 2,3 title "memcached $memcached_version vs ringcached, text protocol, -t $threads -m $memory_mib, median of $repeat x ${duration} s"
+set multiplot layout 2,3 title "memcached $memcached_version vs ringcached, $protocol protocol, -t $threads -m $memory_mib, median of $repeat x ${duration} s"
 set title "throughput (ops/s)"
 plot "$data" using 2:xtic(1) title "memcached" lc rgb "#888888", "" using 3 title "ringcached" lc rgb "#1f77b4"
 set title "p50 latency (µs)"

@@ -38,7 +38,7 @@ std::optional<reply_status> status_of_code(std::uint8_t code, request_kind pendi
 
 }  // namespace
 
-void binary_codec::encode_get(send_queue& out, std::string_view key) const {
+void binary_codec::encode_get(send_queue& out, std::string_view key) {
   std::byte* cursor = out.append_space(1 + binary_wire::length_bytes + key.size());
   *cursor++ = std::byte{binary_wire::op_get};
   cursor = put_u32_be(cursor, checked_length(key.size()));
@@ -46,7 +46,7 @@ void binary_codec::encode_get(send_queue& out, std::string_view key) const {
 }
 
 void binary_codec::encode_put(send_queue& out, std::string_view key,
-                              std::span<const std::byte> value) const {
+                              std::span<const std::byte> value) {
   const bool copy_value = value.size() <= value_copy_bytes_max;
   const std::size_t header_bytes = 1 + 2 * binary_wire::length_bytes + key.size();
   std::byte* cursor = out.append_space(header_bytes + (copy_value ? value.size() : 0));

@@ -32,9 +32,9 @@ inline constexpr std::size_t length_bytes = 4;
 
 class binary_codec final : public protocol_codec {
  public:
-  void encode_get(send_queue& out, std::string_view key) const override;
+  void encode_get(send_queue& out, std::string_view key) override;
   void encode_put(send_queue& out, std::string_view key,
-                  std::span<const std::byte> value) const override;
+                  std::span<const std::byte> value) override;
   decode_step decode(std::span<const std::byte> input, request_kind pending) override;
  private:
   decode_step value_skipped(std::size_t consumed) override;

@@ -61,6 +61,8 @@ class client_connection {
 
   void send_get(std::string_view key, std::uint64_t now_ns);
   void send_put(std::string_view key, std::span<const std::byte> value, std::uint64_t now_ns);
+  // After the last request of a refill, before flush().
+  void end_batch() { codec_->encode_batch_end(queue_); }
 
   flush_status flush() { return queue_.flush(fd_, last_errno_); }
   bool write_pending() const { return !queue_.empty(); }
@@ -137,7 +139,7 @@ receive_status client_connection::receive(std::span<std::byte> scratch, reply_ha
     }
     const std::uint64_t received_ns = monotonic_ns();
     std::span<const std::byte> input(scratch.data(), static_cast<std::size_t>(got));
-    while (!input.empty()) {
+    while (!input.empty() || codec_->reply_ready()) {
       if (in_flight_count_ == 0) {
         problem_ = "reply bytes arrived with no request in flight";
         return receive_status::malformed;
@@ -151,7 +153,7 @@ receive_status client_connection::receive(std::span<std::byte> scratch, reply_ha
         return receive_status::malformed;
       }
       if (step.state == decode_state::need_more) {
-        assert(input.empty());
+        assert(input.empty() && !codec_->reply_ready());
         break;
       }
       pop_head();

@@ -17,11 +17,11 @@
 
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -29,6 +29,7 @@
 
 #include "binary_codec.h"
 #include "echo_request_parser.h"
+#include "whole_number.h"
 
 namespace ringcache::loadgen::echo {
 namespace {
@@ -289,13 +290,6 @@ std::uint16_t bound_port(int fd) {
   return ntohs(address.sin_port);
 }
 
-template <class number>
-bool parse_number(std::string_view text, number low, number high, number& out) {
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return !text.empty() && error == std::errc{} && end == text.data() + text.size() && out >= low &&
-         out <= high;
-}
-
 int run(int argc, char** argv) {
   std::uint16_t port = 8889;
   unsigned threads = 1;
@@ -315,11 +309,17 @@ int run(int argc, char** argv) {
       return 2;
     }
     const std::string_view value = argv[++i];
-    const bool valid = is_port ? parse_number<std::uint16_t>(value, 0, 65535, port)
-                               : parse_number<unsigned>(value, 1, threads_max, threads);
-    if (!valid) {
+    const std::optional<unsigned> number = is_port
+                                               ? parse_whole_number<unsigned>(value, 0, 65535)
+                                               : parse_whole_number<unsigned>(value, 1, threads_max);
+    if (!number) {
       std::fprintf(stderr, "echo-server: bad value '%s' for %s\n", argv[i], argv[i - 1]);
       return 2;
+    }
+    if (is_port) {
+      port = static_cast<std::uint16_t>(*number);
+    } else {
+      threads = *number;
     }
   }
 

@@ -19,6 +19,7 @@
 #include "echo_request_parser.h"
 #include "key_chooser.h"
 #include "latency_histogram.h"
+#include "mc_binary_codec.h"
 #include "options.h"
 #include "process_cpu.h"
 #include "send_queue.h"
@@ -68,21 +69,20 @@ std::ostream& operator<<(std::ostream& out, const std::vector<decoded_reply>& re
   return out;
 }
 
-// Feeds `stream` to a fresh codec in pieces of `piece` bytes and collects the
+// Feeds `stream` to `codec` in pieces of `piece` bytes and collects the
 // replies; `kinds` says which request each reply answers.
-std::vector<decoded_reply> decode_all(protocol_kind kind, std::string_view stream,
+std::vector<decoded_reply> decode_all(protocol_codec& codec, std::string_view stream,
                                       const std::vector<request_kind>& kinds, std::size_t piece,
                                       bool& malformed) {
-  auto codec = make_codec(kind);
   const std::vector<std::byte> bytes = bytes_of(stream);
   std::vector<decoded_reply> replies;
   malformed = false;
   for (std::size_t start = 0; start < bytes.size(); start += piece) {
     std::span<const std::byte> input(bytes.data() + start,
                                      std::min(piece, bytes.size() - start));
-    while (!input.empty()) {
+    while (!input.empty() || codec.reply_ready()) {
       REQUIRE(replies.size() < kinds.size());
-      const decode_step step = codec->decode(input, kinds[replies.size()]);
+      const decode_step step = codec.decode(input, kinds[replies.size()]);
       REQUIRE(step.consumed <= input.size());
       input = input.subspan(step.consumed);
       if (step.state == decode_state::malformed) {
@@ -97,6 +97,14 @@ std::vector<decoded_reply> decode_all(protocol_kind kind, std::string_view strea
     }
   }
   return replies;
+}
+
+// The same with a fresh codec of `kind`.
+std::vector<decoded_reply> decode_all(protocol_kind kind, std::string_view stream,
+                                      const std::vector<request_kind>& kinds, std::size_t piece,
+                                      bool& malformed) {
+  auto codec = make_codec(kind);
+  return decode_all(*codec, stream, kinds, piece, malformed);
 }
 
 // One reply of a stream: its bytes, the request it answers and what it
@@ -265,6 +273,174 @@ TEST_CASE("text streams that are not memcached replies are malformed") {
   CHECK(malformed);
 }
 
+namespace {
+
+// A memcached binary protocol packet: header (docs/memcache_binary_protocol.md)
+// and body.
+std::string mc_packet(mc_binary_wire::magic magic, mc_binary_wire::opcode opcode,
+                      mc_binary_wire::status status, std::string_view extras,
+                      std::string_view key, std::string_view value, std::uint32_t opaque) {
+  const std::size_t body = extras.size() + key.size() + value.size();
+  std::string packet(mc_binary_wire::header_bytes, '\0');
+  packet[0] = static_cast<char>(magic);
+  packet[1] = static_cast<char>(opcode);
+  packet[2] = static_cast<char>(key.size() >> 8);
+  packet[3] = static_cast<char>(key.size());
+  packet[4] = static_cast<char>(extras.size());
+  packet[6] = static_cast<char>(static_cast<std::uint16_t>(status) >> 8);
+  packet[7] = static_cast<char>(status);
+  for (int i = 0; i < 4; ++i) {
+    packet[8 + i] = static_cast<char>(body >> (8 * (3 - i)));
+    packet[12 + i] = static_cast<char>(opaque >> (8 * (3 - i)));
+  }
+  return packet.append(extras).append(key).append(value);
+}
+
+std::string mc_reply(mc_binary_wire::opcode opcode, mc_binary_wire::status status,
+                     std::string_view extras, std::string_view value, std::uint32_t opaque) {
+  return mc_packet(mc_binary_wire::magic::response, opcode, status, extras, "", value, opaque);
+}
+
+const std::string mc_flags(4, '\0');
+constexpr std::uint32_t mc_last = mc_binary_wire::noop_follows;
+
+// Encodes one batch: GETs of the keys in `gets`, a PUT of "xyz" where the key
+// starts with 'p'.
+void mc_encode_batch(mc_binary_codec& codec, send_queue& queue,
+                     std::initializer_list<std::string_view> keys) {
+  static const std::vector<std::byte> value = bytes_of("xyz");
+  for (const std::string_view key : keys) {
+    if (key.starts_with('p')) {
+      codec.encode_put(queue, key, value);
+    } else {
+      codec.encode_get(queue, key);
+    }
+  }
+  codec.encode_batch_end(queue);
+}
+
+}  // namespace
+
+TEST_CASE("mcbin: a lone GET is a get, a batch's GETs are getq ending in a noop") {
+  using namespace mc_binary_wire;
+  mc_binary_codec codec;
+  send_queue queue;
+  mc_encode_batch(codec, queue, {"ab"});
+  mc_encode_batch(codec, queue, {"k1", "p2", "k3"});
+  mc_encode_batch(codec, queue, {"p4"});
+  const std::string set_extras(8, '\0');
+  CHECK(drain_through_socket(queue) ==
+        mc_packet(magic::request, opcode::get, status::ok, "", "ab", "", 0) +
+            mc_packet(magic::request, opcode::getq, status::ok, "", "k1", "", 1) +
+            mc_packet(magic::request, opcode::set, status::ok, set_extras, "p2", "xyz", 2) +
+            mc_packet(magic::request, opcode::getq, status::ok, "", "k3", "", 3 | mc_last) +
+            mc_packet(magic::request, opcode::noop, status::ok, "", "", "", 3 | mc_last) +
+            mc_packet(magic::request, opcode::set, status::ok, set_extras, "p4", "xyz", 4));
+}
+
+TEST_CASE("mcbin: silent getqs are misses, known from the reply that came instead") {
+  using namespace mc_binary_wire;
+  const auto get = request_kind::get;
+  const auto put = request_kind::put;
+  const std::vector<request_kind> kinds = {get, get, get, put, get, get, get, put};
+  // b hits, a and c miss (the set's reply and b's say so); e misses, f hits
+  // and its noop follows; then a lone get misses and a set is too large.
+  const std::string hits_last = mc_reply(opcode::getq, status::ok, mc_flags, "hello", 1) +
+                                mc_reply(opcode::set, status::ok, "", "", 3) +
+                                mc_reply(opcode::getq, status::ok, mc_flags, "", 5 | mc_last) +
+                                mc_reply(opcode::noop, status::ok, "", "", 5 | mc_last) +
+                                mc_reply(opcode::get, status::not_found, "", "Not found", 6) +
+                                mc_reply(opcode::set, status::too_large, "", "Too large.", 7);
+  const std::vector<decoded_reply> hits_last_wanted = {
+      {reply_status::miss, 0}, {reply_status::hit, 5},    {reply_status::miss, 0},
+      {reply_status::stored, 0}, {reply_status::miss, 0}, {reply_status::hit, 0},
+      {reply_status::miss, 0}, {reply_status::ebig, 0}};
+  // Nothing hits: the noop alone answers the batch's last three GETs.
+  const std::string misses_last = mc_reply(opcode::getq, status::ok, mc_flags, "hello", 1) +
+                                  mc_reply(opcode::set, status::ok, "", "", 3) +
+                                  mc_reply(opcode::noop, status::ok, "", "", 5 | mc_last) +
+                                  mc_reply(opcode::get, status::ok, mc_flags, "v", 6) +
+                                  mc_reply(opcode::set, status::ok, "", "", 7);
+  const std::vector<decoded_reply> misses_last_wanted = {
+      {reply_status::miss, 0}, {reply_status::hit, 5},  {reply_status::miss, 0},
+      {reply_status::stored, 0}, {reply_status::miss, 0}, {reply_status::miss, 0},
+      {reply_status::hit, 1},  {reply_status::stored, 0}};
+  for (const std::size_t piece : {1000, 7, 1}) {
+    CAPTURE(piece);
+    for (const auto& [stream, wanted] :
+         {std::pair{hits_last, hits_last_wanted}, std::pair{misses_last, misses_last_wanted}}) {
+      mc_binary_codec codec;
+      send_queue queue;
+      mc_encode_batch(codec, queue, {"a", "b", "c", "p", "e", "f"});
+      mc_encode_batch(codec, queue, {"g"});
+      mc_encode_batch(codec, queue, {"p"});
+      bool malformed = false;
+      CHECK(decode_all(codec, stream, kinds, piece, malformed) == wanted);
+      CHECK_FALSE(malformed);
+      CHECK_FALSE(codec.reply_ready());
+    }
+  }
+}
+
+TEST_CASE("mcbin: replies that match no request are malformed") {
+  using namespace mc_binary_wire;
+  const auto get = request_kind::get;
+  for (const std::string& stream :
+       {mc_packet(magic::request, opcode::get, status::ok, "", "", "", 0),
+        mc_reply(opcode::get, status::ok, mc_flags, "v", 7),  // opaque never sent
+        mc_reply(opcode::noop, status::ok, "", "", 0)}) {     // noop never sent
+    mc_binary_codec codec;
+    send_queue queue;
+    mc_encode_batch(codec, queue, {"a"});
+    bool malformed = false;
+    CHECK(decode_all(codec, stream, {get}, 1000, malformed).empty());
+    CHECK(malformed);
+  }
+  // A set's reply skipped: a set always answers.
+  mc_binary_codec codec;
+  send_queue queue;
+  mc_encode_batch(codec, queue, {"p", "a"});
+  bool malformed = false;
+  decode_all(codec, mc_reply(opcode::getq, status::ok, mc_flags, "v", 1 | mc_last),
+             {request_kind::put, get}, 1000, malformed);
+  CHECK(malformed);
+}
+
+TEST_CASE("mcbin: value bytes dropped by the caller complete a hit, then its noop") {
+  using namespace mc_binary_wire;
+  mc_binary_codec codec;
+  send_queue queue;
+  mc_encode_batch(codec, queue, {"a", "b"});
+  // The header with a 65536-byte value, then its first 3 bytes.
+  std::string header =
+      mc_packet(magic::response, opcode::getq, status::ok, mc_flags, "", "", 1 | mc_last);
+  const std::uint32_t body = 4 + 65536;
+  for (int i = 0; i < 4; ++i) header[8 + i] = static_cast<char>(body >> (8 * (3 - i)));
+  const std::vector<std::byte> start = bytes_of(header + "abc");
+  decode_step step = codec.decode(start, request_kind::get);
+  CHECK(step.state == decode_state::complete);  // "a" missed: b's reply came instead
+  CHECK(step.status == reply_status::miss);
+  step = codec.decode(std::span(start).subspan(step.consumed), request_kind::get);
+  CHECK(step.state == decode_state::need_more);
+  REQUIRE(codec.discardable_bytes() == 4 + 65536 - 7);
+  step = codec.discard(codec.discardable_bytes());
+  CHECK(step.state == decode_state::need_more);  // the noop is still to come
+  step = codec.decode(bytes_of(mc_reply(opcode::noop, status::ok, "", "", 1 | mc_last)),
+                      request_kind::get);
+  CHECK(step.state == decode_state::complete);
+  CHECK(step.status == reply_status::hit);
+  CHECK(step.value_bytes == 65536);
+  CHECK(codec.discardable_bytes() == 0);
+  CHECK_FALSE(codec.reply_ready());
+}
+
+TEST_CASE("reply statuses are named as the report prints them") {
+  CHECK(reply_status_name(reply_status::stored) == "STORED");
+  CHECK(reply_status_name(reply_status::ebig) == "EBIG");
+  CHECK(reply_status_name(reply_status::not_stored) == "NOT_STORED");
+  CHECK(reply_status_name(reply_status::error) == "ERROR");
+}
+
 TEST_CASE("histogram buckets keep the relative error under 1/128") {
   const std::uint64_t samples[] = {0,    1,         255,
                                    256,  257,       1000,
@@ -387,6 +563,8 @@ TEST_CASE("options: defaults, both spellings, and clear refusals") {
   CHECK(short_keys.status == parse_status::invalid);
   CHECK(short_keys.message.find("at least 7") != std::string::npos);
   CHECK(parse({"--protocol", "text", "--key-size", "251"}).status == parse_status::invalid);
+  CHECK(parse({"--protocol", "mcbin", "--key-size", "251"}).status == parse_status::invalid);
+  CHECK(parse({"--protocol", "mcbin"}).options.protocol == protocol_kind::mcbin);
   CHECK(parse({"--help"}).status == parse_status::help);
 }
 

@@ -1,5 +1,5 @@
 // ringcache-loadgen: closed-loop load generator for ringcached (binary
-// protocol) and memcached-compatible servers (text protocol). See README.md.
+// protocol) and memcached-compatible servers (text or binary protocol). See README.md.
 #include <atomic>
 #include <chrono>
 #include <csignal>

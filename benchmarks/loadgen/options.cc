@@ -3,9 +3,11 @@
 #include <charconv>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <string_view>
 
 #include "key_chooser.h"
+#include "whole_number.h"
 
 namespace ringcache::loadgen {
 
@@ -18,15 +20,13 @@ struct option_error {
 template <class unsigned_type>
 unsigned_type parse_unsigned(std::string_view name, std::string_view text, unsigned_type low,
                              unsigned_type high) {
-  unsigned_type value{};
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc{} || end != text.data() + text.size() || value < low ||
-      value > high) {
+  const std::optional<unsigned_type> value = parse_whole_number(text, low, high);
+  if (!value) {
     throw option_error{"--" + std::string(name) + ": expected an integer in " +
                        std::to_string(low) + ".." + std::to_string(high) + ", got '" +
                        std::string(text) + "'"};
   }
-  return value;
+  return *value;
 }
 
 double parse_real(std::string_view name, std::string_view text, double low, double high,
@@ -82,7 +82,9 @@ popularity parse_popularity(std::string_view text) {
 protocol_kind parse_protocol(std::string_view text) {
   if (text == "binary") return protocol_kind::binary;
   if (text == "text") return protocol_kind::text;
-  throw option_error{"--protocol: expected 'binary' or 'text', got '" + std::string(text) + "'"};
+  if (text == "mcbin") return protocol_kind::mcbin;
+  throw option_error{"--protocol: expected 'binary', 'text' or 'mcbin', got '" + std::string(text) +
+                     "'"};
 }
 
 void check_consistency(const loadgen_options& options) {
@@ -92,9 +94,9 @@ void check_consistency(const loadgen_options& options) {
                        std::to_string(options.keys) + " keys: it needs at least " +
                        std::to_string(needed) + " bytes"};
   }
-  if (options.protocol == protocol_kind::text && options.key_size > text_key_size_bytes_max) {
-    throw option_error{"--key-size: the text protocol allows at most " +
-                       std::to_string(text_key_size_bytes_max) + " bytes"};
+  if (options.protocol != protocol_kind::binary && options.key_size > memcached_key_size_bytes_max) {
+    throw option_error{"--key-size: memcached's protocols allow at most " +
+                       std::to_string(memcached_key_size_bytes_max) + " bytes"};
   }
 }
 
@@ -102,8 +104,8 @@ void check_consistency(const loadgen_options& options) {
 
 std::string usage_text() {
   return R"(usage: ringcache-loadgen [options]
-Drives a ringcache (binary protocol) or memcached-compatible (text protocol)
-server with a closed-loop load and reports throughput and latency.
+Drives a ringcache (binary protocol) or memcached-compatible (text or binary
+protocol) server with a closed-loop load and reports throughput and latency.
 
   --host HOST           server address (127.0.0.1)
   --port PORT           server port (8889)
@@ -118,7 +120,9 @@ server with a closed-loop load and reports throughput and latency.
   --warmup SECONDS      load before measuring, not counted (1)
   --prefill             PUT every key once before the warmup
   --popularity P        uniform | zipf:S, rank r drawn with weight r^-S (uniform)
-  --protocol P          binary | text (memcached set/get) (binary)
+  --protocol P          binary | text (memcached set/get) | mcbin (memcached's
+                        binary protocol: set, get, getq batches ending in noop)
+                        (binary)
   --server-pid PID      report the server's CPU time per million requests
   --seed N              random seed; threads derive theirs from it (1)
   -h, --help            this text

@@ -17,7 +17,7 @@ inline constexpr std::uint32_t pipeline_depth_max = 4096;
 inline constexpr std::uint64_t keys_max = std::uint64_t{1} << 40;
 inline constexpr std::uint32_t key_size_bytes_max = 4096;
 // memcached refuses longer keys (KEY_MAX_LENGTH).
-inline constexpr std::uint32_t text_key_size_bytes_max = 250;
+inline constexpr std::uint32_t memcached_key_size_bytes_max = 250;
 inline constexpr std::uint64_t value_size_bytes_max = std::uint64_t{1} << 30;
 inline constexpr double duration_seconds_max = 24 * 3600;
 inline constexpr double zipf_exponent_max = 10;

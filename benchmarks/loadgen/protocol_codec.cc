@@ -1,35 +1,38 @@
 #include "protocol_codec.h"
 
+#include <array>
 #include <cassert>
 
 #include "binary_codec.h"
+#include "mc_binary_codec.h"
 #include "text_codec.h"
 
 namespace ringcache::loadgen {
 
+namespace {
+
+// Indexed by reply_status, like the reply counters the report prints.
+constexpr std::array<std::string_view, reply_status_count> reply_status_names = {
+    "STORED", "HIT", "MISS", "EINVAL", "EBINARY", "EBIG", "EUNK", "ENOTFOUND_ON_PUT",
+    "NOT_STORED", "SERVER_ERROR", "CLIENT_ERROR", "ERROR"};
+static_assert(reply_status_names[static_cast<std::size_t>(reply_status::stored)] == "STORED");
+static_assert(reply_status_names[static_cast<std::size_t>(reply_status::not_found_on_put)] ==
+              "ENOTFOUND_ON_PUT");
+static_assert(reply_status_names[static_cast<std::size_t>(reply_status::error)] == "ERROR");
+
+}  // namespace
+
 std::string_view reply_status_name(reply_status status) {
-  switch (status) {
-    case reply_status::stored: return "STORED";
-    case reply_status::hit: return "HIT";
-    case reply_status::miss: return "MISS";
-    case reply_status::einval: return "EINVAL";
-    case reply_status::ebinary: return "EBINARY";
-    case reply_status::ebig: return "EBIG";
-    case reply_status::eunk: return "EUNK";
-    case reply_status::not_found_on_put: return "ENOTFOUND_ON_PUT";
-    case reply_status::not_stored: return "NOT_STORED";
-    case reply_status::server_error: return "SERVER_ERROR";
-    case reply_status::client_error: return "CLIENT_ERROR";
-    case reply_status::error: return "ERROR";
-  }
-  assert(false && "reply_status out of range");
-  return "?";
+  const auto index = static_cast<std::size_t>(status);
+  assert(index < reply_status_names.size() && "reply_status out of range");
+  return reply_status_names[index];
 }
 
 std::unique_ptr<protocol_codec> make_codec(protocol_kind kind) {
   switch (kind) {
     case protocol_kind::binary: return std::make_unique<binary_codec>();
     case protocol_kind::text: return std::make_unique<text_codec>();
+    case protocol_kind::mcbin: return std::make_unique<mc_binary_codec>();
   }
   assert(false && "protocol_kind out of range");
   return nullptr;
@@ -39,6 +42,7 @@ std::string_view protocol_name(protocol_kind kind) {
   switch (kind) {
     case protocol_kind::binary: return "binary";
     case protocol_kind::text: return "text";
+    case protocol_kind::mcbin: return "mcbin";
   }
   assert(false && "protocol_kind out of range");
   return "?";

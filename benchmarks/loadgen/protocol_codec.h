@@ -8,9 +8,10 @@
 // without copying them at all. Replies come in request order, so the caller
 // tells the decoder which request the next reply answers.
 //
-// Two implementations exist: the ringcache binary protocol (docs/binary_protocol.md) and
-// the memcached text protocol (set/get), so the same load can be aimed at
-// ringcached and at memcached.
+// Three implementations exist: the ringcache binary protocol
+// (docs/binary_protocol.md), the memcached text protocol (set/get) and
+// memcached's binary protocol (set, get/getq/noop), so the same load can be
+// aimed at ringcached and at memcached.
 #pragma once
 
 #include <algorithm>
@@ -25,7 +26,7 @@
 
 namespace ringcache::loadgen {
 
-enum class protocol_kind : std::uint8_t { binary, text };
+enum class protocol_kind : std::uint8_t { binary, text, mcbin };
 enum class request_kind : std::uint8_t { get, put };
 
 // Every way a reply can end; the first three are successes.
@@ -80,14 +81,22 @@ class protocol_codec {
  public:
   virtual ~protocol_codec() = default;
 
-  virtual void encode_get(send_queue& out, std::string_view key) const = 0;
+  // A batch is the requests encoded between two encode_batch_end calls; they
+  // leave together. A codec may hold a request back until it learns what
+  // follows it (memcached's binary protocol sends a batch's GETs quiet).
+  virtual void encode_get(send_queue& out, std::string_view key) = 0;
   // `value` is referenced, not copied, when larger than value_copy_bytes_max.
   virtual void encode_put(send_queue& out, std::string_view key,
-                          std::span<const std::byte> value) const = 0;
+                          std::span<const std::byte> value) = 0;
+  virtual void encode_batch_end(send_queue&) {}
 
   // Consumes a prefix of `input` toward the reply to `pending`. Stops at the
   // end of one reply so that the caller can account for it.
   virtual decode_step decode(std::span<const std::byte> input, request_kind pending) = 0;
+  // Whether decode() can complete the pending request's reply without further
+  // input: a quiet GET that missed is only known to have missed by the reply
+  // that came instead, which then answers the requests after it too.
+  virtual bool reply_ready() const { return false; }
 
   // Value bytes the codec will skip unseen next (0 when it must look at the
   // next byte): the caller may drop them in the kernel with recv(MSG_TRUNC)

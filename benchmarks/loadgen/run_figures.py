@@ -6,13 +6,14 @@ scenario.
 Usage:
   run_figures.py LOADGEN echo ECHO_SERVER [--threads N] [--duration S] [--repeat N]
   run_figures.py LOADGEN ringcached RINGCACHED [--threads N] [--duration S] [--repeat N]
-                [--protocol binary|text]
+                [--protocol binary|text|mcbin]
 
 With --repeat N every scenario runs N times and the best throughput is kept
 (the machine may be shared; the best run is the one least disturbed);
 --wait-idle starts each run only once the CPUs are nearly idle.
 --protocol text runs the ringcached scenarios against the daemon's text port
-(memcached's text protocol) instead of its binary port.
+(memcached's text protocol) instead of its binary port; --protocol mcbin
+against the text port too, in memcached's binary protocol.
 """
 import argparse
 import os
@@ -55,12 +56,12 @@ SCENARIOS = {
 
 def start_server(kind, path, threads, protocol):
     """The server on an ephemeral 127.0.0.1 port (server.port, or
-    server.text_port for the text protocol)."""
+    server.text_port for memcached's protocols)."""
     bounds = {"start_timeout_s": STARTUP_SECONDS_MAX, "stop_timeout_s": STOP_SECONDS_MAX}
     if kind == "echo":
         return Server([path, "-p", "0", "-t", str(threads)], ready=ECHO_LISTENING_RE, stream="stdout",
                       label="ringcache-echo-server", **bounds).start()
-    return Daemon(path, "-t", str(threads), "-m", SERVER_MEMORY, text="bind" if protocol == "text" else "off",
+    return Daemon(path, "-t", str(threads), "-m", SERVER_MEMORY, text="off" if protocol == "binary" else "bind",
                   **bounds)
 
 
@@ -105,7 +106,7 @@ def main():
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
-    parser.add_argument("--protocol", choices=["binary", "text"], default="binary",
+    parser.add_argument("--protocol", choices=["binary", "text", "mcbin"], default="binary",
                         help="the ringcached port the load goes to")
     parser.add_argument("--wait-idle", action="store_true",
                         help="before each run, wait until the CPUs are nearly idle")
@@ -122,11 +123,10 @@ def main():
             if options.wait_idle:
                 wait_for_idle_machine()
             server = start_server(options.kind, options.server, options.threads, options.protocol)
-            text = options.protocol == "text"
+            port = server.port if options.protocol == "binary" else server.text_port
             try:
-                fields = run_once(options.loadgen, server.text_port if text else server.port, server.pid,
-                                  arguments + (["--protocol", "text"] if text else []), options.threads,
-                                  options.duration)
+                fields = run_once(options.loadgen, port, server.pid, arguments + ["--protocol", options.protocol],
+                                  options.threads, options.duration)
             finally:
                 server.close()
             if best is None or float(fields["ops_per_s"]) > float(best["ops_per_s"]):

@@ -39,7 +39,7 @@ std::optional<std::uint64_t> value_line_length(std::string_view line) {
 
 }  // namespace
 
-void text_codec::encode_get(send_queue& out, std::string_view key) const {
+void text_codec::encode_get(send_queue& out, std::string_view key) {
   constexpr std::string_view verb = "get ";
   std::byte* cursor = out.append_space(verb.size() + key.size() + crlf.size());
   append_text(cursor, verb);
@@ -48,7 +48,7 @@ void text_codec::encode_get(send_queue& out, std::string_view key) const {
 }
 
 void text_codec::encode_put(send_queue& out, std::string_view key,
-                            std::span<const std::byte> value) const {
+                            std::span<const std::byte> value) {
   constexpr std::string_view verb = "set ";
   constexpr std::string_view flags_and_exptime = " 0 0 ";
   char length_digits[24];

@@ -115,6 +115,7 @@ void worker::refill(connection_slot& slot, phase current) {
       connection.send_put(format_key(slot.next_prefill_key, key_buffer_), setup_.value, now);
       slot.next_prefill_key += options_.connections;
     }
+    connection.end_batch();
     return;
   }
   while (connection.in_flight() < options_.pipeline) {
@@ -127,6 +128,7 @@ void worker::refill(connection_slot& slot, phase current) {
       connection.send_put(key, setup_.value, now);
     }
   }
+  connection.end_batch();
 }
 
 bool worker::flush(connection_slot& slot) {
