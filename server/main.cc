@@ -27,6 +27,7 @@
 #include "server/io/event_loop.h"
 #include "server/io/input_budget.h"
 #include "server/io/log.h"
+#include "server/io/tls/tls_context.h"
 #include "server/io/worker_sync.h"
 #include "server/listen_sockets.h"
 #include "server/options.h"
@@ -248,7 +249,7 @@ std::unique_ptr<store::Store> make_store(const Options& options) {
 // `stopped` tells whether it got as far as stopping the workers it started.
 int serve(const Options& options, const ListeningSockets& sockets, const StopEvent& stop,
           const sigset_t& stop_signals, store::Store& store, replication::Replicator* replicator,
-          Authenticator* auth, bool& stopped) {
+          Authenticator* auth, const TlsContext* tls, bool& stopped) {
   std::string binary_address;
   std::string text_address = "off";
   for (const Listener& listener : sockets.listeners()) {
@@ -279,6 +280,8 @@ int serve(const Options& options, const ListeningSockets& sockets, const StopEve
                       .sync = sync,
                       .serve_text = text_on,
                       .upload_idle_ms_max = options.upload_idle_ms_max,
+                      .tls = tls,
+                      .tls_handshake_ms_max = options.tls_handshake_ms_max,
                       .stop_fd = stop.fd()};
 
   Workers workers;
@@ -338,6 +341,24 @@ int build_and_serve(const Options& options, const sigset_t& stop_signals, bool& 
     auth = std::make_unique<Authenticator>(std::move(table), &replication_info);
   }
 
+  // Likewise a daemon told to speak TLS must not serve without it.
+  std::unique_ptr<TlsContext> tls;
+  if (!options.tls_cert.empty()) {
+    std::string error;
+    tls = TlsContext::create(TlsSettings{.cert_file = options.tls_cert,
+                                         .key_file = options.tls_key,
+                                         .ca_file = options.tls_ca,
+                                         .verify_clients = options.tls_verify_clients},
+                             error);
+    if (!tls) {
+      log_info("fatal: %s", error.c_str());
+      return exit_usage;
+    }
+    log_info("tls: on for every client port; %s; client certificates %s; handshakes must finish within %llu s",
+             tls->describe().c_str(), options.tls_verify_clients ? "required (--tls-ca)" : "not asked for",
+             static_cast<unsigned long long>(options.tls_handshake_ms_max / 1000));
+  }
+
   ListenResult listen = open_listeners(options);
   if (listen.status != ListenStatus::ok) {
     log_info("fatal: %s", listen.error.c_str());
@@ -386,7 +407,8 @@ int build_and_serve(const Options& options, const sigset_t& stop_signals, bool& 
     return exit_failure;
   }
 
-  const int code = serve(options, sockets, stop, stop_signals, *store, replicator.get(), auth.get(), stopped);
+  const int code = serve(options, sockets, stop, stop_signals, *store, replicator.get(), auth.get(), tls.get(),
+                               stopped);
   // Before the store, which replication's handles point into.
   replicator.reset();
   return code;

@@ -29,6 +29,11 @@ enum class OptionId : uint8_t {
   listen_fd,
   text_listen_fd,
   upload_timeout,
+  tls_cert,
+  tls_key,
+  tls_ca,
+  tls_verify_clients,
+  tls_handshake_timeout,
   verbose,
   help,
   version,
@@ -56,6 +61,11 @@ constexpr OptionSpec option_specs[] = {
     {OptionId::listen_fd, 0, "listen-fd", true},
     {OptionId::text_listen_fd, 0, "text-listen-fd", true},
     {OptionId::upload_timeout, 0, "upload-timeout", true},
+    {OptionId::tls_cert, 0, "tls-cert", true},
+    {OptionId::tls_key, 0, "tls-key", true},
+    {OptionId::tls_ca, 0, "tls-ca", true},
+    {OptionId::tls_verify_clients, 0, "tls-verify-clients", false},
+    {OptionId::tls_handshake_timeout, 0, "tls-handshake-timeout", true},
     {OptionId::verbose, 'v', "verbose", false},
     {OptionId::help, 'h', "help", false},
     {OptionId::version, 'V', "version", false},
@@ -99,6 +109,7 @@ class Parser {
 
   ParseResult run(std::span<const char* const> args) {
     bool max_item_given = false;
+    bool handshake_timeout_given = false;
     for (size_t i = 0; i < args.size() && result_.status == ParseStatus::run; ++i) {
       const std::string_view arg = args[i] == nullptr ? std::string_view() : args[i];
       const OptionSpec* spec = nullptr;
@@ -134,6 +145,7 @@ class Parser {
         value = args[++i];
       }
       if (spec->id == OptionId::max_item) max_item_given = true;
+      if (spec->id == OptionId::tls_handshake_timeout) handshake_timeout_given = true;
       apply(*spec, value);
     }
     if (result_.status != ParseStatus::run) return result_;
@@ -155,6 +167,20 @@ class Parser {
     }
     if (options.listen_fd >= 0 && options.listen_fd == options.text_listen_fd) {
       return fail("--listen-fd and --text-listen-fd name the same descriptor");
+    }
+    if (options.tls_cert.empty() != options.tls_key.empty()) {
+      return fail("TLS needs both --tls-cert and --tls-key");
+    }
+    if (options.tls_cert.empty() &&
+        (!options.tls_ca.empty() || options.tls_verify_clients || handshake_timeout_given)) {
+      return fail("--tls-ca, --tls-verify-clients and --tls-handshake-timeout need --tls-cert and --tls-key");
+    }
+    if (options.tls_verify_clients && options.tls_ca.empty()) {
+      return fail("--tls-verify-clients needs --tls-ca (the CA that signs client certificates)");
+    }
+    if (!options.tls_cert.empty() && !options.peers.empty()) {
+      return fail("replication over TLS is not available yet: --tls-cert cannot be used with --peer "
+                  "(run replicating nodes without TLS, on a trusted network or a VPN)");
     }
     return result_;
   }
@@ -279,6 +305,30 @@ class Parser {
         }
         return;
       }
+      case OptionId::tls_cert:
+        options.tls_cert = std::string(value);
+        if (options.tls_cert.empty()) invalid(spec, value, "a file name");
+        return;
+      case OptionId::tls_key:
+        options.tls_key = std::string(value);
+        if (options.tls_key.empty()) invalid(spec, value, "a file name");
+        return;
+      case OptionId::tls_ca:
+        options.tls_ca = std::string(value);
+        if (options.tls_ca.empty()) invalid(spec, value, "a file name");
+        return;
+      case OptionId::tls_verify_clients:
+        options.tls_verify_clients = true;
+        return;
+      case OptionId::tls_handshake_timeout: {
+        uint64_t seconds = 0;
+        if (!parse_decimal(value, seconds) || seconds < 1 || seconds > tls_handshake_s_max) {
+          invalid(spec, value, "whole seconds 1-" + std::to_string(tls_handshake_s_max));
+        } else {
+          options.tls_handshake_ms_max = seconds * 1000;
+        }
+        return;
+      }
       case OptionId::verbose:
         options.verbose = true;
         return;
@@ -339,6 +389,8 @@ std::string usage_text() {
          "                  [--peer HOST:PORT]... [--node-id ID]\n"
          "                  [--peer-secret-file PATH] [--max-clock-skew SECONDS]\n"
          "                  [--auth-file PATH]\n"
+         "                  [--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-verify-clients]\n"
+         "                   [--tls-handshake-timeout SECONDS]]\n"
          "                  [--listen-fd N] [--text-listen-fd N] [-v] [-h] [-V]\n"
          "\n"
          "  -p, --port PORT        binary protocol port (default 8889; 0 picks a free port)\n"
@@ -361,6 +413,14 @@ std::string usage_text() {
          "      --auth-file PATH   clients must authenticate with a user:password line of this file\n"
          "                         (memcached's -Y format; owned by this user, mode 600) on every\n"
          "                         client port: AUTH on the binary port, memcached's `set` on text\n"
+         "      --tls-cert FILE    TLS on both client ports with this PEM certificate chain\n"
+         "      --tls-key FILE     and this PEM private key (both needed; TLS 1.2 or 1.3)\n"
+         "      --tls-ca FILE      PEM certificates of the CA trusted for client certificates\n"
+         "      --tls-verify-clients\n"
+         "                         refuse TLS clients without a certificate signed by --tls-ca\n"
+         "      --tls-handshake-timeout SECONDS\n"
+         "                         close a connection whose TLS handshake is not done by then\n"
+         "                         (default 10)\n"
          "      --listen-fd N      serve this already listening socket as the binary port\n"
          "      --text-listen-fd N serve this already listening socket as the text port\n"
          "      --upload-timeout SECONDS\n"
