@@ -9,13 +9,15 @@ timeout closes them. Certificates are made for each run by the openssl
 command line in a temporary directory (tls_certs.py)."""
 
 import os
+import re
+import shutil
+import signal
 import socket
 import ssl
 import struct
-import threading
 import time
 
-from clients import MIB, OK, STATS_FRAME, Client, TextClient, get_frame, put_frame
+from clients import MIB, OK, STATS_FRAME, Client, TextClient, put_frame
 from daemon import Daemon, run_to_exit
 from harness import pattern, raise_fd_limit, run_tests
 from tls_certs import Certificates
@@ -291,6 +293,42 @@ def test_stalled_handshakes_cost_a_served_client_nothing(exe):
         assert s["TLS_HANDSHAKE_ERRORS"] == str(STALLED_HANDSHAKES), s
         assert s["CONNECTIONS"] == "1", s
         assert "whose TLS handshake took more than 1000 ms" in d.log()
+
+
+def peer_common_name(c):
+    subject = dict(pair[0] for pair in c.sock.getpeercert()["subject"])
+    return subject["commonName"]
+
+
+def test_sighup_reloads_the_certificate(exe):
+    with Certificates() as certs:
+        cert, key = certs.path("live.pem"), certs.path("live.key")
+        shutil.copyfile(certs.path("server.pem"), cert)
+        shutil.copyfile(certs.path("server.key"), key)
+        with Daemon(exe, "-t", "2", "--tls-cert", cert, "--tls-key", key, text="bind") as d:
+            ctx = client_context(certs)
+            with tls_connect(Client, d.port, ctx) as before:
+                assert peer_common_name(before) == "server"
+                assert before.put(b"k", b"1") == OK
+                shutil.copyfile(certs.path("server2.pem"), cert)
+                shutil.copyfile(certs.path("server2.key"), key)
+                os.kill(d.pid, signal.SIGHUP)
+                d.wait_for_line(re.compile(r"tls: SIGHUP: reloaded .*CN=server2"), TIMEOUT_S)
+                with tls_connect(TextClient, d.text_port, ctx) as after:
+                    assert peer_common_name(after) == "server2"
+                    assert after.get(b"k") == {b"k": (0, b"1", None)}
+                # The connection made before the reload goes on.
+                assert before.get(b"k") == b"1"
+                # A broken key: the reload fails, the daemon keeps serving server2.
+                with open(key, "w") as f:
+                    f.write("not a key\n")
+                os.kill(d.pid, signal.SIGHUP)
+                d.wait_for_line("tls: SIGHUP: reload failed, still serving the previous certificate: --tls-key",
+                                TIMEOUT_S)
+                with tls_connect(Client, d.port, ctx) as again:
+                    assert peer_common_name(again) == "server2"
+                    assert again.get(b"k") == b"1"
+            assert d.alive()
 
 
 def test_startup_errors_are_clear(exe):

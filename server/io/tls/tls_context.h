@@ -9,7 +9,7 @@
 // client must present a certificate that chains to --tls-ca, or the
 // handshake fails.
 //
-// reload() (SIGHUP) builds a new SSL_CTX from the same files and swaps it
+// reload() (SIGHUP, main.cc) builds a new SSL_CTX from the same files and swaps it
 // in: connections open keep the context they started with (an SSL holds a
 // reference to its SSL_CTX), the next one gets the new certificate. The
 // mutex guards only that pointer swap and SSL_new(); files are read outside it.
