@@ -1,5 +1,6 @@
 #include "server/io/tls/tls_channel.h"
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <sys/uio.h>
 
@@ -156,9 +157,22 @@ std::string_view TlsChannel::ciphertext() {
 void TlsChannel::sent(size_t bytes) {
   assert(bytes <= send_end_ - send_begin_);
   send_begin_ += bytes;
-  if (send_begin_ == send_end_ && send_capacity_ > tls_idle_send_buffer_bytes) {
+  if (send_begin_ != send_end_) return;
+  if (send_capacity_ > tls_idle_send_buffer_bytes) {
     send_buffer_.reset();
     send_capacity_ = 0;
+  }
+  // A memory BIO keeps the largest buffer it ever needed: after a large
+  // reply, an empty one takes its place so that an idle connection holds little.
+  BUF_MEM* memory = nullptr;
+  if (BIO_ctrl_pending(wbio_) == 0 && BIO_get_mem_ptr(wbio_, &memory) == 1 && memory != nullptr &&
+      memory->max > tls_idle_send_buffer_bytes) {
+    BIO* fresh = BIO_new(BIO_s_mem());
+    if (fresh != nullptr) {
+      SSL_set0_wbio(ssl_, fresh);  // frees the old one
+      wbio_ = fresh;
+    }
+    ERR_clear_error();
   }
 }
 
