@@ -430,7 +430,8 @@ std::string usage_text() {
          "  -h, --help             print this help\n"
          "  -V, --version          print the version\n"
          "\n"
-         "systemd socket activation (LISTEN_FDS, names 'binary' and 'text') is understood.\n";
+         "systemd socket activation (LISTEN_FDS, names 'binary' and 'text') is understood.\n"
+         "With TLS, SIGHUP reloads --tls-cert and --tls-key for new connections.\n";
 }
 
 std::string version_text() { return std::string("ringcached ") + RINGCACHE_VERSION + "\n"; }
