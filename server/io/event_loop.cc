@@ -440,6 +440,11 @@ void EventLoop::try_send(Connection& c) {
 void EventLoop::try_send_tls(Connection& c) {
   if (c.send_inflight || c.closing) return;
   TlsChannel& tls = *c.tls;
+  // A session answers only plaintext it was given, so before the handshake
+  // there is nothing to encrypt; after a failure the queue was dropped and
+  // the session is fed nothing more (on_send does not resume it).
+  assert(c.out.empty() || tls.established());
+  assert(c.out.empty() || !c.close_after_flush);
   if (!c.out.empty() && tls.wants_plaintext()) {
     const size_t held_before = c.out.held_bytes();
     const bool encrypted = tls.encrypt(c.out);
@@ -479,7 +484,10 @@ void EventLoop::on_send(const UserData& data, int32_t res) {
              std::strerror(-res));
     begin_close(*c, "send error");
   }
-  if (!c->closing && c->paused() && c->may_resume(held_bytes_ - c->out.held_bytes())) resume(*c);
+  // After a TLS failure the stash is never answered: only the alert goes out.
+  if (!c->closing && c->paused() && !c->close_after_flush && c->may_resume(held_bytes_ - c->out.held_bytes())) {
+    resume(*c);
+  }
   progress(*c);
 }
 

@@ -17,7 +17,7 @@ import ssl
 import struct
 import time
 
-from clients import MIB, OK, STATS_FRAME, Client, TextClient, put_frame
+from clients import MIB, OK, STATS_FRAME, Client, TextClient, get_frame, put_frame
 from daemon import Daemon, run_to_exit
 from harness import pattern, raise_fd_limit, run_tests
 from tls_certs import Certificates
@@ -260,6 +260,23 @@ def test_garbage_and_truncated_records(exe):
             assert s["TLS_HANDSHAKE_ERRORS"] == "4", s
             assert s["TLS_HANDSHAKES_TLS13"] == "4", s
         assert d.alive()
+
+
+def test_garbage_behind_requests_waiting_in_a_paused_connection(exe):
+    """Requests stashed while the connection is paused (two large values
+    pinned in its queue), then garbage: only the alert goes out and the
+    connection closes; the stashed requests are not answered later."""
+    with Certificates() as certs, tls_daemon(exe, certs, threads="1") as d:
+        ctx = client_context(certs)
+        with tls_connect(Client, d.port, ctx) as c:
+            assert c.put(b"big", pattern(MIB, 3)) == OK
+        m = MemoryTls(d.port, ctx)
+        m.sock.sendall(m.records(get_frame(b"big") * 50) + b"\x17\x03\x03\x00\x20" + os.urandom(32))
+        expect_closed(m.sock, "paused, then garbage", allow_bytes=True)
+        m.close()
+        with tls_connect(Client, d.port, ctx) as c:
+            assert c.get(b"big") == pattern(MIB, 3)
+            assert int(c.stats()["READ_PAUSES"]) >= 1
 
 
 def test_stalled_handshakes_cost_a_served_client_nothing(exe):
