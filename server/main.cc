@@ -3,8 +3,8 @@
 // opens the listening sockets and builds the store and replication, each
 // owned by an RAII holder so that every way out closes them; serve() starts
 // one EventLoop per worker thread with the processors of process/, sets the
-// memory limit once everything exists, waits for SIGTERM/SIGINT and stops
-// the workers.
+// memory limit once everything exists, waits for SIGTERM/SIGINT (reloading
+// the TLS certificate on SIGHUP) and stops the workers.
 #include <sched.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -27,6 +27,7 @@
 #include "server/io/event_loop.h"
 #include "server/io/input_budget.h"
 #include "server/io/log.h"
+#include "server/io/tls/tls_context.h"
 #include "server/io/worker_sync.h"
 #include "server/listen_sockets.h"
 #include "server/options.h"
@@ -130,10 +131,22 @@ std::unique_ptr<replication::Replicator> make_replicator(const Options& options,
 }
 
 // Blocks until SIGTERM or SIGINT (blocked in every thread since start-up).
-int wait_for_stop_signal(const sigset_t& stop_signals) {
+// With TLS, SIGHUP (blocked too) reloads the certificate and key: the next
+// connections use them, open ones keep theirs.
+int wait_for_stop_signal(const sigset_t& stop_signals, TlsContext* tls) {
   while (true) {
     int signal_number = 0;
     const int ret = ::sigwait(&stop_signals, &signal_number);
+    if (ret == 0 && signal_number == SIGHUP && tls != nullptr) {
+      std::string error;
+      if (tls->reload(error)) {
+        log_info("tls: SIGHUP: reloaded --tls-cert and --tls-key; new connections get %s; open ones keep theirs",
+                 tls->describe().c_str());
+      } else {
+        log_info("tls: SIGHUP: reload failed, still serving the previous certificate: %s", error.c_str());
+      }
+      continue;
+    }
     if (ret == 0) return signal_number;
     if (ret != EINTR) {
       log_info("sigwait: %s; stopping", std::strerror(ret));
@@ -212,6 +225,9 @@ bool prepare_process(const Options& options, sigset_t& stop_signals) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  // SIGHUP reloads the TLS certificate (wait_for_stop_signal); without TLS
+  // it keeps its default action.
+  if (!options.tls_cert.empty()) sigaddset(&stop_signals, SIGHUP);
   // Before any thread exists, so every worker inherits the mask.
   ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
@@ -248,7 +264,7 @@ std::unique_ptr<store::Store> make_store(const Options& options) {
 // `stopped` tells whether it got as far as stopping the workers it started.
 int serve(const Options& options, const ListeningSockets& sockets, const StopEvent& stop,
           const sigset_t& stop_signals, store::Store& store, replication::Replicator* replicator,
-          Authenticator* auth, bool& stopped) {
+          Authenticator* auth, TlsContext* tls, bool& stopped) {
   std::string binary_address;
   std::string text_address = "off";
   for (const Listener& listener : sockets.listeners()) {
@@ -279,6 +295,8 @@ int serve(const Options& options, const ListeningSockets& sockets, const StopEve
                       .sync = sync,
                       .serve_text = text_on,
                       .upload_idle_ms_max = options.upload_idle_ms_max,
+                      .tls = tls,
+                      .tls_handshake_ms_max = options.tls_handshake_ms_max,
                       .stop_fd = stop.fd()};
 
   Workers workers;
@@ -303,7 +321,7 @@ int serve(const Options& options, const ListeningSockets& sockets, const StopEve
            options.threads, static_cast<unsigned long long>(options.memory_bytes));
   sync.start();
 
-  const int signal_number = wait_for_stop_signal(stop_signals);
+  const int signal_number = wait_for_stop_signal(stop_signals, tls);
   log_info("%s: shutting down", sync.fatal() ? "worker failure" : ::strsignal(signal_number));
   if (!stop.signal()) {
     // The workers cannot be told to stop, so they cannot be joined: leave
@@ -336,6 +354,24 @@ int build_and_serve(const Options& options, const sigset_t& stop_signals, bool& 
     log_info("auth: clients must authenticate on every client port (%zu users in --auth-file %s)", table.size(),
              options.auth_file.c_str());
     auth = std::make_unique<Authenticator>(std::move(table), &replication_info);
+  }
+
+  // Likewise a daemon told to speak TLS must not serve without it.
+  std::unique_ptr<TlsContext> tls;
+  if (!options.tls_cert.empty()) {
+    std::string error;
+    tls = TlsContext::create(TlsSettings{.cert_file = options.tls_cert,
+                                         .key_file = options.tls_key,
+                                         .ca_file = options.tls_ca,
+                                         .verify_clients = options.tls_verify_clients},
+                             error);
+    if (!tls) {
+      log_info("fatal: %s", error.c_str());
+      return exit_usage;
+    }
+    log_info("tls: on for every client port; %s; client certificates %s; handshakes must finish within %llu s",
+             tls->describe().c_str(), options.tls_verify_clients ? "required (--tls-ca)" : "not asked for",
+             static_cast<unsigned long long>(options.tls_handshake_ms_max / 1000));
   }
 
   ListenResult listen = open_listeners(options);
@@ -386,7 +422,8 @@ int build_and_serve(const Options& options, const sigset_t& stop_signals, bool& 
     return exit_failure;
   }
 
-  const int code = serve(options, sockets, stop, stop_signals, *store, replicator.get(), auth.get(), stopped);
+  const int code = serve(options, sockets, stop, stop_signals, *store, replicator.get(), auth.get(), tls.get(),
+                               stopped);
   // Before the store, which replication's handles point into.
   replicator.reset();
   return code;

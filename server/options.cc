@@ -29,6 +29,11 @@ enum class OptionId : uint8_t {
   listen_fd,
   text_listen_fd,
   upload_timeout,
+  tls_cert,
+  tls_key,
+  tls_ca,
+  tls_verify_clients,
+  tls_handshake_timeout,
   verbose,
   help,
   version,
@@ -56,6 +61,11 @@ constexpr OptionSpec option_specs[] = {
     {OptionId::listen_fd, 0, "listen-fd", true},
     {OptionId::text_listen_fd, 0, "text-listen-fd", true},
     {OptionId::upload_timeout, 0, "upload-timeout", true},
+    {OptionId::tls_cert, 0, "tls-cert", true},
+    {OptionId::tls_key, 0, "tls-key", true},
+    {OptionId::tls_ca, 0, "tls-ca", true},
+    {OptionId::tls_verify_clients, 0, "tls-verify-clients", false},
+    {OptionId::tls_handshake_timeout, 0, "tls-handshake-timeout", true},
     {OptionId::verbose, 'v', "verbose", false},
     {OptionId::help, 'h', "help", false},
     {OptionId::version, 'V', "version", false},
@@ -104,6 +114,7 @@ class Parser {
 
   ParseResult run(std::span<const char* const> args) {
     bool max_item_given = false;
+    bool handshake_timeout_given = false;
     for (size_t i = 0; i < args.size() && result_.status == ParseStatus::run; ++i) {
       const std::string_view arg = args[i] == nullptr ? std::string_view() : args[i];
       const OptionSpec* spec = nullptr;
@@ -139,6 +150,7 @@ class Parser {
         value = args[++i];
       }
       if (spec->id == OptionId::max_item) max_item_given = true;
+      if (spec->id == OptionId::tls_handshake_timeout) handshake_timeout_given = true;
       apply(*spec, value);
     }
     if (result_.status != ParseStatus::run) return result_;
@@ -160,6 +172,20 @@ class Parser {
     }
     if (options.listen_fd >= 0 && options.listen_fd == options.text_listen_fd) {
       return fail("--listen-fd and --text-listen-fd name the same descriptor");
+    }
+    if (options.tls_cert.empty() != options.tls_key.empty()) {
+      return fail("TLS needs both --tls-cert and --tls-key");
+    }
+    if (options.tls_cert.empty() &&
+        (!options.tls_ca.empty() || options.tls_verify_clients || handshake_timeout_given)) {
+      return fail("--tls-ca, --tls-verify-clients and --tls-handshake-timeout need --tls-cert and --tls-key");
+    }
+    if (options.tls_verify_clients && options.tls_ca.empty()) {
+      return fail("--tls-verify-clients needs --tls-ca (the CA that signs client certificates)");
+    }
+    if (!options.tls_cert.empty() && !options.peers.empty()) {
+      return fail("replication over TLS is not available yet: --tls-cert cannot be used with --peer "
+                  "(run replicating nodes without TLS, on a trusted network or a VPN)");
     }
     return result_;
   }
@@ -260,7 +286,7 @@ class Parser {
                  "a size (plain number = MiB; suffix K, M or G)");
         return;
       case OptionId::upload_timeout:
-        set_upload_timeout(spec, value);
+        set_seconds_as_ms(spec, value, options.upload_idle_ms_max, upload_idle_s_max);
         return;
       case OptionId::auth_file:
         set_text(spec, value, options.auth_file, is_file_name, "a file name");
@@ -279,6 +305,21 @@ class Parser {
         set_decimal(spec, value, options.max_clock_skew_s, 1u, clock_skew_s_max,
                     "seconds, 1-" + std::to_string(clock_skew_s_max));
         return;
+      case OptionId::tls_cert:
+        set_text(spec, value, options.tls_cert, is_file_name, "a file name");
+        return;
+      case OptionId::tls_key:
+        set_text(spec, value, options.tls_key, is_file_name, "a file name");
+        return;
+      case OptionId::tls_ca:
+        set_text(spec, value, options.tls_ca, is_file_name, "a file name");
+        return;
+      case OptionId::tls_verify_clients:
+        options.tls_verify_clients = true;
+        return;
+      case OptionId::tls_handshake_timeout:
+        set_seconds_as_ms(spec, value, options.tls_handshake_ms_max, tls_handshake_s_max);
+        return;
       case OptionId::verbose:
         options.verbose = true;
         return;
@@ -293,11 +334,10 @@ class Parser {
   }
 
   // Whole seconds on the command line, milliseconds in Options.
-  void set_upload_timeout(const OptionSpec& spec, std::string_view value) {
+  void set_seconds_as_ms(const OptionSpec& spec, std::string_view value, uint64_t& out_ms, uint64_t seconds_max) {
     uint64_t seconds = 0;
-    if (set_decimal(spec, value, seconds, uint64_t{1}, upload_idle_s_max,
-                    "whole seconds 1-" + std::to_string(upload_idle_s_max))) {
-      result_.options.upload_idle_ms_max = seconds * 1000;
+    if (set_decimal(spec, value, seconds, uint64_t{1}, seconds_max, "whole seconds 1-" + std::to_string(seconds_max))) {
+      out_ms = seconds * 1000;
     }
   }
 
@@ -348,6 +388,8 @@ std::string usage_text() {
          "                  [--peer HOST:PORT]... [--node-id ID]\n"
          "                  [--peer-secret-file PATH] [--max-clock-skew SECONDS]\n"
          "                  [--auth-file PATH]\n"
+         "                  [--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-verify-clients]\n"
+         "                   [--tls-handshake-timeout SECONDS]]\n"
          "                  [--listen-fd N] [--text-listen-fd N] [-v] [-h] [-V]\n"
          "\n"
          "  -p, --port PORT        binary protocol port (default 8889; 0 picks a free port)\n"
@@ -370,6 +412,14 @@ std::string usage_text() {
          "      --auth-file PATH   clients must authenticate with a user:password line of this file\n"
          "                         (memcached's -Y format; owned by this user, mode 600) on every\n"
          "                         client port: AUTH on the binary port, memcached's `set` on text\n"
+         "      --tls-cert FILE    TLS on both client ports with this PEM certificate chain\n"
+         "      --tls-key FILE     and this PEM private key (both needed; TLS 1.2 or 1.3)\n"
+         "      --tls-ca FILE      PEM certificates of the CA trusted for client certificates\n"
+         "      --tls-verify-clients\n"
+         "                         refuse TLS clients without a certificate signed by --tls-ca\n"
+         "      --tls-handshake-timeout SECONDS\n"
+         "                         close a connection whose TLS handshake is not done by then\n"
+         "                         (default 10)\n"
          "      --listen-fd N      serve this already listening socket as the binary port\n"
          "      --text-listen-fd N serve this already listening socket as the text port\n"
          "      --upload-timeout SECONDS\n"
@@ -379,7 +429,8 @@ std::string usage_text() {
          "  -h, --help             print this help\n"
          "  -V, --version          print the version\n"
          "\n"
-         "systemd socket activation (LISTEN_FDS, names 'binary' and 'text') is understood.\n";
+         "systemd socket activation (LISTEN_FDS, names 'binary' and 'text') is understood.\n"
+         "With TLS, SIGHUP reloads --tls-cert and --tls-key for new connections.\n";
 }
 
 std::string version_text() { return std::string("ringcached ") + RINGCACHE_VERSION + "\n"; }

@@ -26,6 +26,10 @@ inline constexpr uint32_t clock_skew_s_max = 24 * 3600;        // --max-clock-sk
 // given, whole seconds up to a day.
 inline constexpr uint64_t upload_idle_ms_default = 30 * 1000;
 inline constexpr uint64_t upload_idle_s_max = 24 * 60 * 60;
+// --tls-handshake-timeout (io/tls/tls_channel.h): a TLS handshake not done
+// within 10 s is dropped unless given, whole seconds up to 5 minutes.
+inline constexpr uint64_t tls_handshake_ms_default = 10 * 1000;
+inline constexpr uint64_t tls_handshake_s_max = 300;
 
 struct Options {
   uint16_t port = 8889;
@@ -44,6 +48,12 @@ struct Options {
   // --upload-timeout: a connection stalled this long in the middle of a
   // request is closed (server/resource_limits.h).
   uint64_t upload_idle_ms_max = upload_idle_ms_default;
+  // TLS on both client ports when tls_cert is set (io/tls/tls_context.h).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
+  bool tls_verify_clients = false;
+  uint64_t tls_handshake_ms_max = tls_handshake_ms_default;
   bool verbose = false;
 };
 

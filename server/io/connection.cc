@@ -3,6 +3,8 @@
 #include <cassert>
 #include <utility>
 
+#include "server/io/tls/tls_channel.h"
+
 namespace ringcache::server {
 
 Connection::Connection(int fd, uint32_t slot, uint32_t generation, std::unique_ptr<Session> session)
@@ -10,6 +12,8 @@ Connection::Connection(int fd, uint32_t slot, uint32_t generation, std::unique_p
   assert(fd >= 0);
   assert(session_ != nullptr);
 }
+
+Connection::~Connection() = default;
 
 bool Connection::may_resume(size_t worker_held_other) const {
   if (out.empty()) return true;

@@ -23,7 +23,9 @@
 // bounded number of bytes, and costs other connections nothing.
 //
 // The io fields (recv_armed, send_inflight, ...) belong to the event loop,
-// which owns the io_uring side; this class only does the input side.
+// which owns the io_uring side; this class only does the input side. On a
+// TLS port the event loop puts the connection's TlsChannel (tls/tls_channel.h)
+// between the socket and feed() / `out`: the session sees plaintext only.
 #pragma once
 
 #include <sys/socket.h>
@@ -50,9 +52,12 @@ enum class FeedStatus : uint8_t {
   stash_overflow,  // more input arrived while paused than input_stash_bytes_max: close
 };
 
+class TlsChannel;
+
 class Connection {
  public:
   Connection(int fd, uint32_t slot, uint32_t generation, std::unique_ptr<Session> session);
+  ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -98,6 +103,15 @@ class Connection {
   bool mid_request_listed = false;
   Connection* mid_request_prev = nullptr;
   Connection* mid_request_next = nullptr;
+  // TLS (null on a plaintext port) and, while its handshake runs, the
+  // links of the worker's list of handshakes with their deadlines.
+  std::unique_ptr<TlsChannel> tls;
+  // Send what is queued, then close (the TLS layer failed: its alert).
+  bool close_after_flush = false;
+  bool handshake_listed = false;
+  uint64_t handshake_started_tick = 0;
+  Connection* handshake_prev = nullptr;
+  Connection* handshake_next = nullptr;
   struct iovec iov[send_iov_max] = {};
   struct msghdr msg = {};
 

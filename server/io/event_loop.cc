@@ -12,6 +12,7 @@
 #include <new>
 
 #include "server/io/log.h"
+#include "server/io/tls/tls_channel.h"
 
 namespace ringcache::server {
 namespace {
@@ -90,6 +91,11 @@ bool EventLoop::setup(std::string& error) {
   assert(shared_.upload_idle_ms_max > 0);
   upload_idle_ticks_ = (shared_.upload_idle_ms_max + expire_interval_ms - 1) / expire_interval_ms;
   services_ = shared_.services.make(index_);
+  if (shared_.tls != nullptr) {
+    assert(shared_.tls_handshake_ms_max > 0);
+    handshake_ticks_ = (shared_.tls_handshake_ms_max + expire_interval_ms - 1) / expire_interval_ms;
+    tls_plaintext_ = std::make_unique_for_overwrite<char[]>(tls_record_plain_bytes_max);
+  }
   log_debug("worker %u: io_uring mode %s, %u receive buffers of %u bytes", index_, ring_.mode(),
             recv_buffers_count, recv_buffer_bytes);
   return true;
@@ -176,7 +182,19 @@ void EventLoop::adopt(int fd, ListenerKind kind) {
   Connection* c = nullptr;
   try {
     assert(kind == ListenerKind::binary || shared_.serve_text);
+    std::unique_ptr<TlsChannel> channel;
+    if (shared_.tls != nullptr) {
+      SSL* ssl = shared_.tls->new_ssl();
+      if (ssl == nullptr) throw std::bad_alloc();
+      // The channel owns ssl from its constructor on, even when that throws.
+      channel.reset(new (std::nothrow) TlsChannel(ssl));
+      if (!channel) {
+        SSL_free(ssl);
+        throw std::bad_alloc();
+      }
+    }
     c = &connections_.add(fd, services_->open_session(kind, fd));
+    c->tls = std::move(channel);
   } catch (const std::bad_alloc&) {
     log_info("worker %u: out of memory for a new connection; closing it", index_);
     counters_.connections_dropped.add();
@@ -184,6 +202,7 @@ void EventLoop::adopt(int fd, ListenerKind kind) {
     return;
   }
   c->last_io_tick = tick_;
+  if (c->tls) list_handshake(*c);
   counters_.connections_open.add();
   counters_.connections_accepted.add();
   if (log_verbose()) {
@@ -224,7 +243,14 @@ void EventLoop::on_recv(const UserData& data, int32_t res, uint32_t flags) {
     assert(has_buffer);
     counters_.bytes_received.add(static_cast<uint64_t>(res));
     c->last_io_tick = tick_;
-    if (!c->closing) feed(*c, buffers_.data(buffer_id, static_cast<uint32_t>(res)));
+    if (!c->closing) {
+      const std::string_view bytes = buffers_.data(buffer_id, static_cast<uint32_t>(res));
+      if (c->tls) {
+        feed_tls(*c, bytes);
+      } else {
+        feed(*c, bytes);
+      }
+    }
     buffers_.recycle(buffer_id);
   } else {
     if (has_buffer) buffers_.recycle(buffer_id);
@@ -263,6 +289,74 @@ void EventLoop::feed(Connection& c, std::string_view bytes) {
   } else if (charge_input(c)) {
     after_input(c, was_paused);
     note_mid_request(c);
+  }
+}
+
+// Ciphertext received: into the channel, and whatever plaintext it gives,
+// one record at a time, to feed() (which pauses and stashes as for a
+// plaintext connection; a record's plaintext is never larger than its
+// ciphertext, so the stash keeps its bound).
+void EventLoop::feed_tls(Connection& c, std::string_view ciphertext) {
+  TlsChannel& tls = *c.tls;
+  tls.push(ciphertext);
+  while (!c.closing && !c.close_after_reply()) {
+    const TlsRead read = tls.read(tls_plaintext_.get(), tls_record_plain_bytes_max);
+    if (read.handshake_finished) on_handshake_done(c);
+    if (read.bytes == 0) break;
+    feed(c, std::string_view(tls_plaintext_.get(), read.bytes));
+  }
+  if (c.closing) return;
+  switch (tls.state()) {
+    case TlsState::closed:
+      c.peer_eof = true;  // close_notify: what came before it is still answered
+      return;
+    case TlsState::failed:
+    case TlsState::not_tls:
+      tls_failed(c);
+      return;
+    case TlsState::handshaking:
+    case TlsState::open:
+      return;
+  }
+}
+
+// The channel failed: no more input; its alert (if any) is sent and the
+// connection closed. A client that is not speaking TLS at all gets nothing.
+void EventLoop::tls_failed(Connection& c) {
+  TlsChannel& tls = *c.tls;
+  assert(tls.state() == TlsState::failed || tls.state() == TlsState::not_tls);
+  if (c.handshake_listed) unlist_handshake(c);
+  if (!tls.established()) {
+    // Counted in finalize(), with every other handshake that never finished.
+    if (log_verbose()) {
+      log_debug("worker %u: connection %u: TLS handshake failed: %s", index_, c.slot(), tls.error().c_str());
+    }
+  } else {
+    log_info("worker %u: connection %u dropped: TLS: %s", index_, c.slot(), tls.error().c_str());
+    counters_.connections_dropped.add();
+  }
+  // Replies not yet encrypted can no longer be.
+  const size_t held_before = c.out.held_bytes();
+  c.out.clear();
+  held_bytes_ -= held_before;
+  if (tls.state() == TlsState::not_tls) {
+    begin_close(c, "not a TLS client");
+    return;
+  }
+  c.close_after_flush = true;
+  if (c.recv_armed && !c.recv_cancel_sent) {
+    cancel_request(c, Op::recv);
+    c.recv_cancel_sent = true;
+  }
+}
+
+void EventLoop::on_handshake_done(Connection& c) {
+  if (c.handshake_listed) unlist_handshake(c);
+  const bool tls13 = c.tls->version() == TLS1_3_VERSION;
+  (tls13 ? counters_.tls_handshakes_tls13 : counters_.tls_handshakes_tls12).add();
+  (tls13 ? counters_.tls_connections_tls13 : counters_.tls_connections_tls12).add();
+  if (log_verbose()) {
+    log_debug("worker %u: connection %u: TLS handshake done (%s)", index_, c.slot(), tls13 ? "TLSv1.3" : "TLSv1.2");
   }
 }
 
@@ -325,6 +419,10 @@ void EventLoop::cancel_request(Connection& c, Op op) {
 }
 
 void EventLoop::try_send(Connection& c) {
+  if (c.tls) {
+    try_send_tls(c);
+    return;
+  }
   if (c.send_inflight || c.closing || c.out.empty()) return;
   const size_t count = c.out.gather(c.iov, send_iov_max);
   assert(count > 0);
@@ -337,15 +435,43 @@ void EventLoop::try_send(Connection& c) {
   c.send_inflight = true;
 }
 
+// Encrypts a round of the queue when the channel wants one, then sends the
+// channel's ciphertext (handshake messages and alerts too).
+void EventLoop::try_send_tls(Connection& c) {
+  if (c.send_inflight || c.closing) return;
+  TlsChannel& tls = *c.tls;
+  // A session answers only plaintext it was given, so before the handshake
+  // there is nothing to encrypt; after a failure the queue was dropped and
+  // the session is fed nothing more (on_send does not resume it).
+  assert(c.out.empty() || tls.established());
+  assert(c.out.empty() || !c.close_after_flush);
+  if (!c.out.empty() && tls.wants_plaintext()) {
+    const size_t held_before = c.out.held_bytes();
+    const bool encrypted = tls.encrypt(c.out);
+    held_bytes_ = held_bytes_ - held_before + c.out.held_bytes();
+    if (!encrypted) tls_failed(c);
+  }
+  const std::string_view ciphertext = tls.ciphertext();
+  if (ciphertext.empty()) return;
+  io_uring_sqe* sqe = ring_.get_sqe();
+  io_uring_prep_send(sqe, c.fd(), ciphertext.data(), ciphertext.size(), MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, pack_user_data({Op::send, c.generation(), c.slot()}));
+  c.send_inflight = true;
+}
+
 void EventLoop::on_send(const UserData& data, int32_t res) {
   Connection* c = lookup(data);
   if (c == nullptr) return;
   assert(c->send_inflight);
   c->send_inflight = false;
   if (res > 0) {
-    const size_t held_before = c->out.held_bytes();
-    c->out.consume(static_cast<uint64_t>(res));
-    held_bytes_ = held_bytes_ - held_before + c->out.held_bytes();
+    if (c->tls) {
+      c->tls->sent(static_cast<size_t>(res));
+    } else {
+      const size_t held_before = c->out.held_bytes();
+      c->out.consume(static_cast<uint64_t>(res));
+      held_bytes_ = held_bytes_ - held_before + c->out.held_bytes();
+    }
     counters_.bytes_sent.add(static_cast<uint64_t>(res));
     c->last_io_tick = tick_;
   } else if (res == -EINTR || res == -EAGAIN || res == -ENOBUFS || res == -ECANCELED) {
@@ -358,7 +484,10 @@ void EventLoop::on_send(const UserData& data, int32_t res) {
              std::strerror(-res));
     begin_close(*c, "send error");
   }
-  if (!c->closing && c->paused() && c->may_resume(held_bytes_ - c->out.held_bytes())) resume(*c);
+  // After a TLS failure the stash is never answered: only the alert goes out.
+  if (!c->closing && c->paused() && !c->close_after_flush && c->may_resume(held_bytes_ - c->out.held_bytes())) {
+    resume(*c);
+  }
   progress(*c);
 }
 
@@ -367,15 +496,19 @@ void EventLoop::on_send(const UserData& data, int32_t res) {
 void EventLoop::progress(Connection& c) {
   if (!c.closing) {
     try_send(c);
-    if (!c.recv_armed && !c.peer_eof && !c.paused() && c.stash_empty() && !c.close_after_reply() &&
-        !stopping_) {
+    const bool input_done = c.close_after_reply() || c.close_after_flush;
+    if (!c.recv_armed && !c.peer_eof && !c.paused() && c.stash_empty() && !input_done && !stopping_) {
       arm_recv(c);
     }
-    const bool flushed = c.out.empty() && !c.send_inflight;
-    if (flushed && c.close_after_reply()) {
-      // The refusal is sent; FIN rather than RST so the client reads it.
+    bool flushed = c.out.empty() && !c.send_inflight && (!c.tls || !c.tls->has_output());
+    if (flushed && c.close_after_reply() && c.tls && c.tls->close_notify()) {
+      try_send(c);
+      flushed = false;
+    }
+    if (flushed && input_done) {
+      // The refusal (or TLS alert) is sent; FIN rather than RST so the client reads it.
       (void)::shutdown(c.fd(), SHUT_WR);
-      begin_close(c, c.close_reason());
+      begin_close(c, c.close_after_flush ? "TLS error" : c.close_reason());
     } else if (flushed && c.peer_eof && !c.paused() && c.stash_empty()) {
       begin_close(c, "peer closed");
     }
@@ -408,6 +541,13 @@ void EventLoop::finalize(Connection& c) {
   held_bytes_ -= c.out.held_bytes();
   if (c.input_charged_bytes > 0) shared_.input_budget.release(c.input_charged_bytes);
   if (c.mid_request_listed) unlist_mid_request(c);
+  if (c.handshake_listed) unlist_handshake(c);
+  if (c.tls && c.tls->established()) {
+    (c.tls->version() == TLS1_3_VERSION ? counters_.tls_connections_tls13 : counters_.tls_connections_tls12).sub();
+  } else if (c.tls) {
+    // Refused, broken, timed out, or given up by the client: a failed handshake.
+    counters_.tls_handshake_errors.add();
+  }
   ::close(c.fd());
   counters_.connections_open.sub();
   log_debug("worker %u: connection %u closed", index_, c.slot());
@@ -434,6 +574,7 @@ void EventLoop::on_expire_timer(int32_t res) {
   ++tick_;
   services_->tick();
   abort_idle_uploads();
+  abort_stalled_handshakes();
   arm_expire_timer();
 }
 
@@ -485,6 +626,50 @@ void EventLoop::abort_idle_uploads() {
              "(--upload-timeout; STATS UPLOAD_ABORTS)",
              index_, static_cast<unsigned long long>(aborted),
              static_cast<unsigned long long>(shared_.upload_idle_ms_max / 1000));
+  }
+}
+
+// TLS handshakes join at the tail when accepted, so the list stays in
+// order of their deadlines.
+void EventLoop::list_handshake(Connection& c) {
+  assert(!c.handshake_listed && c.handshake_prev == nullptr && c.handshake_next == nullptr);
+  c.handshake_listed = true;
+  c.handshake_started_tick = tick_;
+  c.handshake_prev = handshake_tail_;
+  (handshake_tail_ != nullptr ? handshake_tail_->handshake_next : handshake_head_) = &c;
+  handshake_tail_ = &c;
+}
+
+void EventLoop::unlist_handshake(Connection& c) {
+  assert(c.handshake_listed);
+  assert(c.handshake_prev != nullptr || handshake_head_ == &c);
+  assert(c.handshake_next != nullptr || handshake_tail_ == &c);
+  (c.handshake_prev != nullptr ? c.handshake_prev->handshake_next : handshake_head_) = c.handshake_next;
+  (c.handshake_next != nullptr ? c.handshake_next->handshake_prev : handshake_tail_) = c.handshake_prev;
+  c.handshake_prev = nullptr;
+  c.handshake_next = nullptr;
+  c.handshake_listed = false;
+}
+
+// Once a tick: closes the handshakes that have run for handshake_ticks_
+// whole ticks (so at least tls_handshake_ms_max). Only the expired ones
+// at the head are visited. One log line per tick sums them up.
+void EventLoop::abort_stalled_handshakes() {
+  uint64_t aborted = 0;
+  while (handshake_head_ != nullptr && tick_ - handshake_head_->handshake_started_tick > handshake_ticks_) {
+    Connection& c = *handshake_head_;
+    unlist_handshake(c);
+    if (c.closing) continue;
+    ++aborted;
+    counters_.tls_handshake_timeouts.add();
+    begin_close(c, "TLS handshake not done in time");
+    progress(c);  // may finalize c, which is no longer listed
+  }
+  if (aborted > 0) {
+    log_info("worker %u: closed %llu connections whose TLS handshake took more than %llu ms "
+             "(--tls-handshake-timeout; STATS TLS_HANDSHAKE_TIMEOUTS)",
+             index_, static_cast<unsigned long long>(aborted),
+             static_cast<unsigned long long>(shared_.tls_handshake_ms_max));
   }
 }
 

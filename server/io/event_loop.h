@@ -22,6 +22,16 @@
 // those idle for upload_idle_ms_max, which drops their reservation. A paused
 // connection whose client reads nothing is idle too.
 //
+// TLS (tls/tls_channel.h), when WorkerShared::tls is set: every client
+// connection gets a TlsChannel. Received bytes go through it before feed(),
+// and try_send() sends its ciphertext instead of the OutputQueue's iovecs
+// (encrypting a bounded round of the queue whenever the previous round is
+// in the kernel). A connection whose handshake has not finished joins a
+// list in accept order; each tick closes those at its head that have been
+// handshaking for tls_handshake_ms_max, so stalled handshakes cost a tick
+// nothing but their own removal. Without TLS, the hot path pays one
+// null-pointer test per recv and per send.
+//
 // Shutdown (the stop eventfd becomes readable): stop accepting, cancel every
 // request of the ring (IORING_ASYNC_CANCEL_ANY), drain until nothing is in
 // flight, close the connections, meet the other workers (worker_sync.h),
@@ -42,6 +52,7 @@
 #include "server/io/connection_table.h"
 #include "server/io/input_budget.h"
 #include "server/io/ring.h"
+#include "server/io/tls/tls_context.h"
 #include "server/io/user_data.h"
 #include "server/io/worker_services.h"
 #include "server/io/worker_sync.h"
@@ -62,6 +73,10 @@ struct WorkerShared {
   // A connection stalled this long in the middle of a request is closed
   // (server/resource_limits.h, --upload-timeout).
   uint64_t upload_idle_ms_max;
+  // TLS on every client port (null: plaintext), and how long a handshake
+  // may take (--tls-handshake-timeout).
+  const TlsContext* tls;
+  uint64_t tls_handshake_ms_max;
   int stop_fd;
 };
 
@@ -88,6 +103,10 @@ class EventLoop {
   void on_send(const UserData& data, int32_t res);
   void try_send(Connection& c);
   void feed(Connection& c, std::string_view bytes);
+  void feed_tls(Connection& c, std::string_view ciphertext);
+  void try_send_tls(Connection& c);
+  void tls_failed(Connection& c);
+  void on_handshake_done(Connection& c);
   void resume(Connection& c);
   void after_input(Connection& c, bool was_paused);
   bool charge_input(Connection& c);
@@ -104,6 +123,9 @@ class EventLoop {
   void note_mid_request(Connection& c);
   void unlist_mid_request(Connection& c);
   void abort_idle_uploads();
+  void list_handshake(Connection& c);
+  void unlist_handshake(Connection& c);
+  void abort_stalled_handshakes();
   void begin_shutdown();
   void reap_late_handoffs();
 
@@ -128,6 +150,12 @@ class EventLoop {
   uint64_t upload_idle_ticks_ = 0;
   // Connections seen in the middle of a request (Connection::mid_request_*).
   Connection* mid_request_head_ = nullptr;
+  // TLS: handshakes not finished, oldest first (Connection::handshake_*),
+  // the ticks one may take, and where one TLS record is decrypted.
+  Connection* handshake_head_ = nullptr;
+  Connection* handshake_tail_ = nullptr;
+  uint64_t handshake_ticks_ = 0;
+  std::unique_ptr<char[]> tls_plaintext_;
 };
 
 }  // namespace ringcache::server

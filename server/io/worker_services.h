@@ -22,6 +22,15 @@ struct ConnectionCounters {
   SingleWriterCounter read_pauses;           // times a connection stopped being read (slow reader)
   SingleWriterCounter connections_dropped;   // closed for lack of memory or a protocol violation
   SingleWriterCounter upload_aborts;         // closed mid-request after upload_idle_ms_max without a byte
+  // TLS (io/tls/): handshakes completed and connections open, by version;
+  // handshakes that failed (bad or no certificate, protocol errors,
+  // plaintext clients, too many bytes, timeouts), and of those the timeouts.
+  SingleWriterCounter tls_handshakes_tls12;
+  SingleWriterCounter tls_handshakes_tls13;
+  SingleWriterCounter tls_connections_tls12;
+  SingleWriterCounter tls_connections_tls13;
+  SingleWriterCounter tls_handshake_errors;
+  SingleWriterCounter tls_handshake_timeouts;
 };
 
 // One worker's protocol side; used only by that worker's thread.

@@ -47,6 +47,12 @@ StatsSnapshot StatsRegistry::collect(const store::StoreStats& store_stats,
     s.read_pauses += c.read_pauses.get();
     s.connections_dropped += c.connections_dropped.get();
     s.upload_aborts += c.upload_aborts.get();
+    s.tls_handshakes_tls12 += c.tls_handshakes_tls12.get();
+    s.tls_handshakes_tls13 += c.tls_handshakes_tls13.get();
+    s.tls_connections_tls12 += c.tls_connections_tls12.get();
+    s.tls_connections_tls13 += c.tls_connections_tls13.get();
+    s.tls_handshake_errors += c.tls_handshake_errors.get();
+    s.tls_handshake_timeouts += c.tls_handshake_timeouts.get();
     s.thread_connections.push_back(c.connections_open.get());
     s.thread_accepted.push_back(c.connections_accepted.get());
   }
@@ -123,6 +129,14 @@ std::string format_stats(const StatsSnapshot& s) {
   // Client authentication (--auth-file), both ports.
   append_field(out, "AUTH_CMDS", s.auth_cmds);
   append_field(out, "AUTH_ERRORS", s.auth_errors);
+  // TLS (--tls-cert), both ports: connections open and handshakes done by
+  // version, failed handshakes (timeouts included) and the timeouts.
+  append_field(out, "TLS_CONNECTIONS_TLS12", s.tls_connections_tls12);
+  append_field(out, "TLS_CONNECTIONS_TLS13", s.tls_connections_tls13);
+  append_field(out, "TLS_HANDSHAKES_TLS12", s.tls_handshakes_tls12);
+  append_field(out, "TLS_HANDSHAKES_TLS13", s.tls_handshakes_tls13);
+  append_field(out, "TLS_HANDSHAKE_ERRORS", s.tls_handshake_errors);
+  append_field(out, "TLS_HANDSHAKE_TIMEOUTS", s.tls_handshake_timeouts);
   return out;
 }
 

@@ -57,6 +57,12 @@ struct StatsSnapshot {
   uint64_t read_pauses = 0;
   uint64_t connections_dropped = 0;
   uint64_t upload_aborts = 0;
+  uint64_t tls_handshakes_tls12 = 0;
+  uint64_t tls_handshakes_tls13 = 0;
+  uint64_t tls_connections_tls12 = 0;
+  uint64_t tls_connections_tls13 = 0;
+  uint64_t tls_handshake_errors = 0;
+  uint64_t tls_handshake_timeouts = 0;
   std::vector<uint64_t> thread_connections;
   std::vector<uint64_t> thread_accepted;
   store::StoreStats store;

@@ -135,6 +135,13 @@ std::string format_text_stats(const TextStatsContext& context, const store::Stor
   stat(out, "upload_bytes_max", store.upload_bytes_max);
   stat(out, "upload_refused", store.upload_refusals);
   stat(out, "upload_aborts", binary.upload_aborts);
+  // TLS, as in the binary STATS; ssl_handshake_errors is memcached's name.
+  stat(out, "ssl_connections_tls12", binary.tls_connections_tls12);
+  stat(out, "ssl_connections_tls13", binary.tls_connections_tls13);
+  stat(out, "ssl_handshakes_tls12", binary.tls_handshakes_tls12);
+  stat(out, "ssl_handshakes_tls13", binary.tls_handshakes_tls13);
+  stat(out, "ssl_handshake_errors", binary.tls_handshake_errors);
+  stat(out, "ssl_handshake_timeouts", binary.tls_handshake_timeouts);
   out += "END\r\n";
   return out;
 }

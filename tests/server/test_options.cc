@@ -144,6 +144,45 @@ TEST_CASE("--auth-file names a file; without it clients need not authenticate") 
   CHECK(usage_text().find("--auth-file PATH") != std::string::npos);
 }
 
+TEST_CASE("--tls-cert and --tls-key turn TLS on; the other TLS options need them") {
+  const ParseResult off = parse({});
+  CHECK(off.options.tls_cert.empty());
+  CHECK_FALSE(off.options.tls_verify_clients);
+  CHECK(off.options.tls_handshake_ms_max == 10 * 1000);
+
+  const ParseResult r = parse({"--tls-cert", "c.pem", "--tls-key=k.pem", "--tls-ca", "ca.pem",
+                               "--tls-verify-clients", "--tls-handshake-timeout", "3"});
+  REQUIRE(r.status == ParseStatus::run);
+  CHECK(r.options.tls_cert == "c.pem");
+  CHECK(r.options.tls_key == "k.pem");
+  CHECK(r.options.tls_ca == "ca.pem");
+  CHECK(r.options.tls_verify_clients);
+  CHECK(r.options.tls_handshake_ms_max == 3000);
+
+  CHECK(parse({"--tls-cert", "c.pem"}).error == "TLS needs both --tls-cert and --tls-key");
+  CHECK(parse({"--tls-key", "k.pem"}).error == "TLS needs both --tls-cert and --tls-key");
+  for (const char* alone : {"--tls-ca=ca.pem", "--tls-verify-clients", "--tls-handshake-timeout=5"}) {
+    const ParseResult e = parse({alone});
+    CHECK(e.status == ParseStatus::error);
+    CHECK(e.error.find("need --tls-cert and --tls-key") != std::string::npos);
+  }
+  const ParseResult no_ca = parse({"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-verify-clients"});
+  CHECK(no_ca.error.find("--tls-verify-clients needs --tls-ca") != std::string::npos);
+  const ParseResult timeout = parse({"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-handshake-timeout", "0"});
+  CHECK(timeout.error.find("--tls-handshake-timeout") != std::string::npos);
+  CHECK(parse({"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-handshake-timeout", "301"}).status ==
+        ParseStatus::error);
+  CHECK(parse({"--tls-cert", "", "--tls-key", "k.pem"}).status == ParseStatus::error);
+}
+
+TEST_CASE("TLS with --peer is refused: replication over TLS is not available yet") {
+  const ParseResult r = parse({"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--peer",
+                               "127.0.0.1:9002"});
+  CHECK(r.status == ParseStatus::error);
+  CHECK(r.error.find("replication over TLS is not available yet") != std::string::npos);
+  CHECK(usage_text().find("--tls-cert FILE") != std::string::npos);
+}
+
 TEST_CASE("bad values are errors that name the option") {
   struct Case {
     std::vector<const char*> args;

@@ -97,26 +97,36 @@ TEST_CASE("counters of every thread are summed; per-thread lists keep their orde
   }
 }
 
-TEST_CASE("the upload fields, then the auth fields, come last, in order") {
+TEST_CASE("the upload fields, then the auth fields, then the TLS fields come last, in order") {
   StatsRegistry registry(2);
   registry.thread(0).upload_aborts.add(3);
   registry.thread(1).upload_aborts.add(4);
   registry.thread(0).auth_cmds.add(5);
   registry.thread(1).auth_cmds.add(1);
   registry.thread(1).auth_errors.add(2);
+  registry.thread(0).tls_connections_tls12.add(1);
+  registry.thread(1).tls_connections_tls13.add(2);
+  registry.thread(0).tls_handshakes_tls12.add(3);
+  registry.thread(1).tls_handshakes_tls13.add(4);
+  registry.thread(0).tls_handshake_errors.add(5);
+  registry.thread(1).tls_handshake_errors.add(1);
+  registry.thread(1).tls_handshake_timeouts.add(1);
   store::StoreStats store_stats;
   store_stats.upload_bytes = 5 * store::mib_bytes;
   store_stats.upload_bytes_max = 34 * store::mib_bytes;
   store_stats.upload_refusals = 116;
   const std::string text = format_stats(registry.collect(store_stats, 1));
   const std::vector<std::string> fields = split_fields(text);
-  REQUIRE(fields.size() > 6);
-  const std::vector<std::string> last(fields.end() - 6, fields.end());
+  REQUIRE(fields.size() > 12);
+  const std::vector<std::string> last(fields.end() - 12, fields.end());
   CHECK(last == std::vector<std::string>{"UPLOAD_BYTES=" + std::to_string(5 * store::mib_bytes),
                                          "UPLOAD_BYTES_MAX=" + std::to_string(34 * store::mib_bytes),
-                                         "UPLOAD_REFUSED=116", "UPLOAD_ABORTS=7", "AUTH_CMDS=6", "AUTH_ERRORS=2"});
+                                         "UPLOAD_REFUSED=116", "UPLOAD_ABORTS=7", "AUTH_CMDS=6", "AUTH_ERRORS=2",
+                                         "TLS_CONNECTIONS_TLS12=1", "TLS_CONNECTIONS_TLS13=2",
+                                         "TLS_HANDSHAKES_TLS12=3", "TLS_HANDSHAKES_TLS13=4",
+                                         "TLS_HANDSHAKE_ERRORS=6", "TLS_HANDSHAKE_TIMEOUTS=1"});
   // What came before them is unchanged: THREAD_ACCEPTED was the last field.
-  CHECK(fields[fields.size() - 7].rfind("THREAD_ACCEPTED=", 0) == 0);
+  CHECK(fields[fields.size() - 13].rfind("THREAD_ACCEPTED=", 0) == 0);
 }
 
 TEST_CASE("thread counters sit on separate cache lines") {

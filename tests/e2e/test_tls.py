@@ -1,0 +1,392 @@
+"""TLS on both client ports (--tls-cert, --tls-key, --tls-ca,
+--tls-verify-clients; docs/command_line.md) with Python's ssl module:
+requests on the binary and the text port over TLS 1.3 and 1.2, values
+larger than one round of encryption, client certificates refused (none,
+another CA's, expired), plaintext clients closed without a reply, garbage
+before and inside records, truncated records, a handshake larger than the
+cap, and 200 stalled handshakes beside a served client until the handshake
+timeout closes them. Certificates are made for each run by the openssl
+command line in a temporary directory (tls_certs.py)."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import time
+
+from clients import MIB, OK, STATS_FRAME, Client, TextClient, get_frame, put_frame
+from daemon import Daemon, run_to_exit
+from harness import pattern, raise_fd_limit, run_tests
+from tls_certs import Certificates
+
+TIMEOUT_S = 10
+STALLED_HANDSHAKES = 200
+# How long a served request may take while the stalled handshakes sit there.
+SERVED_REQUEST_S_MAX = 2
+# From all stalled handshakes open to the last one closed (a 1 s timeout,
+# checked once a second); generous for sanitizer builds on a busy machine.
+STALLED_CLOSED_S_MAX = 30
+
+
+def tls_daemon(exe, certs, *args, text="bind", threads="2"):
+    return Daemon(exe, "-t", threads, "--tls-cert", certs.path("server.pem"), "--tls-key", certs.path("server.key"),
+                  *args, text=text)
+
+
+def client_context(certs, cert=None, version=None):
+    """A client context trusting the test CA; with cert ("client"), that
+    certificate and key; version pins the TLS version (ssl.TLSVersion)."""
+    ctx = ssl.create_default_context(cafile=certs.path("ca.pem"))
+    if cert is not None:
+        ctx.load_cert_chain(certs.path(cert + ".pem"), certs.path(cert + ".key"))
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+def tls_connect(cls, port, ctx):
+    """A clients.py connection (Client or TextClient) whose socket speaks TLS."""
+    c = cls(port, timeout=TIMEOUT_S)
+    c.sock = ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
+    return c
+
+
+def tls_stats(d, ctx):
+    with tls_connect(Client, d.port, ctx) as c:
+        return c.stats()
+
+
+def wait_tls_stats(d, ctx, predicate, what):
+    """Polls STATS over TLS until predicate(stats) holds (bounded): a
+    refused client may read the alert before the daemon has closed (and
+    counted) its connection."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        s = tls_stats(d, ctx)
+        if predicate(s):
+            return s
+        assert time.monotonic() < deadline, "%s: %s" % (what, s)
+        time.sleep(0.05)
+
+
+def expect_closed(sock, what, allow_bytes=False):
+    """Reads until the daemon closes sock (bounded); returns what it sent."""
+    sock.settimeout(TIMEOUT_S)
+    got = b""
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            got += data
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError("%s: the daemon did not close the connection" % what)
+    if not allow_bytes:
+        assert got == b"", "%s: got %r" % (what, got[:64])
+    return got
+
+
+def refused(port, ctx, what):
+    """Whether a TLS client with ctx cannot get a request answered. Under
+    TLS 1.3 the client finishes its side of the handshake before the server
+    has checked its certificate: the refusal arrives as an alert (or a
+    closed connection) at the first read."""
+    try:
+        with tls_connect(Client, port, ctx) as c:
+            c.send(put_frame(b"refused", b"x"))
+            c.sock.settimeout(TIMEOUT_S)
+            data = c.sock.recv(64)
+            assert data == b"", "%s: the daemon answered %r" % (what, data)
+    except (ssl.SSLError, ConnectionError):
+        pass
+    return True
+
+
+class MemoryTls:
+    """A TLS client on memory buffers (ssl.SSLObject) over a plain socket,
+    so a test can send what a real client would not: records forged,
+    truncated or corrupted after a genuine handshake."""
+
+    def __init__(self, port, ctx):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname="127.0.0.1")
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                data = self.sock.recv(65536)
+                assert data, "closed during the handshake"
+                self.incoming.write(data)
+        self.flush()
+
+    def flush(self):
+        data = self.outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def records(self, plaintext):
+        """The ciphertext records of plaintext, not sent."""
+        self.tls.write(plaintext)
+        return self.outgoing.read()
+
+    def read_plaintext(self, n):
+        got = b""
+        while len(got) < n:
+            try:
+                got += self.tls.read(n - len(got))
+            except ssl.SSLWantReadError:
+                data = self.sock.recv(65536)
+                assert data, "closed"
+                self.incoming.write(data)
+        return got
+
+    def close(self):
+        self.sock.close()
+
+
+def test_both_ports_over_tls(exe):
+    with Certificates() as certs, tls_daemon(exe, certs) as d:
+        ctx = client_context(certs)
+        with tls_connect(Client, d.port, ctx) as c:
+            assert c.sock.version() == "TLSv1.3"
+            assert c.put(b"k", b"v") == OK
+            assert c.get(b"k") == b"v"
+            # Larger than one round of encryption (64 KiB) and than the
+            # store's inline values: sent from pinned store memory in rounds.
+            big = pattern(3 * MIB + 12345, 7)
+            assert c.put(b"big", big) == OK
+            assert c.get(b"big") == big
+            # Pipelined: many replies, the connection pausing and resuming.
+            pairs = [(b"p%d" % i, pattern(1000 + i % 100, i)) for i in range(2000)]
+            assert c.put_many(pairs) == [OK] * len(pairs)
+            assert c.get_many([k for k, _ in pairs]) == [v for _, v in pairs]
+            with tls_connect(TextClient, d.text_port, ctx) as t:
+                assert t.store(b"set", b"tk", b"text value") == b"STORED"
+                assert t.get(b"tk", b"k") == {b"tk": (0, b"text value", None), b"k": (0, b"v", None)}
+                t.send(b"stats\r\n")
+                lines = [t.read_line()]
+                while lines[-1] != b"END":
+                    lines.append(t.read_line())
+                text_stats = dict(line.split(b" ")[1:3] for line in lines[:-1])
+                assert text_stats[b"ssl_handshakes_tls13"] == b"2", text_stats
+                assert text_stats[b"ssl_connections_tls13"] == b"2", text_stats
+                assert text_stats[b"ssl_handshake_errors"] == b"0", text_stats
+                # quit: close_notify, then the connection ends cleanly.
+                t.send(b"quit\r\n")
+                expect_closed(t.sock, "text quit")
+        with tls_connect(Client, d.port, client_context(certs, version=ssl.TLSVersion.TLSv1_2)) as c12:
+            assert c12.sock.version() == "TLSv1.2"
+            assert c12.get(b"k") == b"v"
+            s = c12.stats()
+            assert (s["TLS_HANDSHAKES_TLS12"], s["TLS_CONNECTIONS_TLS12"]) == ("1", "1"), s
+            assert s["TLS_HANDSHAKES_TLS13"] == "2", s
+            assert s["TLS_HANDSHAKE_ERRORS"] == "0", s
+        assert "tls: on for every client port; certificate /CN=server" in d.log()
+
+
+def test_plaintext_client_is_closed_without_a_reply(exe):
+    with Certificates() as certs, tls_daemon(exe, certs) as d:
+        for port, request in ((d.port, STATS_FRAME), (d.port, put_frame(b"k", b"v")),
+                              (d.text_port, b"get k\r\n"), (d.text_port, b"stats\r\n")):
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as s:
+                s.sendall(request)
+                expect_closed(s, "plaintext %r" % request)
+        s = tls_stats(d, client_context(certs))
+        assert s["TLS_HANDSHAKE_ERRORS"] == "4", s
+        assert s["PUTS"] == "0", s
+
+
+def test_client_certificates_under_verify_clients(exe):
+    with Certificates() as certs, tls_daemon(exe, certs, "--tls-ca", certs.path("ca.pem"), "--tls-verify-clients") as d:
+        good = client_context(certs, cert="client")
+        with tls_connect(Client, d.port, good) as c:
+            assert c.put(b"k", b"v") == OK
+        with tls_connect(TextClient, d.text_port, good) as t:
+            assert t.get(b"k") == {b"k": (0, b"v", None)}
+        for what, ctx in (("no certificate", client_context(certs)),
+                          ("another CA's certificate", client_context(certs, cert="other-client")),
+                          ("an expired certificate", client_context(certs, cert="expired-client")),
+                          ("no certificate, TLS 1.2", client_context(certs, version=ssl.TLSVersion.TLSv1_2))):
+            for port in (d.port, d.text_port):
+                assert refused(port, ctx, what)
+        s = wait_tls_stats(d, good, lambda s: s["TLS_HANDSHAKE_ERRORS"] == "8", "8 refused handshakes")
+        assert s["PUTS"] == "1", s
+        with tls_connect(Client, d.port, good) as c:
+            assert c.get(b"refused") is None
+        assert "client certificates required" in d.log()
+
+
+def test_garbage_and_truncated_records(exe):
+    with Certificates() as certs, tls_daemon(exe, certs) as d:
+        ctx = client_context(certs)
+        # Garbage that starts like a handshake record.
+        for junk in (b"\x16\x03\x01\x00\x05hello", b"\x16" + os.urandom(4000), b"\x16\x03\x03\xff\xff" + b"\0" * 100):
+            with socket.create_connection(("127.0.0.1", d.port), timeout=TIMEOUT_S) as s:
+                s.sendall(junk)
+                s.shutdown(socket.SHUT_WR)
+                expect_closed(s, "junk handshake", allow_bytes=True)
+        # A ClientHello that claims 100000 bytes: closed once more than
+        # tls_handshake_bytes_max (64 KiB) arrived, before it is complete.
+        with socket.create_connection(("127.0.0.1", d.port), timeout=TIMEOUT_S) as s:
+            first = b"\x01" + (100000).to_bytes(3, "big") + b"\0" * (16384 - 4)
+            records = b"\x16\x03\x01" + struct.pack(">H", len(first)) + first
+            for _ in range(5):
+                records += b"\x16\x03\x01" + struct.pack(">H", 16384) + b"\0" * 16384
+            try:
+                s.sendall(records)
+            except ConnectionError:
+                pass
+            expect_closed(s, "oversized handshake", allow_bytes=True)
+        # After a genuine handshake: a record whose ciphertext was altered.
+        m = MemoryTls(d.port, ctx)
+        record = bytearray(m.records(put_frame(b"forged", b"x")))
+        record[-3] ^= 0x55
+        m.sock.sendall(bytes(record))
+        expect_closed(m.sock, "altered record", allow_bytes=True)
+        m.close()
+        # Garbage right after a good record: the good one is served (its
+        # reply is lost with the connection, which ends with an alert).
+        m = MemoryTls(d.port, ctx)
+        m.sock.sendall(m.records(put_frame(b"good", b"1")) + b"\x17\x03\x03\x00\x20" + os.urandom(32))
+        expect_closed(m.sock, "garbage record", allow_bytes=True)
+        m.close()
+        # A truncated record, then the client goes: nothing stored from it.
+        m = MemoryTls(d.port, ctx)
+        whole = m.records(put_frame(b"truncated", b"y" * 1000))
+        m.sock.sendall(whole[:len(whole) // 2])
+        m.sock.shutdown(socket.SHUT_WR)
+        expect_closed(m.sock, "truncated record", allow_bytes=True)
+        m.close()
+        with tls_connect(Client, d.port, ctx) as c:
+            assert c.get(b"good") == b"1"
+            assert c.get(b"forged") is None
+            assert c.get(b"truncated") is None
+            s = c.stats()
+            # The three junk handshakes and the oversized one.
+            assert s["TLS_HANDSHAKE_ERRORS"] == "4", s
+            assert s["TLS_HANDSHAKES_TLS13"] == "4", s
+        assert d.alive()
+
+
+def test_garbage_behind_requests_waiting_in_a_paused_connection(exe):
+    """Requests stashed while the connection is paused (two large values
+    pinned in its queue), then garbage: only the alert goes out and the
+    connection closes; the stashed requests are not answered later."""
+    with Certificates() as certs, tls_daemon(exe, certs, threads="1") as d:
+        ctx = client_context(certs)
+        with tls_connect(Client, d.port, ctx) as c:
+            assert c.put(b"big", pattern(MIB, 3)) == OK
+        m = MemoryTls(d.port, ctx)
+        m.sock.sendall(m.records(get_frame(b"big") * 50) + b"\x17\x03\x03\x00\x20" + os.urandom(32))
+        expect_closed(m.sock, "paused, then garbage", allow_bytes=True)
+        m.close()
+        with tls_connect(Client, d.port, ctx) as c:
+            assert c.get(b"big") == pattern(MIB, 3)
+            assert int(c.stats()["READ_PAUSES"]) >= 1
+
+
+def test_stalled_handshakes_cost_a_served_client_nothing(exe):
+    raise_fd_limit(4 * STALLED_HANDSHAKES)
+    with Certificates() as certs, tls_daemon(exe, certs, "--tls-handshake-timeout", "1", threads="1") as d:
+        ctx = client_context(certs)
+        stalled = []
+        try:
+            for i in range(STALLED_HANDSHAKES):
+                s = socket.create_connection(("127.0.0.1", d.port), timeout=TIMEOUT_S)
+                # Half send nothing, half the start of a ClientHello.
+                if i % 2:
+                    s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+                stalled.append(s)
+            started = time.monotonic()
+            with tls_connect(Client, d.port, ctx) as c:
+                for i in range(200):
+                    t0 = time.monotonic()
+                    assert c.put(b"s%d" % i, b"v%d" % i) == OK
+                    assert c.get(b"s%d" % i) == b"v%d" % i
+                    assert time.monotonic() - t0 < SERVED_REQUEST_S_MAX
+            # The timeout (1 s, checked once a second) closes every one.
+            for s in stalled:
+                expect_closed(s, "stalled handshake")
+            assert time.monotonic() - started < STALLED_CLOSED_S_MAX
+        finally:
+            for s in stalled:
+                s.close()
+        s = tls_stats(d, ctx)
+        assert s["TLS_HANDSHAKE_TIMEOUTS"] == str(STALLED_HANDSHAKES), s
+        assert s["TLS_HANDSHAKE_ERRORS"] == str(STALLED_HANDSHAKES), s
+        assert s["CONNECTIONS"] == "1", s
+        assert "whose TLS handshake took more than 1000 ms" in d.log()
+
+
+def peer_common_name(c):
+    subject = dict(pair[0] for pair in c.sock.getpeercert()["subject"])
+    return subject["commonName"]
+
+
+def test_sighup_reloads_the_certificate(exe):
+    with Certificates() as certs:
+        cert, key = certs.path("live.pem"), certs.path("live.key")
+        shutil.copyfile(certs.path("server.pem"), cert)
+        shutil.copyfile(certs.path("server.key"), key)
+        with Daemon(exe, "-t", "2", "--tls-cert", cert, "--tls-key", key, text="bind") as d:
+            ctx = client_context(certs)
+            with tls_connect(Client, d.port, ctx) as before:
+                assert peer_common_name(before) == "server"
+                assert before.put(b"k", b"1") == OK
+                shutil.copyfile(certs.path("server2.pem"), cert)
+                shutil.copyfile(certs.path("server2.key"), key)
+                os.kill(d.pid, signal.SIGHUP)
+                d.wait_for_line(re.compile(r"tls: SIGHUP: reloaded .*CN=server2"), TIMEOUT_S)
+                with tls_connect(TextClient, d.text_port, ctx) as after:
+                    assert peer_common_name(after) == "server2"
+                    assert after.get(b"k") == {b"k": (0, b"1", None)}
+                # The connection made before the reload goes on.
+                assert before.get(b"k") == b"1"
+                # A broken key: the reload fails, the daemon keeps serving server2.
+                with open(key, "w") as f:
+                    f.write("not a key\n")
+                os.kill(d.pid, signal.SIGHUP)
+                d.wait_for_line("tls: SIGHUP: reload failed, still serving the previous certificate: --tls-key",
+                                TIMEOUT_S)
+                with tls_connect(Client, d.port, ctx) as again:
+                    assert peer_common_name(again) == "server2"
+                    assert again.get(b"k") == b"1"
+            assert d.alive()
+
+
+def test_startup_errors_are_clear(exe):
+    with Certificates() as certs:
+        p = certs.path
+        cases = [
+            (["--tls-cert", p("server.pem"), "--tls-key", p("missing.key")], "--tls-key " + p("missing.key") +
+             ": No such file or directory"),
+            (["--tls-cert", p("server.pem"), "--tls-key", p("client.key")],
+             "--tls-key " + p("client.key") + " does not belong to the certificate of --tls-cert"),
+            (["--tls-cert", p("missing.pem"), "--tls-key", p("server.key")], "--tls-cert " + p("missing.pem")),
+            (["--tls-cert", p("server.key"), "--tls-key", p("server.key")], "--tls-cert " + p("server.key")),
+            (["--tls-cert", p("server.pem"), "--tls-key", p("server.pem")], "--tls-key " + p("server.pem")),
+            (["--tls-cert", p("server.pem"), "--tls-key", p("server.key"), "--tls-ca", p("server.key")],
+             "--tls-ca " + p("server.key")),
+            (["--tls-cert", p("server.pem"), "--tls-key", p("server.key"), "--tls-verify-clients"],
+             "--tls-verify-clients needs --tls-ca"),
+            (["--tls-cert", p("server.pem"), "--tls-key", p("server.key"), "--tls-ca", p("ca.pem"), "--peer",
+              "127.0.0.1:1"], "replication over TLS is not available yet"),
+        ]
+        for args, message in cases:
+            done = run_to_exit(exe, "-p", "0", "--text-port", "0", *args)
+            assert done.returncode == 2, (args, done.returncode, done.stderr)
+            assert message in done.stderr, (args, done.stderr)
+            assert "listening" not in done.stderr, done.stderr
+
+
+if __name__ == "__main__":
+    run_tests(globals())

@@ -1,0 +1,78 @@
+"""Certificates for the TLS tests, made at test time with the openssl
+command line (Debian's openssl package) in a temporary directory, never
+committed: a CA, a server certificate for 127.0.0.1 / localhost, client
+certificates signed by that CA (one of them expired), a second CA with a
+client certificate of its own, and a second server certificate (for the
+reload test). EC P-256 keys: fast to make and to handshake with."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+OPENSSL_TIMEOUT_S = 30
+DAYS = "2"
+
+
+def openssl(*args, cwd):
+    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=OPENSSL_TIMEOUT_S)
+    if done.returncode != 0:
+        raise AssertionError("openssl %s failed:\n%s" % (" ".join(args), done.stderr))
+
+
+def _key_and_request(name, subject, directory):
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key",
+            "-out", name + ".csr", "-subj", subject, cwd=directory)
+    os.chmod(os.path.join(directory, name + ".key"), 0o600)
+
+
+def _ca(name, directory):
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            name + ".key", "-out", name + ".pem", "-days", DAYS, "-subj", "/CN=ringcache test " + name,
+            cwd=directory)
+
+
+def _sign(name, ca, directory, days=DAYS, extensions=None):
+    args = ["x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial",
+            "-out", name + ".pem", "-days", days]
+    if extensions is not None:
+        path = os.path.join(directory, name + ".ext")
+        with open(path, "w") as f:
+            f.write(extensions + "\n")
+        args += ["-extfile", path]
+    openssl(*args, cwd=directory)
+
+
+class Certificates:
+    """The files, by name: path("ca.pem"), path("server.key"), ...
+    Use as a context manager; the directory goes at the end."""
+
+    def __init__(self):
+        if shutil.which("openssl") is None:
+            raise AssertionError("the openssl command is missing (Debian package openssl)")
+        self.directory = tempfile.mkdtemp(prefix="ringcache-tls-")
+        d = self.directory
+        _ca("ca", d)
+        _ca("other-ca", d)
+        server_ext = "subjectAltName=IP:127.0.0.1,DNS:localhost"
+        for name in ("server", "server2"):
+            _key_and_request(name, "/CN=" + name, d)
+            _sign(name, "ca", d, extensions=server_ext)
+        for name in ("client", "expired-client", "other-client"):
+            _key_and_request(name, "/CN=" + name, d)
+        _sign("client", "ca", d)
+        # -days -1: notAfter before notBefore, so expired from the start.
+        _sign("expired-client", "ca", d, days="-1")
+        _sign("other-client", "other-ca", d)
+
+    def path(self, name):
+        return os.path.join(self.directory, name)
+
+    def close(self):
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
