@@ -4,7 +4,7 @@
 RINGCACHE_PACKAGES=(
   g++ clang libclang-rt-14-dev meson ninja-build cmake pkg-config
   liburing-dev libmimalloc-dev libxxhash-dev libssl-dev doctest-dev libbenchmark-dev
-  erlang-nox rebar3 python3 python3-pymemcache libmemcached-tools python3-pylibmc memcached gnuplot-nox
+  erlang-nox rebar3 python3 python3-pymemcache libmemcached-tools python3-pylibmc libsasl2-modules memcached gnuplot-nox
   iproute2 procps faketime
 )
 
