@@ -5,8 +5,8 @@ port: set, get, delete and a miss over memcached's binary protocol without
 password and refused with a wrong one (every call fails, the daemon counts
 the failures).
 
-memjs is installed here, into the build directory (RINGCACHE_JS_DIR, set by
-meson; else next to the daemon's build), with `npm ci` bounded by
+memjs is installed here, into the build directory of the daemon under test
+(BUILD/tests/e2e/js), with `npm ci` bounded by
 NPM_INSTALL_TIMEOUT_S, and only when the installed tree is not the locked
 one: after the first install the test needs no network. Node.js and npm come
 from scripts/lib.sh. Without them, or when npm cannot install, the test
@@ -35,9 +35,7 @@ _installed_dir = None
 
 
 def js_dir(exe):
-    configured = os.environ.get("RINGCACHE_JS_DIR")
-    if configured:
-        return configured
+    """BUILD/tests/e2e/js for BUILD/server/ringcached: each build directory has its own."""
     build = os.path.dirname(os.path.dirname(os.path.abspath(exe)))
     return os.path.join(build, "tests", "e2e", "js")
 
