@@ -4,9 +4,13 @@
 RINGCACHE_PACKAGES=(
   g++ clang libclang-rt-14-dev meson ninja-build cmake pkg-config
   liburing-dev libmimalloc-dev libxxhash-dev libssl-dev doctest-dev libbenchmark-dev
-  erlang-nox rebar3 python3 python3-pymemcache libmemcached-tools python3-pylibmc memcached gnuplot-nox
-  iproute2 procps faketime nutcracker openssl
+  erlang-nox rebar3 python3 python3-pymemcache libmemcached-tools python3-pylibmc libsasl2-modules memcached gnuplot-nox
+  iproute2 procps faketime nutcracker openssl nodejs npm
 )
+# A package that is present when its command is: a Node.js from another
+# source than Debian (NodeSource's) bundles npm and conflicts with Debian's
+# npm package, which apt would then refuse to install.
+declare -A RINGCACHE_PACKAGE_COMMANDS=([npm]=npm)
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -14,6 +18,7 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 install_missing_packages() {
   local missing=() p
   for p in "${RINGCACHE_PACKAGES[@]}"; do
+    [[ -n ${RINGCACHE_PACKAGE_COMMANDS[$p]:-} ]] && command -v "${RINGCACHE_PACKAGE_COMMANDS[$p]}" >/dev/null && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   ((${#missing[@]} == 0)) && return 0

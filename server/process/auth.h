@@ -99,6 +99,8 @@ class ConnectionAuth {
   ConnectionAuth(Authenticator* auth, ThreadCounters& counters, int fd, const char* port)
       : auth_(auth), counters_(counters), fd_(fd), port_(port), authenticated_(auth == nullptr) {}
 
+  // Whether the daemon has --auth-file (credentials are checked at all).
+  bool required() const { return auth_ != nullptr; }
   bool authenticated() const { return authenticated_; }
   // Checks the credentials. A success authenticates the connection; a
   // failure of an authenticated connection leaves it authenticated (but

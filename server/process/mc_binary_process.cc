@@ -63,6 +63,25 @@ bool is_concat(uint8_t opcode) {
   }
 }
 
+bool is_sasl(uint8_t opcode) {
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::sasl_list_mechs: case Opcode::sasl_auth: case Opcode::sasl_step: return true;
+    default: return false;
+  }
+}
+
+// SASL mechanism names are case-insensitive (RFC 4422), as memcached's
+// libsasl2 takes them.
+bool is_plain_mechanism(std::string_view name) {
+  constexpr std::string_view plain = "PLAIN";
+  if (name.size() != plain.size()) return false;
+  for (size_t i = 0; i < plain.size(); ++i) {
+    const char c = name[i];
+    if ((c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c) != plain[i]) return false;
+  }
+  return true;
+}
+
 bool is_plain_set(const mcb::Header& header) {
   const auto opcode = static_cast<Opcode>(header.opcode);
   return (opcode == Opcode::set || opcode == Opcode::setq) && header.cas == 0;
@@ -77,10 +96,43 @@ std::string_view message_of(Status status) {
     case Status::invalid_arguments: return "Invalid arguments";
     case Status::not_stored: return "Not stored.";
     case Status::non_numeric: return "Non-numeric server-side value for incr or decr";
+    case Status::auth_error: return "Auth failure.";
+    case Status::auth_continue: return "Auth continue";
     case Status::unknown_command: return "Unknown command";
     case Status::out_of_memory: return "Out of memory";
   }
   return "Unknown error";
+}
+
+// The value of a request refused under --auth-file is read and dropped,
+// nothing reserved or kept: true for value_begin and value_data, which wait
+// for value_end; the request is answered at value_end (which ends the
+// stream) as when it comes whole or too large.
+bool drained(const mcb::Event& event, McBinaryStream& stream) {
+  using Kind = mcb::EventKind;
+  switch (event.kind) {
+    case Kind::value_begin:
+      assert(!stream.active);
+      stream.active = true;
+      return true;
+    case Kind::value_data:
+      assert(stream.active);
+      return true;
+    case Kind::value_end:
+      assert(stream.active);
+      stream = McBinaryStream();
+      return false;
+    case Kind::request:
+    case Kind::too_large:
+      assert(!stream.active);
+      return false;
+    case Kind::bad_lengths:
+    case Kind::bad_magic:
+    case Kind::need_more:
+      break;
+  }
+  assert(false && "process() serves framing errors itself");
+  return true;
 }
 
 // One response: header, extras, key and value, in memcached's layout.
@@ -192,13 +244,86 @@ McBinaryProcessor::Status McBinaryProcessor::check_shape(const Header& header, u
     case Opcode::verbosity:
       fits = extras == expiration_extras_bytes && !keyed && empty_value;
       break;
+    case Opcode::sasl_list_mechs: case Opcode::sasl_auth: case Opcode::sasl_step:
+      // Without --auth-file, as memcached without -S (with it, sasl() answers them).
+      return Status::unknown_command;
     default:
       return Status::unknown_command;
   }
   return fits ? Status::success : Status::invalid_arguments;
 }
 
-McBinaryResult McBinaryProcessor::process(const Event& event, McBinaryStream& stream, OutputQueue& out) {
+McBinaryResult McBinaryProcessor::process(const Event& event, McBinaryStream& stream, ConnectionAuth& auth,
+                                          OutputQueue& out) {
+  using Kind = mcb::EventKind;
+  // Unframeable lengths and bad magic carry no command: answered alike, authenticated or not.
+  if (auth.required() && event.kind != Kind::bad_lengths && event.kind != Kind::bad_magic) {
+    if (is_sasl(event.header.opcode)) return sasl(event, stream, auth, out);
+    // memcached serves version before authentication: clients probe with it.
+    if (!auth.authenticated() && static_cast<Opcode>(event.header.opcode) != Opcode::version) {
+      return refuse_unauthenticated(event, stream, out);
+    }
+  }
+  return serve(event, stream, out);
+}
+
+McBinaryResult McBinaryProcessor::sasl(const Event& event, McBinaryStream& stream, ConnectionAuth& auth,
+                                       OutputQueue& out) {
+  if (drained(event, stream)) return McBinaryResult::proceed;
+  const Header& header = event.header;
+  const auto opcode = static_cast<Opcode>(header.opcode);
+  // memcached's 0x0004, not an attempt: no SASL request has extras, and LIST_MECHS has no body.
+  if (header.extras_length != 0 || (opcode == Opcode::sasl_list_mechs && header.body_length != 0)) {
+    counters_.client_errors.add();
+    respond_error(out, header, Status::invalid_arguments);
+    return McBinaryResult::proceed;
+  }
+  if (opcode == Opcode::sasl_list_mechs) {
+    respond_ok(out, header, 0, "PLAIN");
+    return McBinaryResult::proceed;
+  }
+  // A value that streamed or was too large is longer than any PLAIN message;
+  // SASL_STEP is a failure, since PLAIN never asks for one.
+  const bool whole = event.kind == mcb::EventKind::request;
+  const AuthAttempt attempt = opcode == Opcode::sasl_auth && whole ? plain_attempt(event, auth) : auth.refuse();
+  if (attempt == AuthAttempt::accepted) {
+    respond_ok(out, header, 0, "Authenticated");
+    return McBinaryResult::proceed;
+  }
+  respond_error(out, header, Status::auth_error);
+  return attempt == AuthAttempt::refused_close ? McBinaryResult::close : McBinaryResult::proceed;
+}
+
+AuthAttempt McBinaryProcessor::plain_attempt(const Event& event, ConnectionAuth& auth) {
+  if (event.key.size() > sasl_mechanism_bytes_max || !is_plain_mechanism(event.key) ||
+      event.data.size() > sasl_plain_message_bytes_max) {
+    return auth.refuse();
+  }
+  // authzid NUL user NUL password, none of them holding a NUL.
+  const std::string_view message = event.data;
+  const size_t first = message.find('\0');
+  const size_t second = first == std::string_view::npos ? first : message.find('\0', first + 1);
+  if (second == std::string_view::npos || message.find('\0', second + 1) != std::string_view::npos) {
+    return auth.refuse();
+  }
+  const std::string_view authzid = message.substr(0, first);
+  const std::string_view user = message.substr(first + 1, second - first - 1);
+  const std::string_view password = message.substr(second + 1);
+  // An authzid other than the user would act as someone else: nobody may.
+  if (user.empty() || password.empty() || (!authzid.empty() && authzid != user)) return auth.refuse();
+  return auth.attempt(user, password);
+}
+
+McBinaryResult McBinaryProcessor::refuse_unauthenticated(const Event& event, McBinaryStream& stream,
+                                                         OutputQueue& out) {
+  if (drained(event, stream)) return McBinaryResult::proceed;
+  respond_error(out, event.header, Status::auth_error);
+  const auto opcode = static_cast<Opcode>(event.header.opcode);
+  // memcached refuses quit too, then closes as asked.
+  return opcode == Opcode::quit || opcode == Opcode::quitq ? McBinaryResult::close : McBinaryResult::proceed;
+}
+
+McBinaryResult McBinaryProcessor::serve(const Event& event, McBinaryStream& stream, OutputQueue& out) {
   using Kind = mcb::EventKind;
   switch (event.kind) {
     case Kind::request:
@@ -282,6 +407,9 @@ McBinaryResult McBinaryProcessor::request(const Event& event, OutputQueue& out) 
       // As memcached: the log level of the whole daemon (-v).
       log_set_verbose(load_be(event.extras, 0, 4) > 0);
       respond_ok(out, header);
+      break;
+    case Opcode::sasl_list_mechs: case Opcode::sasl_auth: case Opcode::sasl_step:
+      assert(false && "check_shape refuses SASL");
       break;
   }
   return McBinaryResult::proceed;

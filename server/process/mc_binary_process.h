@@ -18,6 +18,15 @@
 //   expiration is 0xffffffff;
 // - a value over --max-item is 0x0003 and, for a plain set, drops the
 //   key's old value (as memcached and the text port do).
+//
+// Under --auth-file (auth.h) it speaks memcached's SASL with the PLAIN
+// mechanism: SASL_LIST_MECHS answers "PLAIN", SASL_AUTH checks the
+// credentials through the connection's ConnectionAuth (its counters, log
+// and failure limit, as on the other ports), SASL_STEP is a failure (PLAIN
+// takes one step). Until the connection is authenticated every other
+// request but version is read in full (a value drained, never stored) and
+// answered 0x0020; quit and quitq then close. Without --auth-file the SASL
+// opcodes are unknown commands, as on a memcached without -S.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +35,7 @@
 #include <string_view>
 
 #include "server/io/output_queue.h"
+#include "server/process/auth.h"
 #include "server/process/text_process.h"
 #include "server/process/text_stats.h"
 #include "server/process/write_path.h"
@@ -33,6 +43,15 @@
 #include "store/store.h"
 
 namespace ringcache::server {
+
+// A SASL mechanism name is at most 20 characters (RFC 4422); a longer
+// SASL_AUTH key names none and is refused without looking further.
+inline constexpr size_t sasl_mechanism_bytes_max = 20;
+// The longest PLAIN message (RFC 4616: authzid NUL user NUL password) that
+// can hold credentials of the auth file: each part at most
+// auth_credential_bytes_max (the authzid is empty or the user). A longer
+// one is refused as a failed attempt before it is split.
+inline constexpr size_t sasl_plain_message_bytes_max = 3 * auth_credential_bytes_max + 2;
 
 // A request whose value streams in (value_begin .. value_end).
 struct McBinaryStream {
@@ -59,13 +78,24 @@ class McBinaryProcessor {
   void prefetch(std::span<const std::string_view> keys) { store_.prefetch(keys); }
   protocol::memcache_binary::ParserLimits parser_limits() const { return {text_.item_bytes_max()}; }
 
-  // event.kind is never need_more.
-  McBinaryResult process(const protocol::memcache_binary::Event& event, McBinaryStream& stream, OutputQueue& out);
+  // event.kind is never need_more. `auth`: the connection's authentication
+  // (SASL requests change it).
+  McBinaryResult process(const protocol::memcache_binary::Event& event, McBinaryStream& stream, ConnectionAuth& auth,
+                         OutputQueue& out);
 
  private:
   using Event = protocol::memcache_binary::Event;
   using Header = protocol::memcache_binary::Header;
   using Status = protocol::memcache_binary::Status;
+
+  // An event of an authenticated connection, or of any connection without --auth-file.
+  McBinaryResult serve(const Event& event, McBinaryStream& stream, OutputQueue& out);
+  // Under --auth-file: an event of a SASL request.
+  McBinaryResult sasl(const Event& event, McBinaryStream& stream, ConnectionAuth& auth, OutputQueue& out);
+  // The credentials of a whole SASL_AUTH, checked (a malformed one is a failure).
+  static AuthAttempt plain_attempt(const Event& event, ConnectionAuth& auth);
+  // Under --auth-file: an event of a connection not authenticated yet that is not SASL or version.
+  McBinaryResult refuse_unauthenticated(const Event& event, McBinaryStream& stream, OutputQueue& out);
 
   McBinaryResult request(const Event& event, OutputQueue& out);
   void stream_begin(const Event& event, McBinaryStream& stream);

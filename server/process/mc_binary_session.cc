@@ -7,7 +7,7 @@ namespace ringcache::server {
 
 ConsumeResult McBinarySession::consume(std::string_view input, OutputQueue& out, const PauseCheck& pause) {
   ConsumeResult result;
-  if (at_frame_boundary()) {
+  if (at_frame_boundary() && auth_.authenticated()) {
     // Pipelined requests (a multi-get is a run of getkq): start loading their store memory all at once.
     std::string_view keys[store::StoreThread::prefetch_keys_max];
     const size_t n = protocol::memcache_binary::peek_keys(input, keys, std::size(keys));
@@ -24,7 +24,7 @@ ConsumeResult McBinarySession::consume(std::string_view input, OutputQueue& out,
     assert(used <= input.size() - result.used);
     result.used += used;
     if (event.kind == protocol::memcache_binary::EventKind::need_more) return result;
-    if (processor_.process(event, stream_, out) == McBinaryResult::close) {
+    if (processor_.process(event, stream_, auth_, out) == McBinaryResult::close) {
       result.close_after_reply = true;
       return result;
     }

@@ -9,14 +9,8 @@ ConsumeResult TextPortSession::consume(std::string_view input, OutputQueue& out,
   ConsumeResult result;
   if (input.empty()) return result;
   const auto first = static_cast<uint8_t>(input[0]);
-  if (first == protocol::memcache_binary::request_magic && !auth_.authenticated()) {
-    (void)auth_.refuse();
-    close_reason_ = "memcached binary protocol without SASL under --auth-file";
-    result.close_after_reply = true;
-    return result;
-  }
   if (first == protocol::memcache_binary::request_magic) {
-    successor_ = std::make_unique<McBinarySession>(binary_);
+    successor_ = std::make_unique<McBinarySession>(binary_, auth_);
   } else if (text_first_byte(first)) {
     successor_ = std::make_unique<TextSession>(text_, auth_);
   } else {

@@ -6,10 +6,10 @@
 // protocol pays for the choice after the first byte. Any other first byte
 // (a control byte, or 0x81..0xFF) is answered with one error line and the
 // connection closed at once, rather than waiting for a line end that
-// may never come. With --auth-file, memcached's binary protocol is refused
-// (the connection closed at once, counted as a failed authentication): it
-// would need SASL, which this port does not offer yet, and must never serve
-// a client that has not authenticated.
+// may never come. The connection's authentication (auth.h) goes to the
+// session chosen: with --auth-file the text protocol authenticates with
+// memcached's `set` convention (text_session.h), the binary one with SASL
+// (mc_binary_process.h).
 #pragma once
 
 #include <cstdint>
@@ -42,13 +42,12 @@ class TextPortSession final : public Session {
   bool at_frame_boundary() const override { return true; }
   bool mid_request() const override { return false; }
   size_t held_bytes() const override { return 0; }
-  const char* close_reason() const override { return close_reason_; }
+  const char* close_reason() const override { return "first byte neither a text command nor 0x80"; }
 
  private:
   TextProcessor& text_;
   McBinaryProcessor& binary_;
   ConnectionAuth auth_;
-  const char* close_reason_ = "first byte neither a text command nor 0x80";
   std::unique_ptr<Session> successor_;
 };
 

@@ -1,6 +1,7 @@
 """Client authentication (--auth-file) against the real daemon: refused
-auth files, the binary port's AUTH (31) and the text port's memcached
-convention (a `set` of "user password"), wrong passwords, the connection
+auth files, the binary port's AUTH (31), the text port's memcached
+convention (a `set` of "user password") and SASL PLAIN on memcached's
+binary protocol (first byte 0x80), wrong passwords, the connection
 closed after too many failures, the stream kept in sync around requests
 refused before authentication, and the auth_cmds / auth_errors counters."""
 
@@ -9,7 +10,9 @@ import shutil
 import tempfile
 
 from auth_files import PASSWORD, USER, write_auth_file
-from clients import EINVAL, ENOTFOUND, MIB, OK, STATS_FRAME, TextClient, field, get_frame, put_frame
+from clients import (EINVAL, ENOTFOUND, MC_AUTH_ERROR, MC_GET, MC_NOOP, MC_NOT_FOUND, MC_QUIT, MC_SASL_AUTH, MC_SASL_LIST_MECHS,
+                     MC_SASL_STEP, MC_SET, MC_SUCCESS, MC_UNKNOWN_COMMAND, MC_VERSION, MIB, OK, STATS_FRAME,
+                     McBinaryClient, TextClient, field, get_frame, mc_request, mc_store_extras, put_frame)
 from daemon import Daemon, run_to_exit
 from harness import pattern, run_tests
 
@@ -49,6 +52,10 @@ class AuthDaemon:
             return self.daemon.__exit__(*exc)
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def sasl_plain(user=USER, password=PASSWORD, authzid=b""):
+    return mc_request(MC_SASL_AUTH, b"PLAIN", authzid + b"\0" + user + b"\0" + password)
 
 
 def authenticated_stats(d):
@@ -181,6 +188,45 @@ def test_text_port_keeps_the_stream_in_sync_before_auth(exe):
         assert c.read_values() == {b"k": (0, b"abc", None)}
 
 
+def test_memcached_binary_protocol_authenticates_with_sasl_plain(exe):
+    with AuthDaemon(exe) as d:
+        with McBinaryClient(d.text_port) as c:
+            mechs = c.call(MC_SASL_LIST_MECHS)
+            assert (mechs["status"], mechs["value"]) == (MC_SUCCESS, b"PLAIN"), mechs
+            assert c.call(MC_VERSION)["status"] == MC_SUCCESS
+            refused = c.call(MC_GET, b"big", opaque=4)
+            assert (refused["status"], refused["value"], refused["opaque"]) == (MC_AUTH_ERROR, b"Auth failure.", 4)
+            # One pipelined burst: a 1 MiB set drained unstored, then SASL_AUTH, then served.
+            big = pattern(MIB, 6)
+            c.send(mc_request(MC_SET, b"big", big, mc_store_extras()) + sasl_plain() +
+                   mc_request(MC_GET, b"big") + mc_request(MC_SET, b"big", big, mc_store_extras()) +
+                   mc_request(MC_GET, b"big"))
+            assert c.response()["status"] == MC_AUTH_ERROR
+            accepted = c.response()
+            assert (accepted["status"], accepted["value"]) == (MC_SUCCESS, b"Authenticated"), accepted
+            assert c.response()["status"] == MC_NOT_FOUND
+            assert c.response()["status"] == MC_SUCCESS
+            assert c.response()["value"] == big
+        with McBinaryClient(d.text_port) as c:
+            assert c.call(MC_SASL_STEP, b"PLAIN", b"\0alice\0" + PASSWORD)["status"] == MC_AUTH_ERROR
+            assert c.call(MC_SASL_AUTH, b"CRAM-MD5", b"alice 0123")["status"] == MC_AUTH_ERROR
+            c.send(sasl_plain(password=b"wrong"))
+            assert c.response()["status"] == MC_AUTH_ERROR
+            assert c.expect_eof() == b""
+        with McBinaryClient(d.text_port) as c:
+            assert c.call(MC_NOOP)["status"] == MC_AUTH_ERROR
+            c.send(mc_request(MC_QUIT))
+            assert c.response()["status"] == MC_AUTH_ERROR
+            assert c.expect_eof() == b""
+        with TextClient(d.text_port) as c:
+            assert text_auth(c) == b"STORED"
+            stats = c.stats()
+            assert (stats["auth_cmds"], stats["auth_errors"]) == ("5", "3"), stats
+        log = d.log()
+        assert "text port failed to authenticate (failure 3 of 3, connection closed)" in log, log
+        assert "wrong" not in log and "s3cret" not in log
+
+
 def test_without_auth_file_nothing_changes(exe):
     with Daemon(exe, "-t", "1", text="bind") as d:
         with d.client() as c:
@@ -196,6 +242,10 @@ def test_without_auth_file_nothing_changes(exe):
         with TextClient(d.text_port) as c:
             assert text_auth(c) == b"STORED"
             assert c.value(b"auth") == USER + b" " + PASSWORD
+        with McBinaryClient(d.text_port) as c:
+            assert c.call(MC_SASL_LIST_MECHS)["status"] == MC_UNKNOWN_COMMAND
+            assert c.call(MC_SASL_AUTH, b"PLAIN", b"\0alice\0" + PASSWORD)["status"] == MC_UNKNOWN_COMMAND
+            assert c.call(MC_GET, b"auth")["value"] == USER + b" " + PASSWORD
 
 
 if __name__ == "__main__":

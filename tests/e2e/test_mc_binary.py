@@ -5,6 +5,8 @@ daemon: a connection whose first byte is 0x80 speaks it, as on memcached.
   every test, ASCII and binary (memcached 1.6.18 passes all 54);
 - pylibmc (Debian's python3-pylibmc) with binary=True: set/get, get_multi,
   incr/decr, add/replace, gets/cas, append, delete, a 1 MiB value, flush_all;
+  and with a username and password against --auth-file: libmemcached's SASL
+  PLAIN (libsasl2) accepted, and refused for a wrong password;
 - by hand: opaque echo and quiet batching, a value over --max-item answered
   0x0003 with the stream still in sync, bad magic closing the connection, a
   first byte no protocol accepts answered at once, and binary writes
@@ -18,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 # python3-pylibmc installs into Debian's own interpreter; when another
 # python3 runs this script, run it again under Debian's.
@@ -34,6 +37,7 @@ except ImportError:
 from clients import (MC_APPEND, MC_GET, MC_GETK, MC_GETKQ, MC_GETQ, MC_INVALID, MC_NOOP, MC_NOT_FOUND, MC_QUIT,
                      MC_RESPONSE, MC_SET, MC_SETQ, MC_STAT, MC_SUCCESS, MC_TOO_LARGE, MC_UNKNOWN_COMMAND, MIB,
                      McBinaryClient, TextClient, mc_request, mc_store_extras)
+from auth_files import PASSWORD, USER, write_auth_file
 from daemon import Daemon
 from harness import SkipTest, pattern, run_tests
 from replication_cluster import Cluster, wait_until_all
@@ -106,6 +110,43 @@ def test_pylibmc_binary(exe):
         stats = client.get_stats()
         assert stats and "cmd_get" in stats[0][1], stats
         print("pylibmc binary=True: every call answered as on memcached")
+
+
+def test_pylibmc_sasl(exe):
+    if pylibmc is None:
+        raise SkipTest("pylibmc (python3-pylibmc) is not installed")
+    directory = tempfile.mkdtemp(prefix="ringcache-auth-")
+    try:
+        path = write_auth_file(directory)
+        with Daemon(exe, "-t", "1", "-m", "16", "--auth-file", path, text="bind") as d:
+            def client(password):
+                return pylibmc.Client(["127.0.0.1:%d" % d.text_port], binary=True, username=USER.decode(),
+                                      password=password, behaviors={"connect_timeout": 5000,
+                                                                    "receive_timeout": 10000000,
+                                                                    "send_timeout": 10000000})
+            good = client(PASSWORD.decode())
+            assert good.set("k", b"v")
+            assert good.get("k") == b"v"
+            assert good.delete("k") is True
+            assert good.get("k") is None
+            wrong = client("wrong")
+            for call in (lambda: wrong.set("k2", b"v"), lambda: wrong.get("k")):
+                try:
+                    call()
+                    raise AssertionError("a call with a wrong password succeeded")
+                except pylibmc.Error:
+                    pass
+            assert good.get("k2") is None
+            # libmemcached's stats know only memcached's fixed list: read the counters as text.
+            with TextClient(d.text_port) as text:
+                assert text.store(b"set", b"auth", USER + b" " + PASSWORD) == b"STORED"
+                stats = text.stats()
+            attempts, failures = int(stats["auth_cmds"]), int(stats["auth_errors"])
+            assert failures >= 1 and attempts == failures + 2, stats
+            print("pylibmc SASL: accepted with the password, refused without (%d attempts, %d failed)"
+                  % (attempts, failures))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_opaque_echo_and_quiet_batching(exe):

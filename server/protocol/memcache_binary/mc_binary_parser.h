@@ -56,12 +56,16 @@ enum class Opcode : uint8_t {
   append = 0x0e, prepend = 0x0f, stat = 0x10, setq = 0x11, addq = 0x12, replaceq = 0x13, deleteq = 0x14,
   incrementq = 0x15, decrementq = 0x16, quitq = 0x17, flushq = 0x18, appendq = 0x19, prependq = 0x1a,
   verbosity = 0x1b, touch = 0x1c, gat = 0x1d, gatq = 0x1e, gatk = 0x23, gatkq = 0x24,
+  // SASL (memcached's -S; here under --auth-file): list mechanisms, start, next step.
+  sasl_list_mechs = 0x20, sasl_auth = 0x21, sasl_step = 0x22,
 };
 
 // memcached's response status codes (the ones this protocol answers).
 enum class Status : uint16_t {
   success = 0x0000, key_not_found = 0x0001, key_exists = 0x0002, value_too_large = 0x0003,
   invalid_arguments = 0x0004, not_stored = 0x0005, non_numeric = 0x0006,
+  // auth_continue asks for a SASL_STEP: never sent, PLAIN takes one step.
+  auth_error = 0x0020, auth_continue = 0x0021,
   unknown_command = 0x0081, out_of_memory = 0x0082,
 };
 
