@@ -215,6 +215,10 @@ info(Message, #state{socket = Socket, decoder = Decoder} = S) when Socket =/= un
         sent -> flush(S#state{send_retry = false});
         ignore -> S;
         closed -> connection_lost(closed, S);
+        {error, {tls_alert, _} = Alert} when S#state.phase =:= probing ->
+            %% TLS 1.3: the server judges the client's certificate after
+            %% the client's side of the handshake is done.
+            connection_lost({tls_handshake, Alert}, S);
         {error, Reason} -> connection_lost(Reason, S);
         not_mine -> other_info(Message, S)
     end;

@@ -177,7 +177,11 @@ message({tcp_error, Socket, Reason}, {tcp, Socket}) -> {error, Reason};
 message({ssl, Socket, Data}, {tls, Socket, _, _}) -> {data, Data};
 message({ssl_passive, Socket}, {tls, Socket, _, _}) -> passive;
 message({ringcache_sent, Sender, ok}, {tls, _, _, Sender}) -> sent;
-message({ringcache_sent, Sender, {error, Reason}}, {tls, _, _, Sender}) -> {error, {send, Reason}};
+%% A failed ssl:send: ssl itself says why ({ssl_error, S, {tls_alert, ...}},
+%% {ssl_closed, S}), and that message, not this one (they race), is the
+%% reason to report. Should it never come, the next stall check's getstat
+%% on the closed socket fails (within stall_check_interval_ms).
+message({ringcache_sent, Sender, {error, _Reason}}, {tls, _, _, Sender}) -> ignore;
 message({ssl_closed, Socket}, {tls, Socket, _, _}) -> closed;
 message({ssl_error, Socket, Reason}, {tls, Socket, _, _}) -> {error, Reason};
 message(_Other, _Socket) -> not_mine.

@@ -5,6 +5,9 @@
 -module(ringcache_tls_tests).
 -include_lib("eunit/include/eunit.hrl").
 
+%% A logger handler: the tests read what the client logs.
+-export([log/2]).
+
 -define(openssl_wait_ms_max, 30000).
 
 tls_test_() ->
@@ -121,6 +124,34 @@ sum_stat(H, Name) ->
 %% The daemon's TLS connections, 1.2 and 1.3.
 tls_connections(Stats) ->
     maps:get(<<"TLS_CONNECTIONS_TLS12">>, Stats, 0) + maps:get(<<"TLS_CONNECTIONS_TLS13">>, Stats, 0).
+
+%% Runs Fun with ringcache_conn's notices and warnings sent here instead
+%% of printed; returns them as {Format, Args}.
+capturing_log(Fun) ->
+    {ok, #{level := DefaultLevel}} = logger:get_handler_config(default),
+    ok = logger:update_handler_config(default, level, none),
+    ok = logger:add_handler(ringcache_tls_tests, ?MODULE, #{level => notice, config => #{pid => self()}}),
+    ok = logger:set_module_level(ringcache_conn, notice),
+    try
+        Fun(),
+        collect_log([])
+    after
+        ok = logger:set_module_level(ringcache_conn, critical),
+        ok = logger:remove_handler(ringcache_tls_tests),
+        ok = logger:update_handler_config(default, level, DefaultLevel)
+    end.
+
+collect_log(Acc) ->
+    receive
+        {ringcache_tls_tests_log, Entry} -> collect_log([Entry | Acc])
+    after 0 ->
+            lists:reverse(Acc)
+    end.
+
+log(#{msg := {Format, Args}, meta := #{mfa := {ringcache_conn, _, _}}}, #{config := #{pid := Pid}}) ->
+    Pid ! {ringcache_tls_tests_log, {Format, Args}};
+log(_Other, _Config) ->
+    ok.
 
 elapsed_ms(Fun) ->
     {Us, Result} = timer:tc(Fun),
@@ -253,14 +284,17 @@ hung_server_large_puts(Dir) ->
 untrusted_server(Dir) ->
     with_daemons(1, server_args(Dir), fun([D]) ->
         Servers = [ringcache_daemon:address(D)],
-        with_handle(Servers, #{tls => client_tls(Dir, "other.pem"), timeout => 2000}, fun(H) ->
-            {Ms, Reply} = elapsed_ms(fun() -> ringcache:put(H, k, v) end),
-            ?assertEqual({error, unavailable}, Reply),
-            ?assert(Ms < 100, Ms),
-            ?assertEqual({error, unavailable}, ringcache:get(H, k)),
-            ?assertEqual(#{}, ringcache:get_multi(H, [k])),
-            ?assertEqual(#{}, ringcache:stats(H))
+        Logged = capturing_log(fun() ->
+            with_handle(Servers, #{tls => client_tls(Dir, "other.pem"), timeout => 2000}, fun(H) ->
+                {Ms, Reply} = elapsed_ms(fun() -> ringcache:put(H, k, v) end),
+                ?assertEqual({error, unavailable}, Reply),
+                ?assert(Ms < 100, Ms),
+                ?assertEqual({error, unavailable}, ringcache:get(H, k)),
+                ?assertEqual(#{}, ringcache:get_multi(H, [k])),
+                ?assertEqual(#{}, ringcache:stats(H))
+            end)
         end),
+        ?assertMatch([{"ringcache: ~s: TLS handshake failed: ~p", [_, {tls_alert, {unknown_ca, _}}]}], Logged),
         with_handle(Servers, #{tls => client_tls(Dir)}, fun(Good) ->
             ?assert(sum_stat(Good, <<"TLS_HANDSHAKE_ERRORS">>) >= 1),
             ?assertEqual(ok, ringcache:put(Good, k, v))
@@ -323,10 +357,19 @@ client_certificates(Dir) ->
             %% No certificate, or one from a CA the server does not trust.
             %% (With TLS 1.3 the client's side of the handshake may finish
             %% before the server refuses; the probe then fails.)
-            [with_handle(Servers, #{tls => Tls, timeout => 2000}, fun(Refused) ->
-                 ?assertEqual({error, unavailable}, ringcache:put(Refused, k, refused)),
-                 ?assertEqual({error, unavailable}, ringcache:get(Refused, k))
-             end) || Tls <- [client_tls(Dir), with_certificate(Dir, "stranger", client_tls(Dir))]],
+            Logged = capturing_log(fun() ->
+                [with_handle(Servers, #{tls => Tls, timeout => 2000}, fun(Refused) ->
+                     ?assertEqual({error, unavailable}, ringcache:put(Refused, k, refused)),
+                     ?assertEqual({error, unavailable}, ringcache:get(Refused, k))
+                 end) || Tls <- [client_tls(Dir), with_certificate(Dir, "stranger", client_tls(Dir))]]
+            end),
+            %% The server's alert (certificate_required, unknown_ca) races
+            %% with its closing the connection: either is logged, once.
+            ?assertEqual(2, length(Logged), Logged),
+            [?assertMatch({"ringcache: ~s: TLS handshake failed: ~p", [_, {tls_alert, {_, _}}]}, Entry) ||
+                {"ringcache: ~s: TLS handshake failed: ~p", _} = Entry <- Logged],
+            ?assertEqual([], [E || {F, _} = E <- Logged, F =/= "ringcache: ~s: TLS handshake failed: ~p",
+                                   F =/= "ringcache: ~s unreachable: ~p"]),
             ?assert(sum_stat(H, <<"TLS_HANDSHAKE_ERRORS">>) >= ErrorsBefore + 2),
             ?assertEqual({ok, v}, ringcache:get(H, k))
         end)
