@@ -44,7 +44,8 @@
                      | [string() | binary() | {inet:hostname() | inet:ip_address(), inet:port_number()}].
 -type reason() :: unavailable | too_big | server_error | timeout | auth_refused.
 -type options() :: #{namespace => binary(), timeout => pos_integer(),
-                     auth => {User :: iodata(), Password :: iodata()}}.
+                     auth => {User :: iodata(), Password :: iodata()},
+                     tls => [ssl:tls_client_option()]}.
 
 %% ---------------------------------------------------------------- start/stop
 
@@ -55,10 +56,10 @@ start(Servers) ->
 -spec start([server_spec(), ...], options()) -> {ok, handle()} | {error, term()}.
 start(Servers, Options) ->
     case {ringcache_addr:parse_servers(Servers), parse_options(Options)} of
-        {{ok, Groups}, {ok, Prefix, TimeoutMs, Auth}} ->
+        {{ok, Groups}, {ok, Prefix, TimeoutMs, ConnOptions}} ->
             Names = [ringcache_addr:group_name(Group) || Group <- Groups],
             Ring = ringcache_ring:new(Names),
-            case ringcache_handle:start(self(), Groups, Auth) of
+            case ringcache_handle:start(self(), Groups, ConnOptions) of
                 {ok, Pid, Conns, Keys} ->
                     H = #handle{pid = Pid, conns = Conns, keys = Keys, ring = Ring,
                                 prefix = Prefix, timeout_ms = TimeoutMs,
@@ -75,10 +76,13 @@ start(Servers, Options) ->
     end.
 
 parse_options(Options) when is_map(Options) ->
-    case {parse_prefix_and_timeout(Options), parse_auth(maps:get(auth, Options, undefined))} of
-        {{ok, Prefix, TimeoutMs}, {ok, Auth}} -> {ok, Prefix, TimeoutMs, Auth};
-        {{error, _} = Error, _} -> Error;
-        {_, {error, _} = Error} -> Error
+    case {parse_prefix_and_timeout(Options), parse_auth(maps:get(auth, Options, undefined)),
+          parse_tls(maps:get(tls, Options, undefined))} of
+        {{ok, Prefix, TimeoutMs}, {ok, Auth}, {ok, Tls}} ->
+            {ok, Prefix, TimeoutMs, #{auth => Auth, tls => Tls}};
+        {{error, _} = Error, _, _} -> Error;
+        {_, {error, _} = Error, _} -> Error;
+        {_, _, {error, _} = Error} -> Error
     end;
 parse_options(Options) ->
     {error, {bad_option, Options}}.
@@ -86,7 +90,7 @@ parse_options(Options) ->
 parse_prefix_and_timeout(Options) ->
     Namespace = maps:get(namespace, Options, undefined),
     TimeoutMs = maps:get(timeout, Options, ?call_timeout_ms_default),
-    case maps:keys(maps:without([namespace, timeout, auth], Options)) of
+    case maps:keys(maps:without([namespace, timeout, auth, tls], Options)) of
         [Unknown | _] ->
             {error, {bad_option, Unknown}};
         [] when not (is_integer(TimeoutMs) andalso TimeoutMs > 0) ->
@@ -116,6 +120,22 @@ parse_auth({User, Password} = Auth) ->
     end;
 parse_auth(_Other) ->
     {error, {bad_option, auth}}.
+
+%% ssl's client options (erlang/README.md, "TLS"): every connection does a
+%% TLS handshake with them. The ssl application is started here, once,
+%% rather than made a dependency of every user of plain TCP.
+parse_tls(undefined) ->
+    {ok, undefined};
+parse_tls(Tls) ->
+    case ringcache_transport:check_tls_options(Tls) of
+        ok ->
+            case application:ensure_all_started(ssl) of
+                {ok, _Started} -> {ok, Tls};
+                {error, Reason} -> {error, {ssl_not_started, Reason}}
+            end;
+        {error, Reason} ->
+            {error, {bad_option, Reason}}
+    end.
 
 key_prefix(Prefix) -> <<(byte_size(Prefix)):8, Prefix/binary>>.
 

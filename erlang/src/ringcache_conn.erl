@@ -10,7 +10,8 @@
 %% server) closes the socket and fails every waiting caller at once.
 %%
 %% Phases:
-%%   connecting  a helper process runs gen_tcp:connect, so callers are never
+%%   connecting  a helper process connects (and with option tls does the
+%%               TLS handshake; ringcache_transport), so callers are never
 %%               stuck behind a slow connect
 %%   probing     connected; with credentials (option auth) an AUTH goes
 %%               first, then a STATS request must come back before the
@@ -37,6 +38,7 @@
 %% Requests written and not yet answered; beyond it callers get
 %% {error, unavailable} instead of growing the queue without bound.
 -define(pending_requests_max, 100000).
+%% TCP connect and TLS handshake together.
 -define(connect_timeout_ms, 1000).
 %% The probe must be answered this fast, or the server counts as down.
 -define(probe_reply_ms_max, 1000).
@@ -68,16 +70,18 @@
 -type waiter() :: {gen_server:from(), ringcache_codec:kind(), binary() | none}
                 | probe | auth.
 -type credentials() :: {User :: binary(), Password :: binary()} | undefined.
--export_type([credentials/0]).
+-type options() :: #{auth := credentials(), tls := ringcache_transport:tls_options()}.
+-export_type([credentials/0, options/0]).
 
 -record(state, {server :: ringcache_addr:server(),
                 group :: pos_integer(),
                 keys :: ets:tid(),
                 auth :: credentials(),
+                tls :: ringcache_transport:tls_options(),
                 %% What callers are told while the server is not usable.
                 down_reason = unavailable :: unavailable | auth_refused,
                 phase = connecting :: phase(),
-                socket :: gen_tcp:socket() | undefined,
+                socket :: ringcache_transport:socket() | undefined,
                 connector :: {pid(), reference()} | undefined,
                 pending = queue:new() :: queue:queue(waiter()),
                 pending_count = 0 :: non_neg_integer(),
@@ -101,11 +105,12 @@
 %% ---------------------------------------------------------------- API
 
 %% Group is the server's position in the handle's server list; it is what
-%% the key table records for status/1. Auth: the credentials sent at every
-%% (re)connection, or undefined.
--spec start_link(ringcache_addr:server(), pos_integer(), ets:tid(), credentials()) -> {ok, pid()}.
-start_link(Server, Group, KeysTable, Auth) ->
-    gen_server:start_link(?MODULE, {Server, Group, KeysTable, Auth}, []).
+%% the key table records for status/1. Options: auth, the credentials sent
+%% at every (re)connection, or undefined; tls, ssl's client options, or
+%% undefined for plain TCP.
+-spec start_link(ringcache_addr:server(), pos_integer(), ets:tid(), options()) -> {ok, pid()}.
+start_link(Server, Group, KeysTable, Options) ->
+    gen_server:start_link(?MODULE, {Server, Group, KeysTable, Options}, []).
 
 -spec request(pid(), ringcache_codec:request(), timeout()) ->
           ringcache_codec:reply() | {error, unavailable | timeout}.
@@ -166,9 +171,9 @@ request_key(Request) -> element(2, Request).
 
 %% ---------------------------------------------------------------- gen_server
 
--spec init({ringcache_addr:server(), pos_integer(), ets:tid(), credentials()}) -> {ok, #state{}}.
-init({Server, Group, KeysTable, Auth}) ->
-    State = #state{server = Server, group = Group, keys = KeysTable, auth = Auth},
+-spec init({ringcache_addr:server(), pos_integer(), ets:tid(), options()}) -> {ok, #state{}}.
+init({Server, Group, KeysTable, #{auth := Auth, tls := Tls}}) ->
+    State = #state{server = Server, group = Group, keys = KeysTable, auth = Auth, tls = Tls},
     {ok, start_connector(State)}.
 
 -spec handle_call(term(), gen_server:from(), #state{}) ->
@@ -202,71 +207,79 @@ call(await_ready, _From, S) ->
 call(_Unknown, _From, S) ->
     {reply, {error, unknown_call}, S}.
 
-info({tcp, Socket, Data}, #state{socket = Socket, decoder = Decoder} = S) ->
-    deliver_replies(S#state{decoder = ringcache_codec:decoder_feed(Decoder, Data)});
-info({tcp_passive, Socket}, #state{socket = Socket} = S) ->
-    rearm(S);
-info({inet_reply, Socket, ok}, #state{socket = Socket} = S) ->
-    S;
-info({inet_reply, Socket, {error, Reason}}, #state{socket = Socket} = S) ->
-    connection_lost({send, Reason}, S);
-info(send_retry, S) ->
+%% The socket's own messages first: they are most of the traffic.
+info(Message, #state{socket = Socket, decoder = Decoder} = S) when Socket =/= undefined ->
+    case ringcache_transport:message(Message, Socket) of
+        {data, Data} -> deliver_replies(S#state{decoder = ringcache_codec:decoder_feed(Decoder, Data)});
+        passive -> rearm(S);
+        sent -> flush(S#state{send_retry = false});
+        ignore -> S;
+        closed -> connection_lost(closed, S);
+        {error, {tls_alert, _} = Alert} when S#state.phase =:= probing ->
+            %% TLS 1.3: the server judges the client's certificate after
+            %% the client's side of the handshake is done.
+            connection_lost({tls_handshake, Alert}, S);
+        {error, Reason} -> connection_lost(Reason, S);
+        not_mine -> other_info(Message, S)
+    end;
+info(Message, S) ->
+    other_info(Message, S).
+
+other_info(send_retry, S) ->
     flush(S#state{send_retry = false});
-info({tcp_closed, Socket}, #state{socket = Socket} = S) ->
-    connection_lost(closed, S);
-info({tcp_error, Socket, Reason}, #state{socket = Socket} = S) ->
-    connection_lost(Reason, S);
-info({connector, Pid, Result}, #state{connector = {Pid, Ref}} = S) ->
+other_info({connector, Pid, Result}, #state{connector = {Pid, Ref}} = S) ->
     demonitor(Ref, [flush]),
     connect_finished(Result, S#state{connector = undefined});
-info({connector, _StalePid, {ok, Socket}}, S) ->
-    gen_tcp:close(Socket),
+other_info({connector, _StalePid, {ok, Socket}}, S) ->
+    ringcache_transport:close(Socket),
     S;
-info({'DOWN', Ref, process, Pid, Reason}, #state{connector = {Pid, Ref}} = S) ->
+other_info({'DOWN', Ref, process, Pid, Reason}, #state{connector = {Pid, Ref}} = S) ->
     connect_finished({error, {connector_crashed, Reason}}, S#state{connector = undefined});
-info(reconnect, #state{phase = backoff} = S) ->
+other_info(reconnect, #state{phase = backoff} = S) ->
     start_connector(S);
-info({tick, Ref}, #state{tick = Ref} = S) ->
+other_info({tick, Ref}, #state{tick = Ref} = S) ->
     check_progress(S#state{tick = undefined});
-info(_Stale, S) ->
-    %% tcp messages of a closed socket, an old timer, a late connector.
+other_info(_Stale, S) ->
+    %% Messages of a closed socket, an old timer, a late connector.
     S.
 
 -spec terminate(term(), #state{}) -> ok.
 terminate(_Reason, #state{socket = undefined}) -> ok;
-terminate(_Reason, #state{socket = Socket}) -> gen_tcp:close(Socket).
+terminate(_Reason, #state{socket = Socket}) -> ringcache_transport:close(Socket).
 
 %% ---------------------------------------------------------------- connecting
 
-start_connector(#state{server = #{host := Host, port := Port}} = S) ->
+start_connector(#state{server = #{host := Host, port := Port}, tls = Tls} = S) ->
     Owner = self(),
-    Connector = spawn_monitor(fun() -> connect(Owner, Host, Port) end),
+    Connector = spawn_monitor(fun() -> connect(Owner, Host, Port, Tls) end),
     S#state{phase = connecting, connector = Connector}.
 
-connect(Owner, Host, Port) ->
+connect(Owner, Host, Port, Tls) ->
     Options = [binary, {packet, raw}, {active, false}, {nodelay, true}, {keepalive, true},
                {high_watermark, ?send_queue_bytes_high}, {low_watermark, ?send_queue_bytes_low},
                {buffer, ?socket_read_bytes_max}],
-    Result = case gen_tcp:connect(Host, Port, Options, ?connect_timeout_ms) of
+    Result = case ringcache_transport:connect(Host, Port, Options, Tls, ?connect_timeout_ms) of
                  {ok, Socket} ->
-                     case gen_tcp:controlling_process(Socket, Owner) of
+                     case ringcache_transport:controlling_process(Socket, Owner) of
                          ok -> {ok, Socket};
-                         {error, _} = Error -> Error
+                         {error, _} = Error ->
+                             ringcache_transport:close(Socket),
+                             Error
                      end;
                  {error, _} = Error ->
                      Error
              end,
     Owner ! {connector, self(), Result}.
 
-connect_finished({ok, Socket}, S) ->
-    case inet:setopts(Socket, [{active, ?socket_active_messages}]) of
-        ok ->
+connect_finished({ok, Socket0}, S) ->
+    case ringcache_transport:start(Socket0, ?socket_active_messages) of
+        {ok, Socket} ->
             {ok, Probe} = ringcache_codec:encode(stats),
             S1 = S#state{socket = Socket, phase = probing, phase_since_ms = now_ms(),
                          decoder = ringcache_codec:decoder_new()},
             start_tick(flush(buffer_frame(Probe, enqueue(probe, send_auth(S1)))));
         {error, Reason} ->
-            gen_tcp:close(Socket),
+            ringcache_transport:close(Socket0),
             attempt_failed({setopts, Reason}, S)
     end;
 connect_finished({error, Reason}, S) ->
@@ -275,13 +288,20 @@ connect_finished({error, Reason}, S) ->
 attempt_failed(Reason, #state{backoff_ms = Backoff, was_up = WasUp, first_attempt_done = Done} = S) ->
     %% Logged when the server goes away, not at every retry.
     case WasUp orelse not Done of
-        true -> ?LOG_NOTICE("ringcache: ~s unreachable: ~p", [server_name(S), Reason]);
+        true -> log_attempt_failed(Reason, S);
         false -> ok
     end,
     Delay = Backoff + rand:uniform(Backoff div 4 + 1) - 1,
     erlang:send_after(Delay, self(), reconnect),
     ready(S#state{phase = backoff, was_up = false,
                   backoff_ms = min(Backoff * 2, ?reconnect_backoff_ms_max)}).
+
+%% A refused handshake is most likely a configuration to fix (CA, client
+%% certificate, host name), not a server that is down: said so.
+log_attempt_failed({tls_handshake, Reason}, S) ->
+    ?LOG_WARNING("ringcache: ~s: TLS handshake failed: ~p", [server_name(S), Reason]);
+log_attempt_failed(Reason, S) ->
+    ?LOG_NOTICE("ringcache: ~s unreachable: ~p", [server_name(S), Reason]).
 
 %% AUTH before anything else, on every connection (the daemon answers
 %% every other request EINVAL until then).
@@ -306,7 +326,7 @@ ready(#state{ready_waiters = Waiters} = S) ->
 %% Every waiting caller learns at once; the next attempt comes quickly
 %% after a connection that was working, later after repeated failures.
 connection_lost(Reason, #state{socket = Socket, pending = Pending} = S) ->
-    gen_tcp:close(Socket),
+    ringcache_transport:close(Socket),
     DownReason = case Reason of
                      auth_refused -> auth_refused;
                      _ -> unavailable
@@ -332,22 +352,26 @@ buffer_frame(Frame, #state{out = Out, out_bytes = OutBytes} = S) ->
         false -> S1
     end.
 
-%% port_command with nosuspend is gen_tcp:send without the wait: it
-%% refuses (false) instead of blocking when the socket is busy, and the
-%% outcome arrives later as an inet_reply message.
+%% Never waits (ringcache_transport, at the top): a busy TCP socket
+%% refuses the frames, which are offered again send_retry_interval_ms
+%% later; TLS hands them to its sender and sends nothing more until the
+%% sender is done. Either way send_retry holds further flushes until the
+%% message that says to try again (send_retry, or the transport's sent).
 flush(#state{out = []} = S) ->
     S;
 flush(#state{send_retry = true} = S) ->
     S;
 flush(#state{socket = Socket, out = Out} = S) ->
-    try erlang:port_command(Socket, lists:reverse(Out), [nosuspend]) of
-        true ->
+    case ringcache_transport:send(Socket, lists:reverse(Out)) of
+        ok ->
             S#state{out = [], out_bytes = 0};
-        false ->
+        busy ->
             erlang:send_after(?send_retry_interval_ms, self(), send_retry),
-            S#state{send_retry = true}
-    catch
-        error:badarg -> connection_lost({send, closed}, S)
+            S#state{send_retry = true};
+        handed_over ->
+            S#state{out = [], out_bytes = 0, send_retry = true};
+        closed ->
+            connection_lost({send, closed}, S)
     end.
 
 flush_when_idle({reply, Reply, #state{out = [_ | _], send_retry = false} = S}) -> {reply, Reply, S, 0};
@@ -417,7 +441,7 @@ track_key(_Kind, _Key, _Reply, _S) ->
 rearm(#state{socket = undefined} = S) ->
     S;
 rearm(#state{socket = Socket} = S) ->
-    case inet:setopts(Socket, [{active, ?socket_active_messages}]) of
+    case ringcache_transport:activate(Socket, ?socket_active_messages) of
         ok -> S;
         {error, Reason} -> connection_lost({setopts, Reason}, S)
     end.
@@ -443,7 +467,7 @@ check_progress(#state{phase = probing, phase_since_ms = Since} = S) ->
 check_progress(#state{socket = Socket, pending_count = Count, progress_octets = Last,
                       progress_ms = LastMs} = S) ->
     Now = now_ms(),
-    case inet:getstat(Socket, [recv_oct, send_oct, send_pend]) of
+    case ringcache_transport:getstat(Socket, [recv_oct, send_oct, send_pend]) of
         {ok, Stats} ->
             Octets = {proplists:get_value(recv_oct, Stats), proplists:get_value(send_oct, Stats)},
             Draining = proplists:get_value(send_pend, Stats) > 0,

@@ -21,17 +21,17 @@
 -define(conn_restart_window_ms, 10000).
 
 -record(state, {owner :: reference(),
-                auth :: ringcache_conn:credentials(),
+                conn_options :: ringcache_conn:options(),
                 conns :: ets:tid(),
                 keys :: ets:tid(),
                 %% Connection pid -> where it sits and whom it talks to.
                 slots = #{} :: #{pid() => {{pos_integer(), pos_integer()}, ringcache_addr:server()}},
                 restarts = [] :: [integer()]}).
 
--spec start(pid(), [ringcache_addr:group(), ...], ringcache_conn:credentials()) ->
+-spec start(pid(), [ringcache_addr:group(), ...], ringcache_conn:options()) ->
           {ok, pid(), ets:tid(), ets:tid()} | {error, term()}.
-start(Owner, Groups, Auth) ->
-    case gen_server:start(?MODULE, {Owner, Groups, Auth}, []) of
+start(Owner, Groups, ConnOptions) ->
+    case gen_server:start(?MODULE, {Owner, Groups, ConnOptions}, []) of
         {ok, Pid} ->
             {Conns, Keys} = gen_server:call(Pid, tables),
             {ok, Pid, Conns, Keys};
@@ -46,20 +46,20 @@ stop(Pid) ->
         exit:_AlreadyGone -> ok
     end.
 
--spec init({pid(), [ringcache_addr:group(), ...], ringcache_conn:credentials()}) -> {ok, #state{}}.
-init({Owner, Groups, Auth}) ->
+-spec init({pid(), [ringcache_addr:group(), ...], ringcache_conn:options()}) -> {ok, #state{}}.
+init({Owner, Groups, ConnOptions}) ->
     process_flag(trap_exit, true),
     Conns = ets:new(ringcache_conns, [set, protected, {read_concurrency, true}]),
     Keys = ets:new(ringcache_keys, [set, public, {write_concurrency, true}]),
-    S = #state{owner = monitor(process, Owner), auth = Auth, conns = Conns, keys = Keys},
+    S = #state{owner = monitor(process, Owner), conn_options = ConnOptions, conns = Conns, keys = Keys},
     Slots = [{{Group, Replica}, Server}
              || {Group, Replicas} <- lists:enumerate(Groups),
                 {Replica, Server} <- lists:enumerate(Replicas)],
     {ok, lists:foldl(fun start_conn/2, S, Slots)}.
 
 start_conn({{Group, _Replica} = Slot, Server},
-           #state{conns = Conns, keys = Keys, slots = Slots, auth = Auth} = S) ->
-    {ok, Pid} = ringcache_conn:start_link(Server, Group, Keys, Auth),
+           #state{conns = Conns, keys = Keys, slots = Slots, conn_options = ConnOptions} = S) ->
+    {ok, Pid} = ringcache_conn:start_link(Server, Group, Keys, ConnOptions),
     true = ets:insert(Conns, {Slot, Pid}),
     S#state{slots = Slots#{Pid => {Slot, Server}}}.
 
