@@ -38,7 +38,7 @@
 %% Requests written and not yet answered; beyond it callers get
 %% {error, unavailable} instead of growing the queue without bound.
 -define(pending_requests_max, 100000).
-%% TCP connect and TLS handshake together.
+%% TCP connect (the TLS handshake has its own bound, ringcache_transport).
 -define(connect_timeout_ms, 1000).
 %% The probe must be answered this fast, or the server counts as down.
 -define(probe_reply_ms_max, 1000).

@@ -78,9 +78,35 @@ port(#daemon{port = Port}) -> Port.
 
 %% Signal is a name kill(1) knows: "KILL", "STOP", "CONT", "TERM".
 -spec signal(daemon(), string()) -> ok.
+signal(#daemon{os_pid = OsPid}, "STOP") ->
+    _ = os:cmd("kill -STOP " ++ OsPid),
+    wait_stopped(OsPid, erlang:monotonic_time(millisecond) + ?stop_wait_ms_max);
 signal(#daemon{os_pid = OsPid}, Signal) ->
     _ = os:cmd("kill -" ++ Signal ++ " " ++ OsPid),
     ok.
+
+%% kill returns once the signal is sent; each thread stops when it next
+%% runs in the kernel. Until all have, a worker may still answer, which a
+%% test that stops a server to see it hang would take for a failure.
+wait_stopped(OsPid, Deadline) ->
+    Dir = "/proc/" ++ OsPid ++ "/task",
+    Running = case file:list_dir(Dir) of
+                  {ok, Tasks} -> [T || T <- Tasks, not task_stopped(Dir ++ "/" ++ T ++ "/stat")];
+                  {error, _} -> []
+              end,
+    case Running =/= [] andalso erlang:monotonic_time(millisecond) < Deadline of
+        true -> timer:sleep(5), wait_stopped(OsPid, Deadline);
+        false -> ok
+    end.
+
+%% The state follows the command name's closing parenthesis: T stopped.
+task_stopped(StatFile) ->
+    case file:read_file(StatFile) of
+        {ok, Stat} ->
+            [_, After] = string:split(Stat, ") ", trailing),
+            binary:first(After) =:= $T;
+        {error, _} -> true
+    end.
 
 %% Stops the daemon and waits for it to be gone; a daemon already killed
 %% by a test is fine.
