@@ -242,6 +242,17 @@ class Server:
         with self.lock:
             return sum(text in line for line in self.lines)
 
+    def wait_for_log(self, text, timeout_s=10):
+        """The log once a line holds text: the daemon's stderr is read by a
+        thread, so a line written a moment ago may not be here yet.
+        AssertionError with the log after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while self.log_count(text) == 0:
+            if time.monotonic() > deadline:
+                raise AssertionError("no log line with %r within %ss:\n%s" % (text, timeout_s, self.log()))
+            time.sleep(0.02)
+        return self.log()
+
     def line_with(self, text):
         """The first line holding text; AssertionError when there is none."""
         with self.lock:

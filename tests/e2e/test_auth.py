@@ -109,8 +109,8 @@ def test_binary_port_refuses_requests_until_auth(exe):
         order = stats["_order"]
         assert order.index("AUTH_CMDS") > order.index("UPTIME")
         assert (stats["AUTH_CMDS"], stats["AUTH_ERRORS"]) == ("4", "1"), stats
-        log = d.log()
-        assert "auth: client 127.0.0.1:" in log and "binary port failed to authenticate" in log, log
+        log = d.wait_for_log("binary port failed to authenticate")
+        assert "auth: client 127.0.0.1:" in log, log
         assert "wrong" not in log and "s3cret" not in log
 
 
@@ -126,7 +126,7 @@ def test_binary_port_closes_after_too_many_failures(exe):
             assert [c.read_status() for _ in range(3)] == [EINVAL, OK, ENOTFOUND]
         stats = authenticated_stats(d)
         assert (stats["AUTH_CMDS"], stats["AUTH_ERRORS"]) == ("6", "4"), stats
-        assert "connection closed" in d.log()
+        d.wait_for_log("connection closed")
 
 
 def test_unauthenticated_big_put_is_drained_and_the_stream_stays_in_sync(exe):
@@ -168,8 +168,8 @@ def test_text_port_follows_memcacheds_authfile_convention(exe):
             assert c.value(b"k2") == USER + b" " + PASSWORD
             stats = c.stats()
             assert (stats["auth_cmds"], stats["auth_errors"]) == ("4", "3"), stats
-        log = d.log()
-        assert "text port failed to authenticate" in log and "connection closed" in log, log
+        log = d.wait_for_log("connection closed")
+        assert "text port failed to authenticate" in log, log
         # The binary port shares the store, once authenticated.
         with d.client() as c:
             assert authenticate(c) == OK
@@ -222,8 +222,7 @@ def test_memcached_binary_protocol_authenticates_with_sasl_plain(exe):
             assert text_auth(c) == b"STORED"
             stats = c.stats()
             assert (stats["auth_cmds"], stats["auth_errors"]) == ("5", "3"), stats
-        log = d.log()
-        assert "text port failed to authenticate (failure 3 of 3, connection closed)" in log, log
+        log = d.wait_for_log("text port failed to authenticate (failure 3 of 3, connection closed)")
         assert "wrong" not in log and "s3cret" not in log
 
 
