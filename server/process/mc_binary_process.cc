@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "server/io/log.h"
-#include "server/process/pinned_value.h"
+#include "server/process/mc_binary_response.h"
 
 namespace ringcache::server {
 namespace {
@@ -13,10 +13,10 @@ namespace {
 namespace mcb = protocol::memcache_binary;
 using mcb::Opcode;
 using mcb::Status;
+using mc_binary::respond_error;
+using mc_binary::respond_ok;
+using mc_binary::store_be;
 
-// Responses built on the stack: the header, 4 bytes of flags, a key and a
-// small value or message. Larger values are appended after it.
-constexpr size_t response_inline_bytes_max = 1024;
 // The extras of each command that has them.
 constexpr uint8_t store_extras_bytes = 8;       // flags, expiration
 constexpr uint8_t arithmetic_extras_bytes = 20;  // delta, initial, expiration
@@ -29,10 +29,6 @@ uint64_t load_be(std::string_view bytes, size_t at, size_t count) {
   uint64_t value = 0;
   for (size_t i = 0; i < count; ++i) value = value << 8 | static_cast<uint8_t>(bytes[at + i]);
   return value;
-}
-
-void store_be(char* at, uint64_t value, size_t count) {
-  for (size_t i = 0; i < count; ++i) at[i] = static_cast<char>(value >> (8 * (count - 1 - i)));
 }
 
 bool is_quiet(uint8_t opcode) {
@@ -87,23 +83,6 @@ bool is_plain_set(const mcb::Header& header) {
   return (opcode == Opcode::set || opcode == Opcode::setq) && header.cas == 0;
 }
 
-std::string_view message_of(Status status) {
-  switch (status) {
-    case Status::success: return {};
-    case Status::key_not_found: return "Not found";
-    case Status::key_exists: return "Data exists for key.";
-    case Status::value_too_large: return "Too large.";
-    case Status::invalid_arguments: return "Invalid arguments";
-    case Status::not_stored: return "Not stored.";
-    case Status::non_numeric: return "Non-numeric server-side value for incr or decr";
-    case Status::auth_error: return "Auth failure.";
-    case Status::auth_continue: return "Auth continue";
-    case Status::unknown_command: return "Unknown command";
-    case Status::out_of_memory: return "Out of memory";
-  }
-  return "Unknown error";
-}
-
 // The value of a request refused under --auth-file is read and dropped,
 // nothing reserved or kept: true for value_begin and value_data, which wait
 // for value_end; the request is answered at value_end (which ends the
@@ -133,75 +112,6 @@ bool drained(const mcb::Event& event, McBinaryStream& stream) {
   }
   assert(false && "process() serves framing errors itself");
   return true;
-}
-
-// One response: header, extras, key and value, in memcached's layout.
-class Response {
- public:
-  Response(const mcb::Header& request, Status status, uint64_t cas) : request_(request), status_(status), cas_(cas) {}
-
-  // Appends the response whose body is extras, key and the given value.
-  void send(OutputQueue& out, std::string_view extras, std::string_view key, std::string_view value) {
-    head(extras, key, value.size());
-    if (value.size() <= bytes_.size() - size_) {
-      add(value);
-      out.append(view());
-      return;
-    }
-    out.append(view());
-    out.append(value);
-  }
-
-  // Appends the response whose value is the item's (sent from the store when large).
-  void send_item(OutputQueue& out, std::string_view extras, std::string_view key, const store::ItemView& item) {
-    head(extras, key, item.value_size());
-    if (item.contiguous() && item.value_size() <= bytes_.size() - size_) {
-      add(item.value());
-      out.append(view());
-      return;
-    }
-    out.append(view());
-    append_value(out, item);
-  }
-
- private:
-  void head(std::string_view extras, std::string_view key, uint64_t value_size) {
-    assert(extras.size() + key.size() + mcb::header_bytes <= bytes_.size());
-    char* at = bytes_.data();
-    at[0] = static_cast<char>(mcb::response_magic);
-    at[1] = static_cast<char>(request_.opcode);
-    store_be(at + 2, key.size(), 2);
-    at[4] = static_cast<char>(extras.size());
-    at[5] = 0;  // data type: raw bytes
-    store_be(at + 6, static_cast<uint16_t>(status_), 2);
-    store_be(at + 8, extras.size() + key.size() + value_size, 4);
-    store_be(at + 12, request_.opaque, 4);
-    store_be(at + 16, cas_, 8);
-    size_ = mcb::header_bytes;
-    add(extras);
-    add(key);
-  }
-  void add(std::string_view bytes) {
-    assert(size_ + bytes.size() <= bytes_.size());
-    if (!bytes.empty()) std::memcpy(bytes_.data() + size_, bytes.data(), bytes.size());
-    size_ += bytes.size();
-  }
-  std::string_view view() const { return {bytes_.data(), size_}; }
-
-  const mcb::Header& request_;
-  Status status_;
-  uint64_t cas_;
-  std::array<char, response_inline_bytes_max> bytes_;
-  size_t size_ = 0;
-};
-
-void respond_ok(OutputQueue& out, const mcb::Header& request, uint64_t cas = 0, std::string_view value = {}) {
-  Response(request, Status::success, cas).send(out, {}, {}, value);
-}
-
-void respond_error(OutputQueue& out, const mcb::Header& request, Status status) {
-  assert(status != Status::success);
-  Response(request, status, 0).send(out, {}, {}, message_of(status));
 }
 
 }  // namespace
@@ -461,7 +371,7 @@ void McBinaryProcessor::retrieve(const Event& event, OutputQueue& out) {
     found = store_.get(event.key, [&](const store::ItemView& item) {
       char flags[flags_extras_bytes];
       store_be(flags, item.flags(), flags_extras_bytes);
-      Response response(header, Status::success, item.cas());
+      mc_binary::Response response(header, Status::success, item.cas());
       const std::string_view key = with_key ? event.key : std::string_view();
       if (with_value) {
         response.send_item(out, {flags, flags_extras_bytes}, key, item);
@@ -474,7 +384,7 @@ void McBinaryProcessor::retrieve(const Event& event, OutputQueue& out) {
   if (found || is_quiet(header.opcode)) return;
   if (with_key) {
     // memcached answers a getk/gatk miss with the key and no message.
-    Response(header, Status::key_not_found, 0).send(out, {}, event.key, {});
+    mc_binary::Response(header, Status::key_not_found, 0).send(out, {}, event.key, {});
     return;
   }
   respond_error(out, header, Status::key_not_found);
@@ -680,7 +590,7 @@ void McBinaryProcessor::stats(const Event& event, OutputQueue& out) {
     const size_t space = line.find(' ');
     const std::string_view name = line.substr(0, space);
     const std::string_view value = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
-    Response(event.header, Status::success, 0).send(out, {}, name, value);
+    mc_binary::Response(event.header, Status::success, 0).send(out, {}, name, value);
     rest.remove_prefix(line_end + 2);
   }
   respond_ok(out, event.header);
