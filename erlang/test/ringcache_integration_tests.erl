@@ -3,6 +3,7 @@
 %% die, hang and come back.
 -module(ringcache_integration_tests).
 -include_lib("eunit/include/eunit.hrl").
+-import(ringcache_test_util, [with_handle/3, wait_until/3, elapsed_ms/1, big_values_from_processes/3]).
 
 -define(servers, 3).
 
@@ -137,10 +138,6 @@ stop_cluster(Daemons) ->
 
 with_handle(Servers, Fun) -> with_handle(Servers, #{}, Fun).
 
-with_handle(Servers, Options, Fun) ->
-    {ok, H} = ringcache:start(Servers, Options),
-    try Fun(H) after ringcache:stop(H) end.
-
 %% ---------------------------------------------------------------- basics
 
 sample_terms() ->
@@ -197,17 +194,8 @@ large_values(Servers) ->
         ?assertEqual({ok, tiny}, ringcache:get(H, small)),
         %% Frames above the socket's busy mark, from several processes at
         %% once, interleaved with small requests.
-        Parent = self(),
-        Workers = [spawn_link(fun() ->
-                                      Value = binary:copy(<<I>>, 10 * 1024 * 1024 + I),
-                                      R = [{ringcache:put(H, {big, I, J}, Value),
-                                            ringcache:get(H, small),
-                                            ringcache:get(H, {big, I, J}) =:= {ok, Value}}
-                                           || J <- [1, 2]],
-                                      Parent ! {self(), R}
-                              end) || I <- lists:seq(1, 3)],
-        [?assertEqual([{ok, {ok, tiny}, true}, {ok, {ok, tiny}, true}],
-                      receive {W, R} -> R after 30000 -> timeout end) || W <- Workers]
+        ?assertEqual(lists:duplicate(3, [{ok, {ok, tiny}, true}, {ok, {ok, tiny}, true}]),
+                     big_values_from_processes(H, 10 * 1024 * 1024, 30000))
     end).
 
 %% The test daemons run with --max-item 16M.
@@ -272,23 +260,6 @@ worker(H, I) ->
     [ok = ringcache:del(H, K) || K <- Extra],
     [enotfound = ringcache:get(H, K) || K <- Extra],
     ok.
-
-%% Calls Fun until it returns Expected or TimeoutMs have passed; returns
-%% what it returned last.
-wait_until(Fun, Expected, TimeoutMs) ->
-    wait_until_deadline(Fun, Expected, erlang:monotonic_time(millisecond) + TimeoutMs).
-
-wait_until_deadline(Fun, Expected, Deadline) ->
-    case Fun() of
-        Expected -> Expected;
-        Other ->
-            case erlang:monotonic_time(millisecond) >= Deadline of
-                true -> Other;
-                false ->
-                    timer:sleep(50),
-                    wait_until_deadline(Fun, Expected, Deadline)
-            end
-    end.
 
 namespaces(Servers) ->
     {ok, A} = ringcache:start(Servers, #{namespace => <<"shared">>}),
@@ -471,10 +442,6 @@ keys_on(Servers, Namespace, Index, Count) ->
                           (term_to_binary(K, [deterministic, {minor_version, 2}]))/binary>> end,
     lists:sublist([K || K <- [{key, I} || I <- lists:seq(1, 100 * Count)],
                         ringcache_ring:lookup(Ring, Encoded(K)) =:= Index], Count).
-
-elapsed_ms(Fun) ->
-    {Us, Result} = timer:tc(Fun),
-    {Us div 1000, Result}.
 
 killed_server(Daemons) ->
     Servers = [ringcache_daemon:address(D) || D <- Daemons],

@@ -4,6 +4,7 @@
 %% in a temporary directory removed at the end.
 -module(ringcache_tls_tests).
 -include_lib("eunit/include/eunit.hrl").
+-import(ringcache_test_util, [with_handle/3, wait_until/3, elapsed_ms/1, big_values_from_processes/3]).
 
 %% A logger handler: the tests read what the client logs.
 -export([log/2]).
@@ -114,10 +115,6 @@ with_daemons(Count, Args, Fun) ->
     Daemons = [ringcache_daemon:start(0, Args) || _ <- lists:seq(1, Count)],
     try Fun(Daemons) after [ringcache_daemon:stop(D) || D <- Daemons] end.
 
-with_handle(Servers, Options, Fun) ->
-    {ok, H} = ringcache:start(Servers, Options),
-    try Fun(H) after ringcache:stop(H) end.
-
 sum_stat(H, Name) ->
     lists:sum([maps:get(Name, Stats, 0) || Stats <- maps:values(ringcache:stats(H))]).
 
@@ -152,25 +149,6 @@ log(#{msg := {Format, Args}, meta := #{mfa := {ringcache_conn, _, _}}}, #{config
     Pid ! {ringcache_tls_tests_log, {Format, Args}};
 log(_Other, _Config) ->
     ok.
-
-elapsed_ms(Fun) ->
-    {Us, Result} = timer:tc(Fun),
-    {Us div 1000, Result}.
-
-wait_until(Fun, Expected, TimeoutMs) ->
-    wait_until_deadline(Fun, Expected, erlang:monotonic_time(millisecond) + TimeoutMs).
-
-wait_until_deadline(Fun, Expected, Deadline) ->
-    case Fun() of
-        Expected -> Expected;
-        Other ->
-            case erlang:monotonic_time(millisecond) >= Deadline of
-                true -> Other;
-                false ->
-                    timer:sleep(50),
-                    wait_until_deadline(Fun, Expected, Deadline)
-            end
-    end.
 
 %% ---------------------------------------------------------------- tests
 
@@ -220,17 +198,8 @@ large_values(Dir) ->
             ?assertEqual(ok, ringcache:put(H, mib, MiB)),
             ?assertEqual({ok, MiB}, ringcache:get(H, mib)),
             ok = ringcache:put(H, small, tiny),
-            Parent = self(),
-            Workers = [spawn_link(fun() ->
-                                          Value = binary:copy(<<I>>, 8 * 1024 * 1024 + I),
-                                          R = [{ringcache:put(H, {big, I, J}, Value),
-                                                ringcache:get(H, small),
-                                                ringcache:get(H, {big, I, J}) =:= {ok, Value}}
-                                               || J <- [1, 2]],
-                                          Parent ! {self(), R}
-                                  end) || I <- lists:seq(1, 3)],
-            [?assertEqual([{ok, {ok, tiny}, true}, {ok, {ok, tiny}, true}],
-                          receive {W, R} -> R after 40000 -> timeout end) || W <- Workers],
+            ?assertEqual(lists:duplicate(3, [{ok, {ok, tiny}, true}, {ok, {ok, tiny}, true}]),
+                         big_values_from_processes(H, 8 * 1024 * 1024, 40000)),
             ?assertEqual({ok, MiB}, ringcache:get(H, mib))
         end)
     end).

@@ -16,8 +16,6 @@ using namespace ringcache;
 using namespace ringcache::server;
 using namespace ringcache::server::test;
 using namespace ringcache::server::test::mc_binary_test;
-using namespace ringcache::protocol::memcache_binary;
-using namespace ringcache::protocol::memcache_binary::test;
 
 TEST_CASE("mc binary: get answers flags, value and the text protocol's cas; a miss is 0x0001") {
   Fixture f;

@@ -16,8 +16,6 @@ using namespace ringcache;
 using namespace ringcache::server;
 using namespace ringcache::server::test;
 using namespace ringcache::server::test::mc_binary_test;
-using namespace ringcache::protocol::memcache_binary;
-using namespace ringcache::protocol::memcache_binary::test;
 
 // The daemon's --auth-file: "alice:s3cret", kept apart from the fixture so
 // that it outlives every connection.
