@@ -16,6 +16,7 @@
 # usage: benchmarks/compare.sh [--build DIR] [--threads N] [--memory MIB]
 #                              [--duration S] [--repeat N] [--out DIR] [--only NAMES]
 #                              [--protocol text|mcbin]
+#                              [--tls [--tls-cert FILE --tls-key FILE --tls-ca FILE]]
 #   --build DIR    meson build with server/ringcached and
 #                  benchmarks/loadgen/ringcache-loadgen (default: the first of
 #                  build-release, build-text-release, build that has both)
@@ -26,12 +27,20 @@
 #   --repeat N     runs per server and scenario, median reported (3)
 #   --out DIR      where compare.md, compare.dat and compare.png go (compare-results)
 #   --only NAMES   run these scenarios (comma-separated): small, pipelined,
-#                  gets, 4k, zipf
+#                  gets, 4k, zipf, 1m (1 MiB values, 32 keys, memcached
+#                  with -I 2m so that one fits)
 #   --protocol P   text (set/get, the default) or mcbin: memcached's binary
 #                  protocol (set; a batch's gets as getq ending in a noop,
 #                  a lone get as get), which ringcached's text port speaks too
+#   --tls          both servers serve TLS with the same certificate and key
+#                  (memcached -Z -o ssl_chain_cert=,ssl_key=; ringcached
+#                  --tls-cert/--tls-key) and the load generator speaks TLS,
+#                  verified against the CA; its handshakes happen before the
+#                  warmup. Without --tls-cert/--tls-key/--tls-ca a throwaway CA
+#                  and server certificate (EC P-256, openssl command) are made
+#                  in OUT/tls/ (never commit them).
 #
-# Run time with the defaults: about 5 x (2 fills + 6 x 6 s), ~4 minutes.
+# Run time with the defaults: about 6 x (2 fills + 6 x 6 s), ~4 minutes.
 # Exit status: 0 done, 1 a server or the load failed, 2 usage.
 set -euo pipefail
 
@@ -49,8 +58,12 @@ only=""
 protocol=text
 loadgen_threads=1
 start_timeout_s=10
+tls=0
+tls_cert=""
+tls_key=""
+tls_ca=""
 
-usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 die() { echo "compare.sh: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
@@ -63,6 +76,10 @@ while [ $# -gt 0 ]; do
         --out) out_dir=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         --protocol) protocol=$2; shift 2 ;;
+        --tls) tls=1; shift ;;
+        --tls-cert) tls_cert=$2; shift 2 ;;
+        --tls-key) tls_key=$2; shift 2 ;;
+        --tls-ca) tls_ca=$2; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown argument '$1'" >&2; usage 2 ;;
     esac
@@ -93,6 +110,36 @@ memcached=$(command -v memcached) || die "memcached is not installed (apt-get in
 memcached_version=$("$memcached" -V | awk '{ print $2 }')
 mkdir -p "$out_dir"
 
+transport=plaintext
+if [ "$tls" = 1 ]; then
+    transport=TLS
+    [[ "$("$memcached" -h)" == *--enable-ssl* ]] || die "this memcached is built without TLS (-Z)"
+    if [ -z "$tls_cert$tls_key$tls_ca" ]; then
+        command -v openssl >/dev/null || die "the openssl command is missing (apt-get install openssl)"
+        tls_dir=$out_dir/tls
+        mkdir -p "$tls_dir"
+        (
+            cd "$tls_dir"
+            umask 077
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+                -keyout ca.key -out ca.pem -subj "/CN=compare.sh throwaway CA"
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                -keyout server.key -out server.csr -subj "/CN=127.0.0.1"
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+                -extfile server.ext -out server.pem
+        ) >/dev/null 2>&1 || die "openssl could not make the throwaway certificates in $tls_dir"
+        tls_cert=$tls_dir/server.pem
+        tls_key=$tls_dir/server.key
+        tls_ca=$tls_dir/ca.pem
+    fi
+    for file in "$tls_cert" "$tls_key" "$tls_ca"; do
+        if [ -z "$file" ] || [ ! -r "$file" ]; then
+            die "--tls needs readable --tls-cert, --tls-key and --tls-ca (or none of them)"
+        fi
+    done
+fi
+
 # name | label | chart label | key count | loadgen arguments. Every scenario
 # but gets is 90% gets and 10% sets of 16-byte keys over 50 connections; only
 # the zipf one has more data than memory.
@@ -102,7 +149,10 @@ scenarios=(
     "gets|100 B, gets only, pipeline 16|gets x16|100000|--pipeline 16 --value-size 100 --get-ratio 1"
     "4k|4 KiB, unpipelined|4 KiB|10000|--pipeline 1 --value-size 4K"
     "zipf|zipf 0.99, data 3x memory, pipeline 4|zipf, 3x|1000000|--pipeline 4 --value-size 200 --popularity zipf:0.99"
+    "1m|1 MiB, unpipelined, 32 keys|1 MiB|32|--pipeline 1 --value-size 1M"
 )
+# memcached's largest item is 1 MiB with its header: a 1 MiB value needs -I 2m.
+declare -A memcached_extra=([1m]="-I 2m")
 
 declare -A pid port
 cleanup() {
@@ -122,10 +172,12 @@ free_port() {
 
 # Sends a text command, prints the reply up to END (stats) or the first line.
 text_command() {
-    python3 - "$1" "$2" <<'PYTHON'
-import socket, sys
+    python3 - "$1" "$2" "$tls_ca" <<'PYTHON'
+import socket, ssl, sys
 port, command = int(sys.argv[1]), sys.argv[2].encode() + b"\r\n"
 with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    if sys.argv[3]:
+        sock = ssl.create_default_context(cafile=sys.argv[3]).wrap_socket(sock, server_hostname="127.0.0.1")
     sock.sendall(command)
     reply = b""
     while not (reply.endswith(b"END\r\n") or (not command.startswith(b"stats") and reply.endswith(b"\r\n"))):
@@ -137,17 +189,21 @@ sys.stdout.write(reply.decode("ascii", "replace"))
 PYTHON
 }
 
-start_server() {
-    local kind=$1
+start_server() { # kind, extra memcached arguments
+    local kind=$1 extra=${2:-}
     port[$kind]=$(free_port)
     if [ "$kind" = memcached ]; then
-        local user=()
+        local user=() secure=()
         [ "$(id -u)" -eq 0 ] && user=(-u nobody)
+        [ "$tls" = 1 ] && secure=(-Z -o "ssl_chain_cert=$tls_cert,ssl_key=$tls_key")
+        # shellcheck disable=SC2086 # extra is split on purpose
         "$memcached" -l 127.0.0.1 -p "${port[$kind]}" -U 0 -t "$threads" -m "$memory_mib" -c 4096 \
-            "${user[@]}" >/dev/null 2>&1 &
+            "${user[@]}" "${secure[@]}" $extra >/dev/null 2>&1 &
     else
+        local secure=()
+        [ "$tls" = 1 ] && secure=(--tls-cert "$tls_cert" --tls-key "$tls_key")
         "$ringcached" -l 127.0.0.1 -p 0 --text-port "${port[$kind]}" -t "$threads" -m "$memory_mib" \
-            >/dev/null 2>&1 &
+            "${secure[@]}" >/dev/null 2>&1 &
     fi
     pid[$kind]=$!
     local deadline=$((SECONDS + start_timeout_s))
@@ -180,8 +236,11 @@ items_per_mib() {
 load() { # kind, extra loadgen arguments...
     local kind=$1 result
     shift
+    local secure=()
+    [ "$tls" = 1 ] && secure=(--tls-ca "$tls_ca")
     result=$("$loadgen" --protocol "$protocol" --port "${port[$kind]}" --threads "$loadgen_threads" \
-                 --connections 50 --server-pid "${pid[$kind]}" --seed 1 "$@" 2>/dev/null | grep '^RESULT') ||
+                 --connections 50 --server-pid "${pid[$kind]}" --seed 1 "${secure[@]}" "$@" 2>/dev/null |
+                 grep '^RESULT') ||
         die "the load generator failed against $kind"
     [ "$(result_value "$result" status)" = ok ] || die "$kind: $result"
     printf '%s\n' "$result"
@@ -194,7 +253,7 @@ run_scenario() {
     local name=$1 keys=$2 args=$3 kind
     declare -A filled results
     for kind in memcached ringcached; do
-        start_server "$kind"
+        start_server "$kind" "${memcached_extra[$name]:-}"
         # Every key once, then a moment of gets only: nothing overwritten yet.
         # shellcheck disable=SC2086 # the scenario's arguments are split on purpose
         load "$kind" --keys "$keys" $args --prefill --get-ratio 1 --duration 1 --warmup 0 >/dev/null
@@ -224,7 +283,7 @@ ${filled[$kind]} $(items_per_mib "$kind") $(awk '/^VmRSS:/ { printf "%.0f", $2 /
 }
 
 echo "memcached $memcached_version vs ringcached ($build), -t $threads -m $memory_mib," \
-     "$repeat x ${duration}s per server and scenario, $protocol protocol, $(nproc) cores" >&2
+     "$repeat x ${duration}s per server and scenario, $protocol protocol over $transport, $(nproc) cores" >&2
 labels=()
 for scenario in "${scenarios[@]}"; do
     IFS='|' read -r name label short keys args <<<"$scenario"
@@ -240,7 +299,7 @@ row_of() { printf '%s\n' "${rows[@]}" | awk -v n="$1" -v k="$2" '$1 == n && $2 =
 table=$out_dir/compare.md
 data=$out_dir/compare.dat
 {
-    echo "memcached $memcached_version vs ringcached $("$ringcached" -V | awk '{ print $2 }'), $protocol protocol," \
+    echo "memcached $memcached_version vs ringcached $("$ringcached" -V | awk '{ print $2 }'), $protocol protocol over $transport," \
          "-t $threads -m $memory_mib, 50 connections, 90% get / 10% set unless said, median of $repeat runs of ${duration} s"
     echo
     echo "| scenario | server | ops/s | p50 µs | p99 µs | server CPU s / M req | hit ratio | items / MiB filled | items / MiB at end | RSS MiB |"
@@ -285,7 +344,7 @@ set key below horizontal
 set grid ytics
 set xtics scale 0
 set yrange [0:*]
-set multiplot layout 2,3 title "memcached $memcached_version vs ringcached, $protocol protocol, -t $threads -m $memory_mib, median of $repeat x ${duration} s"
+set multiplot layout 2,3 title "memcached $memcached_version vs ringcached, $protocol protocol over $transport, -t $threads -m $memory_mib, median of $repeat x ${duration} s"
 set title "throughput (ops/s)"
 plot "$data" using 2:xtic(1) title "memcached" lc rgb "#888888", "" using 3 title "ringcached" lc rgb "#1f77b4"
 set title "p50 latency (µs)"

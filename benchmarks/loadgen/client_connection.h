@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cassert>
+#include <climits>
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -18,9 +19,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "monotonic_clock.h"
 #include "protocol_codec.h"
 #include "send_queue.h"
+#include "tls_client.h"
 
 namespace ringcache::loadgen {
 
@@ -50,7 +55,9 @@ enum class receive_status : std::uint8_t { ok, closed, failed, malformed };
 
 class client_connection {
  public:
-  client_connection(int fd, std::unique_ptr<protocol_codec> codec, std::uint32_t depth_max);
+  // `tls` (may be null: plaintext) is a finished handshake on `fd`.
+  client_connection(int fd, std::unique_ptr<protocol_codec> codec, std::uint32_t depth_max,
+                    ssl_handle tls = nullptr);
   ~client_connection();
   client_connection(const client_connection&) = delete;
   client_connection& operator=(const client_connection&) = delete;
@@ -64,7 +71,9 @@ class client_connection {
   // After the last request of a refill, before flush().
   void end_batch() { codec_->encode_batch_end(queue_); }
 
-  flush_status flush() { return queue_.flush(fd_, last_errno_); }
+  flush_status flush() {
+    return tls_ ? queue_.flush_tls(tls_.get(), last_errno_) : queue_.flush(fd_, last_errno_);
+  }
   bool write_pending() const { return !queue_.empty(); }
 
   // Reads what the socket holds (into the worker's shared scratch buffer; the
@@ -86,6 +95,16 @@ class client_connection {
     --in_flight_count_;
     return head;
   }
+  template <class reply_handler>
+  receive_status receive_tls(std::span<std::byte> scratch, reply_handler& on_reply);
+  // Feeds `input` to the codec, calling on_reply for each complete reply;
+  // false (problem_ set) when the bytes are not a reply.
+  template <class reply_handler>
+  bool decode_all(std::span<const std::byte> input, std::uint64_t received_ns,
+                  reply_handler& on_reply);
+  // What an SSL_read that returned `result` <= 0 means, like end_of_reads().
+  receive_status end_of_tls_reads(int result);
+
   // What a read or recv that returned `result` <= 0 (and not EINTR) means:
   // the peer closed, the socket is drained, or it failed (errno kept).
   receive_status end_of_reads(ssize_t result) {
@@ -96,6 +115,7 @@ class client_connection {
   }
 
   int fd_;
+  ssl_handle tls_;
   std::unique_ptr<protocol_codec> codec_;
   send_queue queue_;
   std::vector<in_flight_request> ring_;
@@ -109,6 +129,7 @@ class client_connection {
 
 template <class reply_handler>
 receive_status client_connection::receive(std::span<std::byte> scratch, reply_handler&& on_reply) {
+  if (tls_) return receive_tls(scratch, on_reply);
   for (int reads = 0; reads < reads_per_event_max; ++reads) {
     const std::uint64_t discardable = in_flight_count_ > 0 ? codec_->discardable_bytes() : 0;
     if (discardable >= discard_bytes_min) {
@@ -137,31 +158,74 @@ receive_status client_connection::receive(std::span<std::byte> scratch, reply_ha
       if (got < 0 && errno == EINTR) continue;
       return end_of_reads(got);
     }
-    const std::uint64_t received_ns = monotonic_ns();
-    std::span<const std::byte> input(scratch.data(), static_cast<std::size_t>(got));
-    while (!input.empty() || codec_->reply_ready()) {
-      if (in_flight_count_ == 0) {
-        problem_ = "reply bytes arrived with no request in flight";
-        return receive_status::malformed;
-      }
-      const in_flight_request request = ring_[ring_head_];
-      const decode_step step = codec_->decode(input, request.kind);
-      assert(step.consumed <= input.size());
-      input = input.subspan(step.consumed);
-      if (step.state == decode_state::malformed) {
-        problem_ = step.problem;
-        return receive_status::malformed;
-      }
-      if (step.state == decode_state::need_more) {
-        assert(input.empty() && !codec_->reply_ready());
-        break;
-      }
-      pop_head();
-      if (step.status == reply_status::hit) large_values_seen_ = step.value_bytes >= discard_bytes_min;
-      on_reply(request, step.status, step.value_bytes, received_ns);
+    if (!decode_all(std::span<const std::byte>(scratch.data(), static_cast<std::size_t>(got)),
+                    monotonic_ns(), on_reply)) {
+      return receive_status::malformed;
     }
     if (static_cast<std::size_t>(got) < read_bytes || in_flight_count_ == 0) {
       return receive_status::ok;
+    }
+  }
+  return receive_status::ok;
+}
+
+template <class reply_handler>
+bool client_connection::decode_all(std::span<const std::byte> input, std::uint64_t received_ns,
+                                   reply_handler& on_reply) {
+  while (!input.empty() || codec_->reply_ready()) {
+    if (in_flight_count_ == 0) {
+      problem_ = "reply bytes arrived with no request in flight";
+      return false;
+    }
+    const in_flight_request request = ring_[ring_head_];
+    const decode_step step = codec_->decode(input, request.kind);
+    assert(step.consumed <= input.size());
+    input = input.subspan(step.consumed);
+    if (step.state == decode_state::malformed) {
+      problem_ = step.problem;
+      return false;
+    }
+    if (step.state == decode_state::need_more) {
+      assert(input.empty() && !codec_->reply_ready());
+      break;
+    }
+    pop_head();
+    if (step.status == reply_status::hit) large_values_seen_ = step.value_bytes >= discard_bytes_min;
+    on_reply(request, step.status, step.value_bytes, received_ns);
+  }
+  return true;
+}
+
+// Large values cannot be dropped in the kernel (they are encrypted), so they
+// are decrypted into the scratch buffer and handed to the codec's discard().
+// OpenSSL may hold decrypted bytes that epoll cannot see (SSL_pending), so the
+// read cap is exceeded until that buffer is empty: otherwise a reply could sit
+// there with no readiness event to fetch it.
+template <class reply_handler>
+receive_status client_connection::receive_tls(std::span<std::byte> scratch,
+                                              reply_handler& on_reply) {
+  assert(tls_ != nullptr);
+  const int scratch_bytes = scratch.size() < INT_MAX ? static_cast<int>(scratch.size()) : INT_MAX;
+  for (int reads = 0; reads < reads_per_event_max || SSL_pending(tls_.get()) > 0; ++reads) {
+    const std::uint64_t discardable = in_flight_count_ > 0 ? codec_->discardable_bytes() : 0;
+    ERR_clear_error();
+    if (discardable >= discard_bytes_min) {
+      const int wanted = discardable < static_cast<std::uint64_t>(scratch_bytes)
+                             ? static_cast<int>(discardable)
+                             : scratch_bytes;
+      const int dropped = SSL_read(tls_.get(), scratch.data(), wanted);
+      if (dropped <= 0) return end_of_tls_reads(dropped);
+      const decode_step step = codec_->discard(static_cast<std::uint64_t>(dropped));
+      if (step.state == decode_state::complete) {
+        on_reply(pop_head(), step.status, step.value_bytes, monotonic_ns());
+      }
+      continue;
+    }
+    const int got = SSL_read(tls_.get(), scratch.data(), scratch_bytes);
+    if (got <= 0) return end_of_tls_reads(got);
+    if (!decode_all(std::span<const std::byte>(scratch.data(), static_cast<std::size_t>(got)),
+                    monotonic_ns(), on_reply)) {
+      return receive_status::malformed;
     }
   }
   return receive_status::ok;

@@ -24,6 +24,7 @@
 #include "process_cpu.h"
 #include "send_queue.h"
 #include "text_codec.h"
+#include "tls_client.h"
 
 using namespace ringcache::loadgen;
 
@@ -566,6 +567,41 @@ TEST_CASE("options: defaults, both spellings, and clear refusals") {
   CHECK(parse({"--protocol", "mcbin", "--key-size", "251"}).status == parse_status::invalid);
   CHECK(parse({"--protocol", "mcbin"}).options.protocol == protocol_kind::mcbin);
   CHECK(parse({"--help"}).status == parse_status::help);
+}
+
+TEST_CASE("options: --tls and --tls-ca") {
+  CHECK_FALSE(parse({}).options.tls);
+  const parse_result plain_tls = parse({"--tls"});
+  REQUIRE(plain_tls.status == parse_status::run);
+  CHECK(plain_tls.options.tls);
+  CHECK(plain_tls.options.tls_ca_file.empty());
+  const parse_result verified = parse({"--tls-ca", "ca.pem"});
+  REQUIRE(verified.status == parse_status::run);
+  CHECK(verified.options.tls);
+  CHECK(verified.options.tls_ca_file == "ca.pem");
+  CHECK(parse({"--tls-ca"}).status == parse_status::invalid);
+  CHECK(parse({"--tls-ca="}).status == parse_status::invalid);
+}
+
+TEST_CASE("tls: a missing CA file and a peer that is not TLS are refused with a message") {
+  std::string error;
+  tls_client_context missing_ca;
+  CHECK_FALSE(missing_ca.open("/nonexistent/ca.pem", error));
+  CHECK(error.find("/nonexistent/ca.pem") != std::string::npos);
+
+  tls_client_context context;
+  error.clear();
+  REQUIRE(context.open("", error));
+  int pair[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair) == 0);
+  const std::string not_tls = "HTTP/1.0 400 Bad Request\r\n\r\n";
+  REQUIRE(::write(pair[1], not_tls.data(), not_tls.size()) ==
+          static_cast<ssize_t>(not_tls.size()));
+  const ssl_handle session = context.connect(pair[0], "127.0.0.1", error);
+  CHECK(session == nullptr);
+  CHECK(error.find("TLS handshake failed") != std::string::npos);
+  ::close(pair[0]);
+  ::close(pair[1]);
 }
 
 TEST_CASE("echo framing finds every request, whole and split at every byte") {

@@ -11,12 +11,15 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "monotonic_clock.h"
 #include "options.h"
 #include "process_cpu.h"
 #include "report.h"
 #include "run_control.h"
 #include "tcp_connect.h"
+#include "tls_client.h"
 #include "worker.h"
 
 namespace ringcache::loadgen {
@@ -70,7 +73,10 @@ struct progress_printer {
 };
 
 // Connects every connection and hands it to its worker; false after saying why.
+// With TLS each handshake completes here, before the workers start: the
+// measured interval holds no handshake.
 bool open_connections(const loadgen_options& options, const resolved_address& peer,
+                      const tls_client_context* tls,
                       std::vector<std::unique_ptr<worker>>& workers) {
   for (std::uint32_t index = 0; index < options.connections; ++index) {
     std::string error;
@@ -80,8 +86,19 @@ bool open_connections(const loadgen_options& options, const resolved_address& pe
                    peer.name.c_str(), index + 1, options.connections, error.c_str());
       return false;
     }
+    ssl_handle session;
+    if (tls != nullptr) {
+      session = tls->connect(fd, options.host, error);
+      if (!session) {
+        std::fprintf(stderr, "ringcache-loadgen: %s (connection %u of %u): %s\n",
+                     peer.name.c_str(), index + 1, options.connections, error.c_str());
+        ::close(fd);
+        return false;
+      }
+    }
     int error_number = 0;
-    if (!workers[index % options.threads]->add_connection(fd, index, error_number)) {
+    if (!workers[index % options.threads]->add_connection(fd, std::move(session), index,
+                                                          error_number)) {
       std::fprintf(stderr, "ringcache-loadgen: epoll refused connection %u: %s\n", index + 1,
                    std::strerror(error_number));
       return false;
@@ -146,6 +163,11 @@ int run(const loadgen_options& options) {
     std::fprintf(stderr, "ringcache-loadgen: %s\n", error.c_str());
     return exit_failed;
   }
+  tls_client_context tls;
+  if (options.tls && !tls.open(options.tls_ca_file, error)) {
+    std::fprintf(stderr, "ringcache-loadgen: %s\n", error.c_str());
+    return exit_failed;
+  }
   const std::vector<std::byte> value = make_value(options.value_size);
   run_control control(static_cast<std::ptrdiff_t>(options.threads) + 1, options.warmup_seconds,
                       options.duration_seconds);
@@ -154,7 +176,7 @@ int run(const loadgen_options& options) {
     workers.push_back(
         std::make_unique<worker>(worker_setup{i, &options, value, &control, peer.name}));
   }
-  if (!open_connections(options, peer, workers)) return exit_failed;
+  if (!open_connections(options, peer, options.tls ? &tls : nullptr, workers)) return exit_failed;
 
   const std::uint64_t prefill_start_ns = monotonic_ns();
   std::vector<std::thread> threads;

@@ -125,6 +125,10 @@ protocol) server with a closed-loop load and reports throughput and latency.
                         (binary)
   --server-pid PID      report the server's CPU time per million requests
   --seed N              random seed; threads derive theirs from it (1)
+  --tls                 speak TLS (handshakes happen before the warmup and are
+                        not measured); the server's certificate is not checked
+  --tls-ca FILE         implies --tls and verifies the server's certificate
+                        against this CA and against --host
   -h, --help            this text
 
 Prints one progress line per second on stderr, then a summary and a single
@@ -188,6 +192,11 @@ parse_result parse_options(int argc, const char* const* argv) {
       {"server-pid", [&](std::string_view v) {
          options.server_pid = parse_unsigned<int>("server-pid", v, 1, 1 << 30);
        }},
+      {"tls-ca", [&](std::string_view v) {
+         if (v.empty()) throw option_error{"--tls-ca: must not be empty"};
+         options.tls = true;
+         options.tls_ca_file = std::string(v);
+       }},
       {"seed", [&](std::string_view v) {
          options.seed = parse_unsigned<std::uint64_t>("seed", v, 0, UINT64_MAX);
        }},
@@ -202,6 +211,10 @@ parse_result parse_options(int argc, const char* const* argv) {
       }
       if (argument == "--prefill") {
         options.prefill = true;
+        continue;
+      }
+      if (argument == "--tls") {
+        options.tls = true;
         continue;
       }
       if (!argument.starts_with("--")) {

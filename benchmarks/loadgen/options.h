@@ -39,6 +39,11 @@ struct loadgen_options {
   protocol_kind protocol = protocol_kind::binary;
   std::optional<int> server_pid;
   std::uint64_t seed = 1;
+  // TLS on every connection (handshakes before the warmup, outside the
+  // measured interval); with a CA file the server's certificate is verified
+  // against it and against --host, without one it is not verified.
+  bool tls = false;
+  std::string tls_ca_file;
 };
 
 enum class parse_status : std::uint8_t { run, help, invalid };

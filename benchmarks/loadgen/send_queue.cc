@@ -3,9 +3,12 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <openssl/err.h>
+
 #include <array>
 #include <cassert>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 namespace ringcache::loadgen {
@@ -78,6 +81,34 @@ flush_status send_queue::flush(int fd, int& error_number) {
       error_number = errno;
       return flush_status::failed;
     }
+    consume(static_cast<std::size_t>(written));
+  }
+  return flush_status::done;
+}
+
+flush_status send_queue::flush_tls(SSL* ssl, int& error_number) {
+  while (pending_bytes_ > 0) {
+    std::size_t index = first_segment_;
+    while (index < segments_.size() && segments_[index].length == 0) ++index;
+    assert(index < segments_.size() && "pending bytes live in some segment");
+    const segment& piece = segments_[index];
+    const std::byte* base = piece.external != nullptr ? piece.external + piece.offset
+                                                       : arena_.data() + piece.offset;
+    const int length = piece.length < INT_MAX ? static_cast<int>(piece.length) : INT_MAX;
+    ERR_clear_error();
+    const int written = SSL_write(ssl, base, length);
+    if (written <= 0) {
+      switch (SSL_get_error(ssl, written)) {
+        case SSL_ERROR_WANT_WRITE:
+        case SSL_ERROR_WANT_READ: return flush_status::would_block;
+        case SSL_ERROR_SYSCALL:
+          if (errno == EINTR) continue;
+          error_number = errno != 0 ? errno : EPIPE;
+          return flush_status::failed;
+        default: error_number = EPROTO; return flush_status::failed;
+      }
+    }
+    // consume() starts at first_segment_: empty segments before `index` cost nothing.
     consume(static_cast<std::size_t>(written));
   }
   return flush_status::done;

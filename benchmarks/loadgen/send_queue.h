@@ -12,6 +12,8 @@
 #include <span>
 #include <vector>
 
+#include <openssl/ssl.h>
+
 namespace ringcache::loadgen {
 
 // Values up to this size are copied next to their header; above it the
@@ -37,6 +39,9 @@ class send_queue {
   // Writes until everything is sent, the socket is full or an error occurs;
   // on `failed`, `error_number` holds the errno.
   flush_status flush(int fd, int& error_number);
+  // The same through a TLS session on a non-blocking socket: one SSL_write
+  // per segment (partial writes enabled), EPROTO for a TLS-level failure.
+  flush_status flush_tls(SSL* ssl, int& error_number);
 
  private:
   struct segment {

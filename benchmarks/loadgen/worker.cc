@@ -64,7 +64,8 @@ worker::~worker() {
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
 }
 
-bool worker::add_connection(int fd, std::uint32_t global_index, int& error_number) {
+bool worker::add_connection(int fd, ssl_handle tls, std::uint32_t global_index,
+                            int& error_number) {
   if (epoll_fd_ < 0) {
     error_number = EMFILE;
     ::close(fd);
@@ -72,8 +73,8 @@ bool worker::add_connection(int fd, std::uint32_t global_index, int& error_numbe
   }
   const std::uint32_t depth =
       options_.prefill && prefill_depth_ > options_.pipeline ? prefill_depth_ : options_.pipeline;
-  auto slot =
-      std::make_unique<connection_slot>(fd, make_codec(options_.protocol), depth, global_index);
+  auto slot = std::make_unique<connection_slot>(fd, make_codec(options_.protocol), depth,
+                                               global_index, std::move(tls));
   epoll_event interest{};
   interest.events = EPOLLIN;
   interest.data.ptr = slot.get();

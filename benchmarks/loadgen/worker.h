@@ -71,9 +71,10 @@ class worker {
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
 
-  // Takes ownership of a connected non-blocking socket. Returns false (and
-  // closes it) if epoll refuses it; `error_number` then holds the errno.
-  bool add_connection(int fd, std::uint32_t global_index, int& error_number);
+  // Takes ownership of a connected non-blocking socket and, with TLS, of its
+  // finished handshake. Returns false (and closes it) if epoll refuses it;
+  // `error_number` then holds the errno.
+  bool add_connection(int fd, ssl_handle tls, std::uint32_t global_index, int& error_number);
 
   // Thread body: prefill (if asked), start line, warmup and measured load.
   void run();
@@ -86,8 +87,10 @@ class worker {
 
   struct connection_slot {
     connection_slot(int fd, std::unique_ptr<protocol_codec> codec, std::uint32_t depth,
-                    std::uint32_t index)
-        : connection(fd, std::move(codec), depth), global_index(index), next_prefill_key(index) {}
+                    std::uint32_t index, ssl_handle tls)
+        : connection(fd, std::move(codec), depth, std::move(tls)),
+          global_index(index),
+          next_prefill_key(index) {}
 
     client_connection connection;
     std::uint32_t global_index;
