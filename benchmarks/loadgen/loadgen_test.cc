@@ -2,7 +2,6 @@
 // byte) and of the send queue over a real socket pair. The other parts
 // (histogram, key choosers, options, TLS set-up, echo framing, process CPU)
 // are in loadgen_support_test.cc.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <sys/socket.h>

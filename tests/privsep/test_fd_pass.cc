@@ -1,6 +1,5 @@
 // fd passing over a socketpair: the good message and each way a message can
 // be wrong. Every rejection must also close whatever fds did arrive.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "privsep/fd_pass.h"

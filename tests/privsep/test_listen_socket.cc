@@ -1,5 +1,4 @@
 // Listening sockets as the helper creates them, on loopback and port 0.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "privsep/listen_socket.h"

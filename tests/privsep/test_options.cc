@@ -1,6 +1,5 @@
 // The helper's command line: what it accepts, and a precise error for what
 // it does not (parse_options never prints or exits).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "privsep/options.h"

@@ -1,7 +1,6 @@
 // FrameParser unit tests: golden frames under every split, hostile bytes,
 // EBIG resync, value streaming, the replication hello, a model check over a
 // long random pipeline, and the bound on what the parser buffers.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <random>

@@ -2,7 +2,6 @@
 // format pinned byte by byte, bad lengths and too large values skipped with
 // the stream in sync, bad magic ending the stream, streaming, the key
 // look-ahead, and the bound on what the parser buffers.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <random>

@@ -2,7 +2,6 @@
 // skipped by counting, line limits and what follows them, pipelines, the
 // bound on what the parser buffers, and a model check over a long random
 // pipeline. Grammar tests are in test_text_command.cc.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <random>
