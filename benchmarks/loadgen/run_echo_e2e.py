@@ -20,6 +20,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
 
 from daemon import ECHO_LISTENING_RE, Server  # noqa: E402
+from loadgen_checks import result_fields, run_checks  # noqa: E402
 
 STARTUP_SECONDS_MAX = 10
 STOP_SECONDS_MAX = 5
@@ -31,13 +32,6 @@ def start_echo(echo_path):
     return Server([echo_path, "-p", "0", "-t", "1"], ready=ECHO_LISTENING_RE, stream="stdout",
                   start_timeout_s=STARTUP_SECONDS_MAX, stop_timeout_s=STOP_SECONDS_MAX,
                   label="ringcache-echo-server").start()
-
-
-def result_fields(stdout):
-    for line in stdout.splitlines():
-        if line.startswith("RESULT "):
-            return dict(item.split("=", 1) for item in line.split()[1:])
-    return None
 
 
 def check_pipelined_run(loadgen, echo):
@@ -127,21 +121,8 @@ def main():
         print(__doc__)
         return 2
     loadgen, echo = sys.argv[1], sys.argv[2]
-    passed = failed = 0
-    for check in (check_pipelined_run, check_server_death, check_refused,
-                  check_bad_command_line):
-        try:
-            problems = check(loadgen, echo)
-        except (AssertionError, subprocess.TimeoutExpired, OSError) as error:
-            problems = [str(error)]
-        if problems:
-            failed += 1
-            print("FAIL %s: %s" % (check.__name__, "; ".join(problems)))
-        else:
-            passed += 1
-            print("ok   %s" % check.__name__)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_checks((check_pipelined_run, check_server_death, check_refused, check_bad_command_line),
+                      loadgen, echo)
 
 
 if __name__ == "__main__":

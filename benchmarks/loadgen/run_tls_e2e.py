@@ -22,16 +22,10 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
 
 from daemon import Daemon  # noqa: E402
+from loadgen_checks import result_fields, run_checks  # noqa: E402
 from tls_certs import Certificates  # noqa: E402
 
 RUN_SECONDS_MAX = 60
-
-
-def result_fields(stdout):
-    for line in stdout.splitlines():
-        if line.startswith("RESULT "):
-            return dict(item.split("=", 1) for item in line.split()[1:])
-    return None
 
 
 def run_loadgen(loadgen, port, *args):
@@ -103,21 +97,8 @@ def main():
         print(__doc__)
         return 2
     loadgen, ringcached = sys.argv[1], sys.argv[2]
-    passed = failed = 0
     with Certificates() as certs:
-        for check in (check_runs, check_wrong_ca, check_plaintext_refused):
-            try:
-                problems = check(loadgen, ringcached, certs)
-            except (AssertionError, subprocess.TimeoutExpired, OSError) as error:
-                problems = [str(error)]
-            if problems:
-                failed += 1
-                print("FAIL %s: %s" % (check.__name__, "; ".join(problems)))
-            else:
-                passed += 1
-                print("ok   %s" % check.__name__)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+        return run_checks((check_runs, check_wrong_ca, check_plaintext_refused), loadgen, ringcached, certs)
 
 
 if __name__ == "__main__":
