@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from daemon import ECHO_LISTENING_RE, Daemon, Server  # noqa: E402
 from figure_table import print_header, print_row  # noqa: E402
+from loadgen_checks import result_fields  # noqa: E402
 
 STARTUP_SECONDS_MAX = 10
 STOP_SECONDS_MAX = 5
@@ -92,9 +93,9 @@ def run_once(loadgen, port, server_pid, arguments, threads, duration):
     command = [loadgen, "--port", str(port), "--threads", str(threads), "--duration",
                str(duration), "--server-pid", str(server_pid)] + arguments
     run = subprocess.run(command, capture_output=True, text=True, timeout=duration + 200)
-    for line in run.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return dict(item.split("=", 1) for item in line.split()[1:])
+    fields = result_fields(run.stdout)
+    if fields is not None:
+        return fields
     raise RuntimeError("no RESULT from %s:\n%s%s" % (" ".join(command), run.stdout, run.stderr))
 
 
