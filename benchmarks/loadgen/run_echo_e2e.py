@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
 
 from daemon import ECHO_LISTENING_RE, Server  # noqa: E402
-from loadgen_checks import result_fields, run_checks  # noqa: E402
+from loadgen_checks import clean_run_problems, main_of, refused_run_problems, run_checks  # noqa: E402
 
 STARTUP_SECONDS_MAX = 10
 STOP_SECONDS_MAX = 5
@@ -44,18 +44,9 @@ def check_pipelined_run(loadgen, echo):
             capture_output=True, text=True, timeout=RUN_SECONDS_MAX)
     finally:
         server.close()
-    fields = result_fields(run.stdout)
-    problems = []
-    if run.returncode != 0:
-        problems.append("exit status %d" % run.returncode)
-    if fields is None:
-        problems.append("no RESULT line")
-    else:
-        if int(fields["ops"]) <= 0:
-            problems.append("ops=%s" % fields["ops"])
-        if int(fields["errors"]) != 0:
-            problems.append("errors=%s" % fields["errors"])
-        if int(fields["misses"]) != 0 or int(fields["hits"]) != int(fields["gets"]):
+    problems, fields = clean_run_problems(run)
+    if fields is not None:
+        if int(fields["hits"]) != int(fields["gets"]):
             problems.append("the echo server always hits, got %s" % fields)
         if "server_cpu_s_per_mreq" not in fields:
             problems.append("--server-pid gave no server CPU figure")
@@ -99,12 +90,7 @@ def check_refused(loadgen, echo):
     server.close()  # the port is now closed: nothing of ours listens on it
     run = subprocess.run([loadgen, "--port", str(server.port), "--duration", "1"],
                          capture_output=True, text=True, timeout=RUN_SECONDS_MAX)
-    problems = []
-    if run.returncode != 1:
-        problems.append("exit status %d, wanted 1" % run.returncode)
-    if "cannot connect" not in run.stderr:
-        problems.append("no clear message: %r" % run.stderr)
-    return problems
+    return refused_run_problems(run, "cannot connect")
 
 
 def check_bad_command_line(loadgen, _echo):
@@ -117,12 +103,8 @@ def check_bad_command_line(loadgen, _echo):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print(__doc__)
-        return 2
-    loadgen, echo = sys.argv[1], sys.argv[2]
-    return run_checks((check_pipelined_run, check_server_death, check_refused, check_bad_command_line),
-                      loadgen, echo)
+    return main_of(__doc__, lambda loadgen, echo: run_checks(
+        (check_pipelined_run, check_server_death, check_refused, check_bad_command_line), loadgen, echo))
 
 
 if __name__ == "__main__":

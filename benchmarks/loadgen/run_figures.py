@@ -24,6 +24,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
 
 from daemon import ECHO_LISTENING_RE, Daemon, Server  # noqa: E402
+from figure_table import print_header, print_row  # noqa: E402
+from loadgen_checks import result_fields  # noqa: E402
 
 STARTUP_SECONDS_MAX = 10
 STOP_SECONDS_MAX = 5
@@ -91,9 +93,9 @@ def run_once(loadgen, port, server_pid, arguments, threads, duration):
     command = [loadgen, "--port", str(port), "--threads", str(threads), "--duration",
                str(duration), "--server-pid", str(server_pid)] + arguments
     run = subprocess.run(command, capture_output=True, text=True, timeout=duration + 200)
-    for line in run.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return dict(item.split("=", 1) for item in line.split()[1:])
+    fields = result_fields(run.stdout)
+    if fields is not None:
+        return fields
     raise RuntimeError("no RESULT from %s:\n%s%s" % (" ".join(command), run.stdout, run.stderr))
 
 
@@ -112,9 +114,8 @@ def main():
                         help="before each run, wait until the CPUs are nearly idle")
     options = parser.parse_args()
 
-    print("| scenario | ops/s | p50 us | p99 us | p99.9 us | server CPU s / M req "
-          "| loadgen CPU s / M req | GET hits | errors |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print_header(["scenario", "ops/s", "p50 us", "p99 us", "p99.9 us", "server CPU s / M req",
+                  "loadgen CPU s / M req", "GET hits", "errors"])
     for name, arguments in SCENARIOS[options.kind]:
         if options.only not in name:
             continue
@@ -133,10 +134,8 @@ def main():
                 best = fields
         gets = int(best["gets"])
         hits = "%.1f %%" % (100.0 * int(best["hits"]) / gets) if gets else "-"
-        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            name, best["ops_per_s"], best["p50_us"], best["p99_us"], best["p999_us"],
-            best.get("server_cpu_s_per_mreq", "?"), best["client_cpu_s_per_mreq"], hits,
-            best["errors"]), flush=True)
+        print_row([name, best["ops_per_s"], best["p50_us"], best["p99_us"], best["p999_us"],
+                   best.get("server_cpu_s_per_mreq", "?"), best["client_cpu_s_per_mreq"], hits, best["errors"]])
     return 0
 
 

@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
 
 from daemon import Daemon  # noqa: E402
-from loadgen_checks import result_fields, run_checks  # noqa: E402
+from loadgen_checks import clean_run_problems, main_of, refused_run_problems, run_checks  # noqa: E402
 from tls_certs import Certificates  # noqa: E402
 
 RUN_SECONDS_MAX = 60
@@ -34,22 +34,10 @@ def run_loadgen(loadgen, port, *args):
 
 
 def check_clean(run, what):
-    fields = result_fields(run.stdout)
-    problems = []
-    if run.returncode != 0:
-        problems.append("%s: exit status %d" % (what, run.returncode))
-    if fields is None:
-        problems.append("%s: no RESULT line" % what)
-    else:
-        if int(fields["ops"]) <= 0:
-            problems.append("%s: ops=%s" % (what, fields["ops"]))
-        if int(fields["errors"]) != 0:
-            problems.append("%s: errors=%s" % (what, fields["errors"]))
-        if int(fields["misses"]) != 0:
-            problems.append("%s: misses=%s after a prefill" % (what, fields["misses"]))
+    problems, _ = clean_run_problems(run)
     if problems:
         print(run.stdout + run.stderr)
-    return problems
+    return ["%s: %s" % (what, problem) for problem in problems]
 
 
 def check_runs(loadgen, ringcached, certs):
@@ -75,12 +63,7 @@ def check_wrong_ca(loadgen, ringcached, certs):
     with Daemon(ringcached, "--tls-cert", certs.path("server.pem"), "--tls-key", certs.path("server.key")) as d:
         run = run_loadgen(loadgen, d.port, "--tls-ca", certs.path("other-ca.pem"), "--duration", "1",
                           "--connections", "2")
-    problems = []
-    if run.returncode != 1:
-        problems.append("exit status %d, wanted 1" % run.returncode)
-    if "certificate" not in run.stderr:
-        problems.append("no certificate message: %r" % run.stderr)
-    return problems
+    return refused_run_problems(run, "certificate")
 
 
 def check_plaintext_refused(loadgen, ringcached, certs):
@@ -92,13 +75,13 @@ def check_plaintext_refused(loadgen, ringcached, certs):
     return problems
 
 
-def main():
-    if len(sys.argv) != 3:
-        print(__doc__)
-        return 2
-    loadgen, ringcached = sys.argv[1], sys.argv[2]
+def check_with_certificates(loadgen, ringcached):
     with Certificates() as certs:
         return run_checks((check_runs, check_wrong_ca, check_plaintext_refused), loadgen, ringcached, certs)
+
+
+def main():
+    return main_of(__doc__, check_with_certificates)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 
 from clients import OK  # noqa: E402
+from figure_table import print_header, print_row  # noqa: E402
 from replication_cluster import Cluster  # noqa: E402
 
 PROBE_INTERVAL_S = 0.05
@@ -136,9 +137,9 @@ def main():
     parser.add_argument("--no-secret", action="store_true",
                         help="replicate unauthenticated (default: every node gets the same --peer-secret-file)")
     args = parser.parse_args()
-    print("| peers | PUT ops/s | PUT p99 µs | server CPU s/Mreq | write→visible on a peer p50 / p99 / max ms "
-          "(probes) | heartbeat lag p50 / max ms | overflows: log / handoff | resyncs sent | peers equal after |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print_header(["peers", "PUT ops/s", "PUT p99 µs", "server CPU s/Mreq",
+                  "write→visible on a peer p50 / p99 / max ms (probes)", "heartbeat lag p50 / max ms",
+                  "overflows: log / handoff", "resyncs sent", "peers equal after"])
     for peers in [int(p) for p in args.peers.split(",")]:
         r = run(args.build, peers, args.duration, args.connections, args.pipeline, not args.no_secret)
         if peers == 0:
@@ -149,9 +150,8 @@ def main():
                                                           r["missed"])
             heartbeat = "%.2f / %.2f" % (r["hb_p50_ms"], r["hb_ms_max"])
             converge = "%.2f s" % r["converge_s"]
-        print("| %d | %.0f | %s | %s | %s | %s | %s | %s | %s |" % (
-            peers, r["ops"], r["p99_us"], r["server_cpu"], lag, heartbeat, r["overflows"], r["resyncs"], converge),
-            flush=True)
+        print_row([peers, "%.0f" % r["ops"], r["p99_us"], r["server_cpu"], lag, heartbeat, r["overflows"],
+                   r["resyncs"], converge])
         if r["status"] != "ok":
             print("  (loadgen: %s)" % r["status"], flush=True)
 
