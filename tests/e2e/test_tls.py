@@ -4,7 +4,7 @@ requests on the binary and the text port over TLS 1.3 and 1.2, values
 larger than one round of encryption, client certificates refused (none,
 another CA's, expired), plaintext clients closed without a reply, garbage
 before and inside records, truncated records, a handshake larger than the
-cap, and 200 stalled handshakes beside a served client until the handshake
+cap, the key read from a descriptor (--tls-key-fd), and 200 stalled handshakes beside a served client until the handshake
 timeout closes them. Certificates are made for each run by the openssl
 command line in a temporary directory (tls_certs.py)."""
 
@@ -20,7 +20,7 @@ import time
 from clients import MIB, OK, STATS_FRAME, Client, TextClient, get_frame, put_frame
 from daemon import Daemon, run_to_exit
 from harness import pattern, raise_fd_limit, run_tests
-from tls_certs import Certificates
+from tls_certs import Certificates, client_context, tls_connect
 
 TIMEOUT_S = 10
 STALLED_HANDSHAKES = 200
@@ -34,24 +34,6 @@ STALLED_CLOSED_S_MAX = 30
 def tls_daemon(exe, certs, *args, text="bind", threads="2"):
     return Daemon(exe, "-t", threads, "--tls-cert", certs.path("server.pem"), "--tls-key", certs.path("server.key"),
                   *args, text=text)
-
-
-def client_context(certs, cert=None, version=None):
-    """A client context trusting the test CA; with cert ("client"), that
-    certificate and key; version pins the TLS version (ssl.TLSVersion)."""
-    ctx = ssl.create_default_context(cafile=certs.path("ca.pem"))
-    if cert is not None:
-        ctx.load_cert_chain(certs.path(cert + ".pem"), certs.path(cert + ".key"))
-    if version is not None:
-        ctx.minimum_version = ctx.maximum_version = version
-    return ctx
-
-
-def tls_connect(cls, port, ctx):
-    """A clients.py connection (Client or TextClient) whose socket speaks TLS."""
-    c = cls(port, timeout=TIMEOUT_S)
-    c.sock = ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
-    return c
 
 
 def tls_stats(d, ctx):
@@ -361,6 +343,72 @@ def test_sighup_reloads_the_certificate(exe):
                     assert peer_common_name(again) == "server2"
                     assert again.get(b"k") == b"1"
             assert d.alive()
+
+
+def test_key_from_a_descriptor(exe):
+    """--tls-key-fd (what ringcached-privsep --tls-key passes): the key is
+    read from the inherited descriptor, and SIGHUP reads it again from
+    offset 0, so a key rewritten in place is picked up."""
+    with Certificates() as certs:
+        cert, key = certs.path("live.pem"), certs.path("live.key")
+        shutil.copyfile(certs.path("server.pem"), cert)
+        shutil.copyfile(certs.path("server.key"), key)
+        fd = os.open(key, os.O_RDONLY)
+        try:
+            with Daemon(exe, "-t", "1", "--tls-cert", cert, "--tls-key-fd", str(fd), pass_fds=(fd,)) as d:
+                ctx = client_context(certs)
+                with tls_connect(Client, d.port, ctx) as c:
+                    assert peer_common_name(c) == "server"
+                    assert c.put(b"k", b"1") == OK
+                # Rewritten in place (same inode, the descriptor sees it).
+                shutil.copyfile(certs.path("server2.pem"), cert)
+                shutil.copyfile(certs.path("server2.key"), key)
+                os.kill(d.pid, signal.SIGHUP)
+                d.wait_for_line(re.compile(r"tls: SIGHUP: reloaded .*CN=server2"), TIMEOUT_S)
+                with tls_connect(Client, d.port, ctx) as c:
+                    assert peer_common_name(c) == "server2"
+                    assert c.get(b"k") == b"1"
+                pem = open(certs.path("server2.key"), "rb").read()
+                assert pem not in d.log().encode()
+        finally:
+            os.close(fd)
+
+
+def test_key_descriptor_errors_are_clear(exe):
+    """A --tls-key-fd that is not open, not a regular file, not a key or
+    not the certificate's key: exit 2 with the reason, before listening."""
+    with Certificates() as certs:
+        p = certs.path
+        with open(p("empty.key"), "wb"):
+            pass
+        with open(p("huge.key"), "wb") as f:
+            f.write(b"-" * (64 * 1024 + 1))
+        read_end, write_end = os.pipe()
+        files = {name: os.open(p(name), os.O_RDONLY) for name in ("server.pem", "client.key", "empty.key", "huge.key")}
+        directory = os.open(certs.directory, os.O_RDONLY)
+        unused = max(list(files.values()) + [read_end, write_end, directory]) + 10
+        cases = [
+            (unused, "--tls-key-fd %d: not an open file descriptor" % unused),
+            (read_end, "--tls-key-fd %d: not a regular file" % read_end),
+            (directory, "--tls-key-fd %d: not a regular file" % directory),
+            (files["empty.key"], "--tls-key-fd %d: file size 0 bytes" % files["empty.key"]),
+            (files["huge.key"], "--tls-key-fd %d: file size 65537 bytes" % files["huge.key"]),
+            (files["server.pem"], "--tls-key-fd %d: " % files["server.pem"]),
+            (files["client.key"], "--tls-key-fd %d: the key does not belong to the certificate of --tls-cert" %
+             files["client.key"]),
+        ]
+        try:
+            for fd, message in cases:
+                passed = () if fd == unused else (fd,)
+                done = run_to_exit(exe, "-p", "0", "--text-port", "0", "--tls-cert", p("server.pem"), "--tls-key-fd",
+                                   str(fd), pass_fds=passed)
+                assert done.returncode == 2, (fd, message, done.returncode, done.stderr)
+                assert message in done.stderr, (message, done.stderr)
+                assert "listening" not in done.stderr, done.stderr
+                assert "PRIVATE KEY" not in done.stderr, done.stderr
+        finally:
+            for fd in list(files.values()) + [read_end, write_end, directory]:
+                os.close(fd)
 
 
 def test_startup_errors_are_clear(exe):
