@@ -21,6 +21,7 @@ from clients import MIB, OK, STATS_FRAME, Client, TextClient, get_frame, put_fra
 from daemon import Daemon, run_to_exit
 from harness import pattern, raise_fd_limit, run_tests
 from tls_certs import Certificates, client_context, tls_connect
+from transports import MemoryTls
 
 TIMEOUT_S = 10
 STALLED_HANDSHAKES = 200
@@ -87,52 +88,6 @@ def refused(port, ctx, what):
     except (ssl.SSLError, ConnectionError):
         pass
     return True
-
-
-class MemoryTls:
-    """A TLS client on memory buffers (ssl.SSLObject) over a plain socket,
-    so a test can send what a real client would not: records forged,
-    truncated or corrupted after a genuine handshake."""
-
-    def __init__(self, port, ctx):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname="127.0.0.1")
-        while True:
-            try:
-                self.tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self.flush()
-                data = self.sock.recv(65536)
-                assert data, "closed during the handshake"
-                self.incoming.write(data)
-        self.flush()
-
-    def flush(self):
-        data = self.outgoing.read()
-        if data:
-            self.sock.sendall(data)
-
-    def records(self, plaintext):
-        """The ciphertext records of plaintext, not sent."""
-        self.tls.write(plaintext)
-        return self.outgoing.read()
-
-    def read_plaintext(self, n):
-        got = b""
-        while len(got) < n:
-            try:
-                got += self.tls.read(n - len(got))
-            except ssl.SSLWantReadError:
-                data = self.sock.recv(65536)
-                assert data, "closed"
-                self.incoming.write(data)
-        return got
-
-    def close(self):
-        self.sock.close()
 
 
 def test_both_ports_over_tls(exe):
