@@ -420,20 +420,33 @@ def peer_common_name(c):
     return subject["commonName"]
 
 
+def live_files(certs):
+    """live.pem and live.key, copies of the server's certificate and key that
+    a test may rewrite in place."""
+    cert, key = certs.path("live.pem"), certs.path("live.key")
+    shutil.copyfile(certs.path("server.pem"), cert)
+    shutil.copyfile(certs.path("server.key"), key)
+    return cert, key
+
+
+def reload_server2(d, certs, cert, key):
+    """Rewrites the live files with server2's and sends SIGHUP; returns when
+    the daemon logged the reload."""
+    shutil.copyfile(certs.path("server2.pem"), cert)
+    shutil.copyfile(certs.path("server2.key"), key)
+    os.kill(d.pid, signal.SIGHUP)
+    d.wait_for_line(re.compile(r"tls: SIGHUP: reloaded .*CN=server2"), TIMEOUT_S)
+
+
 def test_sighup_reloads_the_certificate(exe):
     with Certificates() as certs:
-        cert, key = certs.path("live.pem"), certs.path("live.key")
-        shutil.copyfile(certs.path("server.pem"), cert)
-        shutil.copyfile(certs.path("server.key"), key)
+        cert, key = live_files(certs)
         with Daemon(exe, "-t", "2", "--tls-cert", cert, "--tls-key", key, text="bind") as d:
             ctx = client_context(certs)
             with tls_connect(Client, d.port, ctx) as before:
                 assert peer_common_name(before) == "server"
                 assert before.put(b"k", b"1") == OK
-                shutil.copyfile(certs.path("server2.pem"), cert)
-                shutil.copyfile(certs.path("server2.key"), key)
-                os.kill(d.pid, signal.SIGHUP)
-                d.wait_for_line(re.compile(r"tls: SIGHUP: reloaded .*CN=server2"), TIMEOUT_S)
+                reload_server2(d, certs, cert, key)
                 with tls_connect(TextClient, d.text_port, ctx) as after:
                     assert peer_common_name(after) == "server2"
                     assert after.get(b"k") == {b"k": (0, b"1", None)}
@@ -454,11 +467,10 @@ def test_sighup_reloads_the_certificate(exe):
 def test_key_from_a_descriptor(exe):
     """--tls-key-fd (what ringcached-privsep --tls-key passes): the key is
     read from the inherited descriptor, and SIGHUP reads it again from
-    offset 0, so a key rewritten in place is picked up."""
+    offset 0, so a key rewritten in place is picked up and one renamed over
+    the path is not (docs/privsep.md)."""
     with Certificates() as certs:
-        cert, key = certs.path("live.pem"), certs.path("live.key")
-        shutil.copyfile(certs.path("server.pem"), cert)
-        shutil.copyfile(certs.path("server.key"), key)
+        cert, key = live_files(certs)
         fd = os.open(key, os.O_RDONLY)
         try:
             with Daemon(exe, "-t", "1", "--tls-cert", cert, "--tls-key-fd", str(fd), pass_fds=(fd,)) as d:
@@ -467,15 +479,26 @@ def test_key_from_a_descriptor(exe):
                     assert peer_common_name(c) == "server"
                     assert c.put(b"k", b"1") == OK
                 # Rewritten in place (same inode, the descriptor sees it).
-                shutil.copyfile(certs.path("server2.pem"), cert)
-                shutil.copyfile(certs.path("server2.key"), key)
-                os.kill(d.pid, signal.SIGHUP)
-                d.wait_for_line(re.compile(r"tls: SIGHUP: reloaded .*CN=server2"), TIMEOUT_S)
+                reload_server2(d, certs, cert, key)
                 with tls_connect(Client, d.port, ctx) as c:
                     assert peer_common_name(c) == "server2"
                     assert c.get(b"k") == b"1"
-                pem = open(certs.path("server2.key"), "rb").read()
-                assert pem not in d.log().encode()
+                # A new file renamed over the path is not seen: the
+                # descriptor still reads server2's key, which does not match
+                # the certificate now at the path; the reload fails and
+                # server2 stays.
+                shutil.copyfile(certs.path("server.key"), key + ".new")
+                os.rename(key + ".new", key)
+                shutil.copyfile(certs.path("server.pem"), cert)
+                os.kill(d.pid, signal.SIGHUP)
+                d.wait_for_line("tls: SIGHUP: reload failed, still serving the previous certificate: --tls-key-fd "
+                                "%d: the key does not belong to the certificate" % fd, TIMEOUT_S)
+                with tls_connect(Client, d.port, ctx) as c:
+                    assert peer_common_name(c) == "server2"
+                for name in ("server.key", "server2.key"):
+                    with open(certs.path(name)) as f:
+                        for line in f.read().splitlines()[1:-1]:
+                            assert line not in d.log(), "a line of %s is in the log" % name
         finally:
             os.close(fd)
 
