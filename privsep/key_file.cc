@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <cerrno>
 
 #include "privsep/status_text.h"
@@ -43,6 +44,7 @@ key_file_result open_key_file(const std::string& path) {
   if (!S_ISREG(info.st_mode)) return failure(key_file_status::not_regular_file, fd);
   if (info.st_size == 0) return failure(key_file_status::empty, fd);
   if (static_cast<std::size_t>(info.st_size) > key_file_bytes_max) return failure(key_file_status::too_large, fd);
+  assert(fd >= 0 && S_ISREG(info.st_mode));
   return key_file_result{key_file_status::ok, fd, 0};
 }
 

@@ -166,6 +166,8 @@ std::vector<std::string> daemon_command(const helper_options& options, const rec
     argv.emplace_back("0");
   }
   if (!options.tls_key_file.empty()) {
+    // The key file is the last fd of the message, after the sockets.
+    assert(received.fd_count == (options.text_port ? 3u : 2u));
     argv.emplace_back("--tls-key-fd");
     argv.push_back(std::to_string(received.fds[received.fd_count - 1]));
   }

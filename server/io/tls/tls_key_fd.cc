@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -63,11 +64,13 @@ bool use_private_key_fd(SSL_CTX* ctx, int fd, std::string& error) {
     }
     if (got == 0) break;
     length += static_cast<std::size_t>(got);
+    assert(length <= capacity && "pread returned more than it was asked for");
   }
   if (length == 0 || length > tls_key_bytes_max) {
     error = fd_error(fd, "the file changed size while being read");
     return false;
   }
+  assert(length > 0 && length <= tls_key_bytes_max);
   ERR_clear_error();
   BIO* bio = BIO_new_mem_buf(buffer.data(), static_cast<int>(length));
   if (bio == nullptr) {
