@@ -24,8 +24,8 @@
 
 namespace ringcache::privsep {
 
-// One binary and one text listening socket at most.
-inline constexpr std::size_t fds_per_message_max = 2;
+// One binary and one text listening socket and the TLS key file at most.
+inline constexpr std::size_t fds_per_message_max = 3;
 
 inline constexpr std::uint32_t fd_message_magic = 0x52434650;  // "RCFP"
 

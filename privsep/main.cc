@@ -3,20 +3,22 @@
 //
 //   root helper (PID P)
 //     socket, bind, listen           binary (and text) listening sockets
+//     open --tls-key FILE            (with --tls-key) the key, readable by root only
 //     socketpair(AF_UNIX, SEQPACKET)
 //     fork ─────────────────────────► child (root, short-lived)
 //   P closes its listening fds          sends the fds (SCM_RIGHTS), exits
 //   P drops to USER, proves the drop
 //   P receives the fds, reaps the child
-//   P execs ringcached --listen-fd N [--text-listen-fd M] ...
+//   P execs ringcached --listen-fd N [--text-listen-fd M] [--tls-key-fd K] ...
 //
 // So the daemon keeps P (sudo or systemd see the process they started), and
 // when it starts serving no process of the service is root: the only root
 // process left after bind was the child, reaped before exec. The unprivileged
 // side holds the sockets only because they arrived over the Unix socket, the
-// shape docs/privsep.md describes.
+// shape docs/privsep.md describes. The key file travels the same way.
 #include "privsep/drop_privileges.h"
 #include "privsep/fd_pass.h"
+#include "privsep/key_file.h"
 #include "privsep/listen_socket.h"
 #include "privsep/options.h"
 
@@ -24,6 +26,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,8 +56,9 @@ constexpr const char* program_name = "ringcached-privsep";
 
 constexpr unsigned first_inherited_fd = 3;  // after stdin, stdout, stderr
 
+// What the root child sends: the listening sockets, then the key file.
 struct listening_sockets {
-  std::vector<int> fds;  // binary first, then text
+  std::vector<int> fds;  // binary first, then text, then the --tls-key file
 };
 
 [[gnu::format(printf, 1, 2)]] void log_error(const char* format, ...) {
@@ -133,6 +137,11 @@ int reap_child(pid_t child) {
   _exit(0);
 }
 
+bool is_regular_file(int fd) {
+  struct stat info{};
+  return fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
+}
+
 bool is_listening_stream_socket(int fd) {
   int type = 0;
   int accepting = 0;
@@ -155,6 +164,12 @@ std::vector<std::string> daemon_command(const helper_options& options, const rec
     // Daemon options come later, so an explicit --text-port there still wins.
     argv.emplace_back("--text-port");
     argv.emplace_back("0");
+  }
+  if (!options.tls_key_file.empty()) {
+    // The key file is the last fd of the message, after the sockets.
+    assert(received.fd_count == (options.text_port ? 3u : 2u));
+    argv.emplace_back("--tls-key-fd");
+    argv.push_back(std::to_string(received.fds[received.fd_count - 1]));
   }
   argv.insert(argv.end(), options.daemon_argv.begin() + 1, options.daemon_argv.end());
   return argv;
@@ -192,7 +207,8 @@ std::vector<std::string> daemon_command(const helper_options& options, const rec
     _exit(exit_failure);
   }
 
-  const std::size_t expected = options.text_port ? 2 : 1;
+  const std::size_t socket_count = options.text_port ? 2 : 1;
+  const std::size_t expected = socket_count + (options.tls_key_file.empty() ? 0 : 1);
   const receive_result received = receive_fds(socket_fd, expected);
   const int child_status = reap_child(child);
   close(socket_fd);
@@ -206,8 +222,12 @@ std::vector<std::string> daemon_command(const helper_options& options, const rec
     _exit(exit_failure);
   }
   for (std::size_t i = 0; i < received.fd_count; ++i) {
-    if (!is_listening_stream_socket(received.fds[i])) {
+    if (i < socket_count && !is_listening_stream_socket(received.fds[i])) {
       log_error("received fd %d is not a listening TCP socket", received.fds[i]);
+      _exit(exit_failure);
+    }
+    if (i >= socket_count && !is_regular_file(received.fds[i])) {
+      log_error("received fd %d is not the --tls-key file", received.fds[i]);
       _exit(exit_failure);
     }
     // MSG_CMSG_CLOEXEC kept them from leaking until now; the daemon needs them.
@@ -256,6 +276,18 @@ int run(const helper_options& options) {
       (options.text_port && !open_one(options.listen_address, *options.text_port, "text", sockets))) {
     close_all(sockets.fds);
     return exit_failure;
+  }
+  if (!options.tls_key_file.empty()) {
+    const key_file_result key = open_key_file(options.tls_key_file);
+    if (key.status != key_file_status::ok) {
+      log_error("--tls-key %s: %s", options.tls_key_file.c_str(),
+                failure_text(describe(key.status), key.error_number).c_str());
+      close_all(sockets.fds);
+      return exit_failure;
+    }
+    std::fprintf(stderr, "%s: opened --tls-key %s as root for the daemon\n", program_name,
+                 options.tls_key_file.c_str());
+    sockets.fds.push_back(key.fd);
   }
 
   int pair[2];

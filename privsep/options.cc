@@ -35,8 +35,11 @@ match take_value(std::span<const char* const> args, std::size_t& index, std::str
   return match::no;
 }
 
-bool is_listen_fd_option(std::string_view arg) {
-  for (std::string_view reserved : {"--listen-fd", "--text-listen-fd"}) {
+// Options of the daemon that the helper sets itself: the daemon's own copies
+// would name a second source for the same socket or key.
+bool is_reserved_option(std::string_view arg, bool helper_passes_key) {
+  for (std::string_view reserved : {"--listen-fd", "--text-listen-fd", "--tls-key-fd", "--tls-key"}) {
+    if (reserved == "--tls-key" && !helper_passes_key) continue;
     if (arg == reserved) return true;
     if (arg.size() > reserved.size() && arg.substr(0, reserved.size()) == reserved &&
         arg[reserved.size()] == '=') {
@@ -63,7 +66,7 @@ parse_result parse_options(std::span<const char* const> args) {
 
     std::string value;
     bool matched = false;
-    for (std::string_view name : {"--user", "--port", "--text-port", "--listen"}) {
+    for (std::string_view name : {"--user", "--port", "--text-port", "--listen", "--tls-key"}) {
       const match m = take_value(args, index, name, value);
       if (m == match::missing_value) return error(parse_status::missing_value, std::string(name));
       if (m == match::no) continue;
@@ -73,6 +76,9 @@ parse_result parse_options(std::span<const char* const> args) {
         have_user = !value.empty();
       } else if (name == "--listen") {
         options.listen_address = value;
+      } else if (name == "--tls-key") {
+        if (value.empty()) return error(parse_status::missing_value, std::string(name));
+        options.tls_key_file = value;
       } else {
         const std::optional<std::uint16_t> port = parse_port(value);
         if (!port) return error(parse_status::invalid_port, std::string(name) + " " + value);
@@ -94,7 +100,7 @@ parse_result parse_options(std::span<const char* const> args) {
     return error(parse_status::missing_daemon, "");
   }
   for (; index < args.size(); ++index) {
-    if (is_listen_fd_option(args[index])) {
+    if (is_reserved_option(args[index], !options.tls_key_file.empty())) {
       return error(parse_status::conflicting_daemon_option, args[index]);
     }
     options.daemon_argv.emplace_back(args[index]);
@@ -119,7 +125,7 @@ std::string describe(const parse_result& result) {
     case parse_status::missing_daemon: return "no daemon command after '--'";
     case parse_status::conflicting_daemon_option:
       return "daemon option '" + result.detail +
-             "' conflicts with the sockets this helper passes; remove it";
+             "' conflicts with the sockets (and --tls-key) this helper passes; remove it";
   }
   assert(false && "unhandled parse_status");
   return "unknown parse_status";
@@ -127,14 +133,18 @@ std::string describe(const parse_result& result) {
 
 const char* usage_text() {
   return "usage: ringcached-privsep --user USER [--port PORT] [--text-port PORT] [--listen ADDR]\n"
-         "                          -- ringcached [daemon options]\n"
+         "                          [--tls-key FILE] -- ringcached [daemon options]\n"
          "\n"
          "Run as root. Binds the binary port (default 889) and, with --text-port, the\n"
          "memcached text port on ADDR (numeric IPv4/IPv6, default 0.0.0.0), then runs\n"
          "the daemon as USER with no capabilities, no supplementary groups and\n"
          "NoNewPrivs, handing it the listening sockets over a Unix socket (SCM_RIGHTS).\n"
          "The daemon keeps this process's PID; it receives --listen-fd N\n"
-         "[--text-listen-fd M] in front of the daemon options given here.\n";
+         "[--text-listen-fd M] in front of the daemon options given here.\n"
+         "\n"
+         "With --tls-key FILE the helper opens the TLS private key as root (it may be\n"
+         "readable by root only) and hands the open file over the same way; the daemon\n"
+         "gets --tls-key-fd K and needs --tls-cert among its options.\n";
 }
 
 }  // namespace ringcache::privsep

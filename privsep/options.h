@@ -1,12 +1,13 @@
 // Command line of ringcached-privsep:
 //
 //   ringcached-privsep --user USER [--port 889] [--text-port N] [--listen ADDR]
-//                      -- ringcached [daemon options]
+//                      [--tls-key FILE] -- ringcached [daemon options]
 //
 // Everything after "--" is the daemon's command line, passed through except
-// that the helper adds --listen-fd / --text-listen-fd itself (so the daemon's
-// own copies of those are refused: two sources of listening sockets would be
-// ambiguous).
+// that the helper adds --listen-fd / --text-listen-fd / --tls-key-fd itself
+// (so the daemon's own copies of those are refused: two sources of listening
+// sockets would be ambiguous; likewise the daemon's --tls-key when the helper
+// has one).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,7 @@ struct helper_options {
   std::uint16_t binary_port = default_binary_port;
   std::optional<std::uint16_t> text_port;
   std::string listen_address = default_listen_address;
+  std::string tls_key_file;  // empty: the helper passes no key (key_file.h)
   std::vector<std::string> daemon_argv;  // program first, then its options
 };
 
@@ -38,7 +40,7 @@ enum class parse_status {
   same_port,                  // binary and text port are the same non-zero port
   missing_separator,          // no "--" before the daemon command
   missing_daemon,             // "--" with nothing after it
-  conflicting_daemon_option,  // daemon options contain --listen-fd/--text-listen-fd
+  conflicting_daemon_option,  // daemon options contain an option the helper sets (options.cc)
 };
 
 struct parse_result {

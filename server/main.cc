@@ -362,6 +362,7 @@ int build_and_serve(const Options& options, const sigset_t& stop_signals, bool& 
     std::string error;
     tls = TlsContext::create(TlsSettings{.cert_file = options.tls_cert,
                                          .key_file = options.tls_key,
+                                         .key_fd = options.tls_key_fd,
                                          .ca_file = options.tls_ca,
                                          .verify_clients = options.tls_verify_clients},
                              error);

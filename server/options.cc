@@ -31,6 +31,7 @@ enum class OptionId : uint8_t {
   upload_timeout,
   tls_cert,
   tls_key,
+  tls_key_fd,
   tls_ca,
   tls_verify_clients,
   tls_handshake_timeout,
@@ -63,6 +64,7 @@ constexpr OptionSpec option_specs[] = {
     {OptionId::upload_timeout, 0, "upload-timeout", true},
     {OptionId::tls_cert, 0, "tls-cert", true},
     {OptionId::tls_key, 0, "tls-key", true},
+    {OptionId::tls_key_fd, 0, "tls-key-fd", true},
     {OptionId::tls_ca, 0, "tls-ca", true},
     {OptionId::tls_verify_clients, 0, "tls-verify-clients", false},
     {OptionId::tls_handshake_timeout, 0, "tls-handshake-timeout", true},
@@ -173,8 +175,15 @@ class Parser {
     if (options.listen_fd >= 0 && options.listen_fd == options.text_listen_fd) {
       return fail("--listen-fd and --text-listen-fd name the same descriptor");
     }
-    if (options.tls_cert.empty() != options.tls_key.empty()) {
-      return fail("TLS needs both --tls-cert and --tls-key");
+    if (!options.tls_key.empty() && options.tls_key_fd >= 0) {
+      return fail("--tls-key and --tls-key-fd both name the private key; give one");
+    }
+    if (options.tls_key_fd >= 0 &&
+        (options.tls_key_fd == options.listen_fd || options.tls_key_fd == options.text_listen_fd)) {
+      return fail("--tls-key-fd names a listening socket's descriptor");
+    }
+    if (options.tls_cert.empty() != (options.tls_key.empty() && options.tls_key_fd < 0)) {
+      return fail("TLS needs both --tls-cert and --tls-key (or --tls-key-fd)");
     }
     if (options.tls_cert.empty() &&
         (!options.tls_ca.empty() || options.tls_verify_clients || handshake_timeout_given)) {
@@ -311,6 +320,9 @@ class Parser {
       case OptionId::tls_key:
         set_text(spec, value, options.tls_key, is_file_name, "a file name");
         return;
+      case OptionId::tls_key_fd:
+        set_decimal(spec, value, options.tls_key_fd, 0, fd_max, "a file descriptor number");
+        return;
       case OptionId::tls_ca:
         set_text(spec, value, options.tls_ca, is_file_name, "a file name");
         return;
@@ -414,6 +426,8 @@ std::string usage_text() {
          "                         client port: AUTH on the binary port, memcached's `set` on text\n"
          "      --tls-cert FILE    TLS on both client ports with this PEM certificate chain\n"
          "      --tls-key FILE     and this PEM private key (both needed; TLS 1.2 or 1.3)\n"
+         "      --tls-key-fd N     or the PEM private key read from this open descriptor\n"
+         "                         (ringcached-privsep --tls-key passes it)\n"
          "      --tls-ca FILE      PEM certificates of the CA trusted for client certificates\n"
          "      --tls-verify-clients\n"
          "                         refuse TLS clients without a certificate signed by --tls-ca\n"

@@ -51,6 +51,7 @@ struct Options {
   // TLS on both client ports when tls_cert is set (io/tls/tls_context.h).
   std::string tls_cert;
   std::string tls_key;
+  int tls_key_fd = -1;  // >= 0: --tls-key-fd, the key is read from it (io/tls/tls_key_fd.h)
   std::string tls_ca;
   bool tls_verify_clients = false;
   uint64_t tls_handshake_ms_max = tls_handshake_ms_default;

@@ -1,6 +1,12 @@
 """Hostile clients (issue 3): unknown opcodes, maximal lengths then a
 disconnect, megabytes of random bytes, half-sent frames, clients that leave
-mid-reply. The daemon must survive and keep serving everyone else."""
+mid-reply. The daemon must survive and keep serving everyone else.
+
+Every test runs twice, over plain TCP and over TLS (transports.py): over
+TLS the hostile bytes are the plaintext of valid records after a genuine
+handshake, so they reach the same parser through the TLS layer. Hostility
+at the TLS record layer itself (garbage before and inside records,
+truncated records, stalled handshakes) is in test_tls.py."""
 
 import random
 import socket
@@ -9,14 +15,15 @@ import threading
 import time
 
 from clients import EBIG, EINVAL, KNOWN_OPCODES, MIB, OK, field, get_frame, put_frame
-from daemon import Daemon
 from harness import check_alive_and_serving, pattern, run_tests, wait_stats
+from tls_certs import Certificates, client_context
+from transports import Plain, Tls, over_transports
 
 MAX_LENGTH = b"\xff\xff\xff\xff"
 
 
-def test_every_unknown_opcode_byte(exe):
-    with Daemon(exe, "-t", "2") as d, d.client() as c:
+def test_every_unknown_opcode_byte(exe, transport):
+    with transport.daemon(exe, "-t", "2") as d, d.client() as c:
         unknown = [b for b in range(256) if b not in KNOWN_OPCODES]
         assert len(unknown) == 252
         # A first request, so that 200 is not the connection's first byte.
@@ -37,8 +44,8 @@ def test_every_unknown_opcode_byte(exe):
         assert int(c.stats()["INVALID"]) == 252 + 251
 
 
-def test_replication_hello_is_refused(exe):
-    with Daemon(exe, "-t", "2") as d:
+def test_replication_hello_is_refused(exe, transport):
+    with transport.daemon(exe, "-t", "2") as d:
         with d.client() as c:
             c.send(bytes([200]) + field(b"RINGCACHE-REPL/1 node-b"))
             assert c.read_status() == EINVAL
@@ -54,14 +61,14 @@ def test_replication_hello_is_refused(exe):
         check_alive_and_serving(d)
 
 
-def test_maximal_lengths_then_disconnect(exe):
+def test_maximal_lengths_then_disconnect(exe, transport):
     frames = [
         bytes([11]) + MAX_LENGTH,                   # PUT key length 4 GiB - 1
         bytes([11]) + field(b"k") + MAX_LENGTH,     # PUT value length 4 GiB - 1
         bytes([13]) + MAX_LENGTH,                   # GET
         bytes([12]) + MAX_LENGTH,                   # DEL
     ]
-    with Daemon(exe, "-t", "2") as d:
+    with transport.daemon(exe, "-t", "2") as d:
         for frame in frames:
             for tail in (b"", b"some bytes of the huge field", b"\x00" * 70000):
                 with d.client() as c:
@@ -75,7 +82,7 @@ def test_maximal_lengths_then_disconnect(exe):
         # With a large --max-item the announced value is accepted and streamed:
         # the client vanishes after a few bytes and the reservation is dropped.
         check_alive_and_serving(d)
-    with Daemon(exe, "-t", "1", "-m", "64", "--max-item", "60M") as d:
+    with transport.daemon(exe, "-t", "1", "-m", "64", "--max-item", "60M") as d:
         for _ in range(3):
             with d.client() as c:
                 c.send(bytes([11]) + field(b"big") + struct.pack(">I", 50 * MIB) + b"v" * 300000)
@@ -117,15 +124,16 @@ def _hostile_bytes(rng, size):
     return bytes(out) + bytes([11]) + rng.randbytes(4)
 
 
-def _random_garbage_client(port, seed, size, errors):
+def _random_garbage_client(transport, d, seed, size, errors):
     rng = random.Random(seed)
     data = rng.randbytes(size) if seed == 0 else _hostile_bytes(rng, size)
     try:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        raw = transport.raw(d, timeout=30)
+        sock = raw.sock
         done = threading.Event()
         reader = threading.Thread(target=_drain_until_eof, args=(sock, done), daemon=True)
         reader.start()
-        sock.sendall(data)
+        raw.sendall(data)
         sock.shutdown(socket.SHUT_WR)
         if not done.wait(30):
             errors.append("seed %d: the daemon did not finish the connection" % seed)
@@ -143,9 +151,9 @@ BYSTANDER_ROUND_TRIPS = 20
 GARBAGE_SECONDS_MAX = 30
 
 
-def test_megabytes_of_random_bytes(exe):
+def test_megabytes_of_random_bytes(exe, transport):
     for extra in ([], ["--max-item", "1K"]):
-        with Daemon(exe, "-t", "2", *extra) as d:
+        with transport.daemon(exe, "-t", "2", *extra) as d:
             errors = []
             bystander_done = threading.Event()
             checked = [0]
@@ -168,7 +176,7 @@ def test_megabytes_of_random_bytes(exe):
                 deadline = time.monotonic() + GARBAGE_SECONDS_MAX
                 round_ = 0
                 while not bystander_done.is_set() and time.monotonic() < deadline:
-                    _random_garbage_client(d.port, seed + 4 * round_ if round_ else seed, 2 * MIB, errors)
+                    _random_garbage_client(transport, d, seed + 4 * round_ if round_ else seed, 2 * MIB, errors)
                     round_ += 1
 
             garbage = [threading.Thread(target=garbage_source, args=(seed,)) for seed in range(4)]
@@ -187,8 +195,8 @@ def test_megabytes_of_random_bytes(exe):
                 assert int(s["INVALID"]) > 10000, s
 
 
-def test_half_sent_frame_costs_others_nothing(exe):
-    with Daemon(exe, "-t", "1") as d:
+def test_half_sent_frame_costs_others_nothing(exe, transport):
+    with transport.daemon(exe, "-t", "1") as d:
         value = pattern(200 * 1024, 4)
         frame = put_frame(b"half", value)
         with d.client() as stalled, d.client() as other:
@@ -205,19 +213,19 @@ def test_half_sent_frame_costs_others_nothing(exe):
             assert other.get(b"half") == value
 
 
-def test_client_leaving_mid_reply(exe):
-    with Daemon(exe, "-t", "2", "-m", "128") as d:
+def test_client_leaving_mid_reply(exe, transport):
+    with transport.daemon(exe, "-t", "2", "-m", "128") as d:
         value = pattern(20 * MIB, 9)
         with d.client() as c:
             assert c.put(b"large", value) == OK
         for i in range(8):
-            sock = socket.create_connection(("127.0.0.1", d.port))
-            sock.sendall(get_frame(b"large") * 4)
+            raw = transport.raw(d)
+            raw.sendall(get_frame(b"large") * 4)
             if i % 2:
-                sock.recv(1000)
+                raw.sock.recv(1000)
                 # RST instead of FIN: the daemon's pending send fails with ECONNRESET/EPIPE.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sock.close()
+                raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.close()
         check_alive_and_serving(d)
         wait_stats(d, lambda s: s["CONNECTIONS"] == "1", "connections were not closed")
         with d.client() as c:
@@ -225,4 +233,5 @@ def test_client_leaving_mid_reply(exe):
 
 
 if __name__ == "__main__":
-    run_tests(globals())
+    with Certificates() as certs:
+        run_tests(over_transports(globals(), [Plain(), Tls(certs, client_context(certs))]))

@@ -3,10 +3,14 @@
 requests on the binary and the text port over TLS 1.3 and 1.2, values
 larger than one round of encryption, client certificates refused (none,
 another CA's, expired), plaintext clients closed without a reply, garbage
-before and inside records, truncated records, a handshake larger than the
-cap, and 200 stalled handshakes beside a served client until the handshake
-timeout closes them. Certificates are made for each run by the openssl
-command line in a temporary directory (tls_certs.py)."""
+before and inside records (a genuine ClientHello then garbage, records
+altered or with garbage between them), truncated records (during and after
+the handshake, the client gone or stalled), a handshake larger than the
+cap, the key read from a descriptor (--tls-key-fd), and a thousand stalled
+handshakes beside a served client until the handshake timeout closes them.
+The binary port's hostile-input tests run over TLS too (test_hostile.py).
+Certificates are made for each run by the openssl command line in a
+temporary directory (tls_certs.py)."""
 
 import os
 import re
@@ -20,38 +24,27 @@ import time
 from clients import MIB, OK, STATS_FRAME, Client, TextClient, get_frame, put_frame
 from daemon import Daemon, run_to_exit
 from harness import pattern, raise_fd_limit, run_tests
-from tls_certs import Certificates
+from tls_certs import Certificates, client_context, tls_connect
+from transports import MemoryTls
 
 TIMEOUT_S = 10
-STALLED_HANDSHAKES = 200
+STALLED_HANDSHAKES = 1000
+# Long enough that the stalled handshakes are all still open while the
+# served client works (checked: no handshake timed out by then), short
+# enough to keep the test at a few seconds.
+STALLED_HANDSHAKE_TIMEOUT_S = 3
 # How long a served request may take while the stalled handshakes sit there.
 SERVED_REQUEST_S_MAX = 2
-# From all stalled handshakes open to the last one closed (a 1 s timeout,
+# From all stalled handshakes open to the last one closed (the timeout,
 # checked once a second); generous for sanitizer builds on a busy machine.
 STALLED_CLOSED_S_MAX = 30
+# A TLS record's plaintext is at most 2^14 bytes; ciphertext may add 256.
+RECORD_PLAINTEXT_BYTES_MAX = 16384
 
 
 def tls_daemon(exe, certs, *args, text="bind", threads="2"):
     return Daemon(exe, "-t", threads, "--tls-cert", certs.path("server.pem"), "--tls-key", certs.path("server.key"),
                   *args, text=text)
-
-
-def client_context(certs, cert=None, version=None):
-    """A client context trusting the test CA; with cert ("client"), that
-    certificate and key; version pins the TLS version (ssl.TLSVersion)."""
-    ctx = ssl.create_default_context(cafile=certs.path("ca.pem"))
-    if cert is not None:
-        ctx.load_cert_chain(certs.path(cert + ".pem"), certs.path(cert + ".key"))
-    if version is not None:
-        ctx.minimum_version = ctx.maximum_version = version
-    return ctx
-
-
-def tls_connect(cls, port, ctx):
-    """A clients.py connection (Client or TextClient) whose socket speaks TLS."""
-    c = cls(port, timeout=TIMEOUT_S)
-    c.sock = ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
-    return c
 
 
 def tls_stats(d, ctx):
@@ -105,52 +98,6 @@ def refused(port, ctx, what):
     except (ssl.SSLError, ConnectionError):
         pass
     return True
-
-
-class MemoryTls:
-    """A TLS client on memory buffers (ssl.SSLObject) over a plain socket,
-    so a test can send what a real client would not: records forged,
-    truncated or corrupted after a genuine handshake."""
-
-    def __init__(self, port, ctx):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname="127.0.0.1")
-        while True:
-            try:
-                self.tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self.flush()
-                data = self.sock.recv(65536)
-                assert data, "closed during the handshake"
-                self.incoming.write(data)
-        self.flush()
-
-    def flush(self):
-        data = self.outgoing.read()
-        if data:
-            self.sock.sendall(data)
-
-    def records(self, plaintext):
-        """The ciphertext records of plaintext, not sent."""
-        self.tls.write(plaintext)
-        return self.outgoing.read()
-
-    def read_plaintext(self, n):
-        got = b""
-        while len(got) < n:
-            try:
-                got += self.tls.read(n - len(got))
-            except ssl.SSLWantReadError:
-                data = self.sock.recv(65536)
-                assert data, "closed"
-                self.incoming.write(data)
-        return got
-
-    def close(self):
-        self.sock.close()
 
 
 def test_both_ports_over_tls(exe):
@@ -295,28 +242,46 @@ def test_garbage_behind_requests_waiting_in_a_paused_connection(exe):
 
 
 def test_stalled_handshakes_cost_a_served_client_nothing(exe):
-    raise_fd_limit(4 * STALLED_HANDSHAKES)
-    with Certificates() as certs, tls_daemon(exe, certs, "--tls-handshake-timeout", "1", threads="1") as d:
+    # The stalled sockets, the served client, the daemon's pipe and spares.
+    wanted = STALLED_HANDSHAKES + 64
+    limit = raise_fd_limit(wanted)
+    assert limit >= wanted, "RLIMIT_NOFILE hard limit %d is below the %d descriptors this test needs" % (limit,
+                                                                                                        wanted)
+    with Certificates() as certs, tls_daemon(exe, certs, "--tls-handshake-timeout", str(STALLED_HANDSHAKE_TIMEOUT_S),
+                                             threads="1") as d:
         ctx = client_context(certs)
+        hello = client_hello(ctx)
         stalled = []
         try:
+            started = time.monotonic()
             for i in range(STALLED_HANDSHAKES):
                 s = socket.create_connection(("127.0.0.1", d.port), timeout=TIMEOUT_S)
-                # Half send nothing, half the start of a ClientHello.
-                if i % 2:
+                # A third send nothing, a third the start of a ClientHello,
+                # a third all of it but its last byte.
+                if i % 3 == 1:
                     s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+                elif i % 3 == 2:
+                    s.sendall(hello[:-1])
                 stalled.append(s)
-            started = time.monotonic()
+            opened_s = time.monotonic() - started
             with tls_connect(Client, d.port, ctx) as c:
                 for i in range(200):
                     t0 = time.monotonic()
                     assert c.put(b"s%d" % i, b"v%d" % i) == OK
                     assert c.get(b"s%d" % i) == b"v%d" % i
                     assert time.monotonic() - t0 < SERVED_REQUEST_S_MAX
-            # The timeout (1 s, checked once a second) closes every one.
+                # Served while every stalled handshake was still open.
+                s = c.stats()
+                assert s["TLS_HANDSHAKE_TIMEOUTS"] == "0", (s, opened_s)
+                assert int(s["CONNECTIONS"]) == STALLED_HANDSHAKES + 1, s
+            served_s = time.monotonic() - started
+            # The timeout (checked once a second) closes every one.
             for s in stalled:
                 expect_closed(s, "stalled handshake")
-            assert time.monotonic() - started < STALLED_CLOSED_S_MAX
+            closed_s = time.monotonic() - started
+            assert closed_s < STALLED_CLOSED_S_MAX
+            print("  %d stalled handshakes opened in %.2f s, client served by %.2f s, all closed by %.2f s"
+                  % (STALLED_HANDSHAKES, opened_s, served_s, closed_s), flush=True)
         finally:
             for s in stalled:
                 s.close()
@@ -324,7 +289,130 @@ def test_stalled_handshakes_cost_a_served_client_nothing(exe):
         assert s["TLS_HANDSHAKE_TIMEOUTS"] == str(STALLED_HANDSHAKES), s
         assert s["TLS_HANDSHAKE_ERRORS"] == str(STALLED_HANDSHAKES), s
         assert s["CONNECTIONS"] == "1", s
-        d.wait_for_log("whose TLS handshake took more than 1000 ms")
+        d.wait_for_log("whose TLS handshake took more than %d ms" % (STALLED_HANDSHAKE_TIMEOUT_S * 1000))
+
+
+def client_hello(ctx):
+    """The first flight of a client with ctx: one record holding a genuine
+    ClientHello."""
+    outgoing = ssl.MemoryBIO()
+    tls = ctx.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname="127.0.0.1")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def check_bystander(c, i):
+    """The bystander connection is served, within bounds, after hostile act i."""
+    t0 = time.monotonic()
+    assert c.put(b"bystander%d" % i, b"v%d" % i) == OK
+    assert c.get(b"bystander%d" % i) == b"v%d" % i
+    assert time.monotonic() - t0 < SERVED_REQUEST_S_MAX
+
+
+def test_garbage_before_and_inside_records(exe):
+    """At the record layer: a genuine ClientHello followed by garbage, a
+    ClientHello altered inside its record, records after the handshake
+    with garbage between them or a bad header. Each connection is closed;
+    the bystander, open all along, is served after each; the daemon stays up."""
+    with Certificates() as certs, tls_daemon(exe, certs) as d:
+        ctx = client_context(certs)
+        hello = client_hello(ctx)
+        assert hello[0] == 0x16 and struct.unpack(">H", hello[3:5])[0] == len(hello) - 5, hello[:5]
+        altered = bytearray(hello)
+        altered[5 + 4 + 2:5 + 4 + 2 + 8] = b"\xff" * 8  # inside the random: still parses, signs nothing
+        altered[5] = 0x63  # handshake type: not a ClientHello
+        cases = [
+            ("hello, then random bytes", hello + os.urandom(3000)),
+            ("hello, then a record of unknown type", hello + b"\x63\x03\x03\x00\x10" + os.urandom(16)),
+            ("hello, then an application record before the handshake", hello + b"\x17\x03\x03\x00\x20" +
+             os.urandom(32)),
+            ("a hello record with its body altered", bytes(altered)),
+            ("a hello record with its length field cut in the middle of the body",
+             hello[:3] + struct.pack(">H", 40) + hello[5:]),
+            ("garbage, then a genuine hello", os.urandom(64) + hello),
+        ]
+        with tls_connect(Client, d.port, ctx) as bystander:
+            for i, (what, data) in enumerate(cases):
+                with socket.create_connection(("127.0.0.1", d.port), timeout=TIMEOUT_S) as s:
+                    try:
+                        s.sendall(data)
+                    except ConnectionError:
+                        pass
+                    expect_closed(s, what, allow_bytes=True)
+                check_bystander(bystander, i)
+            # After a genuine handshake: garbage between two good records,
+            # then a record header with a version no TLS has.
+            for i, tail in enumerate((os.urandom(7), b"\x17\x09\x09\x00\x10" + os.urandom(16))):
+                m = MemoryTls(d.port, ctx)
+                m.sock.sendall(m.records(put_frame(b"first%d" % i, b"1")) + tail +
+                               m.records(put_frame(b"second%d" % i, b"2")))
+                expect_closed(m.sock, "garbage between records", allow_bytes=True)
+                m.close()
+                check_bystander(bystander, len(cases) + i)
+                assert bystander.get(b"second%d" % i) is None
+            s = bystander.stats()
+            assert s["TLS_HANDSHAKE_ERRORS"] == str(len(cases)), s
+            assert s["CONNECTIONS"] == "1", s
+        assert d.alive()
+
+
+def test_truncated_records(exe):
+    """Records whose header promises more than is sent: during the handshake
+    the connection is closed when the client goes or the handshake timeout
+    passes; after it, a record held back beside a served client is
+    completed and served, one cut short is dropped with its connection,
+    and one longer than TLS allows is refused at its header."""
+    with Certificates() as certs, tls_daemon(exe, certs, "--tls-handshake-timeout", "1") as d:
+        ctx = client_context(certs)
+        hello = client_hello(ctx)
+        promising_more = hello[:3] + struct.pack(">H", RECORD_PLAINTEXT_BYTES_MAX) + hello[5:]
+        with tls_connect(Client, d.port, ctx) as bystander:
+            # The client goes after the short record.
+            with socket.create_connection(("127.0.0.1", d.port), timeout=TIMEOUT_S) as s:
+                s.sendall(promising_more)
+                s.shutdown(socket.SHUT_WR)
+                expect_closed(s, "truncated hello, then gone", allow_bytes=True)
+            check_bystander(bystander, 0)
+            # The client stays: the handshake timeout closes it.
+            with socket.create_connection(("127.0.0.1", d.port), timeout=TIMEOUT_S) as s:
+                t0 = time.monotonic()
+                s.sendall(promising_more)
+                check_bystander(bystander, 1)
+                expect_closed(s, "truncated hello, then stalled", allow_bytes=True)
+                assert time.monotonic() - t0 >= 0.9, "closed before the handshake timeout"
+            # After the handshake: half a record, a pause in which the
+            # bystander is served, then the rest.
+            m = MemoryTls(d.port, ctx)
+            whole = m.records(put_frame(b"held", pattern(5000, 1)))
+            m.sock.sendall(whole[:len(whole) // 2])
+            for i in range(2, 12):
+                check_bystander(bystander, i)
+            m.sock.sendall(whole[len(whole) // 2:])
+            assert m.read_plaintext(1) == bytes([OK])
+            m.close()
+            assert bystander.get(b"held") == pattern(5000, 1)
+            # Only the header of a record, then gone: nothing of it stored.
+            m = MemoryTls(d.port, ctx)
+            whole = m.records(put_frame(b"header-only", b"x"))
+            m.sock.sendall(whole[:5])
+            m.sock.shutdown(socket.SHUT_WR)
+            expect_closed(m.sock, "record header only", allow_bytes=True)
+            m.close()
+            # A header announcing more than a record may hold.
+            m = MemoryTls(d.port, ctx)
+            m.sock.sendall(b"\x17\x03\x03" + struct.pack(">H", RECORD_PLAINTEXT_BYTES_MAX + 2048 + 1) +
+                           b"\0" * 100)
+            expect_closed(m.sock, "oversized record", allow_bytes=True)
+            m.close()
+            check_bystander(bystander, 12)
+            assert bystander.get(b"header-only") is None
+            s = bystander.stats()
+            assert s["TLS_HANDSHAKE_ERRORS"] == "2", s
+            assert s["TLS_HANDSHAKE_TIMEOUTS"] == "1", s
+        assert d.alive()
 
 
 def peer_common_name(c):
@@ -332,20 +420,33 @@ def peer_common_name(c):
     return subject["commonName"]
 
 
+def live_files(certs):
+    """live.pem and live.key, copies of the server's certificate and key that
+    a test may rewrite in place."""
+    cert, key = certs.path("live.pem"), certs.path("live.key")
+    shutil.copyfile(certs.path("server.pem"), cert)
+    shutil.copyfile(certs.path("server.key"), key)
+    return cert, key
+
+
+def reload_server2(d, certs, cert, key):
+    """Rewrites the live files with server2's and sends SIGHUP; returns when
+    the daemon logged the reload."""
+    shutil.copyfile(certs.path("server2.pem"), cert)
+    shutil.copyfile(certs.path("server2.key"), key)
+    os.kill(d.pid, signal.SIGHUP)
+    d.wait_for_line(re.compile(r"tls: SIGHUP: reloaded .*CN=server2"), TIMEOUT_S)
+
+
 def test_sighup_reloads_the_certificate(exe):
     with Certificates() as certs:
-        cert, key = certs.path("live.pem"), certs.path("live.key")
-        shutil.copyfile(certs.path("server.pem"), cert)
-        shutil.copyfile(certs.path("server.key"), key)
+        cert, key = live_files(certs)
         with Daemon(exe, "-t", "2", "--tls-cert", cert, "--tls-key", key, text="bind") as d:
             ctx = client_context(certs)
             with tls_connect(Client, d.port, ctx) as before:
                 assert peer_common_name(before) == "server"
                 assert before.put(b"k", b"1") == OK
-                shutil.copyfile(certs.path("server2.pem"), cert)
-                shutil.copyfile(certs.path("server2.key"), key)
-                os.kill(d.pid, signal.SIGHUP)
-                d.wait_for_line(re.compile(r"tls: SIGHUP: reloaded .*CN=server2"), TIMEOUT_S)
+                reload_server2(d, certs, cert, key)
                 with tls_connect(TextClient, d.text_port, ctx) as after:
                     assert peer_common_name(after) == "server2"
                     assert after.get(b"k") == {b"k": (0, b"1", None)}
@@ -361,6 +462,82 @@ def test_sighup_reloads_the_certificate(exe):
                     assert peer_common_name(again) == "server2"
                     assert again.get(b"k") == b"1"
             assert d.alive()
+
+
+def test_key_from_a_descriptor(exe):
+    """--tls-key-fd (what ringcached-privsep --tls-key passes): the key is
+    read from the inherited descriptor, and SIGHUP reads it again from
+    offset 0, so a key rewritten in place is picked up and one renamed over
+    the path is not (docs/privsep.md)."""
+    with Certificates() as certs:
+        cert, key = live_files(certs)
+        fd = os.open(key, os.O_RDONLY)
+        try:
+            with Daemon(exe, "-t", "1", "--tls-cert", cert, "--tls-key-fd", str(fd), pass_fds=(fd,)) as d:
+                ctx = client_context(certs)
+                with tls_connect(Client, d.port, ctx) as c:
+                    assert peer_common_name(c) == "server"
+                    assert c.put(b"k", b"1") == OK
+                # Rewritten in place (same inode, the descriptor sees it).
+                reload_server2(d, certs, cert, key)
+                with tls_connect(Client, d.port, ctx) as c:
+                    assert peer_common_name(c) == "server2"
+                    assert c.get(b"k") == b"1"
+                # A new file renamed over the path is not seen: the
+                # descriptor still reads server2's key, which does not match
+                # the certificate now at the path; the reload fails and
+                # server2 stays.
+                shutil.copyfile(certs.path("server.key"), key + ".new")
+                os.rename(key + ".new", key)
+                shutil.copyfile(certs.path("server.pem"), cert)
+                os.kill(d.pid, signal.SIGHUP)
+                d.wait_for_line("tls: SIGHUP: reload failed, still serving the previous certificate: --tls-key-fd "
+                                "%d: the key does not belong to the certificate" % fd, TIMEOUT_S)
+                with tls_connect(Client, d.port, ctx) as c:
+                    assert peer_common_name(c) == "server2"
+                for name in ("server.key", "server2.key"):
+                    with open(certs.path(name)) as f:
+                        for line in f.read().splitlines()[1:-1]:
+                            assert line not in d.log(), "a line of %s is in the log" % name
+        finally:
+            os.close(fd)
+
+
+def test_key_descriptor_errors_are_clear(exe):
+    """A --tls-key-fd that is not open, not a regular file, not a key or
+    not the certificate's key: exit 2 with the reason, before listening."""
+    with Certificates() as certs:
+        p = certs.path
+        with open(p("empty.key"), "wb"):
+            pass
+        with open(p("huge.key"), "wb") as f:
+            f.write(b"-" * (64 * 1024 + 1))
+        read_end, write_end = os.pipe()
+        files = {name: os.open(p(name), os.O_RDONLY) for name in ("server.pem", "client.key", "empty.key", "huge.key")}
+        directory = os.open(certs.directory, os.O_RDONLY)
+        unused = max(list(files.values()) + [read_end, write_end, directory]) + 10
+        cases = [
+            (unused, "--tls-key-fd %d: not an open file descriptor" % unused),
+            (read_end, "--tls-key-fd %d: not a regular file" % read_end),
+            (directory, "--tls-key-fd %d: not a regular file" % directory),
+            (files["empty.key"], "--tls-key-fd %d: file size 0 bytes" % files["empty.key"]),
+            (files["huge.key"], "--tls-key-fd %d: file size 65537 bytes" % files["huge.key"]),
+            (files["server.pem"], "--tls-key-fd %d: " % files["server.pem"]),
+            (files["client.key"], "--tls-key-fd %d: the key does not belong to the certificate of --tls-cert" %
+             files["client.key"]),
+        ]
+        try:
+            for fd, message in cases:
+                passed = () if fd == unused else (fd,)
+                done = run_to_exit(exe, "-p", "0", "--text-port", "0", "--tls-cert", p("server.pem"), "--tls-key-fd",
+                                   str(fd), pass_fds=passed)
+                assert done.returncode == 2, (fd, message, done.returncode, done.stderr)
+                assert message in done.stderr, (message, done.stderr)
+                assert "listening" not in done.stderr, done.stderr
+                assert "PRIVATE KEY" not in done.stderr, done.stderr
+        finally:
+            for fd in list(files.values()) + [read_end, write_end, directory]:
+                os.close(fd)
 
 
 def test_startup_errors_are_clear(exe):

@@ -3,14 +3,18 @@ command line (Debian's openssl package) in a temporary directory, never
 committed: a CA, a server certificate for 127.0.0.1 / localhost, client
 certificates signed by that CA (one of them expired), a second CA with a
 client certificate of its own, and a second server certificate (for the
-reload test). EC P-256 keys: fast to make and to handshake with."""
+reload test). EC P-256 keys: fast to make and to handshake with. Also the
+client side the TLS tests share: a context trusting the test CA and a
+clients.py connection wrapped in it."""
 
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 
 OPENSSL_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 10
 DAYS = "2"
 
 
@@ -76,3 +80,21 @@ class Certificates:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def client_context(certs, cert=None, version=None):
+    """A client context trusting the test CA; with cert ("client"), that
+    certificate and key; version pins the TLS version (ssl.TLSVersion)."""
+    ctx = ssl.create_default_context(cafile=certs.path("ca.pem"))
+    if cert is not None:
+        ctx.load_cert_chain(certs.path(cert + ".pem"), certs.path(cert + ".key"))
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+def tls_connect(cls, port, ctx, timeout=CONNECT_TIMEOUT_S):
+    """A clients.py connection (Client or TextClient) whose socket speaks TLS."""
+    c = cls(port, timeout=timeout)
+    c.sock = ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
+    return c

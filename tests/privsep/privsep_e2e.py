@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from clients import OK, Client  # noqa: E402
 from daemon import Server, proc_status  # noqa: E402
+from tls_certs import Certificates, client_context, tls_connect  # noqa: E402
 
 EXIT_SKIP = 77
 PRIVILEGED_PORT = 889
@@ -286,6 +287,109 @@ def case_daemon_unreachable(args):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def as_test_user(action):
+    """Whether action() (an open() of a path) succeeds in a child running as
+    TEST_USER with no groups: what the daemon itself could do."""
+    user = pwd.getpwnam(TEST_USER)
+    child = os.fork()
+    if child == 0:
+        code = 2
+        try:
+            os.setgroups([])
+            os.setresgid(user.pw_gid, user.pw_gid, user.pw_gid)
+            os.setresuid(user.pw_uid, user.pw_uid, user.pw_uid)
+            action()
+            code = 0
+        except PermissionError:
+            code = 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    check(os.WIFEXITED(status) and os.WEXITSTATUS(status) in (0, 1), f"probe as {TEST_USER} failed: {status}")
+    return os.WEXITSTATUS(status) == 0
+
+
+def case_tls_key_root_only(args):
+    """The key file is 0600 root; the helper opens it before the drop and
+    the daemon, running as TEST_USER, reads it from --tls-key-fd."""
+    need_root()
+    user = pwd.getpwnam(TEST_USER)
+    directory, daemon = staged_daemon(args.daemon)
+    try:
+        with Certificates() as certs:
+            cert = os.path.join(directory, "server.pem")
+            key = os.path.join(directory, "server.key")
+            shutil.copyfile(certs.path("server.pem"), cert)
+            os.chmod(cert, 0o644)
+            shutil.copyfile(certs.path("server.key"), key)
+            os.chown(key, 0, 0)
+            os.chmod(key, 0o600)
+            with open(key, "rb") as f:
+                pem = f.read()
+            ctx = client_context(certs)
+        info = os.stat(key)
+        check(info.st_uid == 0 and (info.st_mode & 0o777) == 0o600, f"key file is not 0600 root: {info}")
+        check(not as_test_user(lambda: os.open(key, os.O_RDONLY)), f"{TEST_USER} can open {key} itself")
+        check(as_test_user(lambda: os.close(os.open(cert, os.O_RDONLY))), f"{TEST_USER} cannot read {cert}")
+
+        service = Service([args.helper, "--user", TEST_USER, "--port", "0", "--listen", "127.0.0.1",
+                           "--tls-key", key, "--", daemon, "--tls-cert", cert] + DAEMON_ARGS)
+        try:
+            service.wait_for_line("listening binary=", START_TIMEOUT_S)
+            pid = service.proc.pid
+            port = int(service.line_with("binary port listening on").rsplit(":", 1)[1])
+            check(f"--tls-key {key}" in service.line_with("opened --tls-key"), "the helper did not report the key")
+            status = proc_status(pid)
+            check(tuple(status["Uid"].split()) == (str(user.pw_uid),) * 4, f"Uid is '{status['Uid']}'")
+            check(key in fd_targets(pid), f"the daemon does not hold the passed key file {key}")
+            print(f"ok: daemon pid {pid} runs as uid {status['Uid'].split()[0]} and holds {key} (0600 root), "
+                  f"which {TEST_USER} cannot open")
+
+            with tls_connect(Client, port, ctx, timeout=IO_TIMEOUT_S) as client:
+                check(client.sock.version() in ("TLSv1.3", "TLSv1.2"), "no TLS session")
+                put(client, b"privsep:tls", b"served over TLS")
+                check(client.get(b"privsep:tls") == b"served over TLS", "GET over TLS did not return the value")
+            print(f"ok: TLS handshake and PUT/GET on 127.0.0.1:{port}")
+
+            # SIGHUP re-reads the key from the descriptor (pread from 0).
+            os.kill(pid, signal.SIGHUP)
+            service.wait_for_line("tls: SIGHUP: reloaded", START_TIMEOUT_S)
+            with tls_connect(Client, port, ctx, timeout=IO_TIMEOUT_S) as client:
+                check(client.get(b"privsep:tls") == b"served over TLS", "GET after SIGHUP failed")
+            print("ok: SIGHUP reloads the key through the descriptor")
+
+            os.kill(pid, signal.SIGTERM)
+            check(service.wait(STOP_TIMEOUT_S) == 0, "daemon did not stop cleanly after SIGTERM")
+            for line in pem.decode().splitlines()[1:-1]:
+                check(line not in service.log(), "a line of the private key appears in the log")
+            check_nothing_left(service)
+        finally:
+            service.cleanup()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def case_tls_key_refused(args):
+    """What the helper refuses to hand over, while it is still root."""
+    need_root()
+    directory, daemon = staged_daemon(args.daemon)
+    try:
+        fifo = os.path.join(directory, "fifo.key")
+        os.mkfifo(fifo, 0o600)
+        empty = os.path.join(directory, "empty.key")
+        open(empty, "w").close()
+        missing = os.path.join(directory, "missing.key")
+        for path, text in ((missing, "cannot open it: No such file or directory"), (directory, "not a regular file"),
+                           (fifo, "not a regular file"), (empty, "the file is empty")):
+            run_expecting_error([args.helper, "--user", TEST_USER, "--port", "0", "--listen", "127.0.0.1",
+                                 "--tls-key", path, "--", daemon, "--tls-cert", path], 1,
+                                f"error: --tls-key {path}: {text}")
+        run_expecting_error([args.helper, "--user", TEST_USER, "--tls-key", empty, "--", daemon, "--tls-key", empty],
+                            2, "conflicts with the sockets (and --tls-key) this helper passes")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def free_ports(count):
     holders = []
     try:
@@ -345,6 +449,8 @@ CASES = {
     "daemon_missing": case_daemon_missing,
     "daemon_unreachable": case_daemon_unreachable,
     "socket_activation": case_socket_activation,
+    "tls_key_root_only": case_tls_key_root_only,
+    "tls_key_refused": case_tls_key_refused,
 }
 
 

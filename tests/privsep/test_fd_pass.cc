@@ -16,6 +16,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -143,6 +144,23 @@ TEST_CASE("good message: two fds arrive in order") {
   CHECK(same_file(result.fds[1], pipe.fds[1]));
   close(result.fds[0]);
   close(result.fds[1]);
+}
+
+TEST_CASE("good message: two sockets and a key file arrive in order (ringcached-privsep --tls-key)") {
+  socket_pair pair;
+  pipe_fds pipe;
+  FILE* key = std::tmpfile();
+  REQUIRE(key != nullptr);
+  const std::array<int, 3> sent{pipe.fds[0], pipe.fds[1], fileno(key)};
+  REQUIRE(send_fds(pair.sender, sent).status == fd_pass_status::ok);
+  const receive_result result = receive_fds(pair.receiver, 3);
+  REQUIRE(result.status == fd_pass_status::ok);
+  REQUIRE(result.fd_count == 3);
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    CHECK(same_file(result.fds[i], sent[i]));
+    close(result.fds[i]);
+  }
+  std::fclose(key);
 }
 
 TEST_CASE("missing control message is rejected") {
@@ -279,10 +297,11 @@ TEST_CASE("fd counts outside 1..fds_per_message_max are refused on both ends") {
   socket_pair pair;
   pipe_fds pipe;
   CHECK(send_fds(pair.sender, std::span<const int>()).status == fd_pass_status::invalid_argument);
-  const std::array<int, 3> three{pipe.fds[0], pipe.fds[1], pipe.fds[0]};
-  CHECK(send_fds(pair.sender, three).status == fd_pass_status::invalid_argument);
+  std::array<int, fds_per_message_max + 1> too_many{};
+  too_many.fill(pipe.fds[0]);
+  CHECK(send_fds(pair.sender, too_many).status == fd_pass_status::invalid_argument);
   CHECK(receive_fds(pair.receiver, 0).status == fd_pass_status::invalid_argument);
-  CHECK(receive_fds(pair.receiver, 3).status == fd_pass_status::invalid_argument);
+  CHECK(receive_fds(pair.receiver, fds_per_message_max + 1).status == fd_pass_status::invalid_argument);
 }
 
 TEST_CASE("sending to a closed peer is an error status, not SIGPIPE") {

@@ -92,6 +92,27 @@ TEST_CASE("the daemon may not be given its own listening fds") {
   CHECK(parse({"--user", "u", "--", "ringcached", "--listen-fdx"}).status == parse_status::ok);
 }
 
+TEST_CASE("--tls-key: the helper opens the key, so the daemon may not name it too") {
+  const parse_result spaced = parse({"--user", "u", "--tls-key", "/etc/k.pem", "--", "d", "--tls-cert", "c"});
+  const parse_result joined = parse({"--user", "u", "--tls-key=/etc/k.pem", "--", "d", "--tls-cert", "c"});
+  for (const parse_result& r : {spaced, joined}) {
+    REQUIRE(r.status == parse_status::ok);
+    CHECK(r.options.tls_key_file == "/etc/k.pem");
+    CHECK(r.options.daemon_argv == std::vector<std::string>{"d", "--tls-cert", "c"});
+  }
+  CHECK(parse({"--user", "u", "--tls-key"}).status == parse_status::missing_value);
+  CHECK(parse({"--user", "u", "--tls-key=", "--", "d"}).status == parse_status::missing_value);
+  for (const char* reserved : {"--tls-key", "--tls-key=k.pem", "--tls-key-fd", "--tls-key-fd=5"}) {
+    CAPTURE(reserved);
+    const parse_result r = parse({"--user", "u", "--tls-key", "k.pem", "--", "d", reserved, "x"});
+    CHECK(r.status == parse_status::conflicting_daemon_option);
+  }
+  // Without the helper's --tls-key the daemon reads its own key file; its
+  // --tls-key-fd would name a descriptor the helper closed.
+  CHECK(parse({"--user", "u", "--", "d", "--tls-key", "k.pem"}).status == parse_status::ok);
+  CHECK(parse({"--user", "u", "--", "d", "--tls-key-fd", "5"}).status == parse_status::conflicting_daemon_option);
+}
+
 TEST_CASE("help wins wherever it appears before the separator") {
   CHECK(parse({"-h"}).status == parse_status::help);
   CHECK(parse({"--user", "u", "--help", "--", "d"}).status == parse_status::help);

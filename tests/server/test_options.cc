@@ -159,8 +159,19 @@ TEST_CASE("--tls-cert and --tls-key turn TLS on; the other TLS options need them
   CHECK(r.options.tls_verify_clients);
   CHECK(r.options.tls_handshake_ms_max == 3000);
 
-  CHECK(parse({"--tls-cert", "c.pem"}).error == "TLS needs both --tls-cert and --tls-key");
-  CHECK(parse({"--tls-key", "k.pem"}).error == "TLS needs both --tls-cert and --tls-key");
+  CHECK(parse({"--tls-cert", "c.pem"}).error == "TLS needs both --tls-cert and --tls-key (or --tls-key-fd)");
+  CHECK(parse({"--tls-key", "k.pem"}).error == "TLS needs both --tls-cert and --tls-key (or --tls-key-fd)");
+  CHECK(parse({"--tls-key-fd", "5"}).error == "TLS needs both --tls-cert and --tls-key (or --tls-key-fd)");
+  CHECK(parse({"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-key-fd", "5"}).error ==
+        "--tls-key and --tls-key-fd both name the private key; give one");
+  CHECK(parse({"--tls-cert", "c.pem", "--tls-key-fd", "5", "--listen-fd", "5"}).error ==
+        "--tls-key-fd names a listening socket's descriptor");
+  CHECK(parse({"--tls-cert", "c.pem", "--tls-key-fd", "-1"}).status == ParseStatus::error);
+  CHECK(parse({"--tls-cert", "c.pem", "--tls-key-fd", "x"}).status == ParseStatus::error);
+  const ParseResult key_fd = parse({"--tls-cert", "c.pem", "--tls-key-fd", "5"});
+  REQUIRE(key_fd.status == ParseStatus::run);
+  CHECK(key_fd.options.tls_key_fd == 5);
+  CHECK(key_fd.options.tls_key.empty());
   for (const char* alone : {"--tls-ca=ca.pem", "--tls-verify-clients", "--tls-handshake-timeout=5"}) {
     const ParseResult e = parse({alone});
     CHECK(e.status == ParseStatus::error);

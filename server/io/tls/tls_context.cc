@@ -9,6 +9,8 @@
 #include <cstring>
 #include <utility>
 
+#include "server/io/tls/tls_key_fd.h"
+
 namespace ringcache::server {
 namespace {
 
@@ -33,7 +35,7 @@ using CtxPtr = std::unique_ptr<SSL_CTX, CtxDeleter>;
 CtxPtr build(const TlsSettings& settings, std::string& error) {
   ERR_clear_error();
   if (!check_readable(settings.cert_file, "--tls-cert", error) ||
-      !check_readable(settings.key_file, "--tls-key", error) ||
+      (settings.key_fd < 0 && !check_readable(settings.key_file, "--tls-key", error)) ||
       (!settings.ca_file.empty() && !check_readable(settings.ca_file, "--tls-ca", error))) {
     return nullptr;
   }
@@ -53,7 +55,9 @@ CtxPtr build(const TlsSettings& settings, std::string& error) {
     error = "--tls-cert " + settings.cert_file + ": " + take_openssl_error("not a PEM certificate");
     return nullptr;
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), settings.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+  if (settings.key_fd >= 0) {
+    if (!use_private_key_fd(ctx.get(), settings.key_fd, error)) return nullptr;
+  } else if (SSL_CTX_use_PrivateKey_file(ctx.get(), settings.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
     // OpenSSL compares the key with the certificate as it loads it.
     if (ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
       error = "--tls-key " + settings.key_file + ": " + take_openssl_error("not a PEM private key");

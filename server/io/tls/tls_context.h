@@ -26,6 +26,7 @@ namespace ringcache::server {
 struct TlsSettings {
   std::string cert_file;  // PEM, the server's certificate chain (leaf first)
   std::string key_file;   // PEM, its private key
+  int key_fd = -1;        // >= 0: the key is read from this descriptor instead (tls_key_fd.h)
   std::string ca_file;    // PEM trust anchors; empty: none
   bool verify_clients = false;  // require a client certificate signed by ca_file
 };

@@ -1,0 +1,139 @@
+"""The binary port over plain TCP and over TLS, for tests that must hold on
+both (test_hostile.py): a transport starts the daemon and makes its
+connections, so one test body runs once per transport.
+
+  transport.daemon(exe, *args)  a Daemon; with TLS it gets --tls-cert and
+                                --tls-key, and its client() speaks TLS
+  transport.raw(d)              a RawConnection: a socket that sends what the
+                                test chooses, through .wire(plaintext)
+
+A RawConnection over TLS has done a genuine handshake on memory buffers
+(ssl.SSLObject), so what the test sends arrives as valid records whose
+plaintext is the hostile bytes, and what the daemon answers is read, if at
+all, as ciphertext: one thread may send while another drains, which an
+ssl.SSLSocket does not allow.
+
+over_transports() turns test functions taking (exe, transport) into one
+test per transport for harness.run_tests, named test_x[tcp] and test_x[tls].
+"""
+
+import functools
+import socket
+import ssl
+
+from clients import SOCKET_TIMEOUT_S, Client
+from daemon import Daemon
+
+TLS_HANDSHAKE_TIMEOUT_S = 10
+
+
+class MemoryTls:
+    """A TLS client on memory buffers (ssl.SSLObject) over a plain socket,
+    so a test can send what a real client would not: records forged,
+    truncated or corrupted after a genuine handshake."""
+
+    def __init__(self, port, ctx, timeout=TLS_HANDSHAKE_TIMEOUT_S):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname="127.0.0.1")
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                data = self.sock.recv(65536)
+                assert data, "closed during the handshake"
+                self.incoming.write(data)
+        self.flush()
+
+    def flush(self):
+        data = self.outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def records(self, plaintext):
+        """The ciphertext records of plaintext, not sent."""
+        self.tls.write(plaintext)
+        return self.outgoing.read()
+
+    def read_plaintext(self, n):
+        got = b""
+        while len(got) < n:
+            try:
+                got += self.tls.read(n - len(got))
+            except ssl.SSLWantReadError:
+                data = self.sock.recv(65536)
+                assert data, "closed"
+                self.incoming.write(data)
+        return got
+
+    def close(self):
+        self.sock.close()
+
+
+class RawConnection:
+    """.sock, and .wire(plaintext): the bytes to put on the socket for it."""
+
+    def __init__(self, sock, wire):
+        self.sock = sock
+        self.wire = wire
+
+    def sendall(self, plaintext):
+        self.sock.sendall(self.wire(plaintext))
+
+    def close(self):
+        self.sock.close()
+
+
+class Plain:
+    name = "tcp"
+
+    def daemon(self, exe, *args, **kwargs):
+        return Daemon(exe, *args, **kwargs)
+
+    def raw(self, d, timeout=SOCKET_TIMEOUT_S):
+        return RawConnection(socket.create_connection(("127.0.0.1", d.port), timeout=timeout), bytes)
+
+
+class TlsDaemon(Daemon):
+    """A Daemon with TLS on its ports whose client() is a TLS client."""
+
+    def __init__(self, exe, certs, ctx, *args, **kwargs):
+        self.ctx = ctx
+        super().__init__(exe, "--tls-cert", certs.path("server.pem"), "--tls-key", certs.path("server.key"), *args,
+                         **kwargs)
+
+    def client(self, timeout=SOCKET_TIMEOUT_S):
+        c = Client(self.port, host=self.client_host, timeout=timeout)
+        c.sock = self.ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
+        return c
+
+
+class Tls:
+    """certs: a tls_certs.Certificates; ctx: a client context trusting its CA."""
+
+    name = "tls"
+
+    def __init__(self, certs, ctx):
+        self.certs = certs
+        self.ctx = ctx
+
+    def daemon(self, exe, *args, **kwargs):
+        return TlsDaemon(exe, self.certs, self.ctx, *args, **kwargs)
+
+    def raw(self, d, timeout=SOCKET_TIMEOUT_S):
+        m = MemoryTls(d.port, self.ctx, timeout=timeout)
+        return RawConnection(m.sock, m.records)
+
+
+def over_transports(namespace, transports):
+    """namespace's test_* functions, one per transport each."""
+    tests = {}
+    for name, fn in namespace.items():
+        if not name.startswith("test_") or not callable(fn):
+            continue
+        for transport in transports:
+            tests["%s[%s]" % (name, transport.name)] = functools.partial(fn, transport=transport)
+    return tests
