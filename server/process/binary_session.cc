@@ -99,6 +99,8 @@ bool BinarySession::open_replication(std::string_view hello, OutputQueue& out) {
   }
   from.tls = tls_ != nullptr;
   from.tls_verified = tls_ != nullptr && tls_->peer_verified();
+  // Log lines about the stream then say which certificate opened it.
+  if (from.tls_verified) from.text += ", certificate " + tls_->peer_subject();
   std::unique_ptr<replication::IncomingStream> stream = processor_.open_replication(hello, from, out);
   if (!stream) return false;
   (void)stream->watch_connection(fd_);

@@ -11,6 +11,7 @@ replication hello; --peer with TLS but without --tls-ca does not start;
 SIGHUP reloads the links' certificate too. Every wait is bounded."""
 
 import os
+import shutil
 import signal
 import ssl
 import time
@@ -183,16 +184,30 @@ def test_hello_over_tls_without_a_client_certificate_is_refused(exe):
 
 
 def test_sighup_reloads_the_links_certificate(exe):
-    with Certificates(nodes=2) as certs, tls_cluster(exe, certs, count=2) as cluster:
+    with Certificates(nodes=3) as certs, tls_cluster(exe, certs, count=2, start=False) as cluster:
         first, second = cluster.nodes
+        # Node 1's files are copies: renewed below with node3's certificate.
+        cert, key = certs.path("live.pem"), certs.path("live.key")
+        shutil.copyfile(certs.path("node1.pem"), cert)
+        shutil.copyfile(certs.path("node1.key"), key)
+        first.args = ["-t", "2"] + tls_args(certs, "live")
+        first.start()
+        second.start()
         cluster.wait_connected(TIMEOUT_S)
+        assert second.line_with("stream from node 1 (127.0.0.1:") is not None
+        assert "certificate /CN=node1)" in second.line_with("stream from node 1 ("), second.log()
+        shutil.copyfile(certs.path("node3.pem"), cert)
+        shutil.copyfile(certs.path("node3.key"), key)
         os.kill(first.pid, signal.SIGHUP)
         first.wait_for_line("tls: SIGHUP: reloaded --tls-cert and --tls-key; new connections and replication "
-                            "links get certificate /CN=node1", TIMEOUT_S)
-        # A new link after the reload: node 2 restarts, node 1 reconnects with the reloaded context.
+                            "links get certificate /CN=node3", TIMEOUT_S)
+        # A new link after the reload: node 2 restarts, node 1 reconnects
+        # and presents the new certificate.
         second.kill()
         second.start()
         cluster.wait_connected(TIMEOUT_S)
+        opened = [line for line in second.log().splitlines() if "stream from node 1 (" in line]
+        assert "certificate /CN=node3)" in opened[-1], second.log()
         keys = put_keys(first, b"after-reload", 5)
         wait_until_all([second], keys, [k + b"=v" for k in keys], timeout=TIMEOUT_S)
 

@@ -137,6 +137,15 @@ bool TlsChannel::peer_verified() const {
   return SSL_get_verify_result(ssl_) == X509_V_OK;
 }
 
+std::string TlsChannel::peer_subject() const {
+  X509* cert = SSL_get1_peer_certificate(ssl_);
+  if (cert == nullptr) return "";
+  char subject[256] = "";
+  X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+  X509_free(cert);
+  return subject;
+}
+
 bool TlsChannel::encrypt(const struct iovec* iov, size_t count, size_t& done) {
   assert(wants_plaintext());
   size_t budget = tls_encrypt_bytes_max;

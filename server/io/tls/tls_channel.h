@@ -90,6 +90,8 @@ class TlsChannel {
   // The other side presented a certificate and it chained to the trusted
   // CA (TlsContext's --tls-ca). Only then may a replication hello be taken.
   bool peer_verified() const;
+  // The subject of the other side's certificate ("/CN=node1"), or "" without one.
+  std::string peer_subject() const;
   // Client role: the server has accepted our certificate too. In TLS 1.2
   // the handshake ends only after the server checked it; in TLS 1.3 our
   // side is done first, and the server checks our certificate after: it
