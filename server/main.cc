@@ -94,7 +94,7 @@ void replication_debug(const char* line) { log_debug("%s", line); }
 // The Replicator when --peer is given (nullptr otherwise), or an error.
 std::unique_ptr<replication::Replicator> make_replicator(const Options& options, store::Store& store,
                                                          const std::string& binary_address,
-                                                         std::string& error) {
+                                                         const TlsContext* tls, std::string& error) {
   if (options.peers.empty()) return nullptr;
   replication::ReplicationConfig config;
   config.node_id = options.node_id.empty() ? random_node_id() : options.node_id;
@@ -122,6 +122,8 @@ std::unique_ptr<replication::Replicator> make_replicator(const Options& options,
     config.secret = std::make_shared<const replication::PeerSecret>(std::move(secret));
   }
   config.max_clock_skew_ms = int64_t{options.max_clock_skew_s} * 1000;
+  config.tls = tls;
+  config.tls_handshake_ms_max = static_cast<int64_t>(options.tls_handshake_ms_max);
   config.workers = options.threads;
   config.item_bytes_max = options.item_bytes_max;
   config.tuning = replication::tuning_for_memory(options.memory_bytes);
@@ -140,8 +142,8 @@ int wait_for_stop_signal(const sigset_t& stop_signals, TlsContext* tls) {
     if (ret == 0 && signal_number == SIGHUP && tls != nullptr) {
       std::string error;
       if (tls->reload(error)) {
-        log_info("tls: SIGHUP: reloaded --tls-cert and --tls-key; new connections get %s; open ones keep theirs",
-                 tls->describe().c_str());
+        log_info("tls: SIGHUP: reloaded --tls-cert and --tls-key; new connections%s get %s; open ones keep theirs",
+                 tls->settings().peer_links ? " and replication links" : "", tls->describe().c_str());
       } else {
         log_info("tls: SIGHUP: reload failed, still serving the previous certificate: %s", error.c_str());
       }
@@ -364,14 +366,18 @@ int build_and_serve(const Options& options, const sigset_t& stop_signals, bool& 
                                          .key_file = options.tls_key,
                                          .key_fd = options.tls_key_fd,
                                          .ca_file = options.tls_ca,
-                                         .verify_clients = options.tls_verify_clients},
+                                         .verify_clients = options.tls_verify_clients,
+                                         .peer_links = !options.peers.empty()},
                              error);
     if (!tls) {
       log_info("fatal: %s", error.c_str());
       return exit_usage;
     }
-    log_info("tls: on for every client port; %s; client certificates %s; handshakes must finish within %llu s",
-             tls->describe().c_str(), options.tls_verify_clients ? "required (--tls-ca)" : "not asked for",
+    log_info("tls: on for every client port%s; %s; client certificates %s; handshakes must finish within %llu s",
+             options.peers.empty() ? "" : " and replication link (mutual, --tls-ca)", tls->describe().c_str(),
+             options.tls_verify_clients ? "required (--tls-ca)"
+             : options.tls_ca.empty()   ? "not asked for"
+                                        : "asked for (--tls-ca), not required",
              static_cast<unsigned long long>(options.tls_handshake_ms_max / 1000));
   }
 
@@ -400,7 +406,7 @@ int build_and_serve(const Options& options, const sigset_t& stop_signals, bool& 
       }
     }
     std::string error;
-    replicator = make_replicator(options, *store, binary_address, error);
+    replicator = make_replicator(options, *store, binary_address, tls.get(), error);
     if (!error.empty()) {
       log_info("fatal: %s", error.c_str());
       return exit_usage;

@@ -192,9 +192,9 @@ class Parser {
     if (options.tls_verify_clients && options.tls_ca.empty()) {
       return fail("--tls-verify-clients needs --tls-ca (the CA that signs client certificates)");
     }
-    if (!options.tls_cert.empty() && !options.peers.empty()) {
-      return fail("replication over TLS is not available yet: --tls-cert cannot be used with --peer "
-                  "(run replicating nodes without TLS, on a trusted network or a VPN)");
+    if (!options.tls_cert.empty() && !options.peers.empty() && options.tls_ca.empty()) {
+      return fail("TLS with --peer needs --tls-ca (the CA that signs the certificates of the mesh's nodes): "
+                  "replication links verify each other's certificates");
     }
     return result_;
   }
@@ -428,7 +428,9 @@ std::string usage_text() {
          "      --tls-key FILE     and this PEM private key (both needed; TLS 1.2 or 1.3)\n"
          "      --tls-key-fd N     or the PEM private key read from this open descriptor\n"
          "                         (ringcached-privsep --tls-key passes it)\n"
-         "      --tls-ca FILE      PEM certificates of the CA trusted for client certificates\n"
+         "      --tls-ca FILE      PEM certificates of the CA trusted for client certificates (asked\n"
+         "                         for, not required) and, with --peer, for the mesh's replication\n"
+         "                         links (then needed: both ends verify each other's certificate)\n"
          "      --tls-verify-clients\n"
          "                         refuse TLS clients without a certificate signed by --tls-ca\n"
          "      --tls-handshake-timeout SECONDS\n"
@@ -444,7 +446,7 @@ std::string usage_text() {
          "  -V, --version          print the version\n"
          "\n"
          "systemd socket activation (LISTEN_FDS, names 'binary' and 'text') is understood.\n"
-         "With TLS, SIGHUP reloads --tls-cert and --tls-key for new connections.\n";
+         "With TLS, SIGHUP reloads --tls-cert and --tls-key for new connections and links.\n";
 }
 
 std::string version_text() { return std::string("ringcached ") + RINGCACHE_VERSION + "\n"; }

@@ -193,7 +193,7 @@ void EventLoop::adopt(int fd, ListenerKind kind) {
         throw std::bad_alloc();
       }
     }
-    c = &connections_.add(fd, services_->open_session(kind, fd));
+    c = &connections_.add(fd, services_->open_session(kind, fd, channel.get()));
     c->tls = std::move(channel);
   } catch (const std::bad_alloc&) {
     log_info("worker %u: out of memory for a new connection; closing it", index_);

@@ -13,6 +13,8 @@
 
 namespace ringcache::server {
 
+class TlsChannel;
+
 // A worker's connection counters (a part of STATS), written by its event loop.
 struct ConnectionCounters {
   SingleWriterCounter connections_open;
@@ -37,9 +39,10 @@ struct ConnectionCounters {
 class WorkerServices {
  public:
   virtual ~WorkerServices() = default;
-  // The session of a connection accepted on a listener of `kind`. May throw
-  // std::bad_alloc (the connection is then closed).
-  virtual std::unique_ptr<Session> open_session(ListenerKind kind, int fd) = 0;
+  // The session of a connection accepted on a listener of `kind`; `tls`
+  // is its channel (nullptr: plaintext), which outlives the session. May
+  // throw std::bad_alloc (the connection is then closed).
+  virtual std::unique_ptr<Session> open_session(ListenerKind kind, int fd, const TlsChannel* tls) = 0;
   // Once per housekeeping tick (expire_interval_ms).
   virtual void tick() = 0;
 };

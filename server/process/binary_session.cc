@@ -6,6 +6,7 @@
 #include <iterator>
 #include <utility>
 
+#include "server/io/tls/tls_channel.h"
 #include "server/listen_sockets.h"
 #include "server/process/replication_session.h"
 
@@ -96,6 +97,10 @@ bool BinarySession::open_replication(std::string_view hello, OutputQueue& out) {
   } else {
     from.text = describe_address(from.address, length);
   }
+  from.tls = tls_ != nullptr;
+  from.tls_verified = tls_ != nullptr && tls_->peer_verified();
+  // Log lines about the stream then say which certificate opened it.
+  if (from.tls_verified) from.text += ", certificate " + tls_->peer_subject();
   std::unique_ptr<replication::IncomingStream> stream = processor_.open_replication(hello, from, out);
   if (!stream) return false;
   (void)stream->watch_connection(fd_);

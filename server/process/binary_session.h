@@ -20,12 +20,16 @@
 
 namespace ringcache::server {
 
+class TlsChannel;
+
 class BinarySession final : public Session {
  public:
   // fd: the connection's socket, asked for the peer's address if a
-  // replication hello arrives.
-  BinarySession(BinaryProcessor& processor, const protocol::ParserLimits& limits, int fd, const ConnectionAuth& auth)
-      : processor_(processor), parser_(limits), fd_(fd), auth_(auth) {}
+  // replication hello arrives; tls: its channel (nullptr: plaintext),
+  // asked whether the peer's certificate verified.
+  BinarySession(BinaryProcessor& processor, const protocol::ParserLimits& limits, int fd, const TlsChannel* tls,
+                const ConnectionAuth& auth)
+      : processor_(processor), parser_(limits), fd_(fd), tls_(tls), auth_(auth) {}
 
   ConsumeResult consume(std::string_view input, OutputQueue& out, const PauseCheck& pause) override;
   std::unique_ptr<Session> take_successor() override { return std::move(successor_); }
@@ -48,6 +52,7 @@ class BinarySession final : public Session {
   protocol::FrameParser parser_;
   PutStream put_;
   int fd_;
+  const TlsChannel* tls_;
   ConnectionAuth auth_;
   // An unauthenticated PUT's value is being read and dropped (answered at its put_end).
   bool draining_ = false;

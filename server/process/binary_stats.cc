@@ -166,6 +166,8 @@ void append_replication_stats(std::string& out, const replication::ReplicationSt
   append_field(out, "REPL_ADDRESS_REFUSED", s.address_refused);
   append_field(out, "REPL_HELLOS_REFUSED", s.hellos_refused);
   append_field(out, "REPL_SKEW_REFUSED", s.skew_refused);
+  append_field(out, "REPL_TLS", s.tls);
+  append_field(out, "REPL_TLS_FAILURES", s.tls_failures);
 }
 
 }  // namespace ringcache::server

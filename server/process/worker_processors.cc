@@ -22,7 +22,7 @@ WorkerProcessors::WorkerProcessors(const ProcessShared& shared, uint32_t worker)
   }
 }
 
-std::unique_ptr<Session> WorkerProcessors::open_session(ListenerKind kind, int fd) {
+std::unique_ptr<Session> WorkerProcessors::open_session(ListenerKind kind, int fd, const TlsChannel* tls) {
   assert((shared_.auth != nullptr) == shared_.parser_limits.auth);
   ThreadCounters& counters = shared_.stats.thread(worker_);
   if (kind == ListenerKind::text) {
@@ -30,7 +30,7 @@ std::unique_ptr<Session> WorkerProcessors::open_session(ListenerKind kind, int f
     return std::make_unique<TextPortSession>(*text_, *mc_binary_, ConnectionAuth(shared_.auth, counters, fd, "text"));
   }
   assert(kind == ListenerKind::binary);
-  return std::make_unique<BinarySession>(binary_, shared_.parser_limits, fd,
+  return std::make_unique<BinarySession>(binary_, shared_.parser_limits, fd, tls,
                                          ConnectionAuth(shared_.auth, counters, fd, "binary"));
 }
 

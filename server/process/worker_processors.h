@@ -44,7 +44,7 @@ class WorkerProcessors final : public WorkerServices {
  public:
   WorkerProcessors(const ProcessShared& shared, uint32_t worker);
 
-  std::unique_ptr<Session> open_session(ListenerKind kind, int fd) override;
+  std::unique_ptr<Session> open_session(ListenerKind kind, int fd, const TlsChannel* tls) override;
   void tick() override { store_thread_.expire(); }
 
  private:

@@ -42,7 +42,8 @@ std::unique_ptr<IncomingStream> IncomingStream::unauthenticated(const IncomingCo
   assert(context.config.secret == nullptr && "a node with a secret admits authenticated streams only");
   std::unique_ptr<IncomingStream> stream(
       new IncomingStream(context, store, std::move(peer_node_id), std::move(peer_address)));
-  stream->start_streaming("unauthenticated");
+  // open_incoming_stream() took it only from a verified certificate with TLS.
+  stream->start_streaming(context.config.tls != nullptr ? "TLS client certificate verified" : "unauthenticated");
   return stream;
 }
 
@@ -388,6 +389,12 @@ std::unique_ptr<IncomingStream> open_incoming_stream(Replicator& replicator, uin
   const HelloStatus hello_status = parse_hello(hello_field, hello);
   if (hello_status != HelloStatus::ok) return refuse(hello_status_text(hello_status), context.counters.hellos_refused);
   const std::string node = "node " + std::string(hello.node_id) + ": ";
+  if (context.config.tls != nullptr && !from.tls_verified) {
+    return refuse(node + (from.tls ? "its TLS connection presented no certificate signed by --tls-ca (a replication "
+                                     "link must; is its --tls-cert from this mesh's CA?)"
+                                   : "not a TLS connection, and replication here is TLS only"),
+                  context.counters.tls_failures);
+  }
   const bool has_secret = context.config.secret != nullptr;
   if (has_secret && hello.version == HelloVersion::v1) {
     return refuse(node + "unauthenticated RINGCACHE-REPL/1 hello; this node requires authentication "

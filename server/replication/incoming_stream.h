@@ -119,7 +119,9 @@ class IncomingStream {
 // Where a replication connection comes from.
 struct PeerEndpoint {
   sockaddr_storage address{};
-  std::string text;  // "10.0.0.2:41234", for log lines
+  std::string text;  // "10.0.0.2:41234" (with TLS: ", certificate /CN=..."), for log lines
+  bool tls = false;           // the connection is TLS
+  bool tls_verified = false;  // and the peer's certificate chained to --tls-ca
 };
 
 // A connection's first frame was a HELLO with `hello` (the field's bytes):

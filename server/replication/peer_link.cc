@@ -10,7 +10,9 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
+#include "server/io/tls/tls_context.h"
 #include "server/io/value_copy.h"
 #include "server/replication/handshake.h"
 #include "server/replication/log_sink.h"
@@ -20,12 +22,14 @@ namespace ringcache::replication {
 namespace {
 
 constexpr size_t input_discard_bytes = 256;
+// One recv() of ciphertext: a whole TLS record and its header.
+constexpr size_t tls_receive_bytes = server::tls_record_plain_bytes_max + 512;
 constexpr const char* not_authenticated = "not authenticated";
+constexpr const char* tls_not_done = "TLS handshake failed";
 
-// What one non-blocking recv() gave, EINTR retried: bytes (n > 0), the
-// peer's orderly close, nothing more for now, or an error (in errno).
-enum class Received : uint8_t { bytes, closed, drained, failed };
+using Received = PeerLink::Received;
 
+// One non-blocking recv(), EINTR retried.
 Received receive(int fd, char* buffer, size_t size, ssize_t& n) {
   assert(size > 0);
   do {
@@ -54,6 +58,8 @@ int64_t PeerLink::deadline_ms() const {
       return next_attempt_ms_;
     case LinkState::connecting:
       return connect_started_ms_ + shared_.config.tuning.connect_timeout_ms;
+    case LinkState::securing:
+      return tls_started_ms_ + shared_.config.tls_handshake_ms_max;
     case LinkState::authenticating:
       return handshake_started_ms_ + shared_.config.tuning.handshake_timeout_ms;
     case LinkState::streaming:
@@ -79,6 +85,8 @@ void PeerLink::tick(int64_t now_ms) {
     } else {
       fail_attempt("connect timed out", now_ms);
     }
+  } else if (state_ == LinkState::securing && now_ms - tls_started_ms_ >= shared_.config.tls_handshake_ms_max) {
+    fail_tls("not done within --tls-handshake-timeout", now_ms);
   } else if (state_ == LinkState::authenticating &&
              now_ms - handshake_started_ms_ >= shared_.config.tuning.handshake_timeout_ms) {
     fail_attempt("it did not complete the authentication in time", now_ms, not_authenticated);
@@ -156,6 +164,7 @@ void PeerLink::close_socket() {
     ::close(fd_);
     fd_ = -1;
   }
+  tls_.reset();
   writable_ = false;
 }
 
@@ -180,7 +189,12 @@ void PeerLink::on_socket_event(uint32_t events, int64_t now_ms) {
     }
     return;
   }
+  if (state_ == LinkState::securing) {
+    read_tls_handshake(now_ms);
+    return;
+  }
   if (state_ == LinkState::authenticating) {
+    if ((events & EPOLLOUT) != 0 && tls_ && !flush_tls(now_ms)) return;
     if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) read_handshake(now_ms);
     return;
   }
@@ -189,12 +203,39 @@ void PeerLink::on_socket_event(uint32_t events, int64_t now_ms) {
   if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) read_input(now_ms);
 }
 
+Received PeerLink::receive_plain(char* buffer, size_t size, ssize_t& n) {
+  if (!tls_) return receive(fd_, buffer, size, n);
+  char ciphertext[tls_receive_bytes];
+  while (true) {
+    const server::TlsRead read = tls_->read(buffer, size);
+    if (read.bytes > 0) {
+      n = static_cast<ssize_t>(read.bytes);
+      return Received::bytes;
+    }
+    switch (tls_->state()) {
+      case server::TlsState::closed:
+        return Received::closed;
+      case server::TlsState::failed:
+      case server::TlsState::not_tls:
+        return Received::tls_failed;
+      case server::TlsState::handshaking:
+      case server::TlsState::open:
+        break;
+    }
+    const Received received = receive(fd_, ciphertext, sizeof(ciphertext), n);
+    if (received != Received::bytes) return received;
+    tls_->push(std::string_view(ciphertext, static_cast<size_t>(n)));
+  }
+}
+
 // The peer only ever writes to refuse us; anything read ends the link.
+// With TLS, records with no plaintext (session tickets, key updates) are
+// taken in passing; what they make TLS send goes out with the next pump().
 void PeerLink::read_input(int64_t now_ms) {
   assert(state_ == LinkState::streaming);
   char buffer[input_discard_bytes];
   ssize_t n = 0;
-  switch (receive(fd_, buffer, sizeof(buffer), n)) {
+  switch (receive_plain(buffer, sizeof(buffer), n)) {
     case Received::bytes:
       drop(static_cast<unsigned char>(buffer[0]) == refusal_byte
                ? "the peer refused our hello (see its log: replication off, or a node id clash)"
@@ -209,6 +250,10 @@ void PeerLink::read_input(int64_t now_ms) {
     case Received::failed:
       drop(std::strerror(errno), now_ms, false);
       return;
+    case Received::tls_failed:
+      shared_.counters.tls_failures.add();
+      drop("TLS: " + tls_->error(), now_ms, false);
+      return;
   }
 }
 
@@ -220,6 +265,108 @@ void PeerLink::on_connected(int64_t now_ms) {
   (void)::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   const unsigned timeout = shared_.config.tuning.tcp_user_timeout_ms;
   (void)::setsockopt(fd_, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof(timeout));
+  if (shared_.config.tls != nullptr) {
+    start_tls(now_ms);
+    return;
+  }
+  on_secured(now_ms);
+}
+
+void PeerLink::start_tls(int64_t now_ms) {
+  SSL* ssl = shared_.config.tls->new_client_ssl(address_.host);
+  if (ssl == nullptr) {
+    fail_attempt(server::take_openssl_error("no memory for a TLS session"), now_ms, tls_not_done);
+    return;
+  }
+  try {
+    tls_ = std::make_unique<server::TlsChannel>(ssl, server::TlsRole::client);
+  } catch (const std::bad_alloc&) {
+    fail_attempt("no memory for a TLS session", now_ms, tls_not_done);
+    return;
+  }
+  state_ = LinkState::securing;
+  tls_started_ms_ = now_ms;
+  // Queues the ClientHello and sends it.
+  read_tls_handshake(now_ms);
+}
+
+void PeerLink::fail_tls(std::string reason, int64_t now_ms) {
+  shared_.counters.tls_failures.add();
+  fail_attempt(reason, now_ms, tls_not_done);
+}
+
+bool PeerLink::flush_tls(int64_t now_ms) {
+  assert(tls_);
+  while (true) {
+    const std::string_view ciphertext = tls_->ciphertext();
+    if (ciphertext.empty()) return true;
+    ssize_t n = 0;
+    do {
+      n = ::send(fd_, ciphertext.data(), ciphertext.size(), MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      tls_->sent(static_cast<size_t>(n));
+      continue;
+    }
+    // The rest goes out on the EPOLLOUT edge that follows.
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    fail_attempt(std::string("TLS send: ") + (n < 0 ? std::strerror(errno) : "no progress"), now_ms);
+    return false;
+  }
+}
+
+void PeerLink::read_tls_handshake(int64_t now_ms) {
+  assert(state_ == LinkState::securing);
+  char buffer[tls_receive_bytes];
+  while (true) {
+    // Moves the handshake on with what was pushed; no plaintext comes
+    // before our hello.
+    const server::TlsRead read = tls_->read(buffer, sizeof(buffer));
+    // Our flights (ClientHello, certificate, Finished) and alerts.
+    if (!flush_tls(now_ms)) return;
+    if (tls_->state() == server::TlsState::failed || tls_->state() == server::TlsState::not_tls) {
+      fail_tls(tls_->error(), now_ms);
+      return;
+    }
+    if (tls_->state() == server::TlsState::closed) {
+      fail_tls("the peer ended TLS (close_notify) during the handshake", now_ms);
+      return;
+    }
+    if (read.bytes > 0) {
+      fail_tls("the peer sent data before our hello", now_ms);
+      return;
+    }
+    if (read.handshake_finished && !tls_->peer_verified()) {
+      // SSL_VERIFY_PEER already failed any other handshake; checked again
+      // because this is the mesh's trust boundary.
+      fail_tls("the peer's certificate did not verify against --tls-ca", now_ms);
+      return;
+    }
+    if (tls_->peer_accepted()) {
+      on_secured(now_ms);
+      return;
+    }
+    ssize_t n = 0;
+    switch (receive(fd_, buffer, sizeof(buffer), n)) {
+      case Received::bytes:
+        tls_->push(std::string_view(buffer, static_cast<size_t>(n)));
+        break;
+      case Received::closed:
+        fail_tls("the peer closed the connection during the TLS handshake (is it a TLS node? does it trust "
+                 "our certificate's CA?)",
+                 now_ms);
+        return;
+      case Received::drained:
+        return;
+      case Received::failed:
+      case Received::tls_failed:
+        fail_tls(std::string("TLS handshake: ") + std::strerror(errno), now_ms);
+        return;
+    }
+  }
+}
+
+void PeerLink::on_secured(int64_t now_ms) {
   if (shared_.config.secret == nullptr) {
     append_hello_v1(pending_.tail_bytes(), shared_.config.node_id);
     start_streaming(now_ms);
@@ -243,7 +390,23 @@ void PeerLink::on_connected(int64_t now_ms) {
 
 // Handshake messages are a few dozen bytes on a connection with nothing
 // else in flight: they fit the socket buffer whole or the link has failed.
+// (With TLS, what the socket does not take yet goes out on EPOLLOUT.)
 bool PeerLink::send_handshake_bytes(const std::string& bytes, int64_t now_ms) {
+  if (tls_) {
+    assert(bytes.size() <= server::tls_encrypt_bytes_max);
+    const iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+    size_t done = 0;
+    if (!tls_->wants_plaintext()) {
+      fail_tls("TLS cannot take the handshake message yet (the peer reads nothing)", now_ms);
+      return false;
+    }
+    if (!tls_->encrypt(&iov, 1, done)) {
+      fail_tls(tls_->error(), now_ms);
+      return false;
+    }
+    assert(done == bytes.size());
+    return flush_tls(now_ms);
+  }
   ssize_t n = 0;
   do {
     n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -263,11 +426,15 @@ void PeerLink::read_handshake(int64_t now_ms) {
     // Room is never 0 here: advance_handshake() fails a message that does
     // not fit; one byte more is read to see such a message.
     ssize_t n = 0;
-    switch (receive(fd_, buffer, std::max<size_t>(room, 1), n)) {
+    switch (receive_plain(buffer, std::max<size_t>(room, 1), n)) {
       case Received::bytes:
         handshake_in_.append(buffer, static_cast<size_t>(n));
         if (!advance_handshake(now_ms)) return;
         break;
+      case Received::tls_failed:
+        // A TLS 1.3 peer refuses our certificate only after our handshake is done.
+        fail_tls(tls_->error(), now_ms);
+        return;
       case Received::closed:
         fail_attempt("the peer closed the connection during authentication", now_ms, not_authenticated);
         return;
@@ -353,8 +520,9 @@ void PeerLink::start_streaming(int64_t now_ms) {
   append_mesh(pending_.tail_bytes(), static_cast<uint32_t>(shared_.config.peers.size()));
   shared_.counters.connects.add();
   shared_.counters.peers_connected.add();
-  emit(shared_.config.info, "replication: connected to peer %s (%s)%s", address_.text().c_str(),
-       format_address(addresses_[address_index_]).c_str(),
+  const char* tls = !tls_ ? "" : tls_->version() == TLS1_3_VERSION ? ", TLSv1.3" : ", TLSv1.2";
+  emit(shared_.config.info, "replication: connected to peer %s (%s)%s%s",
+       address_.text().c_str(), format_address(addresses_[address_index_]).c_str(), tls,
        shared_.config.secret != nullptr ? ", authenticated" : "");
   scanning_ = false;
   restart_resync(now_ms, 0);
@@ -417,8 +585,11 @@ bool PeerLink::pump(size_t budget_bytes, int64_t now_ms) {
   while (state_ == LinkState::streaming && writable_ && sent < budget_bytes) {
     Io io = Io::progress;
     // A live span in progress is finished first: pending bytes may only
-    // follow a whole frame.
-    if (cursor_ < live_target_) {
+    // follow a whole frame. With TLS, a round's ciphertext goes out before
+    // the next round is encrypted.
+    if (tls_ && tls_->has_output()) {
+      io = write_ciphertext(sent, now_ms);
+    } else if (cursor_ < live_target_) {
       io = write_live(sent, now_ms);
     } else if (!pending_.empty()) {
       io = write_pending(sent, now_ms);
@@ -519,7 +690,24 @@ PeerLink::Io PeerLink::after_write(ssize_t n, size_t& sent, int64_t now_ms) {
   return Io::failed;
 }
 
+PeerLink::Io PeerLink::write_ciphertext(size_t& sent, int64_t now_ms) {
+  const std::string_view ciphertext = tls_->ciphertext();
+  assert(!ciphertext.empty());
+  const ssize_t n = ::send(fd_, ciphertext.data(), ciphertext.size(), MSG_NOSIGNAL);
+  const Io io = after_write(n, sent, now_ms);
+  if (n > 0) tls_->sent(static_cast<size_t>(n));
+  return io;
+}
+
+PeerLink::Io PeerLink::after_encrypt(bool ok, int64_t now_ms) {
+  if (ok) return Io::progress;
+  shared_.counters.tls_failures.add();
+  drop("TLS: " + tls_->error(), now_ms, false);
+  return Io::failed;
+}
+
 PeerLink::Io PeerLink::write_pending(size_t& sent, int64_t now_ms) {
+  if (tls_) return after_encrypt(tls_->wants_plaintext() && tls_->encrypt(pending_), now_ms);
   const size_t count = pending_.gather(iov_, link_iov_max);
   assert(count > 0);
   msghdr msg{};
@@ -536,6 +724,13 @@ PeerLink::Io PeerLink::write_live(size_t& sent, int64_t now_ms) {
   assert(!span.lookup);
   assert(live_target_ <= span.end);
   const std::string_view bytes = span.bytes.substr(0, live_target_ - cursor_);
+  if (tls_) {
+    const iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+    size_t done = 0;
+    const Io io = after_encrypt(tls_->wants_plaintext() && tls_->encrypt(&iov, 1, done), now_ms);
+    cursor_ += done;
+    return io;
+  }
   const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   const Io io = after_write(n, sent, now_ms);
   if (n > 0) cursor_ += static_cast<uint64_t>(n);

@@ -1,9 +1,21 @@
 // PeerLink: this node's outgoing connection to one peer, owned by the
 // replication thread. It carries one direction only: our writes to the peer.
 //
-//   waiting --(due: resolve, connect)--> connecting --(connected)--> [authenticating] --> streaming
-//      ^                                     |                                |               |
-//      +------------- failure, backoff ------+------ refused, bad proof ------+-- error, cut -+
+//   waiting --(due: resolve, connect)--> connecting --> [securing] --> [authenticating] --> streaming
+//      ^                                     |                |                |                |
+//      +------------- failure, backoff ------+-- TLS failed --+-- bad proof ---+-- error, cut --+
+//
+// With TLS (--tls-cert and --tls-ca, docs/replication.md "TLS"), the
+// connection is first secured: a client-side TlsChannel on memory BIOs
+// (server/io/tls/tls_channel.h) does the handshake, driven by the socket's
+// epoll events like the rest, presenting this node's certificate and
+// verifying the peer's against --tls-ca; bounded by --tls-handshake-timeout
+// and tls_handshake_bytes_max. From then on every byte of the steps below
+// goes through the channel: what the link writes is encrypted in rounds of
+// at most tls_encrypt_bytes_max taken from the queue or the log, and a
+// round starts only once the previous one's ciphertext is in the kernel,
+// so the ciphertext held per link stays under tls_pending_output_bytes_max.
+// A TLS failure is counted (REPL_TLS_FAILURES) and retried with backoff.
 //
 // With a peer secret, the connection first authenticates (handshake.h): the
 // v2 hello goes out, the peer's challenge is checked (its MAC proves the
@@ -34,9 +46,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "server/io/tls/tls_channel.h"
 #include "server/replication/handshake.h"
 #include "server/replication/peer_address.h"
 #include "server/replication/peer_allowlist.h"
@@ -55,6 +69,7 @@ inline constexpr uint64_t resync_step_buckets_max = 4096;
 inline constexpr size_t link_iov_max = 64;
 inline constexpr int64_t no_deadline_ms = std::numeric_limits<int64_t>::max();
 
+
 // What every link uses; owned by the replication thread.
 struct LinkShared {
   ReplicationLog& log;
@@ -65,7 +80,7 @@ struct LinkShared {
   int epoll_fd;
 };
 
-enum class LinkState : uint8_t { waiting, connecting, authenticating, streaming };
+enum class LinkState : uint8_t { waiting, connecting, securing, authenticating, streaming };
 
 class PeerLink {
  public:
@@ -101,12 +116,28 @@ class PeerLink {
   // Bytes waiting for this peer (log and own queue).
   uint64_t queued_bytes() const;
 
+  // What one non-blocking read gave: bytes (n > 0), the peer's orderly
+  // close, nothing more for now, a socket error (in errno), or a TLS
+  // failure (tls_->error()).
+  enum class Received : uint8_t { bytes, closed, drained, failed, tls_failed };
+
  private:
   enum class Io : uint8_t { progress, blocked, failed };
 
   void start_attempt(int64_t now_ms);
   void try_next_address(int64_t now_ms);
   void on_connected(int64_t now_ms);
+  // The connection is ready for the replication handshake (TLS done, or none).
+  void on_secured(int64_t now_ms);
+  void start_tls(int64_t now_ms);
+  void read_tls_handshake(int64_t now_ms);
+  // By value: the reason is often the channel's error, which failing frees.
+  void fail_tls(std::string reason, int64_t now_ms);
+  // Hands the channel's ciphertext to the kernel until it is all there or
+  // the socket is full; false after failing the attempt.
+  bool flush_tls(int64_t now_ms);
+  // recv(), through the channel with TLS: plaintext only.
+  Received receive_plain(char* buffer, size_t size, ssize_t& n);
   void start_streaming(int64_t now_ms);
   void read_handshake(int64_t now_ms);
   // Applies what the handshake has read so far; false when it failed.
@@ -124,6 +155,9 @@ class PeerLink {
   void queue_lookup(std::string_view key);
   Io write_pending(size_t& sent, int64_t now_ms);
   Io write_live(size_t& sent, int64_t now_ms);
+  Io write_ciphertext(size_t& sent, int64_t now_ms);
+  // After a round of encryption (ok false: it failed the channel).
+  Io after_encrypt(bool ok, int64_t now_ms);
   Io after_write(ssize_t n, size_t& sent, int64_t now_ms);
 
   const PeerAddress address_;
@@ -140,6 +174,10 @@ class PeerLink {
   std::vector<ResolvedAddress> addresses_;
   size_t address_index_ = 0;
   std::string last_failure_;  // logged once per streak of identical failures
+
+  // Securing (TLS), and with TLS every state after.
+  std::unique_ptr<server::TlsChannel> tls_;
+  int64_t tls_started_ms_ = 0;
 
   // Authenticating.
   int64_t handshake_started_ms_ = 0;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "server/io/tls/tls_context.h"
 #include "server/replication/handshake.h"
 #include "server/replication/peer_address.h"
 
@@ -94,6 +95,14 @@ struct ReplicationConfig {
   // --max-clock-skew: a peer's version whose time is further ahead of this
   // node's wall clock is refused, and its stream closed (incoming_stream.h).
   int64_t max_clock_skew_ms = 10 * 1000;
+  // --tls-cert with --tls-ca: links speak TLS with this context's client
+  // side and present its certificate; a hello is taken only from a TLS
+  // connection whose certificate verified (docs/replication.md, "TLS").
+  // nullptr: plaintext. Owned by main(), outlives the Replicator.
+  const server::TlsContext* tls = nullptr;
+  // --tls-handshake-timeout: a link's TLS handshake not done by then is
+  // abandoned and retried.
+  int64_t tls_handshake_ms_max = 10 * 1000;
   ReplicationTuning tuning;
   LogSink info = nullptr;           // connects, drops, resyncs (always shown)
   LogSink debug = nullptr;          // per-event detail (-v)

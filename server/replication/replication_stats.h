@@ -31,6 +31,7 @@ struct alignas(server::cache_line_bytes) SenderCounters {
   SingleWriterCounter bytes_sent;
   SingleWriterCounter connects;          // successful connections
   SingleWriterCounter auth_failures;     // peers that failed to prove the secret, or refused our proof
+  SingleWriterCounter tls_failures;      // links whose TLS failed (peer certificate, ours refused, timeout)
 };
 
 // Written by one worker (the incoming streams it serves).
@@ -47,6 +48,7 @@ struct alignas(server::cache_line_bytes) ReceiverCounters {
   SingleWriterCounter address_refused;   // unauthenticated hellos from addresses that are no peer's
   SingleWriterCounter hellos_refused;    // malformed hellos, own node id, tag clash, too many streams
   SingleWriterCounter skew_refused;      // streams closed for a version too far ahead of our clock
+  SingleWriterCounter tls_failures;      // hellos refused for want of a verified TLS client certificate
 };
 
 struct ReplicationStats {
@@ -75,6 +77,8 @@ struct ReplicationStats {
   uint64_t address_refused = 0;
   uint64_t hellos_refused = 0;
   uint64_t skew_refused = 0;
+  uint64_t tls = 0;  // 1 with --tls-cert: links are mutually authenticated TLS
+  uint64_t tls_failures = 0;
 };
 
 }  // namespace ringcache::replication

@@ -172,7 +172,9 @@ ReplicationStats Replicator::stats() const {
   s.resyncing = sender_.resyncing.get();
   s.bytes_sent = sender_.bytes_sent.get();
   s.authenticated = config_.secret != nullptr ? 1 : 0;
+  s.tls = config_.tls != nullptr ? 1 : 0;
   s.auth_failures = sender_.auth_failures.get();
+  s.tls_failures = sender_.tls_failures.get();
   for (uint32_t i = 0; i < config_.workers; ++i) {
     const ReceiverCounters& r = receivers_[i];
     s.incoming += r.streams.get();
@@ -187,6 +189,7 @@ ReplicationStats Replicator::stats() const {
     s.address_refused += r.address_refused.get();
     s.hellos_refused += r.hellos_refused.get();
     s.skew_refused += r.skew_refused.get();
+    s.tls_failures += r.tls_failures.get();
   }
   return s;
 }
@@ -254,12 +257,18 @@ void Replicator::run() {
     }
     emit(config_.info, "replication: node id %s (version tag %u), %zu peers", config_.node_id.c_str(),
          static_cast<unsigned>(clock_.tag()), config_.peers.size());
+    if (config_.tls != nullptr) {
+      emit(config_.info,
+           "replication: links are TLS, mutually authenticated: both ends present a certificate and verify "
+           "the other's against --tls-ca (every certificate it signed is a member of this mesh)%s",
+           config_.secret != nullptr ? "; and --peer-secret-file on top" : "; streams also only from --peer addresses");
+    }
     if (config_.secret != nullptr) {
       emit(config_.info,
            "replication: streams are mutually authenticated with --peer-secret-file (HMAC-SHA256); versions "
            "more than %lld s ahead of this node's clock are refused",
            static_cast<long long>(config_.max_clock_skew_ms / 1000));
-    } else {
+    } else if (config_.tls == nullptr) {
       emit(config_.info,
            "replication: UNAUTHENTICATED: streams are accepted from the addresses the --peer names resolve "
            "to, so anyone who can send from those addresses can write to this node. Turn authentication on "

@@ -361,12 +361,14 @@ class Daemon(Server):
     node_id, peers, secret_file: --node-id, one --peer each, --peer-secret-file.
     prefix: a command to run it under (ip netns exec NS, env LD_PRELOAD=...).
     client_host: where clients connect (default: 127.0.0.1).
+    client_tls: an ssl.SSLContext for client() and stats() (a daemon with
+      --tls-cert), or None for plaintext.
     The attributes may be changed between starts."""
 
     label = "ringcached"
 
     def __init__(self, exe, *args, listen=("127.0.0.1", 0), text="off", node_id=None, peers=(), secret_file=None,
-                 prefix=(), client_host="127.0.0.1", start=True, label=None, **server):
+                 prefix=(), client_host="127.0.0.1", client_tls=None, start=True, label=None, **server):
         super().__init__(label=label, ready=LISTENING_RE, **server)
         self.exe = exe
         self.args = list(args)
@@ -377,6 +379,7 @@ class Daemon(Server):
         self.secret_file = secret_file
         self.prefix = list(prefix)
         self.client_host = client_host
+        self.client_tls = client_tls
         if isinstance(listen, socket.socket):
             self.port = listen.getsockname()[1]
         elif listen is not None and listen[1] != 0:
@@ -440,7 +443,10 @@ class Daemon(Server):
         return self.log_count("sanitizer build") > 0
 
     def client(self, timeout=SOCKET_TIMEOUT_S):
-        return Client(self.port, host=self.client_host, timeout=timeout)
+        c = Client(self.port, host=self.client_host, timeout=timeout)
+        if self.client_tls is not None:
+            c.sock = self.client_tls.wrap_socket(c.sock, server_hostname=self.client_host)
+        return c
 
     def stats(self):
         with self.client() as c:

@@ -555,8 +555,8 @@ def test_startup_errors_are_clear(exe):
              "--tls-ca " + p("server.key")),
             (["--tls-cert", p("server.pem"), "--tls-key", p("server.key"), "--tls-verify-clients"],
              "--tls-verify-clients needs --tls-ca"),
-            (["--tls-cert", p("server.pem"), "--tls-key", p("server.key"), "--tls-ca", p("ca.pem"), "--peer",
-              "127.0.0.1:1"], "replication over TLS is not available yet"),
+            (["--tls-cert", p("server.pem"), "--tls-key", p("server.key"), "--peer", "127.0.0.1:1"],
+             "TLS with --peer needs --tls-ca"),
         ]
         for args, message in cases:
             done = run_to_exit(exe, "-p", "0", "--text-port", "0", *args)

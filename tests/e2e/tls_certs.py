@@ -3,9 +3,11 @@ command line (Debian's openssl package) in a temporary directory, never
 committed: a CA, a server certificate for 127.0.0.1 / localhost, client
 certificates signed by that CA (one of them expired), a second CA with a
 client certificate of its own, and a second server certificate (for the
-reload test). EC P-256 keys: fast to make and to handshake with. Also the
-client side the TLS tests share: a context trusting the test CA and a
-clients.py connection wrapped in it."""
+reload test); on request, node certificates for a replication mesh
+(node1.pem, ..., each good as server and as client, as a node presents it
+both ways), and one from the other CA (other-node.pem). EC P-256 keys: fast
+to make and to handshake with. Also the client side the TLS tests share: a
+context trusting the test CA and a clients.py connection wrapped in it."""
 
 import os
 import shutil
@@ -47,11 +49,16 @@ def _sign(name, ca, directory, days=DAYS, extensions=None):
     openssl(*args, cwd=directory)
 
 
+# A mesh node's certificate: its address, and both uses (docs/replication.md, "TLS").
+NODE_EXTENSIONS = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth"
+
+
 class Certificates:
     """The files, by name: path("ca.pem"), path("server.key"), ...
+    nodes: how many node certificates (node1 ... nodeN, and other-node).
     Use as a context manager; the directory goes at the end."""
 
-    def __init__(self):
+    def __init__(self, nodes=0):
         if shutil.which("openssl") is None:
             raise AssertionError("the openssl command is missing (Debian package openssl)")
         self.directory = tempfile.mkdtemp(prefix="ringcache-tls-")
@@ -68,6 +75,12 @@ class Certificates:
         # -days -1: notAfter before notBefore, so expired from the start.
         _sign("expired-client", "ca", d, days="-1")
         _sign("other-client", "other-ca", d)
+        if nodes > 0:
+            for i in range(1, nodes + 1):
+                _key_and_request("node%d" % i, "/CN=node%d" % i, d)
+                _sign("node%d" % i, "ca", d, extensions=NODE_EXTENSIONS)
+            _key_and_request("other-node", "/CN=other-node", d)
+            _sign("other-node", "other-ca", d, extensions=NODE_EXTENSIONS)
 
     def path(self, name):
         return os.path.join(self.directory, name)

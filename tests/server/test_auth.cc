@@ -102,7 +102,8 @@ struct Fixture {
     protocol::ParserLimits session_limits = limits;
     session_limits.auth = with_auth;
     const ConnectionAuth state(with_auth ? &authenticator : nullptr, registry.thread(0), -1, "binary");
-    return std::make_unique<Connection>(3, 0, 0, std::make_unique<BinarySession>(binary, session_limits, -1, state));
+    return std::make_unique<Connection>(3, 0, 0,
+                                        std::make_unique<BinarySession>(binary, session_limits, -1, nullptr, state));
   }
   std::unique_ptr<Connection> text_connection() {
     const ConnectionAuth state(&authenticator, registry.thread(0), -1, "text");

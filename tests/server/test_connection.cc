@@ -60,7 +60,8 @@ struct Fixture {
   }
 
   std::unique_ptr<Session> session() {
-    return std::make_unique<BinarySession>(processor, limits, 3, ConnectionAuth(nullptr, registry.thread(0), 3, "binary"));
+    return std::make_unique<BinarySession>(processor, limits, 3, nullptr,
+                                           ConnectionAuth(nullptr, registry.thread(0), 3, "binary"));
   }
   Connection connection() { return Connection(3, 0, 0, session()); }
 

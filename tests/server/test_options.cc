@@ -186,11 +186,15 @@ TEST_CASE("--tls-cert and --tls-key turn TLS on; the other TLS options need them
   CHECK(parse({"--tls-cert", "", "--tls-key", "k.pem"}).status == ParseStatus::error);
 }
 
-TEST_CASE("TLS with --peer is refused: replication over TLS is not available yet") {
-  const ParseResult r = parse({"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--peer",
-                               "127.0.0.1:9002"});
-  CHECK(r.status == ParseStatus::error);
-  CHECK(r.error.find("replication over TLS is not available yet") != std::string::npos);
+TEST_CASE("TLS with --peer needs --tls-ca: replication links verify each other") {
+  const ParseResult no_ca = parse({"--tls-cert", "c.pem", "--tls-key", "k.pem", "--peer", "127.0.0.1:9002"});
+  CHECK(no_ca.status == ParseStatus::error);
+  CHECK(no_ca.error.find("TLS with --peer needs --tls-ca") != std::string::npos);
+  const ParseResult mesh = parse({"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--peer",
+                                  "127.0.0.1:9002"});
+  CHECK(mesh.status == ParseStatus::run);
+  CHECK(mesh.options.tls_ca == "ca.pem");
+  CHECK(mesh.options.peers.size() == 1);
   CHECK(usage_text().find("--tls-cert FILE") != std::string::npos);
 }
 

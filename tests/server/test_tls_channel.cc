@@ -2,8 +2,11 @@
 // against an OpenSSL client on memory BIOs in the same test: the handshake
 // in steps, plaintext both ways, replies encrypted in bounded rounds (a
 // pinned value is never taken whole), a plaintext first byte, the
-// pre-handshake cap, an altered record. Keys and certificates are made
-// in-process into a temporary directory.
+// pre-handshake cap, an altered record; and two channels against each other,
+// the client role of a replication link and a server asking for its
+// certificate: mutual verification, acceptance by the session ticket, and
+// the refusals both ways. Keys and certificates are made in-process into a
+// temporary directory (self-signed: a.pem is its own CA).
 #include <doctest/doctest.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
@@ -176,6 +179,53 @@ TlsSettings settings(std::string cert, std::string key, std::string ca = "", boo
   return s;
 }
 
+// Two channels, a link's client side and a server's, and the wire between them.
+class Link {
+ public:
+  Link(const TlsContext& client_ctx, const TlsContext& server_ctx)
+      : client(client_ctx.new_client_ssl("node.example"), TlsRole::client), server(server_ctx.new_ssl()) {}
+
+  // Moves ciphertext both ways (and plaintext into the `*_got`) until nothing moves.
+  void run() {
+    for (int i = 0; i < 16; ++i) {
+      const bool moved = step(client, server, client_got) | step(server, client, server_got);
+      if (!moved) return;
+    }
+    FAIL("the channels never settled");
+  }
+
+  TlsChannel client;
+  TlsChannel server;
+  std::string client_got;
+  std::string server_got;
+
+ private:
+  // Reads `from` (which may queue handshake messages), then sends its ciphertext to `to`.
+  static bool step(TlsChannel& from, TlsChannel& to, std::string& from_got) {
+    char buf[tls_record_plain_bytes_max];
+    TlsRead read;
+    while ((read = from.read(buf, sizeof(buf))).bytes > 0) from_got.append(buf, read.bytes);
+    bool moved = false;
+    while (true) {
+      const std::string_view c = from.ciphertext();
+      if (c.empty()) return moved;
+      to.push(c);
+      from.sent(c.size());
+      moved = true;
+    }
+  }
+};
+
+std::unique_ptr<TlsContext> node_context(const TestFiles& files, const char* cert, const char* ca) {
+  std::string error;
+  TlsSettings s = settings(files.path(std::string(cert) + ".pem"), files.path(std::string(cert) + ".key"),
+                           files.path(std::string(ca) + ".pem"));
+  s.peer_links = true;
+  auto ctx = TlsContext::create(s, error);
+  REQUIRE_MESSAGE(ctx, error);
+  return ctx;
+}
+
 std::unique_ptr<TlsContext> context(const TestFiles& files) {
   std::string error;
   auto ctx = TlsContext::create(settings(files.path("a.pem"), files.path("a.key")), error);
@@ -301,4 +351,108 @@ TEST_CASE("TlsChannel: an altered record fails it and queues an alert") {
   CHECK_FALSE(pair.channel.wants_plaintext());
   CHECK(pair.channel.has_output());  // the bad_record_mac alert
   CHECK(ERR_peek_error() == 0);
+}
+
+TEST_CASE("TlsContext: replication links need --tls-ca; the client side exists only for them") {
+  const TestFiles files;
+  std::string error;
+  TlsSettings s = settings(files.path("a.pem"), files.path("a.key"));
+  s.peer_links = true;
+  CHECK_FALSE(TlsContext::create(s, error));
+  CHECK(error.find("TLS with --peer needs --tls-ca") != std::string::npos);
+  const auto plain = context(files);
+  CHECK(plain->new_client_ssl("x") == nullptr);
+  const auto node = node_context(files, "a", "a");
+  SSL* ssl = node->new_client_ssl("127.0.0.1");
+  REQUIRE(ssl != nullptr);
+  CHECK(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) == nullptr);  // no SNI for an address
+  SSL_free(ssl);
+  ssl = node->new_client_ssl("node.example");
+  REQUIRE(ssl != nullptr);
+  CHECK(std::string(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) == "node.example");
+  SSL_free(ssl);
+  // SIGHUP: both sides rebuilt.
+  REQUIRE(node->reload(error));
+  ssl = node->new_client_ssl("node.example");
+  CHECK(ssl != nullptr);
+  SSL_free(ssl);
+}
+
+TEST_CASE("TlsChannel client role: mutual verification, accepted once the ticket arrives") {
+  const TestFiles files;
+  const auto node = node_context(files, "a", "a");
+  Link link(*node, *node);
+  CHECK(link.client.handshaking());
+  link.run();
+  REQUIRE(link.client.state() == TlsState::open);
+  REQUIRE(link.server.state() == TlsState::open);
+  CHECK(link.client.version() == TLS1_3_VERSION);
+  // Each side presented its certificate and the other verified it.
+  CHECK(link.client.peer_verified());
+  CHECK(link.server.peer_verified());
+  // The server's ticket came back: it took our certificate.
+  CHECK(link.client.peer_accepted());
+
+  // A hello-sized message, then a queue, from the client in bounded rounds.
+  const std::string hello("\xc8hello");
+  const struct iovec iov{const_cast<char*>(hello.data()), hello.size()};
+  size_t done = 0;
+  REQUIRE(link.client.wants_plaintext());
+  REQUIRE(link.client.encrypt(&iov, 1, done));
+  CHECK(done == hello.size());
+  CHECK(link.client.has_output());
+  (void)link.client.ciphertext();
+  CHECK_FALSE(link.client.wants_plaintext());  // until that ciphertext is sent
+  link.run();
+  CHECK(link.server_got == hello);
+  CHECK(link.client.wants_plaintext());
+  CHECK(ERR_peek_error() == 0);
+}
+
+TEST_CASE("TlsChannel client role: refused both ways, never accepted") {
+  const TestFiles files;
+  // A link between two nodes after it ran: `client` presents client_cert
+  // and trusts client_ca, the server likewise. (An SSL keeps its context.)
+  const auto linked = [&](const char* client_cert, const char* client_ca, const char* server_cert,
+                          const char* server_ca) {
+    auto link = std::make_unique<Link>(*node_context(files, client_cert, client_ca),
+                                       *node_context(files, server_cert, server_ca));
+    link->run();
+    return link;
+  };
+  // The client presents b (self-signed, not trusted by the server's CA a):
+  // it finished its side of the TLS 1.3 handshake, then read the alert.
+  const auto refused_client = linked("b", "a", "a", "a");
+  CHECK(refused_client->server.state() == TlsState::failed);
+  CHECK_FALSE(refused_client->server.peer_verified());
+  CHECK(refused_client->server.error().find("certificate verify failed") != std::string::npos);
+  CHECK_FALSE(refused_client->client.peer_accepted());
+  CHECK(refused_client->client.state() == TlsState::failed);
+  CHECK(refused_client->client.error().find("alert") != std::string::npos);
+  // The server presents b, which the client's CA a did not sign.
+  const auto refused_server = linked("a", "a", "b", "b");
+  CHECK(refused_server->client.state() == TlsState::failed);
+  CHECK_FALSE(refused_server->client.established());
+  CHECK(refused_server->client.error().rfind("certificate verify failed: ", 0) == 0);
+  CHECK(refused_server->server.state() == TlsState::failed);
+}
+
+TEST_CASE("TlsChannel client role: no first-byte check, the handshake cap still holds") {
+  const TestFiles files;
+  const auto node = node_context(files, "a", "a");
+  TlsChannel channel(node->new_client_ssl("x"), TlsRole::client);
+  char buf[64];
+  CHECK(channel.read(buf, sizeof(buf)).bytes == 0);  // queues the ClientHello
+  CHECK(channel.has_output());
+  // Not a TLS record: OpenSSL's own error, not the server's not_tls.
+  channel.push("\x6f not a server hello, far too long to be anything else");
+  (void)channel.read(buf, sizeof(buf));
+  CHECK(channel.state() == TlsState::failed);
+  TlsChannel capped(node->new_client_ssl("x"), TlsRole::client);
+  (void)capped.read(buf, sizeof(buf));
+  const std::string junk(tls_handshake_bytes_max + 1, '\x16');
+  capped.push(junk);
+  CHECK(capped.state() == TlsState::failed);
+  CHECK(capped.error().find("tls_handshake_bytes_max") != std::string::npos);
+  ERR_clear_error();
 }

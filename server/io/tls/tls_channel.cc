@@ -19,14 +19,12 @@ namespace {
 // connection with small replies would otherwise allocate one per reply);
 // larger ones go back once drained, so an idle connection holds little.
 constexpr size_t tls_idle_send_buffer_bytes = 4 * 1024;
-// iovecs of the OutputQueue looked at per round of encryption.
-constexpr size_t tls_encrypt_iov_max = 16;
 
 int clamp_int(size_t n) { return static_cast<int>(std::min<size_t>(n, std::numeric_limits<int>::max())); }
 
 }  // namespace
 
-TlsChannel::TlsChannel(SSL* ssl) : ssl_(ssl) {
+TlsChannel::TlsChannel(SSL* ssl, TlsRole role) : ssl_(ssl), role_(role) {
   assert(ssl_ != nullptr);
   rbio_ = BIO_new(BIO_s_mem());
   wbio_ = BIO_new(BIO_s_mem());
@@ -40,7 +38,24 @@ TlsChannel::TlsChannel(SSL* ssl) : ssl_(ssl) {
   // An empty memory BIO reads as "retry", not as end of file.
   BIO_set_mem_eof_return(rbio_, -1);
   SSL_set_bio(ssl_, rbio_, wbio_);
-  SSL_set_accept_state(ssl_);
+  if (role_ == TlsRole::server) {
+    SSL_set_accept_state(ssl_);
+  } else {
+    SSL_set_connect_state(ssl_);
+    SSL_set_app_data(ssl_, this);
+  }
+}
+
+int tls_client_session_ticket(SSL* ssl, SSL_SESSION*) {
+  auto* channel = static_cast<TlsChannel*>(SSL_get_app_data(ssl));
+  if (channel != nullptr) channel->ticket_seen_ = true;
+  return 0;
+}
+
+bool TlsChannel::peer_accepted() const {
+  assert(role_ == TlsRole::client);
+  if (state_ != TlsState::open) return false;
+  return SSL_version(ssl_) != TLS1_3_VERSION || ticket_seen_;
 }
 
 TlsChannel::~TlsChannel() { SSL_free(ssl_); }
@@ -57,7 +72,8 @@ void TlsChannel::push(std::string_view ciphertext) {
     return;
   }
   if (state_ == TlsState::handshaking) {
-    if (handshake_bytes_ == 0 && static_cast<uint8_t>(ciphertext[0]) != tls_handshake_record_type) {
+    if (role_ == TlsRole::server && handshake_bytes_ == 0 &&
+        static_cast<uint8_t>(ciphertext[0]) != tls_handshake_record_type) {
       fail(TlsState::not_tls, "not a TLS client (plaintext on a TLS port?)");
       return;
     }
@@ -93,12 +109,12 @@ TlsRead TlsChannel::read(char* buf, size_t capacity) {
         state_ = TlsState::closed;
         break;
       default:
-        fail(TlsState::failed, take_openssl_error("TLS protocol error"));
+        fail(TlsState::failed, tls_failure_reason(ssl_, "TLS protocol error"));
         break;
     }
   }
   if (state_ != TlsState::failed && pending_output() > tls_pending_output_bytes_max) {
-    fail(TlsState::failed, "client does not read what TLS must send (tls_pending_output_bytes_max)");
+    fail(TlsState::failed, "the other side does not read what TLS must send (tls_pending_output_bytes_max)");
   }
   return result;
 }
@@ -113,12 +129,27 @@ bool TlsChannel::wants_plaintext() const {
          BIO_ctrl_pending(wbio_) < tls_encrypt_bytes_max;
 }
 
-bool TlsChannel::encrypt(OutputQueue& out) {
+bool TlsChannel::peer_verified() const {
+  if (!established_) return false;
+  X509* cert = SSL_get1_peer_certificate(ssl_);
+  if (cert == nullptr) return false;
+  X509_free(cert);
+  return SSL_get_verify_result(ssl_) == X509_V_OK;
+}
+
+std::string TlsChannel::peer_subject() const {
+  X509* cert = SSL_get1_peer_certificate(ssl_);
+  if (cert == nullptr) return "";
+  char subject[256] = "";
+  X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+  X509_free(cert);
+  return subject;
+}
+
+bool TlsChannel::encrypt(const struct iovec* iov, size_t count, size_t& done) {
   assert(wants_plaintext());
-  struct iovec iov[tls_encrypt_iov_max];
-  const size_t count = out.gather(iov, tls_encrypt_iov_max);
   size_t budget = tls_encrypt_bytes_max;
-  uint64_t done = 0;
+  done = 0;
   for (size_t i = 0; i < count && budget > 0; ++i) {
     const size_t n = std::min(iov[i].iov_len, budget);
     assert(n > 0);
@@ -131,7 +162,6 @@ bool TlsChannel::encrypt(OutputQueue& out) {
     done += n;
     budget -= n;
   }
-  out.consume(done);
   return true;
 }
 
