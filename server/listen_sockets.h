@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/non_copyable.h"
 #include "server/options.h"
 
 namespace ringcache::server {
@@ -50,12 +51,10 @@ void close_listeners(std::vector<Listener>& listeners);
 // out of the daemon. main() declares it before everything that uses the
 // sockets, so they close last, once no ring refers to them, and the port is
 // free at once.
-class ListeningSockets {
+class ListeningSockets : NonCopyable {
  public:
   explicit ListeningSockets(std::vector<Listener> listeners) : listeners_(std::move(listeners)) {}
   ~ListeningSockets() { close_listeners(listeners_); }
-  ListeningSockets(const ListeningSockets&) = delete;
-  ListeningSockets& operator=(const ListeningSockets&) = delete;
 
   const std::vector<Listener>& listeners() const { return listeners_; }
 

@@ -13,14 +13,14 @@
 #include <cstdint>
 #include <mutex>
 
+#include "common/non_copyable.h"
+
 namespace ringcache::store {
 
-class BlockPool {
+class BlockPool : NonCopyable {
  public:
   BlockPool(uint32_t block_bytes, uint64_t blocks_max);
   ~BlockPool();
-  BlockPool(const BlockPool&) = delete;
-  BlockPool& operator=(const BlockPool&) = delete;
 
   // A free block, or nullptr when the budget is reached or the allocator
   // failed (the caller evicts and retries).

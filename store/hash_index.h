@@ -22,6 +22,7 @@
 #include <cassert>
 #include <cstdint>
 
+#include "common/non_copyable.h"
 #include "store/segment.h"
 
 namespace ringcache::store {
@@ -68,14 +69,12 @@ class HashIndex {
     return 0;
   }
 
-  class Locked {
+  class Locked : NonCopyable {
    public:
     Locked(const HashIndex& index, uint64_t hash) : head_(index.primary(hash)), tag_(hash_tag(hash)) {
       lock(head_);
     }
     ~Locked() { head_.next_and_lock.fetch_and(~uintptr_t{1}, std::memory_order_release); }
-    Locked(const Locked&) = delete;
-    Locked& operator=(const Locked&) = delete;
 
     // The slot holding the key, or nullptr.
     template <class Matches>

@@ -29,6 +29,8 @@
 #include <string_view>
 #include <type_traits>
 
+#include "common/non_copyable.h"
+
 namespace ringcache::store {
 
 class Segment;
@@ -162,13 +164,11 @@ class ItemView {
 
 // Keeps an item's memory alive after the read section, even if its segment is
 // evicted meanwhile. Move-only; dropping it may return memory to the pool.
-class PinnedItem {
+class PinnedItem : NonCopyable {
  public:
   PinnedItem() = default;
   PinnedItem(PinnedItem&&) noexcept;
   PinnedItem& operator=(PinnedItem&&) noexcept;
-  PinnedItem(const PinnedItem&) = delete;
-  PinnedItem& operator=(const PinnedItem&) = delete;
   ~PinnedItem();
 
   explicit operator bool() const { return segment_ != nullptr; }
@@ -197,13 +197,11 @@ class PinnedItem {
 // from the claim until it is published, aborted, dropped or fails: each
 // block (or last piece) of a large item as it is claimed, the whole item
 // for one placed in a shared segment. Charged per block, never per append.
-class Reservation {
+class Reservation : NonCopyable {
  public:
   Reservation() = default;
   Reservation(Reservation&&) noexcept;
   Reservation& operator=(Reservation&&) noexcept;
-  Reservation(const Reservation&) = delete;
-  Reservation& operator=(const Reservation&) = delete;
   ~Reservation();
 
   // False once the reservation failed (status() says why) or finished.
@@ -238,12 +236,10 @@ class Reservation {
   PutStatus status_ = PutStatus::aborted;
 };
 
-class Store {
+class Store : NonCopyable {
  public:
   explicit Store(const StoreConfig& config);
   ~Store();
-  Store(const Store&) = delete;
-  Store& operator=(const Store&) = delete;
 
   const StoreConfig& config() const;
   StoreStats stats() const;
@@ -266,12 +262,10 @@ class Store {
 };
 
 // Per-thread handle. Not thread-safe itself: one per thread.
-class StoreThread {
+class StoreThread : NonCopyable {
  public:
   explicit StoreThread(Store& store);
   ~StoreThread();
-  StoreThread(const StoreThread&) = delete;
-  StoreThread& operator=(const StoreThread&) = delete;
 
   PutStatus put(std::string_view key, std::string_view value,
                 const ItemMeta& meta = {}, const PutOptions& options = {});
@@ -345,12 +339,10 @@ class StoreThread {
  private:
   friend class Reservation;
   friend struct StoreImpl;
-  class ReadSection {
+  class ReadSection : NonCopyable {
    public:
     explicit ReadSection(StoreThread& t);
     ~ReadSection();
-    ReadSection(const ReadSection&) = delete;
-    ReadSection& operator=(const ReadSection&) = delete;
 
    private:
     StoreThread& thread_;

@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "common/non_copyable.h"
 #include "monotonic_clock.h"
 #include "protocol_codec.h"
 #include "send_queue.h"
@@ -53,14 +54,12 @@ struct in_flight_request {
 
 enum class receive_status : std::uint8_t { ok, closed, failed, malformed };
 
-class client_connection {
+class client_connection : NonCopyable {
  public:
   // `tls` (may be null: plaintext) is a finished handshake on `fd`.
   client_connection(int fd, std::unique_ptr<protocol_codec> codec, std::uint32_t depth_max,
                     ssl_handle tls = nullptr);
   ~client_connection();
-  client_connection(const client_connection&) = delete;
-  client_connection& operator=(const client_connection&) = delete;
 
   int fd() const { return fd_; }
   std::uint32_t in_flight() const { return in_flight_count_; }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "binary_codec.h"
+#include "common/non_copyable.h"
 #include "echo_request_parser.h"
 #include "whole_number.h"
 
@@ -72,7 +73,7 @@ void append_u32_be(std::vector<std::byte>& out, std::uint32_t value) {
   }
 }
 
-class echo_thread {
+class echo_thread : NonCopyable {
  public:
   explicit echo_thread(int listen_fd) : listen_fd_(listen_fd), read_buffer_(read_buffer_bytes) {}
   ~echo_thread() {
@@ -80,8 +81,6 @@ class echo_thread {
     if (epoll_fd_ >= 0) ::close(epoll_fd_);
     ::close(listen_fd_);
   }
-  echo_thread(const echo_thread&) = delete;
-  echo_thread& operator=(const echo_thread&) = delete;
 
   bool start(std::string& error) {
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);

@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include "common/non_copyable.h"
+
 namespace ringcache::loadgen {
 
 // Longest a handshake may take (same bound as the TCP connect), so that a
@@ -21,12 +23,10 @@ struct ssl_free_deleter {
 };
 using ssl_handle = std::unique_ptr<SSL, ssl_free_deleter>;
 
-class tls_client_context {
+class tls_client_context : NonCopyable {
  public:
   tls_client_context() = default;
   ~tls_client_context();
-  tls_client_context(const tls_client_context&) = delete;
-  tls_client_context& operator=(const tls_client_context&) = delete;
 
   // An empty `ca_file` means: do not verify the server (a benchmark against a
   // throwaway certificate). Returns false with a message in `error`.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "client_connection.h"
+#include "common/non_copyable.h"
 #include "key_chooser.h"
 #include "latency_histogram.h"
 #include "options.h"
@@ -64,12 +65,10 @@ struct worker_setup {
   std::string peer_name;  // for messages: "127.0.0.1:8889"
 };
 
-class worker {
+class worker : NonCopyable {
  public:
   explicit worker(worker_setup setup);
   ~worker();
-  worker(const worker&) = delete;
-  worker& operator=(const worker&) = delete;
 
   // Takes ownership of a connected non-blocking socket and, with TLS, of its
   // finished handshake. Returns false (and closes it) if epoll refuses it;

@@ -3,7 +3,8 @@
 %% die, hang and come back.
 -module(ringcache_integration_tests).
 -include_lib("eunit/include/eunit.hrl").
--import(ringcache_test_util, [with_handle/3, wait_until/3, elapsed_ms/1, big_values_from_processes/3]).
+-import(ringcache_test_util, [timed_tests/2, quiet_client_logs/0, restore_client_logs/0, with_daemons/3,
+                              with_handle/3, wait_until/3, elapsed_ms/1, big_values_from_processes/3]).
 
 -define(servers, 3).
 
@@ -18,7 +19,7 @@ cluster_test_() ->
     {setup, fun start_cluster/0, fun stop_cluster/1,
      fun(Daemons) ->
              Servers = [ringcache_daemon:address(D) || D <- Daemons],
-             [{Title, {timeout, 60, fun() -> Test(Servers) end}} || {Title, Test} <- [
+             timed_tests(Servers, [
                  {"any terms round-trip", fun any_terms_round_trip/1},
                  {"missing keys are enotfound", fun missing_keys/1},
                  {"an overwrite replaces the value", fun overwrite/1},
@@ -33,7 +34,7 @@ cluster_test_() ->
                  {"a stopped handle answers unavailable", fun stopped_handle/1},
                  {"the handle ends with its owner", fun handle_ends_with_owner/1},
                  {"a crashed connection is restarted", fun crashed_connection_restarted/1},
-                 {"bad arguments are refused", fun bad_arguments/1}]]
+                 {"bad arguments are refused", fun bad_arguments/1}])
      end}.
 
 failure_test_() ->
@@ -51,15 +52,15 @@ failure_test_() ->
 auth_test_() ->
     {setup, fun write_auth_file/0, fun remove_auth_file/1,
      fun(Args) ->
-             [{Title, {timeout, 60, fun() -> Test(Args) end}} || {Title, Test} <- [
+             timed_tests(Args, [
                  {"auth: the right credentials, on every reconnection", fun auth_accepted/1},
                  {"auth: wrong credentials are a clear error", fun auth_refused/1},
-                 {"auth: bad auth options are refused", fun auth_bad_options/1}]]
+                 {"auth: bad auth options are refused", fun auth_bad_options/1}])
      end}.
 
 %% The daemon's arguments: ["--auth-file", Path].
 write_auth_file() ->
-    ok = logger:set_module_level([ringcache_conn, ringcache_handle], critical),
+    quiet_client_logs(),
     Dir = string:trim(os:cmd("mktemp -d")),
     Path = filename:join(Dir, "auth"),
     ok = file:write_file(Path, <<"alice:s3cret\nbob:other:pw\n">>),
@@ -69,14 +70,10 @@ write_auth_file() ->
 remove_auth_file(["--auth-file", Path]) ->
     ok = file:delete(Path),
     ok = file:del_dir(filename:dirname(Path)),
-    ok = logger:unset_module_level([ringcache_conn, ringcache_handle]).
-
-with_daemon(Args, Fun) ->
-    Daemon = ringcache_daemon:start(0, Args),
-    try Fun(Daemon) after ringcache_daemon:stop(Daemon) end.
+    restore_client_logs().
 
 auth_accepted(Args) ->
-    with_daemon(Args, fun(Daemon) ->
+    with_daemons(1, Args, fun([Daemon]) ->
         Server = ringcache_daemon:address(Daemon),
         with_handle([Server], #{auth => {<<"alice">>, "s3cret"}, timeout => 2000}, fun(H) ->
             ?assertEqual(ok, ringcache:put(H, k, v)),
@@ -98,7 +95,7 @@ with_daemon_on(Port, Args, Fun) ->
     try Fun() after ringcache_daemon:stop(Daemon) end.
 
 auth_refused(Args) ->
-    with_daemon(Args, fun(Daemon) ->
+    with_daemons(1, Args, fun([Daemon]) ->
         Server = ringcache_daemon:address(Daemon),
         with_handle([Server], #{auth => {"alice", "wrong"}, timeout => 2000}, fun(H) ->
             ?assertEqual({error, auth_refused}, ringcache:put(H, k, v)),
@@ -116,7 +113,7 @@ auth_refused(Args) ->
     end).
 
 auth_bad_options(Args) ->
-    with_daemon(Args, fun(Daemon) ->
+    with_daemons(1, Args, fun([Daemon]) ->
         Servers = [ringcache_daemon:address(Daemon)],
         ?assertEqual({error, {bad_option, auth}}, ringcache:start(Servers, #{auth => <<"alice:s3cret">>})),
         ?assertMatch({error, {bad_option, {auth, _}}}, ringcache:start(Servers, #{auth => {<<>>, <<"pw">>}})),
@@ -125,16 +122,15 @@ auth_bad_options(Args) ->
         ?assertMatch({error, {bad_option, {auth, _}}}, ringcache:start(Servers, #{auth => {u, <<"pw">>}}))
     end).
 
-%% The client logs servers going away and coming back, and connections
-%% restarted; here that is the point of the tests, and only clutters
-%% their output.
+%% Servers going away and coming back are the point of these tests; the
+%% client's logs of it are not.
 start_cluster() ->
-    ok = logger:set_module_level([ringcache_conn, ringcache_handle], critical),
+    quiet_client_logs(),
     [ringcache_daemon:start() || _ <- lists:seq(1, ?servers)].
 
 stop_cluster(Daemons) ->
     [ringcache_daemon:stop(D) || D <- Daemons],
-    ok = logger:unset_module_level([ringcache_conn, ringcache_handle]).
+    restore_client_logs().
 
 with_handle(Servers, Fun) -> with_handle(Servers, #{}, Fun).
 

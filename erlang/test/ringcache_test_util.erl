@@ -1,9 +1,31 @@
 %% Helpers shared by the test modules that run real daemons
-%% (ringcache_integration_tests, ringcache_tls_tests): a client handle that
-%% is always stopped, bounded waits and timings.
+%% (ringcache_integration_tests, ringcache_tls_tests): titled tests with a
+%% time limit, quiet client logs, daemons and a client handle that are always
+%% stopped, bounded waits and timings.
 -module(ringcache_test_util).
 
--export([with_handle/3, wait_until/3, elapsed_ms/1, big_values_from_processes/3]).
+-export([timed_tests/2, quiet_client_logs/0, restore_client_logs/0, with_daemons/3,
+         with_handle/3, wait_until/3, elapsed_ms/1, big_values_from_processes/3]).
+
+%% EUnit tests from [{Title, Test}]: each calls Test(Arg), with 60 s to run
+%% (EUnit's `with` keeps Test's own module and name in the report).
+timed_tests(Arg, Cases) ->
+    [{Title, {timeout, 60, {with, Arg, [Test]}}} || {Title, Test} <- Cases].
+
+%% The client logs servers going away and coming back, and connections
+%% restarted; where a fixture provokes that on purpose it only clutters the
+%% test output.
+quiet_client_logs() ->
+    ok = logger:set_module_level([ringcache_conn, ringcache_handle], critical).
+
+restore_client_logs() ->
+    ok = logger:unset_module_level([ringcache_conn, ringcache_handle]).
+
+%% Runs Fun with Count daemons started with Args on free ports, stopping
+%% them however Fun ends.
+with_daemons(Count, Args, Fun) ->
+    Daemons = [ringcache_daemon:start(0, Args) || _ <- lists:seq(1, Count)],
+    try Fun(Daemons) after [ringcache_daemon:stop(D) || D <- Daemons] end.
 
 %% Runs Fun with a handle on Servers, stopping it however Fun ends.
 with_handle(Servers, Options, Fun) ->

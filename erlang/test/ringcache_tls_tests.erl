@@ -4,7 +4,8 @@
 %% in a temporary directory removed at the end.
 -module(ringcache_tls_tests).
 -include_lib("eunit/include/eunit.hrl").
--import(ringcache_test_util, [with_handle/3, wait_until/3, elapsed_ms/1, big_values_from_processes/3]).
+-import(ringcache_test_util, [timed_tests/2, quiet_client_logs/0, restore_client_logs/0, with_daemons/3,
+                              with_handle/3, wait_until/3, elapsed_ms/1, big_values_from_processes/3]).
 
 %% A logger handler: the tests read what the client logs.
 -export([log/2]).
@@ -14,7 +15,7 @@
 tls_test_() ->
     {setup, fun make_certificates/0, fun remove_certificates/1,
      fun(Dir) ->
-             [{Title, {timeout, 60, fun() -> Test(Dir) end}} || {Title, Test} <- [
+             timed_tests(Dir, [
                  {"tls: put/get/del to one server, by address and by host name", fun one_server/1},
                  {"tls: three servers, one TLS connection each", fun three_servers/1},
                  {"tls: 1 MiB and 8 MiB values, several processes at once", fun large_values/1},
@@ -27,7 +28,7 @@ tls_test_() ->
                  {"tls: --tls-verify-clients: a client certificate is needed", fun client_certificates/1},
                  {"tls: TLS client and plain server, plain client and TLS server", fun mismatched/1},
                  {"tls: a killed server is unavailable, then reconnected over TLS", fun killed_server/1},
-                 {"tls: bad tls options are refused", fun bad_options/1}]]
+                 {"tls: bad tls options are refused", fun bad_options/1}])
      end}.
 
 %% ---------------------------------------------------------------- certificates
@@ -37,7 +38,7 @@ tls_test_() ->
 %% 127.0.0.1; with the same key, wrongname.pem names another host and
 %% dnsonly.pem only localhost.
 make_certificates() ->
-    ok = logger:set_module_level([ringcache_conn, ringcache_handle], critical),
+    quiet_client_logs(),
     Dir = string:trim(os:cmd("mktemp -d")),
     Cmds = [
         ca_cmd("ca"), ca_cmd("other"),
@@ -87,7 +88,7 @@ collect(Port, Cmd, Output) ->
 
 remove_certificates(Dir) ->
     ok = file:del_dir_r(Dir),
-    ok = logger:unset_module_level([ringcache_conn, ringcache_handle]).
+    restore_client_logs().
 
 file(Dir, Name) -> filename:join(Dir, Name).
 
@@ -110,10 +111,6 @@ with_certificate(Dir, Name, Tls) ->
     [{certfile, file(Dir, Name ++ ".pem")}, {keyfile, file(Dir, Name ++ ".key")} | Tls].
 
 %% ---------------------------------------------------------------- helpers
-
-with_daemons(Count, Args, Fun) ->
-    Daemons = [ringcache_daemon:start(0, Args) || _ <- lists:seq(1, Count)],
-    try Fun(Daemons) after [ringcache_daemon:stop(D) || D <- Daemons] end.
 
 sum_stat(H, Name) ->
     lists:sum([maps:get(Name, Stats, 0) || Stats <- maps:values(ringcache:stats(H))]).

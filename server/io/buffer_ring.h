@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/non_copyable.h"
+
 namespace ringcache::server {
 
 // 256 x 16 KiB = 4 MiB per worker: one recv completion carries up to 16 KiB,
@@ -25,12 +27,10 @@ inline constexpr uint32_t recv_buffers_count = 256;
 inline constexpr uint32_t recv_buffer_bytes = 16 * 1024;
 inline constexpr uint16_t recv_buffer_group = 0;
 
-class BufferRing {
+class BufferRing : NonCopyable {
  public:
   BufferRing() = default;
   ~BufferRing();
-  BufferRing(const BufferRing&) = delete;
-  BufferRing& operator=(const BufferRing&) = delete;
 
   // count must be a power of two <= 32768. Returns false with error set.
   bool init(io_uring* ring, uint16_t group, uint32_t count, uint32_t buffer_bytes, std::string& error);

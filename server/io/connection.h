@@ -37,6 +37,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/non_copyable.h"
 #include "server/io/buffer_ring.h"
 #include "server/io/output_queue.h"
 #include "server/io/session.h"
@@ -54,12 +55,10 @@ enum class FeedStatus : uint8_t {
 
 class TlsChannel;
 
-class Connection {
+class Connection : NonCopyable {
  public:
   Connection(int fd, uint32_t slot, uint32_t generation, std::unique_ptr<Session> session);
   ~Connection();
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
 
   int fd() const { return fd_; }
   uint32_t slot() const { return slot_; }

@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "common/non_copyable.h"
 #include "server/io/acceptor.h"
 #include "server/io/buffer_ring.h"
 #include "server/io/connection_table.h"
@@ -80,12 +81,10 @@ struct WorkerShared {
   int stop_fd;
 };
 
-class EventLoop {
+class EventLoop : NonCopyable {
  public:
   EventLoop(uint32_t index, WorkerShared& shared);
   ~EventLoop();
-  EventLoop(const EventLoop&) = delete;
-  EventLoop& operator=(const EventLoop&) = delete;
 
   // The worker thread's body. Never throws.
   void run();

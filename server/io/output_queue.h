@@ -23,6 +23,8 @@
 #include <memory>
 #include <string_view>
 
+#include "common/non_copyable.h"
+
 namespace ringcache::server {
 
 inline constexpr size_t output_block_bytes_min = 512;
@@ -38,11 +40,9 @@ class PinnedValue {
   virtual std::string_view chunk(uint64_t offset) const = 0;
 };
 
-class OutputQueue {
+class OutputQueue : NonCopyable {
  public:
   OutputQueue() = default;
-  OutputQueue(const OutputQueue&) = delete;
-  OutputQueue& operator=(const OutputQueue&) = delete;
 
   void append(std::string_view bytes);
   // Queues the whole of `value` (size() > 0) to be sent from where it is.

@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/non_copyable.h"
+
 namespace ringcache::server {
 
 inline constexpr unsigned ring_sq_entries = 1024;
@@ -30,12 +32,10 @@ inline constexpr int sqe_flush_attempts_max = 8;
 
 enum class RingStatus : uint8_t { ok, setup_failed, probe_failed, missing_opcode };
 
-class Ring {
+class Ring : NonCopyable {
  public:
   Ring() = default;
   ~Ring();
-  Ring(const Ring&) = delete;
-  Ring& operator=(const Ring&) = delete;
 
   // On failure, error says why (for the log).
   RingStatus init(unsigned sq_entries, std::string& error);

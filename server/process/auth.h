@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/non_copyable.h"
 #include "server/process/binary_stats.h"
 #include "server/protocol/binary/binary_parser.h"
 #include "server/replication/trust_log.h"
@@ -69,12 +70,10 @@ class AuthTable {
   std::vector<Entry> entries_;
 };
 
-class Authenticator {
+class Authenticator : NonCopyable {
  public:
   // `log`: where failures are logged (rate-limited, replication/trust_log.h).
   Authenticator(AuthTable table, replication::LogSink log) : table_(std::move(table)), log_(log) {}
-  Authenticator(const Authenticator&) = delete;
-  Authenticator& operator=(const Authenticator&) = delete;
 
   bool check(std::string_view user, std::string_view password) const { return table_.check(user, password); }
   // A failed attempt of the connection on `fd`: one log line (rate-limited) with the peer's address.

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string_view>
 
+#include "common/non_copyable.h"
 #include "server/io/output_queue.h"
 #include "server/io/session.h"
 #include "server/process/auth.h"
@@ -22,11 +23,9 @@
 
 namespace ringcache::server {
 
-class TextSession final : public Session {
+class TextSession final : public Session, NonCopyable {
  public:
   TextSession(TextProcessor& processor, const ConnectionAuth& auth);
-  TextSession(const TextSession&) = delete;
-  TextSession& operator=(const TextSession&) = delete;
 
   ConsumeResult consume(std::string_view input, OutputQueue& out, const PauseCheck& pause) override;
   std::unique_ptr<Session> take_successor() override { return nullptr; }

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/non_copyable.h"
 #include "store/store.h"
 
 namespace ringcache::replication {
@@ -41,15 +42,13 @@ struct StreamedWrite {
   uint64_t version = 0;
 };
 
-class WritePath {
+class WritePath : NonCopyable {
  public:
   // A replicated write path when `replicator` is given (the store must be
   // versioned), a local one otherwise. Called once per worker, in its thread.
   static std::unique_ptr<WritePath> make(store::StoreThread& store, replication::Replicator* replicator,
                                          uint32_t worker);
   virtual ~WritePath() = default;
-  WritePath(const WritePath&) = delete;
-  WritePath& operator=(const WritePath&) = delete;
 
   // A whole value. With replication, a plain set superseded meanwhile by a
   // newer version of the key counts as stored (every peer concludes the same).

@@ -25,6 +25,8 @@
 #include <memory>
 #include <string_view>
 
+#include "common/non_copyable.h"
+
 namespace ringcache::replication {
 
 enum class HandoffKind : uint8_t {
@@ -36,12 +38,10 @@ enum class HandoffKind : uint8_t {
 inline constexpr size_t handoff_record_header_bytes = 8;
 inline constexpr size_t handoff_record_align_bytes = 8;
 
-class HandoffRing {
+class HandoffRing : NonCopyable {
  public:
   // capacity_bytes: a multiple of 16, at least 64.
   explicit HandoffRing(size_t capacity_bytes);
-  HandoffRing(const HandoffRing&) = delete;
-  HandoffRing& operator=(const HandoffRing&) = delete;
 
   size_t capacity_bytes() const { return capacity_; }
   // The largest payload push() accepts.

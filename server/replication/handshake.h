@@ -41,6 +41,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/non_copyable.h"
 #include "server/replication/secret_file.h"
 
 namespace ringcache::replication {
@@ -64,15 +65,13 @@ inline constexpr uint8_t refusal_byte = 111;      // the client protocol's EINVA
 
 // The shared secret, loaded from --peer-secret-file. Move-only; its bytes are
 // wiped when it goes.
-class PeerSecret {
+class PeerSecret : NonCopyable {
  public:
   PeerSecret() = default;
   explicit PeerSecret(std::string_view bytes);
   ~PeerSecret();
   PeerSecret(PeerSecret&& other) noexcept;
   PeerSecret& operator=(PeerSecret&& other) noexcept;
-  PeerSecret(const PeerSecret&) = delete;
-  PeerSecret& operator=(const PeerSecret&) = delete;
 
   bool empty() const { return bytes_.empty(); }
   std::string_view bytes() const { return bytes_; }

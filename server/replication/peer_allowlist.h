@@ -23,6 +23,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/non_copyable.h"
 #include "server/replication/peer_address.h"
 
 namespace ringcache::replication {
@@ -32,11 +33,9 @@ using IpAddress = std::array<uint8_t, 16>;
 // The IP of a socket address as IPv6 (IPv4 mapped); false for other families.
 bool ip_of(const sockaddr_storage& address, IpAddress& ip);
 
-class PeerAllowlist {
+class PeerAllowlist : NonCopyable {
  public:
   explicit PeerAllowlist(size_t peers) : by_peer_(peers) {}
-  PeerAllowlist(const PeerAllowlist&) = delete;
-  PeerAllowlist& operator=(const PeerAllowlist&) = delete;
 
   // The addresses peer `index` (its place in --peer) resolved to just now.
   void update(size_t index, const std::vector<ResolvedAddress>& addresses);

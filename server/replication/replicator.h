@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/non_copyable.h"
 #include "server/replication/handoff_ring.h"
 #include "server/replication/peer_allowlist.h"
 #include "server/replication/replication_config.h"
@@ -97,14 +98,12 @@ enum class AdmitStatus : uint8_t {
 };
 const char* admit_status_text(AdmitStatus status);
 
-class Replicator {
+class Replicator : NonCopyable {
  public:
   // The store must be versioned and allow one more StoreThread than the
   // workers use (the replication thread has its own).
   Replicator(store::Store& store, ReplicationConfig config);
   ~Replicator();
-  Replicator(const Replicator&) = delete;
-  Replicator& operator=(const Replicator&) = delete;
 
   // Creates the eventfds, the epoll set and the thread. False with `error`.
   bool start(std::string& error);

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/non_copyable.h"
 #include "server/replication/replication_config.h"
 
 namespace ringcache::replication {
@@ -25,11 +26,9 @@ inline constexpr int64_t skew_log_interval_ms = 60 * 1000;
 // node id is chosen by whoever connects, so the map must stay bounded).
 inline constexpr size_t skew_log_peers_max = 1024;
 
-class TrustLog {
+class TrustLog : NonCopyable {
  public:
   explicit TrustLog(LogSink line_sink) : sink_(line_sink) {}
-  TrustLog(const TrustLog&) = delete;
-  TrustLog& operator=(const TrustLog&) = delete;
 
   // A refused connection or stream; `line` must not contain secrets.
   void refusal(int64_t now_ms, const std::string& line);

@@ -36,6 +36,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/non_copyable.h"
+
 namespace ringcache::replication {
 
 inline constexpr unsigned version_tag_bits = 12;
@@ -88,13 +90,11 @@ uint64_t wall_clock_unix_us();
 // Issues versions for local writes and absorbs the versions of replicated
 // ones. Thread-safe and lock-free: every worker calls next(), the threads
 // that apply replicated writes call observe().
-class HybridClock {
+class HybridClock : NonCopyable {
  public:
   using WallClock = uint64_t (*)();  // unix milliseconds
 
   explicit HybridClock(uint16_t tag, WallClock wall_clock = &wall_clock_unix_ms);
-  HybridClock(const HybridClock&) = delete;
-  HybridClock& operator=(const HybridClock&) = delete;
 
   uint16_t tag() const { return tag_; }
   // The wall clock this clock follows (unix milliseconds).

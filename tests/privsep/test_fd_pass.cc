@@ -2,6 +2,7 @@
 // be wrong. Every rejection must also close whatever fds did arrive.
 #include <doctest/doctest.h>
 
+#include "common/non_copyable.h"
 #include "privsep/fd_pass.h"
 
 #include <dirent.h>
@@ -28,7 +29,7 @@ using namespace ringcache::privsep;
 constexpr int receive_timeout_ms = 2000;  // bounds every test that waits
 constexpr std::size_t raw_fds_max = 32;   // what send_raw can put in one message
 
-struct socket_pair {
+struct socket_pair : ringcache::NonCopyable {
   int sender = -1;
   int receiver = -1;
 
@@ -44,19 +45,15 @@ struct socket_pair {
     if (sender >= 0) close(sender);
     if (receiver >= 0) close(receiver);
   }
-  socket_pair(const socket_pair&) = delete;
-  socket_pair& operator=(const socket_pair&) = delete;
 };
 
 // A pipe gives two distinct, recognisable fds to pass.
-struct pipe_fds {
+struct pipe_fds : ringcache::NonCopyable {
   std::array<int, 2> fds{-1, -1};
   pipe_fds() { REQUIRE(pipe2(fds.data(), O_CLOEXEC) == 0); }
   ~pipe_fds() {
     for (int fd : fds) close(fd);
   }
-  pipe_fds(const pipe_fds&) = delete;
-  pipe_fds& operator=(const pipe_fds&) = delete;
 };
 
 std::size_t open_fd_count() {
