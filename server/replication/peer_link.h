@@ -136,7 +136,10 @@ class PeerLink {
   // Hands the channel's ciphertext to the kernel until it is all there or
   // the socket is full; false after failing the attempt.
   bool flush_tls(int64_t now_ms);
-  // recv(), through the channel with TLS: plaintext only.
+  // One non-blocking recv(), EINTR retried.
+  static Received receive(int fd, char* buffer, size_t size, ssize_t& n);
+  // recv(), through the channel with TLS: plaintext only (peer_link_tls.cc,
+  // with the rest of the link's TLS).
   Received receive_plain(char* buffer, size_t size, ssize_t& n);
   void start_streaming(int64_t now_ms);
   void read_handshake(int64_t now_ms);
