@@ -2,6 +2,7 @@
 its peers trail it, with 0, 1, 2 and 4 peers (meshes of 1, 2, 3, 5 nodes).
 
     python3 tests/replication/bench_replication.py BUILD_DIR [--duration S] [--connections 0] [--no-secret]
+        [--tls] [--resync ITEMS [--value-size BYTES]]
 
 For each mesh size: every node starts with -t 1 and connects to all others;
 ringcache-loadgen (benchmarks/loadgen) sends PUT-only load to node 1; while
@@ -10,11 +11,19 @@ first peer with GETs until the value shows up there (write acknowledged ->
 readable on the peer), and samples REPL_LAG_US (heartbeat delay) on every
 peer. Prints one markdown table row per mesh. Not a test: nothing asserts;
 all processes are stopped at the end.
+
+--tls: the mesh's links (and the load and probes) over mutually
+authenticated TLS, with node certificates made for the run (tests/e2e/tls_certs.py).
+--resync ITEMS: instead, the throughput of one link: two nodes, node 1
+filled with ITEMS values of --value-size bytes, node 2 killed and started
+again; node 1's resync to it (its log's "resync ... done: N items in T ms")
+and the bytes it sent meanwhile (REPL_BYTES_SENT: ciphertext with TLS).
 """
 
 import argparse
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -25,6 +34,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from clients import OK  # noqa: E402
 from figure_table import print_header, print_row  # noqa: E402
 from replication_cluster import Cluster  # noqa: E402
+from tls_certs import Certificates  # noqa: E402
+
+RESYNC_DONE_RE = re.compile(r"resync to peer \S+ done: (\d+) items in (\d+) ms")
+FILL_BATCH = 500
 
 PROBE_INTERVAL_S = 0.05
 PROBE_TIMEOUT_S = 5.0
@@ -68,10 +81,55 @@ def sample_heartbeat_lag(cluster, stop, samples_us):
             c.close()
 
 
-def run(build, peers, duration, connections, pipeline, secret=True):
+def tls_cluster(exe, nodes, args, secret, certs):
+    """A Cluster, started; with certs, every node on TLS with its own certificate."""
+    cluster = Cluster(exe, nodes, args=args, secret=secret, start=certs is None)
+    if certs is not None:
+        for i, node in enumerate(cluster.nodes):
+            node.args += ["--tls-cert", certs.path("node%d.pem" % (i + 1)), "--tls-key",
+                          certs.path("node%d.key" % (i + 1)), "--tls-ca", certs.path("ca.pem")]
+            node.client_tls = ssl.create_default_context(cafile=certs.path("ca.pem"))
+            node.start()
+    return cluster
+
+
+def run_resync(build, items, value_size, secret, certs):
+    exe = os.path.join(build, "server", "ringcached")
+    with tls_cluster(exe, 2, ["-t", "1", "-m", "512"], secret, certs) as cluster:
+        cluster.wait_connected()
+        origin, peer = cluster.nodes
+        value = b"v" * value_size
+        with origin.client() as c:
+            for start in range(0, items, FILL_BATCH):
+                pairs = [(b"key-%d" % i, value) for i in range(start, min(items, start + FILL_BATCH))]
+                assert c.put_many(pairs) == [OK] * len(pairs)
+        deadline = time.monotonic() + 120
+
+        def settled():
+            s = origin.stats()
+            return (int(peer.stats()["KEYS"]) >= items and s["REPL_RESYNCING"] == "0" and
+                    s["REPL_QUEUED_BYTES"] == "0")
+
+        # (A peer too slow for the fill is cut and resynced: that copy must be over.)
+        while not settled() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = int(origin.stats()["REPL_BYTES_SENT"])
+        done_lines = len(RESYNC_DONE_RE.findall(origin.log()))
+        peer.kill()
+        peer.start()
+        while ((len(RESYNC_DONE_RE.findall(origin.log())) <= done_lines or not settled()) and
+               time.monotonic() < deadline):
+            time.sleep(0.05)
+        got_items, ms = RESYNC_DONE_RE.findall(origin.log())[done_lines]
+        sent = int(origin.stats()["REPL_BYTES_SENT"]) - before
+        return int(got_items), int(ms), sent
+
+
+def run(build, peers, duration, connections, pipeline, secret=True, certs=None):
     exe = os.path.join(build, "server", "ringcached")
     loadgen = os.path.join(build, "benchmarks", "loadgen", "ringcache-loadgen")
-    with Cluster(exe, peers + 1, args=["-t", "1", "-m", "256"], secret=secret) as cluster:
+    # (A lone node may not have --peer-secret-file.)
+    with tls_cluster(exe, peers + 1, ["-t", "1", "-m", "256"], secret and peers > 0, certs) as cluster:
         if peers:
             cluster.wait_connected()
         stop = threading.Event()
@@ -91,7 +149,8 @@ def run(build, peers, duration, connections, pipeline, secret=True):
             out = subprocess.run([loadgen, "--port", str(origin.port), "--threads", "1", "--connections",
                                   str(connections), "--pipeline", str(pipeline), "--get-ratio", "0",
                                   "--keys", "100000", "--value-size", "100", "--duration", str(duration),
-                                  "--warmup", "1", "--server-pid", str(origin.pid)],
+                                  "--warmup", "1", "--server-pid", str(origin.pid)] +
+                                 (["--tls"] if certs is not None else []),
                                  capture_output=True, text=True, timeout=duration + 60)
         stop.set()
         for t in workers:
@@ -136,12 +195,30 @@ def main():
     parser.add_argument("--peers", default="0,1,2,4")
     parser.add_argument("--no-secret", action="store_true",
                         help="replicate unauthenticated (default: every node gets the same --peer-secret-file)")
+    parser.add_argument("--tls", action="store_true", help="links, load and probes over TLS")
+    parser.add_argument("--resync", type=int, default=0, help="measure one link's resync of this many items")
+    parser.add_argument("--value-size", type=int, default=1000, help="with --resync")
     args = parser.parse_args()
+    certs = Certificates(nodes=5) if args.tls else None
+    try:
+        if args.resync:
+            items, ms, sent = run_resync(args.build, args.resync, args.value_size, not args.no_secret, certs)
+            print("| %s | %d items of %d B | %d ms | %.0f items/s | %.1f MB/s sent |" % (
+                "TLS" if certs else "plaintext", items, args.value_size, ms, items / (ms / 1000.0),
+                sent / (ms / 1000.0) / 1e6), flush=True)
+        else:
+            bench_meshes(args, certs)
+    finally:
+        if certs is not None:
+            certs.close()
+
+
+def bench_meshes(args, certs):
     print_header(["peers", "PUT ops/s", "PUT p99 µs", "server CPU s/Mreq",
                   "write→visible on a peer p50 / p99 / max ms (probes)", "heartbeat lag p50 / max ms",
                   "overflows: log / handoff", "resyncs sent", "peers equal after"])
     for peers in [int(p) for p in args.peers.split(",")]:
-        r = run(args.build, peers, args.duration, args.connections, args.pipeline, not args.no_secret)
+        r = run(args.build, peers, args.duration, args.connections, args.pipeline, not args.no_secret, certs)
         if peers == 0:
             lag = heartbeat = "—"
             converge = "—"
