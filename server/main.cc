@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/non_copyable.h"
 #include "server/io/event_loop.h"
 #include "server/io/input_budget.h"
 #include "server/io/log.h"
@@ -159,14 +160,12 @@ int wait_for_stop_signal(const sigset_t& stop_signals, TlsContext* tls) {
 
 // The stop eventfd: every worker polls it; writing to it starts their
 // shut-down. Closed when it goes, on every path out of the daemon.
-class StopEvent {
+class StopEvent : NonCopyable {
  public:
   StopEvent() : fd_(::eventfd(0, EFD_CLOEXEC)) {}
   ~StopEvent() {
     if (fd_ >= 0) ::close(fd_);
   }
-  StopEvent(const StopEvent&) = delete;
-  StopEvent& operator=(const StopEvent&) = delete;
 
   int fd() const { return fd_; }
   bool signal() const {
@@ -180,12 +179,10 @@ class StopEvent {
 
 // The worker threads and their event loops. Joins every thread it started
 // when it goes, so that no path out leaves a thread running.
-class Workers {
+class Workers : NonCopyable {
  public:
   Workers() = default;
   ~Workers() { join(); }
-  Workers(const Workers&) = delete;
-  Workers& operator=(const Workers&) = delete;
 
   // Starts one EventLoop per worker; false (error set) if a thread could not
   // be started. Workers that never started are reported failed to `sync`,

@@ -34,6 +34,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/non_copyable.h"
 #include "server/replication/handshake.h"
 #include "server/replication/replicator.h"
 #include "server/replication/wire_decoder.h"
@@ -46,7 +47,7 @@ enum class StreamStatus : uint8_t {
   close,  // a protocol error, a failed authentication or a refused version: close the connection
 };
 
-class IncomingStream {
+class IncomingStream : NonCopyable {
  public:
   // A stream admitted without authentication (v1 hello): frames apply at once.
   static std::unique_ptr<IncomingStream> unauthenticated(const IncomingContext& context, store::StoreThread& store,
@@ -57,8 +58,6 @@ class IncomingStream {
                                                    const Hello& hello, std::string peer_address,
                                                    std::string& reply);
   ~IncomingStream();
-  IncomingStream(const IncomingStream&) = delete;
-  IncomingStream& operator=(const IncomingStream&) = delete;
 
   // Decodes and applies all of `bytes`; bytes to send back (the handshake's)
   // are appended to `reply`. May throw std::bad_alloc (a split key or value

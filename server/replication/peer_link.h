@@ -50,6 +50,7 @@
 #include <string>
 #include <vector>
 
+#include "common/non_copyable.h"
 #include "server/io/tls/tls_channel.h"
 #include "server/replication/handshake.h"
 #include "server/replication/peer_address.h"
@@ -82,14 +83,12 @@ struct LinkShared {
 
 enum class LinkState : uint8_t { waiting, connecting, securing, authenticating, streaming };
 
-class PeerLink {
+class PeerLink : NonCopyable {
  public:
   // index: the peer's place in --peer; epoll_tag: the epoll data this
   // link's socket is registered with.
   PeerLink(PeerAddress address, size_t index, uint64_t epoll_tag, LinkShared& shared);
   ~PeerLink();
-  PeerLink(const PeerLink&) = delete;
-  PeerLink& operator=(const PeerLink&) = delete;
 
   const PeerAddress& address() const { return address_; }
   LinkState state() const { return state_; }

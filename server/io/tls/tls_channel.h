@@ -38,6 +38,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/non_copyable.h"
+
 namespace ringcache::server {
 
 inline constexpr size_t tls_handshake_bytes_max = 64 * 1024;
@@ -70,7 +72,7 @@ struct TlsRead {
 // session ticket arrived on a client channel. Keeps no session (returns 0).
 int tls_client_session_ticket(SSL* ssl, SSL_SESSION* session);
 
-class TlsChannel {
+class TlsChannel : NonCopyable {
  public:
   // Takes ownership of `ssl` (non-null, from TlsContext::new_ssl, or
   // new_client_ssl for the client role). Throws std::bad_alloc when the
@@ -78,8 +80,6 @@ class TlsChannel {
   // ClientHello.
   explicit TlsChannel(SSL* ssl, TlsRole role = TlsRole::server);
   ~TlsChannel();
-  TlsChannel(const TlsChannel&) = delete;
-  TlsChannel& operator=(const TlsChannel&) = delete;
 
   TlsState state() const { return state_; }
   bool handshaking() const { return state_ == TlsState::handshaking; }

@@ -30,6 +30,8 @@
 #include <mutex>
 #include <string>
 
+#include "common/non_copyable.h"
+
 namespace ringcache::server {
 
 struct TlsSettings {
@@ -41,13 +43,11 @@ struct TlsSettings {
   bool peer_links = false;      // also a client context for replication links (needs ca_file)
 };
 
-class TlsContext {
+class TlsContext : NonCopyable {
  public:
   // The context, or nullptr and `error` saying which file is wrong and why.
   static std::unique_ptr<TlsContext> create(const TlsSettings& settings, std::string& error);
   ~TlsContext();
-  TlsContext(const TlsContext&) = delete;
-  TlsContext& operator=(const TlsContext&) = delete;
 
   // A server-side SSL of the current context, or nullptr (out of memory).
   SSL* new_ssl() const;

@@ -14,18 +14,17 @@
 #include <memory>
 #include <vector>
 
+#include "common/non_copyable.h"
 #include "server/io/tls/tls_context.h"
 
 namespace ringcache::server {
 namespace {
 
 // Zeroes the key's bytes on every path out, then frees them.
-class CleansedBuffer {
+class CleansedBuffer : NonCopyable {
  public:
   explicit CleansedBuffer(std::size_t size) : bytes_(size) {}
   ~CleansedBuffer() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
-  CleansedBuffer(const CleansedBuffer&) = delete;
-  CleansedBuffer& operator=(const CleansedBuffer&) = delete;
   char* data() { return bytes_.data(); }
 
  private:
