@@ -15,7 +15,7 @@
 #
 # usage: benchmarks/compare.sh [--build DIR] [--threads N] [--memory MIB]
 #                              [--duration S] [--repeat N] [--out DIR] [--only NAMES]
-#                              [--protocol text|mcbin]
+#                              [--protocol text|mcbin] [--loadgen-threads N]
 #                              [--tls [--tls-cert FILE --tls-key FILE --tls-ca FILE]]
 #   --build DIR    meson build with server/ringcached and
 #                  benchmarks/loadgen/ringcache-loadgen (default: the first of
@@ -32,6 +32,11 @@
 #   --protocol P   text (set/get, the default) or mcbin: memcached's binary
 #                  protocol (set; a batch's gets as getq ending in a noop,
 #                  a lone get as get), which ringcached's text port speaks too
+#   --loadgen-threads N
+#                  load generator threads in every scenario (default: 1, and
+#                  2 for 1m: one thread copying, and with --tls decrypting,
+#                  1 MiB per reply saturates its core before either server
+#                  does, which measures the client, not the servers)
 #   --tls          both servers serve TLS with the same certificate and key
 #                  (memcached -Z -o ssl_chain_cert=,ssl_key=; ringcached
 #                  --tls-cert/--tls-key) and the load generator speaks TLS,
@@ -56,14 +61,14 @@ out_dir=compare-results
 build=""
 only=""
 protocol=text
-loadgen_threads=1
+loadgen_threads=""
 start_timeout_s=10
 tls=0
 tls_cert=""
 tls_key=""
 tls_ca=""
 
-usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,49p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 die() { echo "compare.sh: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
@@ -76,6 +81,7 @@ while [ $# -gt 0 ]; do
         --out) out_dir=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         --protocol) protocol=$2; shift 2 ;;
+        --loadgen-threads) loadgen_threads=$2; shift 2 ;;
         --tls) tls=1; shift ;;
         --tls-cert) tls_cert=$2; shift 2 ;;
         --tls-key) tls_key=$2; shift 2 ;;
@@ -88,7 +94,7 @@ case "$protocol" in
     text|mcbin) ;;
     *) echo "compare.sh: --protocol is text or mcbin, not '$protocol'" >&2; exit 2 ;;
 esac
-for number in "$threads" "$memory_mib" "$duration" "$repeat"; do
+for number in "$threads" "$memory_mib" "$duration" "$repeat" ${loadgen_threads:+"$loadgen_threads"}; do
     [[ "$number" =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: '$number' is not a positive whole number" >&2; exit 2; }
 done
 
@@ -153,6 +159,8 @@ scenarios=(
 )
 # memcached's largest item is 1 MiB with its header: a 1 MiB value needs -I 2m.
 declare -A memcached_extra=([1m]="-I 2m")
+# Load generator threads where one is not enough (see --loadgen-threads).
+declare -A scenario_loadgen_threads=([1m]=2)
 
 declare -A pid port
 cleanup() {
@@ -233,12 +241,13 @@ items_per_mib() {
 }
 
 # Prints the loadgen's RESULT line for one server.
-load() { # kind, extra loadgen arguments...
-    local kind=$1 result
-    shift
+load() { # kind, scenario name, extra loadgen arguments...
+    local kind=$1 name=$2 result
+    shift 2
+    local client_threads=${loadgen_threads:-${scenario_loadgen_threads[$name]:-1}}
     local secure=()
     [ "$tls" = 1 ] && secure=(--tls-ca "$tls_ca")
-    result=$("$loadgen" --protocol "$protocol" --port "${port[$kind]}" --threads "$loadgen_threads" \
+    result=$("$loadgen" --protocol "$protocol" --port "${port[$kind]}" --threads "$client_threads" \
                  --connections 50 --server-pid "${pid[$kind]}" --seed 1 "${secure[@]}" "$@" 2>/dev/null |
                  grep '^RESULT') ||
         die "the load generator failed against $kind"
@@ -256,13 +265,13 @@ run_scenario() {
         start_server "$kind" "${memcached_extra[$name]:-}"
         # Every key once, then a moment of gets only: nothing overwritten yet.
         # shellcheck disable=SC2086 # the scenario's arguments are split on purpose
-        load "$kind" --keys "$keys" $args --prefill --get-ratio 1 --duration 1 --warmup 0 >/dev/null
+        load "$kind" "$name" --keys "$keys" $args --prefill --get-ratio 1 --duration 1 --warmup 0 >/dev/null
         filled[$kind]=$(items_per_mib "$kind")
     done
     for ((run = 1; run <= repeat; run++)); do
         for kind in memcached ringcached; do
             # shellcheck disable=SC2086
-            results[$kind]+="$(load "$kind" --keys "$keys" $args --duration "$duration" --warmup "$warmup")"$'\n'
+            results[$kind]+="$(load "$kind" "$name" --keys "$keys" $args --duration "$duration" --warmup "$warmup")"$'\n'
         done
     done
     for kind in memcached ringcached; do
@@ -296,11 +305,17 @@ done
 
 row_of() { printf '%s\n' "${rows[@]}" | awk -v n="$1" -v k="$2" '$1 == n && $2 == k'; }
 
+if [ -n "$loadgen_threads" ]; then
+    client_threads_said="$loadgen_threads load generator threads"
+else
+    client_threads_said="1 load generator thread (1 MiB: ${scenario_loadgen_threads[1m]})"
+fi
 table=$out_dir/compare.md
 data=$out_dir/compare.dat
 {
     echo "memcached $memcached_version vs ringcached $("$ringcached" -V | awk '{ print $2 }'), $protocol protocol over $transport," \
-         "-t $threads -m $memory_mib, 50 connections, 90% get / 10% set unless said, median of $repeat runs of ${duration} s"
+         "-t $threads -m $memory_mib, 50 connections over $client_threads_said, 90% get / 10% set unless said," \
+         "median of $repeat runs of ${duration} s"
     echo
     echo "| scenario | server | ops/s | p50 µs | p99 µs | server CPU s / M req | hit ratio | items / MiB filled | items / MiB at end | RSS MiB |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
