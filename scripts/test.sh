@@ -81,8 +81,11 @@ fi
 
 if [[ ${SKIP_SANITIZERS:-0} != 1 ]]; then
   log "ASan+UBSan build"
+  # -O1, as the sanitizers' documentation advises: stack traces stay exact,
+  # and the doctest files compile in two thirds of -O2's time (the ASan build
+  # was 7 of CI's 18 minutes on two cores).
   if configure_build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-       -Dallocator=libc -Dbenchmarks=false &&
+       -Doptimization=1 -Dallocator=libc -Dbenchmarks=false &&
      ninja -C build-asan >build-asan/ninja-output.txt 2>&1; then
     RINGCACHE_CHAOS_SECONDS=30 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       run_meson_suite build-asan asan --no-suite rlimit
@@ -93,7 +96,7 @@ if [[ ${SKIP_SANITIZERS:-0} != 1 ]]; then
 
   log "TSan build"
   if configure_build build-tsan -Db_sanitize=thread -Db_lundef=false \
-       -Dallocator=libc -Dbenchmarks=false &&
+       -Doptimization=1 -Dallocator=libc -Dbenchmarks=false &&
      ninja -C build-tsan tests/store/test_store tests/server/test_server \
        tests/replication/test_replication >build-tsan/ninja-output.txt 2>&1; then
     TSAN_OPTIONS=halt_on_error=1 run_meson_suite build-tsan tsan store server replication
