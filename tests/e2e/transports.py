@@ -1,11 +1,16 @@
-"""The binary port over plain TCP and over TLS, for tests that must hold on
-both (test_hostile.py): a transport starts the daemon and makes its
-connections, so one test body runs once per transport.
+"""Both ports over plain TCP and over TLS, for tests that must hold on
+both (test_hostile.py for the binary port, test_text_robustness.py for the
+text port): a transport starts the daemon and makes its connections, so one
+test body runs once per transport.
 
   transport.daemon(exe, *args)  a Daemon; with TLS it gets --tls-cert and
-                                --tls-key, and its client() speaks TLS
+                                --tls-key (for both ports), and its client()
+                                speaks TLS
+  transport.text_client(d)      a TextClient on d.text_port (the daemon
+                                started with text="bind"), TLS or not
   transport.raw(d)              a RawConnection: a socket that sends what the
-                                test chooses, through .wire(plaintext)
+                                test chooses, through .wire(plaintext); with
+                                text=True to the text port
 
 A RawConnection over TLS has done a genuine handshake on memory buffers
 (ssl.SSLObject), so what the test sends arrives as valid records whose
@@ -21,7 +26,7 @@ import functools
 import socket
 import ssl
 
-from clients import SOCKET_TIMEOUT_S, Client
+from clients import SOCKET_TIMEOUT_S, Client, TextClient
 from daemon import Daemon
 
 TLS_HANDSHAKE_TIMEOUT_S = 10
@@ -93,8 +98,12 @@ class Plain:
     def daemon(self, exe, *args, **kwargs):
         return Daemon(exe, *args, **kwargs)
 
-    def raw(self, d, timeout=SOCKET_TIMEOUT_S):
-        return RawConnection(socket.create_connection(("127.0.0.1", d.port), timeout=timeout), bytes)
+    def text_client(self, d, timeout=SOCKET_TIMEOUT_S):
+        return TextClient(d.text_port, timeout=timeout)
+
+    def raw(self, d, timeout=SOCKET_TIMEOUT_S, text=False):
+        port = d.text_port if text else d.port
+        return RawConnection(socket.create_connection(("127.0.0.1", port), timeout=timeout), bytes)
 
 
 class TlsDaemon(Daemon):
@@ -123,8 +132,13 @@ class Tls:
     def daemon(self, exe, *args, **kwargs):
         return TlsDaemon(exe, self.certs, self.ctx, *args, **kwargs)
 
-    def raw(self, d, timeout=SOCKET_TIMEOUT_S):
-        m = MemoryTls(d.port, self.ctx, timeout=timeout)
+    def text_client(self, d, timeout=SOCKET_TIMEOUT_S):
+        c = TextClient(d.text_port, timeout=timeout)
+        c.sock = self.ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
+        return c
+
+    def raw(self, d, timeout=SOCKET_TIMEOUT_S, text=False):
+        m = MemoryTls(d.text_port if text else d.port, self.ctx, timeout=timeout)
         return RawConnection(m.sock, m.records)
 
 
