@@ -1,15 +1,22 @@
 """The text port under pressure (issue 7): pipelined multi-gets, lines
 fragmented down to single bytes, large and refused values, hostile input,
 and slow readers. The daemon must answer in order, stay in sync, never
-crash, and keep serving everyone else."""
+crash, and keep serving everyone else.
+
+Every test runs twice, over plain TCP and over TLS (transports.py; the
+text port speaks TLS under --tls-cert as memcached's does under -Z): over
+TLS each send is its own record, so fragmented lines arrive as records of
+one byte, and hostile bytes are the plaintext of valid records after a
+genuine handshake."""
 
 import random
 import socket
 import time
 
-from clients import MIB, TextClient
-from daemon import Daemon
+from clients import MIB
 from harness import check_alive_and_serving, pattern, run_tests
+from tls_certs import Certificates, client_context
+from transports import Plain, Tls, over_transports
 
 
 def rss_below(daemon, limit_bytes):
@@ -17,8 +24,8 @@ def rss_below(daemon, limit_bytes):
     return daemon.sanitizer_build() or daemon.rss_bytes() < limit_bytes
 
 
-def test_pipelined_multigets_answer_in_order(exe):
-    with Daemon(exe, "-t", "2", "-m", "32", text="bind") as d, TextClient(d.text_port) as c:
+def test_pipelined_multigets_answer_in_order(exe, transport):
+    with transport.daemon(exe, "-t", "2", "-m", "32", text="bind") as d, transport.text_client(d) as c:
         keys = [b"key:%d" % i for i in range(200)]
         c.send(b"".join(b"set %s %d 0 %d noreply\r\n%s\r\n" % (k, i, len(k) * 3, k * 3)
                         for i, k in enumerate(keys)) + b"mn\r\n")
@@ -36,7 +43,7 @@ def test_pipelined_multigets_answer_in_order(exe):
             assert found == expected
 
 
-def test_fragmented_lines_and_values(exe):
+def test_fragmented_lines_and_values(exe, transport):
     stream = (b"set frag 3 0 10\r\n0123456789\r\n"
               b"get frag miss\r\n"
               b"ms meta 4 T0 F9\r\nabcd\r\n"
@@ -47,9 +54,9 @@ def test_fragmented_lines_and_values(exe):
     expected = (b"STORED\r\nVALUE frag 3 10\r\n0123456789\r\nEND\r\nHD\r\nVA 4 f9\r\nabcd\r\n"
                 b"CLIENT_ERROR bad data chunk\r\nERROR\r\n"
                 b"123456790\r\nMN\r\n")
-    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d:
+    with transport.daemon(exe, "-t", "2", "-m", "16", text="bind") as d:
         for piece_bytes in (1, 2, 3, 7, len(stream)):
-            with TextClient(d.text_port) as c:
+            with transport.text_client(d) as c:
                 c.send(b"delete frag noreply\r\ndelete meta noreply\r\n")
                 for start in range(0, len(stream), piece_bytes):
                     c.send(stream[start:start + piece_bytes])
@@ -59,8 +66,9 @@ def test_fragmented_lines_and_values(exe):
                 assert got == expected, (piece_bytes, got)
 
 
-def test_large_values_stream_both_ways(exe):
-    with Daemon(exe, "-t", "2", "-m", "64", text="bind") as d, TextClient(d.text_port) as c, d.client() as b:
+def test_large_values_stream_both_ways(exe, transport):
+    with transport.daemon(exe, "-t", "2", "-m", "64", text="bind") as d, transport.text_client(d) as c, \
+            d.client() as b:
         for size in (64 * 1024 + 1, 5 * MIB):
             value = pattern(size, size)
             assert c.store(b"set", b"big", value, flags=3) == b"STORED"
@@ -78,8 +86,9 @@ def test_large_values_stream_both_ways(exe):
         assert c.value(b"grow") == b"<" + value
 
 
-def test_refused_values_are_skipped_whole(exe):
-    with Daemon(exe, "-t", "2", "-m", "16", "--max-item", "1M", text="bind") as d, TextClient(d.text_port) as c:
+def test_refused_values_are_skipped_whole(exe, transport):
+    with transport.daemon(exe, "-t", "2", "-m", "16", "--max-item", "1M", text="bind") as d, \
+            transport.text_client(d) as c:
         assert c.store(b"set", b"k", b"old") == b"STORED"
         hidden = b"flush_all\r\n" * 1000
         too_large = hidden + b"x" * (MIB + 1 - len(hidden))
@@ -102,15 +111,15 @@ def test_refused_values_are_skipped_whole(exe):
         check_alive_and_serving(d)
 
 
-def test_long_lines_end_the_connection(exe):
-    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d:
-        with TextClient(d.text_port) as c:
+def test_long_lines_end_the_connection(exe, transport):
+    with transport.daemon(exe, "-t", "2", "-m", "16", text="bind") as d:
+        with transport.text_client(d) as c:
             c.send(b"x" * 3000)
             assert c.expect_eof() == b"CLIENT_ERROR line too long\r\n"
-        with TextClient(d.text_port) as c:
+        with transport.text_client(d) as c:
             c.send(b"set k 0 0 1 " + b" " * 2100 + b"\r\nx\r\n")
             assert c.expect_eof() == b"CLIENT_ERROR line too long\r\n"
-        with TextClient(d.text_port) as c:
+        with transport.text_client(d) as c:
             # A multi-get may be long: 64 KiB of keys.
             keys = b" ".join(b"k%05d" % i for i in range(9000))
             assert len(keys) < 64 * 1024
@@ -118,18 +127,19 @@ def test_long_lines_end_the_connection(exe):
         check_alive_and_serving(d)
 
 
-def test_hostile_bytes_never_crash(exe):
+def test_hostile_bytes_never_crash(exe, transport):
     rng = random.Random(11)
-    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d, TextClient(d.text_port) as good:
+    with transport.daemon(exe, "-t", "2", "-m", "16", text="bind") as d, transport.text_client(d) as good:
         good.store(b"set", b"stable", b"value")
         for round_number in range(30):
-            sock = socket.create_connection(("127.0.0.1", d.text_port), timeout=5)
+            raw = transport.raw(d, timeout=5, text=True)
+            sock = raw.sock
             noise = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4000)))
             words = [b"get", b"set", b"ms", b"mg", b"ma", b"md", b"incr", b"cas", b"gat", b"\r\n", b" ", b"noreply",
                      b"99999999999999999999", b"-1", b"b", b"O", b"T", b"\n", b"0"]
             phrases = b"".join(rng.choice(words) + (b" " if rng.random() < 0.5 else b"") for _ in range(300))
             try:
-                sock.sendall(noise if round_number % 2 else phrases)
+                raw.sendall(noise if round_number % 2 else phrases)
                 sock.shutdown(socket.SHUT_WR)
                 sock.settimeout(2)
                 while sock.recv(65536):
@@ -142,15 +152,15 @@ def test_hostile_bytes_never_crash(exe):
         check_alive_and_serving(d)
 
 
-def test_slow_reader_multiget_pauses_without_harm(exe):
+def test_slow_reader_multiget_pauses_without_harm(exe, transport):
     value_bytes = 256 * 1024
-    with Daemon(exe, "-t", "2", "-m", "64", text="bind") as d, TextClient(d.text_port) as c:
+    with transport.daemon(exe, "-t", "2", "-m", "64", text="bind") as d, transport.text_client(d) as c:
         keys = [b"slow:%d" % i for i in range(40)]
         for i, key in enumerate(keys):
             assert c.store(b"set", key, pattern(value_bytes, i)) == b"STORED"
         # 20 multi-gets of 40 large values each (200 MiB of replies) that the
         # client does not read yet: the daemon must pause, not buffer.
-        slow = TextClient(d.text_port)
+        slow = transport.text_client(d)
         slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         rounds = 20
         slow.send(b"".join(b"get " + b" ".join(keys) + b"\r\n" for _ in range(rounds)))
@@ -168,20 +178,21 @@ def test_slow_reader_multiget_pauses_without_harm(exe):
         slow.close()
 
 
-def test_many_half_sent_requests(exe):
-    with Daemon(exe, "-t", "2", "-m", "16", text="bind") as d:
+def test_many_half_sent_requests(exe, transport):
+    with transport.daemon(exe, "-t", "2", "-m", "16", text="bind") as d:
         idle = []
         for i in range(200):
-            sock = socket.create_connection(("127.0.0.1", d.text_port), timeout=5)
-            sock.sendall(b"set half%d 0 0 100\r\n%s" % (i, b"v" * 50) if i % 2 else b"get half" + b"k" * 100)
-            idle.append(sock)
+            raw = transport.raw(d, timeout=5, text=True)
+            raw.sendall(b"set half%d 0 0 100\r\n%s" % (i, b"v" * 50) if i % 2 else b"get half" + b"k" * 100)
+            idle.append(raw)
         check_alive_and_serving(d)
-        with TextClient(d.text_port) as c:
+        with transport.text_client(d) as c:
             assert c.store(b"set", b"ok", b"1") == b"STORED"
             assert int(c.stats()["curr_connections"]) >= 200
-        for sock in idle:
-            sock.close()
+        for raw in idle:
+            raw.close()
 
 
 if __name__ == "__main__":
-    run_tests(globals())
+    with Certificates() as certs:
+        run_tests(over_transports(globals(), [Plain(), Tls(certs, client_context(certs))]))
