@@ -461,7 +461,7 @@ bool PeerLink::pump(size_t budget_bytes, int64_t now_ms) {
     // follow a whole frame. With TLS, a round's ciphertext goes out before
     // the next round is encrypted.
     if (tls_ && tls_->has_output()) {
-      io = write_ciphertext(sent, now_ms);
+      io = after_write(send_ciphertext(), sent, now_ms);
     } else if (cursor_ < live_target_) {
       io = write_live(sent, now_ms);
     } else if (!pending_.empty()) {

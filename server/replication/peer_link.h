@@ -141,6 +141,10 @@ class PeerLink : NonCopyable {
   // Hands the channel's ciphertext to the kernel until it is all there or
   // the socket is full; false after failing the attempt.
   bool flush_tls(int64_t now_ms);
+  // One send() of the channel's ciphertext, EINTR retried; what the kernel
+  // took is marked sent. Not positive: errno says why (flush_tls() and
+  // pump(), through after_write(), each handle it their way).
+  ssize_t send_ciphertext();
   // Ciphertext received, into the channel; once the handshake is done,
   // fails it past link_tls_input_bytes_max instead.
   void push_ciphertext(std::string_view ciphertext);
@@ -166,7 +170,6 @@ class PeerLink : NonCopyable {
   void queue_lookup(std::string_view key);
   Io write_pending(size_t& sent, int64_t now_ms);
   Io write_live(size_t& sent, int64_t now_ms);
-  Io write_ciphertext(size_t& sent, int64_t now_ms);
   // After a round of encryption (ok false: it failed the channel).
   Io after_encrypt(bool ok, int64_t now_ms);
   Io after_write(ssize_t n, size_t& sent, int64_t now_ms);

@@ -107,24 +107,28 @@ void PeerLink::fail_tls(std::string reason, int64_t now_ms) {
   fail_attempt(reason, now_ms, tls_not_done);
 }
 
+ssize_t PeerLink::send_ciphertext() {
+  const std::string_view ciphertext = tls_->ciphertext();
+  assert(!ciphertext.empty());
+  ssize_t n = 0;
+  do {
+    n = ::send(fd_, ciphertext.data(), ciphertext.size(), MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) tls_->sent(static_cast<size_t>(n));
+  return n;
+}
+
 bool PeerLink::flush_tls(int64_t now_ms) {
   assert(tls_);
-  while (true) {
-    const std::string_view ciphertext = tls_->ciphertext();
-    if (ciphertext.empty()) return true;
-    ssize_t n = 0;
-    do {
-      n = ::send(fd_, ciphertext.data(), ciphertext.size(), MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n > 0) {
-      tls_->sent(static_cast<size_t>(n));
-      continue;
-    }
+  while (tls_->has_output()) {
+    const ssize_t n = send_ciphertext();
+    if (n > 0) continue;
     // The rest goes out on the EPOLLOUT edge that follows.
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
     fail_attempt(std::string("TLS send: ") + (n < 0 ? std::strerror(errno) : "no progress"), now_ms);
     return false;
   }
+  return true;
 }
 
 void PeerLink::read_tls_handshake(int64_t now_ms) {
@@ -177,15 +181,6 @@ void PeerLink::read_tls_handshake(int64_t now_ms) {
         return;
     }
   }
-}
-
-PeerLink::Io PeerLink::write_ciphertext(size_t& sent, int64_t now_ms) {
-  const std::string_view ciphertext = tls_->ciphertext();
-  assert(!ciphertext.empty());
-  const ssize_t n = ::send(fd_, ciphertext.data(), ciphertext.size(), MSG_NOSIGNAL);
-  const Io io = after_write(n, sent, now_ms);
-  if (n > 0) tls_->sent(static_cast<size_t>(n));
-  return io;
 }
 
 PeerLink::Io PeerLink::after_encrypt(bool ok, int64_t now_ms) {
