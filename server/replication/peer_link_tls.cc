@@ -75,9 +75,11 @@ void PeerLink::push_ciphertext(std::string_view ciphertext) {
   assert(!(tls_input_bytes_ > link_tls_input_bytes_max));
   tls_input_bytes_ += ciphertext.size();
   if (tls_input_bytes_ > link_tls_input_bytes_max) {
-    tls_->abandon("the peer sent " + std::to_string(tls_input_bytes_) +
+    // The bound, not the count, in the reason: fail_attempt() logs a streak
+    // of the same reason once.
+    tls_->abandon("the peer sent more than " + std::to_string(link_tls_input_bytes_max) +
                   " bytes of TLS records after the handshake, nearly all without data (session tickets, key "
-                  "updates: more than link_tls_input_bytes_max)");
+                  "updates: link_tls_input_bytes_max)");
     return;
   }
   tls_->push(ciphertext);
