@@ -197,7 +197,8 @@ void PeerLink::on_socket_event(uint32_t events, int64_t now_ms) {
 
 // The peer only ever writes to refuse us; anything read ends the link.
 // With TLS, records with no plaintext (session tickets, key updates) are
-// taken in passing; what they make TLS send goes out with the next pump().
+// taken in passing, up to link_tls_input_bytes_max (peer_link_tls.cc);
+// what they make TLS send goes out with the next pump().
 void PeerLink::read_input(int64_t now_ms) {
   assert(state_ == LinkState::streaming);
   char buffer[input_discard_bytes];
@@ -461,7 +462,7 @@ bool PeerLink::pump(size_t budget_bytes, int64_t now_ms) {
     // follow a whole frame. With TLS, a round's ciphertext goes out before
     // the next round is encrypted.
     if (tls_ && tls_->has_output()) {
-      io = write_ciphertext(sent, now_ms);
+      io = after_write(send_ciphertext(), sent, now_ms);
     } else if (cursor_ < live_target_) {
       io = write_live(sent, now_ms);
     } else if (!pending_.empty()) {

@@ -15,6 +15,10 @@
 // at most tls_encrypt_bytes_max taken from the queue or the log, and a
 // round starts only once the previous one's ciphertext is in the kernel,
 // so the ciphertext held per link stays under tls_pending_output_bytes_max.
+// What the peer sends once the handshake is done, records without data
+// included (session tickets, key updates), is bounded over the connection's
+// life by link_tls_input_bytes_max (peer_link_tls.cc): past it the link is
+// dropped, so that no peer keeps the replication thread reading.
 // A TLS failure is counted (REPL_TLS_FAILURES) and retried with backoff.
 //
 // With a peer secret, the connection first authenticates (handshake.h): the
@@ -38,7 +42,8 @@
 // Sockets are non-blocking, edge-triggered in the replication thread's
 // epoll. The peer never sends anything on this connection except the
 // handshake's messages and, when it refuses us, one EINVAL byte before
-// closing.
+// closing; with TLS, also records without data (session tickets, key
+// updates).
 #pragma once
 
 #include <sys/uio.h>
@@ -48,6 +53,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/non_copyable.h"
@@ -135,6 +141,13 @@ class PeerLink : NonCopyable {
   // Hands the channel's ciphertext to the kernel until it is all there or
   // the socket is full; false after failing the attempt.
   bool flush_tls(int64_t now_ms);
+  // One send() of the channel's ciphertext, EINTR retried; what the kernel
+  // took is marked sent. Not positive: errno says why (flush_tls() and
+  // pump(), through after_write(), each handle it their way).
+  ssize_t send_ciphertext();
+  // Ciphertext received, into the channel; once the handshake is done,
+  // fails it past link_tls_input_bytes_max instead.
+  void push_ciphertext(std::string_view ciphertext);
   // One non-blocking recv(), EINTR retried.
   static Received receive(int fd, char* buffer, size_t size, ssize_t& n);
   // recv(), through the channel with TLS: plaintext only (peer_link_tls.cc,
@@ -157,7 +170,6 @@ class PeerLink : NonCopyable {
   void queue_lookup(std::string_view key);
   Io write_pending(size_t& sent, int64_t now_ms);
   Io write_live(size_t& sent, int64_t now_ms);
-  Io write_ciphertext(size_t& sent, int64_t now_ms);
   // After a round of encryption (ok false: it failed the channel).
   Io after_encrypt(bool ok, int64_t now_ms);
   Io after_write(ssize_t n, size_t& sent, int64_t now_ms);
@@ -180,6 +192,7 @@ class PeerLink : NonCopyable {
   // Securing (TLS), and with TLS every state after.
   std::unique_ptr<server::TlsChannel> tls_;
   int64_t tls_started_ms_ = 0;
+  uint64_t tls_input_bytes_ = 0;  // received since the handshake was done
 
   // Authenticating.
   int64_t handshake_started_ms_ = 0;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <new>
+#include <string>
 
 #include "server/io/tls/tls_context.h"
 #include "server/replication/peer_link.h"
@@ -20,6 +21,20 @@ namespace {
 // One recv() of ciphertext: a whole TLS record and its header.
 constexpr size_t tls_receive_bytes = server::tls_record_plain_bytes_max + 512;
 constexpr const char* tls_not_done = "TLS handshake failed";
+
+// Ciphertext a link takes from its peer after the TLS handshake, over the
+// connection's life. The peer has little to say on this connection
+// (peer_link.h): with a secret, a challenge and AUTH_OK (each under
+// challenge_bytes_max); to refuse us, one byte. Everything else is TLS
+// records without data: session tickets (a TLS 1.3 acceptor sends two,
+// about 1.4 KiB with our certificate inside) or key updates. Each chunk of
+// those keeps the replication thread, which serves every link and the
+// handoff ring, reading until the socket is drained: a mesh member sending
+// them without end would hold it as long as it liked. 64 KiB is over 40
+// times what a legitimate peer sends; past it the link is dropped and
+// retried with backoff (dropped, not paused: the socket is edge-triggered,
+// and a read that stops before EAGAIN loses the edge).
+constexpr uint64_t link_tls_input_bytes_max = 64 * 1024;
 
 }  // namespace
 
@@ -44,8 +59,30 @@ PeerLink::Received PeerLink::receive_plain(char* buffer, size_t size, ssize_t& n
     }
     const Received received = receive(fd_, ciphertext, sizeof(ciphertext), n);
     if (received != Received::bytes) return received;
-    tls_->push(std::string_view(ciphertext, static_cast<size_t>(n)));
+    push_ciphertext(std::string_view(ciphertext, static_cast<size_t>(n)));
   }
+}
+
+void PeerLink::push_ciphertext(std::string_view ciphertext) {
+  assert(tls_->state() == server::TlsState::handshaking || tls_->state() == server::TlsState::open);
+  // Before, the channel's own tls_handshake_bytes_max bounds what it takes.
+  if (!tls_->established()) {
+    assert(tls_input_bytes_ == 0);
+    tls_->push(ciphertext);
+    return;
+  }
+  // The link is dropped the first time the bound is passed.
+  assert(!(tls_input_bytes_ > link_tls_input_bytes_max));
+  tls_input_bytes_ += ciphertext.size();
+  if (tls_input_bytes_ > link_tls_input_bytes_max) {
+    // The bound, not the count, in the reason: fail_attempt() logs a streak
+    // of the same reason once.
+    tls_->abandon("the peer sent more than " + std::to_string(link_tls_input_bytes_max) +
+                  " bytes of TLS records after the handshake, nearly all without data (session tickets, key "
+                  "updates: link_tls_input_bytes_max)");
+    return;
+  }
+  tls_->push(ciphertext);
 }
 
 void PeerLink::start_tls(int64_t now_ms) {
@@ -62,6 +99,7 @@ void PeerLink::start_tls(int64_t now_ms) {
   }
   state_ = LinkState::securing;
   tls_started_ms_ = now_ms;
+  tls_input_bytes_ = 0;
   // Queues the ClientHello and sends it.
   read_tls_handshake(now_ms);
 }
@@ -71,24 +109,28 @@ void PeerLink::fail_tls(std::string reason, int64_t now_ms) {
   fail_attempt(reason, now_ms, tls_not_done);
 }
 
+ssize_t PeerLink::send_ciphertext() {
+  const std::string_view ciphertext = tls_->ciphertext();
+  assert(!ciphertext.empty());
+  ssize_t n = 0;
+  do {
+    n = ::send(fd_, ciphertext.data(), ciphertext.size(), MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) tls_->sent(static_cast<size_t>(n));
+  return n;
+}
+
 bool PeerLink::flush_tls(int64_t now_ms) {
   assert(tls_);
-  while (true) {
-    const std::string_view ciphertext = tls_->ciphertext();
-    if (ciphertext.empty()) return true;
-    ssize_t n = 0;
-    do {
-      n = ::send(fd_, ciphertext.data(), ciphertext.size(), MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n > 0) {
-      tls_->sent(static_cast<size_t>(n));
-      continue;
-    }
+  while (tls_->has_output()) {
+    const ssize_t n = send_ciphertext();
+    if (n > 0) continue;
     // The rest goes out on the EPOLLOUT edge that follows.
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
     fail_attempt(std::string("TLS send: ") + (n < 0 ? std::strerror(errno) : "no progress"), now_ms);
     return false;
   }
+  return true;
 }
 
 void PeerLink::read_tls_handshake(int64_t now_ms) {
@@ -125,7 +167,8 @@ void PeerLink::read_tls_handshake(int64_t now_ms) {
     ssize_t n = 0;
     switch (receive(fd_, buffer, sizeof(buffer), n)) {
       case Received::bytes:
-        tls_->push(std::string_view(buffer, static_cast<size_t>(n)));
+        // In TLS 1.3 the ticket we wait for comes after the handshake.
+        push_ciphertext(std::string_view(buffer, static_cast<size_t>(n)));
         break;
       case Received::closed:
         fail_tls("the peer closed the connection during the TLS handshake (is it a TLS node? does it trust "
@@ -140,15 +183,6 @@ void PeerLink::read_tls_handshake(int64_t now_ms) {
         return;
     }
   }
-}
-
-PeerLink::Io PeerLink::write_ciphertext(size_t& sent, int64_t now_ms) {
-  const std::string_view ciphertext = tls_->ciphertext();
-  assert(!ciphertext.empty());
-  const ssize_t n = ::send(fd_, ciphertext.data(), ciphertext.size(), MSG_NOSIGNAL);
-  const Io io = after_write(n, sent, now_ms);
-  if (n > 0) tls_->sent(static_cast<size_t>(n));
-  return io;
 }
 
 PeerLink::Io PeerLink::after_encrypt(bool ok, int64_t now_ms) {

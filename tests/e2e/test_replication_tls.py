@@ -8,22 +8,32 @@ signed is refused by the others (its writes never applied there; their logs
 and REPL_TLS_FAILURES say why); a plaintext node peering into a TLS node is
 refused, and so is a TLS client without a certificate that sends a
 replication hello; --peer with TLS but without --tls-ca does not start;
-SIGHUP reloads the links' certificate too. Every wait is bounded."""
+SIGHUP reloads the links' certificate too; a peer holding a mesh
+certificate that floods a link with TLS records without data (session
+tickets) gets the link dropped, counted in REPL_TLS_FAILURES, while the node
+keeps serving its clients and its other peer. Every wait is bounded."""
 
 import os
 import shutil
 import signal
+import socket
 import ssl
+import threading
 import time
 
 from clients import OK
-from daemon import run_to_exit
+from daemon import bind_socket, run_to_exit
 from harness import run_tests
 from replication_cluster import Cluster, repl_hello_frame, wait_until_all
 from tls_certs import Certificates
 
 TIMEOUT_S = 20
 KEYS_PER_NODE = 50
+# Session tickets a flooding peer sends after each handshake: with our
+# certificate inside, about 690 bytes each, so some 1.4 MB of records without data.
+FLOOD_TICKETS = 2000
+FLOOD_POLL_S = 0.05
+FLOOD_SOCKET_TIMEOUT_S = 5
 
 
 def client_context(certs, ca="ca.pem"):
@@ -210,6 +220,105 @@ def test_sighup_reloads_the_links_certificate(exe):
         assert "certificate /CN=node3)" in opened[-1], second.log()
         keys = put_keys(first, b"after-reload", 5)
         wait_until_all([second], keys, [k + b"=v" for k in keys], timeout=TIMEOUT_S)
+
+
+class TicketFloodingPeer:
+    """A fake mesh member on 127.0.0.1: a TLS 1.3 server with a certificate
+    the mesh CA signed, requiring a client certificate from that CA, that
+    sends FLOOD_TICKETS session tickets after each handshake (records with
+    no data) and then reads and discards until the node hangs up. It never
+    answers a hello. Serves one connection at a time; close() stops it."""
+
+    def __init__(self, certs, cert):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.ctx.load_cert_chain(certs.path(cert + ".pem"), certs.path(cert + ".key"))
+        self.ctx.load_verify_locations(certs.path("ca.pem"))
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ctx.num_tickets = FLOOD_TICKETS
+        self.listener = bind_socket()
+        self.listener.settimeout(FLOOD_POLL_S)
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.errors = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            conn.settimeout(FLOOD_SOCKET_TIMEOUT_S)
+            try:
+                # The handshake returns once every ticket is in the socket
+                # (or raises when the node hung up in the middle of them).
+                with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(FLOOD_POLL_S)
+                    while not self.stopping:
+                        try:
+                            if not tls.recv(1 << 16):
+                                break
+                        except socket.timeout:
+                            continue
+            except (OSError, ssl.SSLError) as e:
+                self.errors.append(repr(e))
+            finally:
+                conn.close()
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(FLOOD_SOCKET_TIMEOUT_S + 1)
+        assert not self.thread.is_alive(), "the flooding peer did not stop"
+        self.listener.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def check_ticket_flood_drops_the_link(exe, secret):
+    # Node 1 links to node 2 and to the flooding peer; node 2 to node 1.
+    with Certificates(nodes=3) as certs, TicketFloodingPeer(certs, "node3") as flood, \
+            tls_cluster(exe, certs, count=2, secret=secret, start=False) as cluster:
+        first, second = cluster.nodes
+        flooder = "127.0.0.1:%d" % flood.port
+        first.peers.append(flooder)
+        first.start()
+        second.start()
+        # Dropped, reconnected with backoff, dropped again: before the bound
+        # the link took the whole flood and stayed up (or, with a secret,
+        # timed out its authentication, which is no TLS failure).
+        wait_for(lambda: stat(first, "REPL_TLS_FAILURES") >= 2 and flood.connections >= 2,
+                 lambda: "%d connections, errors %s\n%s" % (flood.connections, flood.errors[-3:], first.log()))
+        line = first.line_with("bytes of TLS records after the handshake")
+        assert line is not None and flooder in line, first.log()
+        assert ("dropped: TLS: the peer sent" if not secret else "TLS handshake failed (the peer sent") in line, line
+        assert "the peer sent more than 65536 bytes of TLS records" in line, line
+        if secret:
+            # The same reason each time: logged once per streak.
+            assert first.log_count("bytes of TLS records after the handshake") == 1, first.log()
+        # Meanwhile node 1 serves its clients and streams to and from node 2.
+        keys = put_keys(first, b"during-flood-1") + put_keys(second, b"during-flood-2")
+        wait_until_all(cluster.nodes, keys, [k + b"=v" for k in keys], timeout=TIMEOUT_S)
+        assert stat(first, "REPL_INCOMING") == 1 and stat(second, "REPL_CONNECTED") == 1, first.log()
+        assert second.line_with("replication: connected to peer 127.0.0.1:%d" % first.port) is not None
+        assert stat(second, "REPL_TLS_FAILURES") == 0, second.log()
+
+
+def test_peer_flooding_tls_records_without_data_is_dropped(exe):
+    check_ticket_flood_drops_the_link(exe, secret=False)
+
+
+def test_peer_flooding_tls_records_during_authentication_is_dropped(exe):
+    check_ticket_flood_drops_the_link(exe, secret=True)
 
 
 def test_peer_with_tls_needs_a_ca(exe):

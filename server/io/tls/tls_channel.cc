@@ -119,6 +119,11 @@ TlsRead TlsChannel::read(char* buf, size_t capacity) {
   return result;
 }
 
+void TlsChannel::abandon(std::string why) {
+  assert(state_ == TlsState::handshaking || state_ == TlsState::open);
+  fail(TlsState::failed, std::move(why));
+}
+
 size_t TlsChannel::pending_output() const {
   return BIO_ctrl_pending(wbio_) + (send_end_ - send_begin_);
 }

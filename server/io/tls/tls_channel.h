@@ -133,6 +133,9 @@ class TlsChannel : NonCopyable {
   bool has_output() const;
   // Queues close_notify once (the session ended the connection); true if it did.
   bool close_notify();
+  // The owner gives up on the channel for a bound of its own (a
+  // replication link's link_tls_input_bytes_max): failed, why as error().
+  void abandon(std::string why);
 
   // TLS1_2_VERSION, TLS1_3_VERSION (once the handshake is done).
   int version() const { return SSL_version(ssl_); }
