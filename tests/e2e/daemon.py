@@ -92,6 +92,19 @@ def bind_socket(host="127.0.0.1", listen=True):
     return s
 
 
+def accepted(listener, stopped):
+    """The connections a listening socket with a timeout accepts, until
+    stopped() is true (checked at every timeout) or the socket is closed."""
+    while not stopped():
+        try:
+            conn, _ = listener.accept()
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+        yield conn
+
+
 def write_secret_file(directory, data=None):
     """A peer secret file as the daemon wants it: 32 random bytes, mode 600."""
     path = os.path.join(directory, "peer-secret")

@@ -24,7 +24,7 @@ import threading
 import time
 
 from clients import SOCKET_TIMEOUT_S, field
-from daemon import Daemon, bind_socket, write_secret_file
+from daemon import Daemon, accepted, bind_socket, write_secret_file
 from harness import SkipTest
 
 REPL_HELLO, REPL_PUT, REPL_DEL = 200, 201, 202
@@ -320,13 +320,7 @@ class LinkCutter:
         self.acceptor.start()
 
     def _accept(self):
-        while not self.stopping:
-            try:
-                down, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
+        for down in accepted(self.listener, lambda: self.stopping):
             with self.lock:
                 refuse = self.is_cut or self.stopping
             if refuse:

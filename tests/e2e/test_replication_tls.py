@@ -13,6 +13,7 @@ certificate that floods a link with TLS records without data (session
 tickets) gets the link dropped, counted in REPL_TLS_FAILURES, while the node
 keeps serving its clients and its other peer. Every wait is bounded."""
 
+import functools
 import os
 import shutil
 import signal
@@ -22,7 +23,7 @@ import threading
 import time
 
 from clients import OK
-from daemon import bind_socket, run_to_exit
+from daemon import accepted, bind_socket, run_to_exit
 from harness import run_tests
 from replication_cluster import Cluster, repl_hello_frame, wait_until_all
 from tls_certs import Certificates
@@ -108,12 +109,8 @@ def check_mesh_over_tls(exe, secret):
             assert stat(node, "REPL_TLS_FAILURES") == 0, node.log()
 
 
-def test_three_replicas_converge_over_mutual_tls(exe):
-    check_mesh_over_tls(exe, secret=False)
-
-
-def test_three_replicas_over_tls_and_peer_secret(exe):
-    check_mesh_over_tls(exe, secret=True)
+test_three_replicas_converge_over_mutual_tls = functools.partial(check_mesh_over_tls, secret=False)
+test_three_replicas_over_tls_and_peer_secret = functools.partial(check_mesh_over_tls, secret=True)
 
 
 def test_node_with_a_certificate_of_another_ca_is_refused(exe):
@@ -248,13 +245,7 @@ class TicketFloodingPeer:
         self.thread.start()
 
     def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
+        for conn in accepted(self.listener, lambda: self.stopping):
             self.connections += 1
             conn.settimeout(FLOOD_SOCKET_TIMEOUT_S)
             try:
@@ -317,12 +308,10 @@ def check_ticket_flood_drops_the_link(exe, secret):
         assert stat(second, "REPL_TLS_FAILURES") == 0, second.log()
 
 
-def test_peer_flooding_tls_records_without_data_is_dropped(exe):
-    check_ticket_flood_drops_the_link(exe, secret=False)
-
-
-def test_peer_flooding_tls_records_during_authentication_is_dropped(exe):
-    check_ticket_flood_drops_the_link(exe, secret=True)
+test_peer_flooding_tls_records_without_data_is_dropped = functools.partial(check_ticket_flood_drops_the_link,
+                                                                            secret=False)
+test_peer_flooding_tls_records_during_authentication_is_dropped = functools.partial(
+    check_ticket_flood_drops_the_link, secret=True)
 
 
 def test_peer_with_tls_needs_a_ca(exe):
