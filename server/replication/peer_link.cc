@@ -386,6 +386,7 @@ bool PeerLink::advance_handshake(int64_t now_ms) {
 
 void PeerLink::start_streaming(int64_t now_ms) {
   state_ = LinkState::streaming;
+  streaming_started_ms_ = now_ms;
   writable_ = true;
   last_failure_.clear();
   cursor_ = shared_.log.end();
@@ -448,6 +449,10 @@ void PeerLink::drop(const std::string& reason, int64_t now_ms, bool retry_now) {
     backoff_ms_ = shared_.config.tuning.backoff_ms_min;
     next_attempt_ms_ = now_ms;
   } else {
+    // Only a link that lasted proves the peer healthy (stable_link_ms_min).
+    if (now_ms - streaming_started_ms_ >= shared_.config.tuning.stable_link_ms_min) {
+      backoff_ms_ = shared_.config.tuning.backoff_ms_min;
+    }
     next_attempt_ms_ = now_ms + backoff_ms_;
     backoff_ms_ = std::min(backoff_ms_ * 2, shared_.config.tuning.backoff_ms_max);
   }
@@ -532,9 +537,6 @@ void PeerLink::scan_step(int64_t now_ms) {
       scanning_ = false;
       append_resync_end(pending_.tail_bytes(), scan_items_);
       shared_.counters.resyncs_done.add();
-      // A finished copy proves the peer healthy: later failures start over
-      // from the shortest backoff.
-      backoff_ms_ = tuning.backoff_ms_min;
       emit(shared_.config.info, "replication: resync to peer %s done: %llu items in %lld ms",
            address_.text().c_str(), static_cast<unsigned long long>(scan_items_),
            static_cast<long long>(now_ms - scan_started_ms_));

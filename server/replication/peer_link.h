@@ -201,6 +201,7 @@ class PeerLink : NonCopyable {
   std::string handshake_in_;   // bytes read, at most challenge_bytes_max
 
   // Streaming.
+  int64_t streaming_started_ms_ = 0;
   uint64_t cursor_ = 0;
   uint64_t live_target_ = 0;  // end of the live span being written (a frame boundary)
   PieceQueue pending_;

@@ -36,6 +36,12 @@ struct ReplicationTuning {
   // Reconnection backoff: doubles from min to max after each failure.
   int64_t backoff_ms_min = 100;
   int64_t backoff_ms_max = 2000;
+  // A link dropped after streaming at least this long retries from
+  // backoff_ms_min. One dropped sooner keeps doubling its backoff, so a peer
+  // that accepts every link and then ends it (a crash loop, a flood of TLS
+  // records without data) is retried at most every backoff_ms_max, not ten
+  // times a second with a resync each time.
+  int64_t stable_link_ms_min = 2000;
   // A connect that has not completed by then is abandoned and retried.
   int64_t connect_timeout_ms = 3000;
   // An authentication (handshake.h) the peer has not completed by then is

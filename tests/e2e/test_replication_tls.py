@@ -30,6 +30,9 @@ from tls_certs import Certificates
 
 TIMEOUT_S = 20
 KEYS_PER_NODE = 50
+# Connections the flooding peer may see in its first FLOOD_WINDOW_S.
+FLOOD_WINDOW_S = 3.0
+FLOOD_WINDOW_CONNECTIONS_MAX = 7
 # Session tickets a flooding peer sends after each handshake: with our
 # certificate inside, about 690 bytes each, so some 1.4 MB of records without data.
 FLOOD_TICKETS = 2000
@@ -285,6 +288,7 @@ def check_ticket_flood_drops_the_link(exe, secret):
         flooder = "127.0.0.1:%d" % flood.port
         first.peers.append(flooder)
         first.start()
+        started = time.monotonic()
         second.start()
         # Dropped, reconnected with backoff, dropped again: before the bound
         # the link took the whole flood and stayed up (or, with a secret,
@@ -306,6 +310,12 @@ def check_ticket_flood_drops_the_link(exe, secret):
         assert stat(first, "REPL_INCOMING") == 1 and stat(second, "REPL_CONNECTED") == 1, first.log()
         assert second.line_with("replication: connected to peer 127.0.0.1:%d" % first.port) is not None
         assert stat(second, "REPL_TLS_FAILURES") == 0, second.log()
+        # Each drop doubles the backoff (the links never lasted
+        # stable_link_ms_min): 100 ms, 200 ms, ... 2 s, so about five
+        # connections in the first 3 s, where a backoff starting over after
+        # each (instant) resync made about 24.
+        time.sleep(max(0.0, FLOOD_WINDOW_S - (time.monotonic() - started)))
+        assert flood.connections <= FLOOD_WINDOW_CONNECTIONS_MAX, (flood.connections, first.log())
 
 
 test_peer_flooding_tls_records_without_data_is_dropped = functools.partial(check_ticket_flood_drops_the_link,
