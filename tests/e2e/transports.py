@@ -26,8 +26,9 @@ import functools
 import socket
 import ssl
 
-from clients import SOCKET_TIMEOUT_S, Client, TextClient
+from clients import SOCKET_TIMEOUT_S, TextClient
 from daemon import Daemon
+from tls_certs import tls_connect
 
 TLS_HANDSHAKE_TIMEOUT_S = 10
 
@@ -106,20 +107,6 @@ class Plain:
         return RawConnection(socket.create_connection(("127.0.0.1", port), timeout=timeout), bytes)
 
 
-class TlsDaemon(Daemon):
-    """A Daemon with TLS on its ports whose client() is a TLS client."""
-
-    def __init__(self, exe, certs, ctx, *args, **kwargs):
-        self.ctx = ctx
-        super().__init__(exe, "--tls-cert", certs.path("server.pem"), "--tls-key", certs.path("server.key"), *args,
-                         **kwargs)
-
-    def client(self, timeout=SOCKET_TIMEOUT_S):
-        c = Client(self.port, host=self.client_host, timeout=timeout)
-        c.sock = self.ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
-        return c
-
-
 class Tls:
     """certs: a tls_certs.Certificates; ctx: a client context trusting its CA."""
 
@@ -130,12 +117,12 @@ class Tls:
         self.ctx = ctx
 
     def daemon(self, exe, *args, **kwargs):
-        return TlsDaemon(exe, self.certs, self.ctx, *args, **kwargs)
+        # client() and stats() then speak TLS (daemon.py's client_tls).
+        return Daemon(exe, "--tls-cert", self.certs.path("server.pem"), "--tls-key", self.certs.path("server.key"),
+                      *args, client_tls=self.ctx, **kwargs)
 
     def text_client(self, d, timeout=SOCKET_TIMEOUT_S):
-        c = TextClient(d.text_port, timeout=timeout)
-        c.sock = self.ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
-        return c
+        return tls_connect(TextClient, d.text_port, self.ctx, timeout=timeout)
 
     def raw(self, d, timeout=SOCKET_TIMEOUT_S, text=False):
         m = MemoryTls(d.text_port if text else d.port, self.ctx, timeout=timeout)
