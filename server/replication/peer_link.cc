@@ -268,13 +268,12 @@ void PeerLink::on_secured(int64_t now_ms) {
 bool PeerLink::send_handshake_bytes(const std::string& bytes, int64_t now_ms) {
   if (tls_) {
     assert(bytes.size() <= server::tls_encrypt_bytes_max);
-    const iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
     size_t done = 0;
     if (!tls_->wants_plaintext()) {
       fail_tls("TLS cannot take the handshake message yet (the peer reads nothing)", now_ms);
       return false;
     }
-    if (!tls_->encrypt(&iov, 1, done)) {
+    if (!tls_->encrypt(bytes, done)) {
       fail_tls(tls_->error(), now_ms);
       return false;
     }
@@ -585,9 +584,8 @@ PeerLink::Io PeerLink::write_live(size_t& sent, int64_t now_ms) {
   assert(live_target_ <= span.end);
   const std::string_view bytes = span.bytes.substr(0, live_target_ - cursor_);
   if (tls_) {
-    const iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
     size_t done = 0;
-    const Io io = after_encrypt(tls_->wants_plaintext() && tls_->encrypt(&iov, 1, done), now_ms);
+    const Io io = after_encrypt(tls_->wants_plaintext() && tls_->encrypt(bytes, done), now_ms);
     cursor_ += done;
     return io;
   }

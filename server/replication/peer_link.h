@@ -76,7 +76,6 @@ inline constexpr uint64_t resync_step_buckets_max = 4096;
 inline constexpr size_t link_iov_max = 64;
 inline constexpr int64_t no_deadline_ms = std::numeric_limits<int64_t>::max();
 
-
 // What every link uses; owned by the replication thread.
 struct LinkShared {
   ReplicationLog& log;
@@ -121,13 +120,12 @@ class PeerLink : NonCopyable {
   // Bytes waiting for this peer (log and own queue).
   uint64_t queued_bytes() const;
 
+ private:
+  enum class Io : uint8_t { progress, blocked, failed };
   // What one non-blocking read gave: bytes (n > 0), the peer's orderly
   // close, nothing more for now, a socket error (in errno), or a TLS
   // failure (tls_->error()).
   enum class Received : uint8_t { bytes, closed, drained, failed, tls_failed };
-
- private:
-  enum class Io : uint8_t { progress, blocked, failed };
 
   void start_attempt(int64_t now_ms);
   void try_next_address(int64_t now_ms);

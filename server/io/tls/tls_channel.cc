@@ -135,19 +135,14 @@ bool TlsChannel::wants_plaintext() const {
 }
 
 bool TlsChannel::peer_verified() const {
-  if (!established_) return false;
-  X509* cert = SSL_get1_peer_certificate(ssl_);
-  if (cert == nullptr) return false;
-  X509_free(cert);
-  return SSL_get_verify_result(ssl_) == X509_V_OK;
+  return established_ && SSL_get0_peer_certificate(ssl_) != nullptr && SSL_get_verify_result(ssl_) == X509_V_OK;
 }
 
 std::string TlsChannel::peer_subject() const {
-  X509* cert = SSL_get1_peer_certificate(ssl_);
+  const X509* cert = SSL_get0_peer_certificate(ssl_);
   if (cert == nullptr) return "";
   char subject[256] = "";
   X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
-  X509_free(cert);
   return subject;
 }
 

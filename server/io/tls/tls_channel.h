@@ -125,6 +125,11 @@ class TlsChannel : NonCopyable {
   }
   // The same from `count` iovecs: `done` says how many bytes it took.
   bool encrypt(const struct iovec* iov, size_t count, size_t& done);
+  // The same from one buffer.
+  bool encrypt(std::string_view bytes, size_t& done) {
+    const struct iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+    return encrypt(&iov, 1, done);
+  }
   // The ciphertext to send next (empty: nothing); stays valid and unchanged
   // until sent() accounts for it, whatever else the channel does meanwhile.
   std::string_view ciphertext();
