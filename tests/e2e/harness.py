@@ -37,6 +37,21 @@ def check_alive_and_serving(daemon):
         assert c.get(key) == b"yes"
 
 
+def wait_for(predicate, what, timeout=10):
+    """Polls predicate() until it holds (bounded). what says what was
+    awaited: a string, or a callable giving one (a daemon's log, read only
+    if the wait fails)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what() if callable(what) else what
+        time.sleep(0.05)
+
+
+def stat(daemon, name):
+    """One STATS field of the binary port, as a number."""
+    return int(daemon.stats()[name])
+
+
 def wait_stats(daemon, predicate, what, timeout=10):
     """Polls STATS until predicate(stats) holds (bounded); returns them."""
     deadline = time.monotonic() + timeout

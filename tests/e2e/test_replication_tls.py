@@ -24,7 +24,7 @@ import time
 
 from clients import OK
 from daemon import accepted, bind_socket, run_to_exit
-from harness import run_tests
+from harness import run_tests, stat, wait_for
 from replication_cluster import Cluster, repl_hello_frame, wait_until_all
 from tls_certs import Certificates
 
@@ -62,17 +62,6 @@ def tls_cluster(exe, certs, count=3, secret=False, certs_of=None, start=True):
         if start:
             node.start()
     return cluster
-
-
-def stat(node, name):
-    return int(node.stats()[name])
-
-
-def wait_for(predicate, what, timeout=TIMEOUT_S):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what()
-        time.sleep(0.05)
 
 
 def put_keys(node, prefix, count=KEYS_PER_NODE):
@@ -124,7 +113,7 @@ def test_node_with_a_certificate_of_another_ca_is_refused(exe):
             tls_cluster(exe, certs, certs_of={2: ("other-node", "ca.pem")}) as cluster:
         first, second, third = cluster.nodes
         wait_for(lambda: all(stat(n, "REPL_TLS_FAILURES") >= 1 for n in cluster.nodes),
-                 lambda: "\n\n".join(n.log() for n in cluster.nodes))
+                 lambda: "\n\n".join(n.log() for n in cluster.nodes), TIMEOUT_S)
         for node in (first, second):
             line = node.line_with("replication: peer 127.0.0.1:%d TLS handshake failed" % third.port)
             assert line is not None and "certificate verify failed" in line, node.log()
@@ -161,17 +150,17 @@ def test_plaintext_node_is_refused_by_a_tls_node(exe):
         plain.start()
         # Each side fails the other: no TLS on the plaintext node's port,
         # and nothing but TLS taken on the TLS node's.
-        wait_for(lambda: stat(tls_node, "REPL_TLS_FAILURES") >= 1, tls_node.log)
+        wait_for(lambda: stat(tls_node, "REPL_TLS_FAILURES") >= 1, tls_node.log, TIMEOUT_S)
         line = tls_node.line_with("replication: peer 127.0.0.1:%d TLS handshake failed" % plain.port)
         assert line is not None, tls_node.log()
         # Closed, or reset / broken pipe when the close overtakes the hello
         # (often under ASan): any drop of the link is an attempt refused.
         dropped = "replication: peer 127.0.0.1:%d dropped: " % tls_node.port
-        wait_for(lambda: plain.log_count(dropped) >= 1, plain.log)
+        wait_for(lambda: plain.log_count(dropped) >= 1, plain.log, TIMEOUT_S)
         refused = put_keys(plain, b"plaintext", 5)
         # The plaintext node retries with backoff: wait for one more attempt after the writes.
         attempts = plain.log_count(dropped)
-        wait_for(lambda: plain.log_count(dropped) > attempts, plain.log)
+        wait_for(lambda: plain.log_count(dropped) > attempts, plain.log, TIMEOUT_S)
         with tls_node.client() as c:
             assert c.get_many(refused) == [None] * len(refused)
         assert stat(tls_node, "REPL_INCOMING") == 0, tls_node.log()
@@ -190,7 +179,7 @@ def test_hello_over_tls_without_a_client_certificate_is_refused(exe):
             c.send(repl_hello_frame(b"7"))
             assert c.read_status() != OK
             c.expect_eof()
-        wait_for(lambda: stat(node, "REPL_TLS_FAILURES") == 1, node.log)
+        wait_for(lambda: stat(node, "REPL_TLS_FAILURES") == 1, node.log, TIMEOUT_S)
         assert node.line_with("presented no certificate signed by --tls-ca") is not None, node.log()
         assert stat(node, "REPL_INCOMING") == 1, node.log()
 
@@ -294,7 +283,8 @@ def check_ticket_flood_drops_the_link(exe, secret):
         # the link took the whole flood and stayed up (or, with a secret,
         # timed out its authentication, which is no TLS failure).
         wait_for(lambda: stat(first, "REPL_TLS_FAILURES") >= 2 and flood.connections >= 2,
-                 lambda: "%d connections, errors %s\n%s" % (flood.connections, flood.errors[-3:], first.log()))
+                 lambda: "%d connections, errors %s\n%s" % (flood.connections, flood.errors[-3:], first.log()),
+                 TIMEOUT_S)
         # The daemon's log is read by a thread: wait for the line, not just the counter.
         first.wait_for_log("bytes of TLS records after the handshake")
         line = first.line_with("bytes of TLS records after the handshake")

@@ -25,7 +25,7 @@ import time
 
 from clients import EINVAL, OK
 from daemon import run_to_exit, write_secret_file
-from harness import SkipTest, run_tests
+from harness import SkipTest, run_tests, stat, wait_for
 from replication_cluster import (AUTH_REFUSED, Cluster, make_version, open_replication_stream, read_challenge,
                                  read_exact, repl_hello_frame, repl_hello_v2_frame, repl_put_frame, auth_mac)
 
@@ -39,17 +39,6 @@ def repl_flush_frame(version, at_s=0):
 
 def now_version(tag=4000, ahead_ms=0):
     return make_version(int(time.time() * 1000) + ahead_ms, tag)
-
-
-def wait_for(predicate, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
-
-
-def stat(node, name):
-    return int(node.stats()[name])
 
 
 def get(node, key):
