@@ -26,7 +26,7 @@ from clients import OK
 from daemon import accepted, bind_socket, run_to_exit
 from harness import run_tests, stat, wait_for
 from replication_cluster import Cluster, repl_hello_frame, wait_until_all
-from tls_certs import Certificates
+from tls_certs import Certificates, client_context, tls_args
 
 TIMEOUT_S = 20
 KEYS_PER_NODE = 50
@@ -40,17 +40,6 @@ FLOOD_POLL_S = 0.05
 FLOOD_SOCKET_TIMEOUT_S = 5
 
 
-def client_context(certs, ca="ca.pem"):
-    """What the tests' own clients use: trust `ca`, present nothing (the
-    nodes ask for a certificate but do not require one)."""
-    return ssl.create_default_context(cafile=certs.path(ca))
-
-
-def tls_args(certs, cert, ca="ca.pem"):
-    return ["--tls-cert", certs.path(cert + ".pem"), "--tls-key", certs.path(cert + ".key"), "--tls-ca",
-            certs.path(ca)]
-
-
 def tls_cluster(exe, certs, count=3, secret=False, certs_of=None, start=True):
     """A mesh of `count` nodes, node i presenting node<i>.pem (or
     certs_of[i]: (cert, ca) for node i, from 0)."""
@@ -58,7 +47,8 @@ def tls_cluster(exe, certs, count=3, secret=False, certs_of=None, start=True):
     for i, node in enumerate(cluster.nodes):
         cert, ca = (certs_of or {}).get(i, ("node%d" % (i + 1), "ca.pem"))
         node.args += tls_args(certs, cert, ca)
-        node.client_tls = client_context(certs, ca if cert != "other-node" else "other-ca.pem")
+        # The tests' own clients present nothing (asked for, not required).
+        node.client_tls = client_context(certs, ca=ca if cert != "other-node" else "other-ca.pem")
         if start:
             node.start()
     return cluster

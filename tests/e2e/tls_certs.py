@@ -95,15 +95,22 @@ class Certificates:
         self.close()
 
 
-def client_context(certs, cert=None, version=None):
-    """A client context trusting the test CA; with cert ("client"), that
-    certificate and key; version pins the TLS version (ssl.TLSVersion)."""
-    ctx = ssl.create_default_context(cafile=certs.path("ca.pem"))
+def client_context(certs, cert=None, version=None, ca="ca.pem"):
+    """A client context trusting the test CA (or the CA file `ca`); with
+    cert ("client"), that certificate and key; version pins the TLS version
+    (ssl.TLSVersion)."""
+    ctx = ssl.create_default_context(cafile=certs.path(ca))
     if cert is not None:
         ctx.load_cert_chain(certs.path(cert + ".pem"), certs.path(cert + ".key"))
     if version is not None:
         ctx.minimum_version = ctx.maximum_version = version
     return ctx
+
+
+def tls_args(certs, cert, ca="ca.pem"):
+    """The daemon's options to present `cert` (node1, server, ...) and trust `ca`."""
+    return ["--tls-cert", certs.path(cert + ".pem"), "--tls-key", certs.path(cert + ".key"), "--tls-ca",
+            certs.path(ca)]
 
 
 def tls_connect(cls, port, ctx, timeout=CONNECT_TIMEOUT_S):

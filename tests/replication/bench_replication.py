@@ -23,7 +23,6 @@ and the bytes it sent meanwhile (REPL_BYTES_SENT: ciphertext with TLS).
 import argparse
 import os
 import re
-import ssl
 import subprocess
 import sys
 import threading
@@ -34,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from clients import OK  # noqa: E402
 from figure_table import print_header, print_row  # noqa: E402
 from replication_cluster import Cluster  # noqa: E402
-from tls_certs import Certificates  # noqa: E402
+from tls_certs import Certificates, client_context, tls_args  # noqa: E402
 
 RESYNC_DONE_RE = re.compile(r"resync to peer \S+ done: (\d+) items in (\d+) ms")
 FILL_BATCH = 500
@@ -86,9 +85,8 @@ def tls_cluster(exe, nodes, args, secret, certs):
     cluster = Cluster(exe, nodes, args=args, secret=secret, start=certs is None)
     if certs is not None:
         for i, node in enumerate(cluster.nodes):
-            node.args += ["--tls-cert", certs.path("node%d.pem" % (i + 1)), "--tls-key",
-                          certs.path("node%d.key" % (i + 1)), "--tls-ca", certs.path("ca.pem")]
-            node.client_tls = ssl.create_default_context(cafile=certs.path("ca.pem"))
+            node.args += tls_args(certs, "node%d" % (i + 1))
+            node.client_tls = client_context(certs)
             node.start()
     return cluster
 
