@@ -19,7 +19,7 @@
 #include "privsep/drop_privileges.h"
 #include "privsep/fd_pass.h"
 #include "privsep/key_file.h"
-#include "privsep/listen_socket.h"
+#include "common/tcp_listen.h"
 #include "privsep/options.h"
 
 #include <fcntl.h>
@@ -70,16 +70,16 @@ struct listening_sockets {
   std::fputc('\n', stderr);
 }
 
-const char* listen_hint(listen_status status) {
+const char* listen_hint(BindStatus status) {
   switch (status) {
-    case listen_status::address_in_use: return " (another process already listens there)";
-    case listen_status::permission_denied: return " (a port below 1024 needs root)";
-    case listen_status::address_unavailable: return " (no local interface has this address)";
-    case listen_status::invalid_address: return " (expected a numeric IPv4 or IPv6 address)";
-    case listen_status::ok:
-    case listen_status::system_error: return "";
+    case BindStatus::address_in_use: return " (another process already listens there)";
+    case BindStatus::permission_denied: return " (a port below 1024 needs root)";
+    case BindStatus::address_unavailable: return " (no local interface has this address)";
+    case BindStatus::invalid_address: return " (expected a numeric IPv4 or IPv6 address)";
+    case BindStatus::ok:
+    case BindStatus::system_error: return "";
   }
-  assert(false && "unhandled listen_status");
+  assert(false && "unhandled BindStatus");
   return "";
 }
 
@@ -93,12 +93,10 @@ std::string failure_text(const char* description, int error_number) {
 
 bool open_one(const std::string& address, std::uint16_t port, const char* role,
               listening_sockets& sockets) {
-  const listen_result result = open_listen_socket(address, port);
-  if (result.status != listen_status::ok) {
-    const char* reason =
-        result.status == listen_status::invalid_address ? "invalid address" : std::strerror(result.error_number);
+  const BindResult result = bind_listening_socket(address, port);
+  if (result.status != BindStatus::ok) {
     log_error("cannot listen on %s for the %s port: %s%s", format_endpoint(address, port).c_str(),
-              role, reason, listen_hint(result.status));
+              role, bind_failure_text(result).c_str(), listen_hint(result.status));
     return false;
   }
   std::fprintf(stderr, "%s: %s port listening on %s\n", program_name, role,

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -123,38 +122,12 @@ bool take_inherited_socket(int fd, ListenerKind kind, const char* option, Listen
 }
 
 int bind_listener(const std::string& address, uint16_t port, std::string& error) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string service = std::to_string(port);
-  const int gai = ::getaddrinfo(address.c_str(), service.c_str(), &hints, &found);
-  if (gai != 0) {
-    error = "address " + address + ": " + ::gai_strerror(gai);
+  const BindResult bound = bind_listening_socket(address, port);
+  if (bound.status != BindStatus::ok) {
+    error = "cannot listen on " + format_endpoint(address, port) + ": " + bind_failure_text(bound);
     return -1;
   }
-  const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    error = "socket: " + errno_text(errno);
-    ::freeaddrinfo(found);
-    return -1;
-  }
-  const int one = 1;
-  (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0) {
-    error = "bind " + address + ":" + service + ": " + errno_text(errno);
-    ::close(fd);
-    ::freeaddrinfo(found);
-    return -1;
-  }
-  ::freeaddrinfo(found);
-  if (::listen(fd, listen_backlog) != 0) {
-    error = "listen: " + errno_text(errno);
-    ::close(fd);
-    return -1;
-  }
-  return fd;
+  return bound.fd;
 }
 
 }  // namespace

@@ -15,11 +15,10 @@
 #include <vector>
 
 #include "common/non_copyable.h"
+#include "common/tcp_listen.h"
 #include "server/options.h"
 
 namespace ringcache::server {
-
-inline constexpr int listen_backlog = 4096;  // the kernel clamps it to net.core.somaxconn
 
 enum class ListenerKind : uint8_t { binary, text };
 
