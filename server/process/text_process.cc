@@ -25,8 +25,6 @@ void reply(OutputQueue& out, bool noreply, std::string_view line) {
   if (!noreply) out.append(line);
 }
 
-bool touches(Command command) { return command == Command::gat || command == Command::gats; }
-
 bool more_keys(std::string_view keys) { return keys.find_first_not_of(' ') != std::string_view::npos; }
 
 // A set (or ms in set mode) whose new value could not be stored.
@@ -235,11 +233,10 @@ void TextProcessor::answer_key(Command command, std::string_view key, uint32_t t
     write_.changed(key);
     counters_.touch_hits.add();
   }
-  const bool with_cas = command == Command::gets || command == Command::gats;
   const bool found = store_.get(key, [&](const store::ItemView& item) {
     ReplyLine line;
     line.text("VALUE ").text(key).character(' ').number(item.flags()).character(' ').number(item.value_size());
-    if (with_cas) line.character(' ').number(item.cas());
+    if (shows_cas(command)) line.character(' ').number(item.cas());
     append_line_and_value(out, line, item);
   });
   (found ? counters_.get_hits : counters_.get_misses).add();

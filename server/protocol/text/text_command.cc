@@ -180,12 +180,10 @@ LineOutcome fail_after_data(Event& event, Error error) {
 
 LineOutcome parse_retrieval(std::string_view line, const Tokens& tokens, Event& event) {
   assert(tokens.count >= 1);
-  assert(!(event.command != Command::get && event.command != Command::gets && event.command != Command::gat &&
-           event.command != Command::gats));
-  const bool touches = event.command == Command::gat || event.command == Command::gats;
+  assert(is_retrieval(event.command));
   if (tokens.count < 2) return fail(event, Error::unknown_command);
   std::string_view after = tokens.items[0];
-  if (touches) {
+  if (touches(event.command)) {
     if (!parse_i64(tokens.items[1], event.exptime)) return fail(event, Error::bad_exptime);
     after = tokens.items[1];
   }

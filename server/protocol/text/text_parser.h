@@ -80,6 +80,16 @@ enum class Command : uint8_t {
   meta_get, meta_set, meta_delete, meta_arithmetic, meta_noop,
 };
 
+// The retrieval commands, each a get with or without two extras: the parser
+// reads an exptime for those that touch, the processor answers a cas for
+// those that show it.
+constexpr bool is_retrieval(Command command) {
+  return command == Command::get || command == Command::gets || command == Command::gat ||
+         command == Command::gats;
+}
+constexpr bool touches(Command command) { return command == Command::gat || command == Command::gats; }
+constexpr bool shows_cas(Command command) { return command == Command::gets || command == Command::gats; }
+
 // Each value is one reply line; error_line() gives its exact bytes from a
 // table in this order (text_command.cc).
 enum class Error : uint8_t {
