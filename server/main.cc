@@ -359,13 +359,7 @@ int build_and_serve(const Options& options, const sigset_t& stop_signals, bool& 
   std::unique_ptr<TlsContext> tls;
   if (!options.tls_cert.empty()) {
     std::string error;
-    tls = TlsContext::create(TlsSettings{.cert_file = options.tls_cert,
-                                         .key_file = options.tls_key,
-                                         .key_fd = options.tls_key_fd,
-                                         .ca_file = options.tls_ca,
-                                         .verify_clients = options.tls_verify_clients,
-                                         .peer_links = !options.peers.empty()},
-                             error);
+    tls = TlsContext::create(tls_settings(options), error);
     if (!tls) {
       log_info("fatal: %s", error.c_str());
       return exit_usage;

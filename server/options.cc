@@ -1,5 +1,7 @@
 #include "server/options.h"
 
+#include "server/io/tls/tls_context.h"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -189,12 +191,9 @@ class Parser {
         (!options.tls_ca.empty() || options.tls_verify_clients || handshake_timeout_given)) {
       return fail("--tls-ca, --tls-verify-clients and --tls-handshake-timeout need --tls-cert and --tls-key");
     }
-    if (options.tls_verify_clients && options.tls_ca.empty()) {
-      return fail("--tls-verify-clients needs --tls-ca (the CA that signs client certificates)");
-    }
-    if (!options.tls_cert.empty() && !options.peers.empty() && options.tls_ca.empty()) {
-      return fail("TLS with --peer needs --tls-ca (the CA that signs the certificates of the mesh's nodes): "
-                  "replication links verify each other's certificates");
+    const char* tls_problem = options.tls_cert.empty() ? nullptr : tls_settings_problem(tls_settings(options));
+    if (tls_problem != nullptr) {
+      return fail(tls_problem);
     }
     return result_;
   }
@@ -392,6 +391,15 @@ bool parse_size(std::string_view text, uint64_t& bytes) {
 
 ParseResult parse_options(std::span<const char* const> args, uint32_t hardware_threads) {
   return Parser(hardware_threads).run(args);
+}
+
+TlsSettings tls_settings(const Options& options) {
+  return TlsSettings{.cert_file = options.tls_cert,
+                     .key_file = options.tls_key,
+                     .key_fd = options.tls_key_fd,
+                     .ca_file = options.tls_ca,
+                     .verify_clients = options.tls_verify_clients,
+                     .peer_links = !options.peers.empty()};
 }
 
 std::string usage_text() {

@@ -81,4 +81,9 @@ bool parse_size(std::string_view text, uint64_t& bytes);
 std::string usage_text();
 std::string version_text();
 
+// The TLS part of the options, as TlsContext takes it (meaningful with
+// --tls-cert); server/io/tls/tls_context.h defines it.
+struct TlsSettings;
+TlsSettings tls_settings(const Options& options);
+
 }  // namespace ringcache::server

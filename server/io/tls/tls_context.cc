@@ -152,14 +152,20 @@ std::string tls_failure_reason(const SSL* ssl, const char* fallback) {
   return take_openssl_error(fallback);
 }
 
-std::unique_ptr<TlsContext> TlsContext::create(const TlsSettings& settings, std::string& error) {
+const char* tls_settings_problem(const TlsSettings& settings) {
   if (settings.verify_clients && settings.ca_file.empty()) {
-    error = "--tls-verify-clients needs --tls-ca (the CA that signs client certificates)";
-    return nullptr;
+    return "--tls-verify-clients needs --tls-ca (the CA that signs client certificates)";
   }
   if (settings.peer_links && settings.ca_file.empty()) {
-    error = "TLS with --peer needs --tls-ca (the CA that signs the certificates of the mesh's nodes): "
-            "replication links verify each other's certificates";
+    return "TLS with --peer needs --tls-ca (the CA that signs the certificates of the mesh's nodes): "
+           "replication links verify each other's certificates";
+  }
+  return nullptr;
+}
+
+std::unique_ptr<TlsContext> TlsContext::create(const TlsSettings& settings, std::string& error) {
+  if (const char* problem = tls_settings_problem(settings); problem != nullptr) {
+    error = problem;
     return nullptr;
   }
   CtxPtr ctx;

@@ -43,6 +43,12 @@ struct TlsSettings {
   bool peer_links = false;      // also a client context for replication links (needs ca_file)
 };
 
+// What these settings lack before any file is read (a --tls-ca that
+// verify_clients or peer_links needs), as a sentence for the operator, or
+// nullptr. The command line asks it first (server/options.cc, to exit with
+// status 2); create() asks again for its other callers.
+const char* tls_settings_problem(const TlsSettings& settings);
+
 class TlsContext : NonCopyable {
  public:
   // The context, or nullptr and `error` saying which file is wrong and why.
