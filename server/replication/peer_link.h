@@ -21,13 +21,13 @@
 // dropped, so that no peer keeps the replication thread reading.
 // A TLS failure is counted (REPL_TLS_FAILURES) and retried with backoff.
 //
-// With a peer secret, the connection first authenticates (handshake.h): the
-// v2 hello goes out, the peer's challenge is checked (its MAC proves the
-// peer holds the secret), our proof goes back, and only the peer's AUTH_OK
-// makes the link stream; a peer that fails to prove the secret is counted
-// and retried with backoff like an unreachable one. Without a secret the v1
-// hello is the stream's first frame. Every resolution of the peer's name
-// also updates the node's PeerAllowlist.
+// With a peer secret, the connection first authenticates (handshake.h,
+// peer_link_auth.cc): the v2 hello goes out, the peer's challenge is
+// checked (its MAC proves the peer holds the secret), our proof goes back,
+// and only the peer's AUTH_OK makes the link stream; a peer that fails to
+// prove the secret is counted and retried with backoff like an unreachable
+// one. Without a secret the v1 hello is the stream's first frame. Every
+// resolution of the peer's name also updates the node's PeerAllowlist.
 //
 // On streaming it sends MESH (after the v1 hello), takes its cursor at the end of the
 // live log (from then on every write is kept for it), then begins a full
@@ -121,6 +121,8 @@ class PeerLink : NonCopyable {
   uint64_t queued_bytes() const;
 
  private:
+  // How the log names a failure to authenticate (peer_link_auth.cc).
+  static constexpr const char* not_authenticated = "not authenticated";
   enum class Io : uint8_t { progress, blocked, failed };
   // What one non-blocking read gave: bytes (n > 0), the peer's orderly
   // close, nothing more for now, a socket error (in errno), or a TLS
