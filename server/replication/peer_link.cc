@@ -132,6 +132,7 @@ void PeerLink::try_next_address(int64_t now_ms) {
 }
 
 void PeerLink::fail_attempt(const std::string& reason, int64_t now_ms, const char* what) {
+  rejoining_ = false;
   close_socket();
   pending_.clear();
   std::string().swap(handshake_in_);
@@ -263,6 +264,7 @@ void PeerLink::on_secured(int64_t now_ms) {
 
 void PeerLink::start_streaming(int64_t now_ms) {
   state_ = LinkState::streaming;
+  rejoining_ = false;
   streaming_started_ms_ = now_ms;
   writable_ = true;
   last_failure_.clear();
@@ -311,6 +313,7 @@ void PeerLink::restart_resync(int64_t now_ms, uint64_t min_version) {
 void PeerLink::cut(const char* reason, int64_t now_ms) {
   shared_.counters.queue_overflows.add();
   drop(reason, now_ms, true);
+  rejoining_ = true;
 }
 
 void PeerLink::drop(const std::string& reason, int64_t now_ms, bool retry_now) {

@@ -119,6 +119,17 @@ class PeerLink : NonCopyable {
   void cut(const char* reason, int64_t now_ms);
   // Bytes waiting for this peer (log and own queue).
   uint64_t queued_bytes() const;
+  // Streaming, and everything this node holds for the peer is in the
+  // kernel's socket buffer: the live log up to its end, the own queue, with
+  // TLS the ciphertext, and no resync left to scan. What the stop's drain
+  // waits for (replicator.h).
+  bool sent_everything() const {
+    return streaming() && !scanning_ && queued_bytes() == 0 && !(tls_ && tls_->has_output());
+  }
+  // Cut (cut()) and reconnecting at once since, to resync: a healthy peer
+  // owed every write, like a streaming one. False once it streams again or
+  // an attempt fails (then it backs off).
+  bool rejoining() const { return rejoining_; }
 
  private:
   // How the log names a failure to authenticate (peer_link_auth.cc).
@@ -188,6 +199,7 @@ class PeerLink : NonCopyable {
   std::vector<ResolvedAddress> addresses_;
   size_t address_index_ = 0;
   std::string last_failure_;  // logged once per streak of identical failures
+  bool rejoining_ = false;
 
   // Securing (TLS), and with TLS every state after.
   std::unique_ptr<server::TlsChannel> tls_;
