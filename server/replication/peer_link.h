@@ -21,13 +21,13 @@
 // dropped, so that no peer keeps the replication thread reading.
 // A TLS failure is counted (REPL_TLS_FAILURES) and retried with backoff.
 //
-// With a peer secret, the connection first authenticates (handshake.h): the
-// v2 hello goes out, the peer's challenge is checked (its MAC proves the
-// peer holds the secret), our proof goes back, and only the peer's AUTH_OK
-// makes the link stream; a peer that fails to prove the secret is counted
-// and retried with backoff like an unreachable one. Without a secret the v1
-// hello is the stream's first frame. Every resolution of the peer's name
-// also updates the node's PeerAllowlist.
+// With a peer secret, the connection first authenticates (handshake.h,
+// peer_link_auth.cc): the v2 hello goes out, the peer's challenge is
+// checked (its MAC proves the peer holds the secret), our proof goes back,
+// and only the peer's AUTH_OK makes the link stream; a peer that fails to
+// prove the secret is counted and retried with backoff like an unreachable
+// one. Without a secret the v1 hello is the stream's first frame. Every
+// resolution of the peer's name also updates the node's PeerAllowlist.
 //
 // On streaming it sends MESH (after the v1 hello), takes its cursor at the end of the
 // live log (from then on every write is kept for it), then begins a full
@@ -119,8 +119,21 @@ class PeerLink : NonCopyable {
   void cut(const char* reason, int64_t now_ms);
   // Bytes waiting for this peer (log and own queue).
   uint64_t queued_bytes() const;
+  // Streaming, and everything this node holds for the peer is in the
+  // kernel's socket buffer: the live log up to its end, the own queue, with
+  // TLS the ciphertext, and no resync left to scan. What the stop's drain
+  // waits for (replicator.h).
+  bool sent_everything() const {
+    return streaming() && !scanning_ && queued_bytes() == 0 && !(tls_ && tls_->has_output());
+  }
+  // Cut (cut()) and reconnecting at once since, to resync: a healthy peer
+  // owed every write, like a streaming one. False once it streams again or
+  // an attempt fails (then it backs off).
+  bool rejoining() const { return rejoining_; }
 
  private:
+  // How the log names a failure to authenticate (peer_link_auth.cc).
+  static constexpr const char* not_authenticated = "not authenticated";
   enum class Io : uint8_t { progress, blocked, failed };
   // What one non-blocking read gave: bytes (n > 0), the peer's orderly
   // close, nothing more for now, a socket error (in errno), or a TLS
@@ -186,6 +199,7 @@ class PeerLink : NonCopyable {
   std::vector<ResolvedAddress> addresses_;
   size_t address_index_ = 0;
   std::string last_failure_;  // logged once per streak of identical failures
+  bool rejoining_ = false;
 
   // Securing (TLS), and with TLS every state after.
   std::unique_ptr<server::TlsChannel> tls_;

@@ -284,9 +284,81 @@ void Replicator::run() {
   }
 }
 
+struct Replicator::StopDrain {
+  bool started = false;
+  int64_t started_ms = 0;
+  int64_t deadline_ms = 0;
+  uint64_t bytes_sent_before = 0;
+  // By the links' index: streaming, or rejoining, when the stop came.
+  std::vector<bool> owed;
+};
+
+void Replicator::begin_stop(StopDrain& stop, const std::vector<std::unique_ptr<PeerLink>>& links, int64_t now_ms) {
+  assert(!stop.started);
+  // Level-triggered: read, or every epoll_wait of the drain would return at once.
+  uint64_t count = 0;
+  (void)::read(stop_fd_, &count, sizeof(count));
+  stop.started = true;
+  stop.started_ms = now_ms;
+  stop.deadline_ms = now_ms + config_.tuning.stop_drain_ms_max;
+  stop.bytes_sent_before = sender_.bytes_sent.get();
+  stop.owed.clear();
+  for (const auto& link : links) {
+    // A link stops rejoining when it streams again.
+    assert(!(link->streaming() && link->rejoining()));
+    stop.owed.push_back(link->streaming() || link->rejoining());
+  }
+}
+
+bool Replicator::end_stop(const StopDrain& stop, const std::vector<std::unique_ptr<PeerLink>>& links,
+                          int64_t now_ms) {
+  assert(stop.started);
+  assert(stop.owed.size() == links.size());
+  size_t owed = 0;
+  size_t served = 0;
+  bool waiting = !rings_empty();
+  std::string failed;  // "; peer X: why", for each peer owed that did not get everything
+  for (size_t i = 0; i < links.size(); ++i) {
+    if (!stop.owed[i]) continue;
+    ++owed;
+    const PeerLink& link = *links[i];
+    if (link.rejoining()) {
+      waiting = true;
+      failed += "; peer " + link.address().text() + ": reconnecting to resync";
+    } else if (!link.streaming()) {
+      // Dropped, or its reconnection failed: it does not retry while stopping.
+      failed += "; peer " + link.address().text() + ": not connected";
+    } else if (link.sent_everything()) {
+      ++served;
+    } else {
+      waiting = true;
+      failed += "; peer " + link.address().text() + ": " + std::to_string(link.queued_bytes()) + " bytes unsent";
+      if (link.resyncing()) failed += ", resync unfinished";
+    }
+  }
+  if (waiting && now_ms < stop.deadline_ms) return false;
+  assert(!(served > owed));
+  const long long took_ms = static_cast<long long>(now_ms - stop.started_ms);
+  const auto sent = static_cast<unsigned long long>(sender_.bytes_sent.get() - stop.bytes_sent_before);
+  if (owed == 0) {
+    emit(config_.info, "replication: stop: no peer streaming (%zu not connected), nothing sent", links.size());
+  } else if (waiting) {
+    emit(config_.info, "replication: stop: gave up after %lld ms (stop_drain_ms_max), %llu bytes sent%s%s",
+         took_ms, sent, rings_empty() ? "" : "; writes left in the handoff rings", failed.c_str());
+  } else {
+    emit(config_.info,
+         "replication: stop: sent every write accepted before the stop to %zu of %zu streaming peers in %lld ms "
+         "(%llu bytes)%s%s",
+         served, owed, took_ms, sent, failed.c_str(),
+         owed == links.size() ? "" : "; peers not streaming were not waited for");
+  }
+  return true;
+}
+
 void Replicator::loop(ReplicationLog& log, std::vector<std::unique_ptr<PeerLink>>& links) {
   epoll_event events[epoll_events_max];
   int64_t next_heartbeat_ms = monotonic_ms();
+  StopDrain stop;
   while (true) {
     const int64_t now_ms = monotonic_ms();
     if (const uint64_t lost = drain(log, links, now_ms); lost != 0) {
@@ -297,21 +369,31 @@ void Replicator::loop(ReplicationLog& log, std::vector<std::unique_ptr<PeerLink>
            static_cast<unsigned long long>(lost));
       for (auto& link : links) link->restart_resync(now_ms, lost);
     }
-    if (now_ms >= next_heartbeat_ms) {
+    if (!stop.started && now_ms >= next_heartbeat_ms) {
       std::string frame;
       append_heartbeat(frame, wall_clock_unix_us());
       (void)append(log, links, now_ms, false, frame);
       next_heartbeat_ms = now_ms + config_.tuning.heartbeat_interval_ms;
     }
-    for (auto& link : links) link->tick(now_ms);
+    // Stopping, only a link rejoining (cut for lag) goes on connecting; no
+    // other starts an attempt, nor times one out: it is not waited for.
+    for (size_t i = 0; i < links.size(); ++i) {
+      if (!stop.started || (stop.owed[i] && links[i]->rejoining())) links[i]->tick(now_ms);
+    }
     bool more = false;
     for (auto& link : links) {
       if (link->streaming()) more |= link->pump(config_.tuning.send_burst_bytes, now_ms);
     }
     trim(log, links);
+    if (stop.started && end_stop(stop, links, now_ms)) return;
 
     int64_t deadline_ms = next_heartbeat_ms;
-    for (const auto& link : links) deadline_ms = std::min(deadline_ms, link->deadline_ms());
+    if (stop.started) deadline_ms = stop.deadline_ms;
+    for (size_t i = 0; i < links.size(); ++i) {
+      if (!stop.started || (stop.owed[i] && links[i]->rejoining())) {
+        deadline_ms = std::min(deadline_ms, links[i]->deadline_ms());
+      }
+    }
     int timeout_ms = more ? 0 : static_cast<int>(std::clamp<int64_t>(deadline_ms - now_ms, 0, 1000));
     sleeping_.store(true, std::memory_order_seq_cst);
     if (!rings_empty()) timeout_ms = 0;
@@ -324,7 +406,10 @@ void Replicator::loop(ReplicationLog& log, std::vector<std::unique_ptr<PeerLink>
     const int64_t woke_ms = monotonic_ms();
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;
-      if (tag == epoll_tag_stop) return;
+      if (tag == epoll_tag_stop) {
+        begin_stop(stop, links, woke_ms);
+        continue;
+      }
       if (tag == epoll_tag_wake) {
         uint64_t count = 0;
         (void)::read(wake_fd_, &count, sizeof(count));

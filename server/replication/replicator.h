@@ -16,6 +16,27 @@
 //   (incoming_stream.h); the Replicator only admits them (node ids) and
 //   provides their clock and counters.
 //
+// Stopping (docs/replication.md §7, "Stopping"): stop() writes the stop
+// eventfd. The thread then opens no new connection and sends no heartbeat,
+// but goes on moving the rings into the log and pumping the links until
+// every link owed the writes has sent everything it holds
+// (PeerLink::sent_everything), or stop_drain_ms_max has passed; one log
+// line says which. The workers are done before stop(), so the rings get
+// nothing new: once they are empty and those links drained, every write
+// accepted before the stop is in a socket towards each of those peers, and
+// the kernel delivers it after the process exits. Owed are:
+// - the links streaming at the stop, a resync under way included: a
+//   catch-up after a handoff overflow carries acknowledged writes that are
+//   in no log, a first copy what the peer missed while away;
+// - a link the log cut for lag (rejoining: it reconnects at once and
+//   resyncs in full), before or during the drain: a healthy peer that
+//   fell behind in a burst, often just before a stop.
+// The deadline bounds them all. Other links (not yet connected, backing
+// off, or connecting again after a failure or a drop) are not owed: that
+// peer was unreachable or failing before the stop, and a stopping node
+// starts no new attempt. A link dropped during the drain, or whose
+// reconnection fails, is not retried.
+//
 // Wake-ups without a lost one: the worker publishes its record (a seq_cst
 // store of the ring's tail), then reads `sleeping_` (seq_cst); the thread
 // sets `sleeping_` (seq_cst), then reads every ring's tail (seq_cst) before
@@ -107,8 +128,9 @@ class Replicator : NonCopyable {
 
   // Creates the eventfds, the epoll set and the thread. False with `error`.
   bool start(std::string& error);
-  // Stops and joins the thread; idempotent. Workers must be done with
-  // worker() by then.
+  // Sends what is queued to the streaming peers (bounded by
+  // stop_drain_ms_max, see "Stopping" above), then stops and joins the
+  // thread; idempotent. Workers must be done with worker() by then.
   void stop();
 
   const ReplicationConfig& config() const { return config_; }
@@ -133,6 +155,12 @@ class Replicator : NonCopyable {
               bool lookup, std::string_view bytes);
   void trim(ReplicationLog& log, std::vector<std::unique_ptr<PeerLink>>& links);
   bool rings_empty() const;
+
+  // What the stop's drain owes, and to whom.
+  struct StopDrain;
+  void begin_stop(StopDrain& stop, const std::vector<std::unique_ptr<PeerLink>>& links, int64_t now_ms);
+  // True when the drain is over (done, or out of time), after its log line.
+  bool end_stop(const StopDrain& stop, const std::vector<std::unique_ptr<PeerLink>>& links, int64_t now_ms);
 
   store::Store& store_;
   const ReplicationConfig config_;

@@ -5,8 +5,10 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "repl_test_util.h"
@@ -355,4 +357,61 @@ TEST_CASE("three nodes with a secret converge") {
   }
   CHECK(wait_until([&] { return mesh_converged(nodes); }));
   for (auto& n : nodes) CHECK(n->replicator->stats().auth_failures == 0);
+}
+
+TEST_CASE("stop first sends what is queued to a streaming peer, even one that reads it late") {
+  LogCapture::clear();
+  ReceivingPeer peer(true, 128 * store::mib_bytes);
+  SendingNode node(sender_config("stopping", {peer.port}), versioned_config(128 * store::mib_bytes));
+  node.start();
+  store::StoreThread peer_thread(peer.store);
+  REQUIRE(wait_until([&] { return node.replicator.stats().resyncs_done == 1; }));
+
+  peer.receiver.pause_reading = true;
+  WorkerReplication& worker = node.replicator.worker(0);
+  // More than the socket buffers hold, less than the log (16 MiB).
+  for (int i = 0; i < 10000; ++i) {
+    client_put(node.thread, worker, "w" + std::to_string(i), value_for(i, 1000));
+    if (i % 1000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // The peer reads nothing: what it still lacks is in this node only.
+  REQUIRE(wait_until([&] { return node.replicator.stats().queued_bytes > 0; }));
+  std::thread reader([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    peer.receiver.pause_reading = false;
+  });
+  node.replicator.stop();
+  reader.join();
+  CHECK(wait_until([&] { return contents(peer_thread) == contents(node.thread); }, 20000));
+  CHECK(contents(peer_thread).size() == 10000);
+  CHECK(LogCapture::contains("replication: stop: sent every write accepted before the stop to 1 of 1"));
+  CHECK(!LogCapture::contains("gave up"));
+}
+
+TEST_CASE("stop gives up on a peer that reads nothing once stop_drain_ms_max has passed") {
+  LogCapture::clear();
+  ReceivingPeer peer;
+  ReplicationConfig config = sender_config("stuck", {peer.port});
+  config.tuning.stop_drain_ms_max = 300;
+  SendingNode node(config);
+  node.start();
+  REQUIRE(wait_until([&] { return node.replicator.stats().resyncs_done == 1; }));
+
+  peer.receiver.pause_reading = true;
+  WorkerReplication& worker = node.replicator.worker(0);
+  for (int i = 0; i < 10000; ++i) {
+    client_put(node.thread, worker, "w" + std::to_string(i), value_for(i, 1000));
+    if (i % 1000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(wait_until([&] { return node.replicator.stats().queued_bytes > 0; }));
+  const auto start = std::chrono::steady_clock::now();
+  node.replicator.stop();
+  const auto took_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  CHECK(took_ms >= 300);
+  // The margin covers a loaded machine and the sanitizers, not a second drain.
+  CHECK(took_ms < 300 + 1500);
+  CHECK(LogCapture::contains("replication: stop: gave up after"));
+  CHECK(LogCapture::contains("bytes unsent"));
+  peer.receiver.pause_reading = false;
 }
