@@ -359,6 +359,23 @@ TEST_CASE("three nodes with a secret converge") {
   for (auto& n : nodes) CHECK(n->replicator->stats().auth_failures == 0);
 }
 
+namespace {
+
+// Stops the peer's reading, then writes 10 000 values of 1000 bytes on the
+// node: more than the socket buffers hold, less than the log (16 MiB). True
+// once some are queued on the node, in this node only.
+bool queue_writes_the_peer_does_not_read(SendingNode& node, ReceivingPeer& peer) {
+  peer.receiver.pause_reading = true;
+  WorkerReplication& worker = node.replicator.worker(0);
+  for (int i = 0; i < 10000; ++i) {
+    client_put(node.thread, worker, "w" + std::to_string(i), value_for(i, 1000));
+    if (i % 1000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return wait_until([&] { return node.replicator.stats().queued_bytes > 0; });
+}
+
+}  // namespace
+
 TEST_CASE("stop first sends what is queued to a streaming peer, even one that reads it late") {
   LogCapture::clear();
   ReceivingPeer peer(true, 128 * store::mib_bytes);
@@ -367,15 +384,7 @@ TEST_CASE("stop first sends what is queued to a streaming peer, even one that re
   store::StoreThread peer_thread(peer.store);
   REQUIRE(wait_until([&] { return node.replicator.stats().resyncs_done == 1; }));
 
-  peer.receiver.pause_reading = true;
-  WorkerReplication& worker = node.replicator.worker(0);
-  // More than the socket buffers hold, less than the log (16 MiB).
-  for (int i = 0; i < 10000; ++i) {
-    client_put(node.thread, worker, "w" + std::to_string(i), value_for(i, 1000));
-    if (i % 1000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  // The peer reads nothing: what it still lacks is in this node only.
-  REQUIRE(wait_until([&] { return node.replicator.stats().queued_bytes > 0; }));
+  REQUIRE(queue_writes_the_peer_does_not_read(node, peer));
   std::thread reader([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     peer.receiver.pause_reading = false;
@@ -397,13 +406,7 @@ TEST_CASE("stop gives up on a peer that reads nothing once stop_drain_ms_max has
   node.start();
   REQUIRE(wait_until([&] { return node.replicator.stats().resyncs_done == 1; }));
 
-  peer.receiver.pause_reading = true;
-  WorkerReplication& worker = node.replicator.worker(0);
-  for (int i = 0; i < 10000; ++i) {
-    client_put(node.thread, worker, "w" + std::to_string(i), value_for(i, 1000));
-    if (i % 1000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  REQUIRE(wait_until([&] { return node.replicator.stats().queued_bytes > 0; }));
+  REQUIRE(queue_writes_the_peer_does_not_read(node, peer));
   const auto start = std::chrono::steady_clock::now();
   node.replicator.stop();
   const auto took_ms =
