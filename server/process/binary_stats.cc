@@ -140,34 +140,8 @@ std::string format_stats(const StatsSnapshot& s) {
   return out;
 }
 
-void append_replication_stats(std::string& out, const replication::ReplicationStats& s) {
-  append_field(out, "REPL_NODE_TAG", s.node_tag);
-  append_field(out, "REPL_PEERS", s.peers);
-  append_field(out, "REPL_CONNECTED", s.peers_connected);
-  append_field(out, "REPL_INCOMING", s.incoming);
-  append_field(out, "REPL_SENT", s.writes_queued);
-  append_field(out, "REPL_RESYNC_ITEMS", s.resync_items);
-  append_field(out, "REPL_APPLIED", s.applied);
-  append_field(out, "REPL_IGNORED_OLDER", s.ignored_older);
-  append_field(out, "REPL_APPLY_FAILED", s.apply_failed);
-  append_field(out, "REPL_TOO_BIG", s.too_big);
-  append_field(out, "REPL_RESYNCS", s.resyncs_started);
-  append_field(out, "REPL_RESYNCS_DONE", s.resyncs_done);
-  append_field(out, "REPL_RESYNCING", s.resyncing);
-  append_field(out, "REPL_RESYNCS_RECEIVED", s.resyncs_received);
-  append_field(out, "REPL_FLUSHES_RECEIVED", s.flushes_received);
-  append_field(out, "REPL_QUEUE_OVERFLOWS", s.queue_overflows);
-  append_field(out, "REPL_HANDOFF_OVERFLOWS", s.handoff_overflows);
-  append_field(out, "REPL_QUEUED_BYTES", s.queued_bytes);
-  append_field(out, "REPL_BYTES_SENT", s.bytes_sent);
-  append_field(out, "REPL_LAG_US", s.lag_us);
-  append_field(out, "REPL_AUTHENTICATED", s.authenticated);
-  append_field(out, "REPL_AUTH_FAILURES", s.auth_failures);
-  append_field(out, "REPL_ADDRESS_REFUSED", s.address_refused);
-  append_field(out, "REPL_HELLOS_REFUSED", s.hellos_refused);
-  append_field(out, "REPL_SKEW_REFUSED", s.skew_refused);
-  append_field(out, "REPL_TLS", s.tls);
-  append_field(out, "REPL_TLS_FAILURES", s.tls_failures);
+void append_replication_stats(std::string& out, const replication::ReplicationStats& stats) {
+  visit_replication_fields(stats, [&out](const char* name, uint64_t value) { append_field(out, name, value); });
 }
 
 }  // namespace ringcache::server

@@ -91,6 +91,41 @@ class StatsRegistry {
 // trailing newline or NUL.
 std::string format_stats(const StatsSnapshot& snapshot);
 
+// Calls visit(name, value) for each replication field, in the order of the
+// binary STATS (docs/replication.md's table). The one list of them: the
+// binary STATS shows NAME=value, the text port's stats (text_stats.cc) a
+// lower-case "STAT repl_..." line, so a new counter reaches both.
+template <typename Visit>
+void visit_replication_fields(const replication::ReplicationStats& s, Visit&& visit) {
+  visit("REPL_NODE_TAG", s.node_tag);
+  visit("REPL_PEERS", s.peers);
+  visit("REPL_CONNECTED", s.peers_connected);
+  visit("REPL_INCOMING", s.incoming);
+  visit("REPL_SENT", s.writes_queued);
+  visit("REPL_RESYNC_ITEMS", s.resync_items);
+  visit("REPL_APPLIED", s.applied);
+  visit("REPL_IGNORED_OLDER", s.ignored_older);
+  visit("REPL_APPLY_FAILED", s.apply_failed);
+  visit("REPL_TOO_BIG", s.too_big);
+  visit("REPL_RESYNCS", s.resyncs_started);
+  visit("REPL_RESYNCS_DONE", s.resyncs_done);
+  visit("REPL_RESYNCING", s.resyncing);
+  visit("REPL_RESYNCS_RECEIVED", s.resyncs_received);
+  visit("REPL_FLUSHES_RECEIVED", s.flushes_received);
+  visit("REPL_QUEUE_OVERFLOWS", s.queue_overflows);
+  visit("REPL_HANDOFF_OVERFLOWS", s.handoff_overflows);
+  visit("REPL_QUEUED_BYTES", s.queued_bytes);
+  visit("REPL_BYTES_SENT", s.bytes_sent);
+  visit("REPL_LAG_US", s.lag_us);
+  visit("REPL_AUTHENTICATED", s.authenticated);
+  visit("REPL_AUTH_FAILURES", s.auth_failures);
+  visit("REPL_ADDRESS_REFUSED", s.address_refused);
+  visit("REPL_HELLOS_REFUSED", s.hellos_refused);
+  visit("REPL_SKEW_REFUSED", s.skew_refused);
+  visit("REPL_TLS", s.tls);
+  visit("REPL_TLS_FAILURES", s.tls_failures);
+}
+
 // Appends the replication fields, " REPL_NODE_TAG=... REPL_PEERS=2 ...",
 // after what format_stats() wrote.
 void append_replication_stats(std::string& out, const replication::ReplicationStats& stats);

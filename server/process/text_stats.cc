@@ -1,11 +1,13 @@
 #include "server/process/text_stats.h"
 
 #include "server/process/text_process.h"
+#include "server/replication/replicator.h"
 
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <cassert>
+#include <cctype>
 #include <cstdio>
 
 namespace ringcache::server {
@@ -142,6 +144,13 @@ std::string format_text_stats(const TextStatsContext& context, const store::Stor
   stat(out, "ssl_handshakes_tls13", binary.tls_handshakes_tls13);
   stat(out, "ssl_handshake_errors", binary.tls_handshake_errors);
   stat(out, "ssl_handshake_timeouts", binary.tls_handshake_timeouts);
+  if (context.replicator != nullptr) {
+    visit_replication_fields(context.replicator->stats(), [&out](const char* name, uint64_t value) {
+      std::string lower(name);
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      stat(out, lower.c_str(), value);
+    });
+  }
   out += "END\r\n";
   return out;
 }

@@ -15,6 +15,10 @@
 #include "server/process/binary_stats.h"
 #include "store/store.h"
 
+namespace ringcache::replication {
+class Replicator;
+}
+
 namespace ringcache::server {
 
 struct alignas(cache_line_bytes) TextCounters {
@@ -60,9 +64,12 @@ struct TextStatsContext {
   const StatsRegistry& binary;
   const TextStatsRegistry& text;
   uint64_t item_bytes_max;
+  // With --peer: its fields follow memcached's, as "repl_..." lines.
+  const replication::Replicator* replicator = nullptr;
 };
 
-// "STAT name value\r\n" lines ending with "END\r\n".
+// "STAT name value\r\n" lines ending with "END\r\n"; with replication, the
+// binary STATS' REPL_* fields last, lower case (repl_node_tag ...).
 std::string format_text_stats(const TextStatsContext& context, const store::StoreStats& store,
                               uint32_t now_s);
 std::string format_text_settings(const TextStatsContext& context, const store::StoreStats& store);

@@ -17,7 +17,7 @@ WorkerProcessors::WorkerProcessors(const ProcessShared& shared, uint32_t worker)
   if (shared.text_stats != nullptr) {
     text_ = std::make_unique<TextProcessor>(
         store_thread_, *write_, shared.text_stats->thread(worker),
-        TextStatsContext{shared.stats, *shared.text_stats, shared.item_bytes_max}, shared.item_bytes_max);
+        TextStatsContext{shared.stats, *shared.text_stats, shared.item_bytes_max, shared.replicator}, shared.item_bytes_max);
     mc_binary_ = std::make_unique<McBinaryProcessor>(*text_);
   }
 }

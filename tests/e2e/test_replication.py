@@ -10,7 +10,7 @@ import threading
 import time
 
 from clients import EINVAL, OK, Client, TextClient, field
-from daemon import bind_socket, run_to_exit
+from daemon import Daemon, bind_socket, run_to_exit
 from harness import run_tests
 from replication_cluster import (Cluster, LinkCutter, identical_everywhere, make_version, repl_hello_v2_frame,
                                  repl_put_frame, wait_until_all)
@@ -252,6 +252,38 @@ def test_text_port_writes_replicate(exe):
         wait_until_all(cluster.nodes, [b"n"], [b"1157"])
         assert text_command(b.text_port, [b"decr n 1000\r\n"]) == b"157\r\n"
         wait_until_all(cluster.nodes, [b"n"], [b"157"])
+
+
+def text_stats(node):
+    with TextClient(node.text_port, timeout=10) as t:
+        return t.stats()
+
+
+def test_text_stats_show_replication(exe):
+    # memcached tools read the text port's stats: its repl_* lines are the
+    # binary STATS' REPL_* fields, lower case, in the same order, last.
+    with Cluster(exe, 2, args=["-t", "2"], text=True) as cluster:
+        cluster.wait_connected()
+        a, b = cluster.nodes
+        binary = a.stats()
+        text = text_stats(a)
+        repl_binary = [name.lower() for name in binary if name.startswith("REPL_")]
+        repl_text = [name for name in text if name.startswith("repl_")]
+        assert repl_text == repl_binary and len(repl_text) >= 20, (repl_text, repl_binary)
+        assert list(text)[-len(repl_text):] == repl_text, "repl_* lines are not last: %r" % list(text)
+        assert text["repl_node_tag"] == binary["REPL_NODE_TAG"]
+        assert text["repl_peers"] == "1" and text["repl_connected"] == "1", text
+        applied_before = int(text["repl_applied"])
+        keys = [b"text-stats-%d" % i for i in range(20)]
+        text_set_all(b, keys, b"-v")
+        deadline = time.monotonic() + CONVERGE_WITHIN_S
+        while int(text_stats(a)["repl_applied"]) < applied_before + len(keys):
+            assert time.monotonic() < deadline, "repl_applied did not count B's writes: %r" % text_stats(a)
+            time.sleep(0.05)
+    # Without --peer, no repl_* line (as the binary STATS has no REPL_*).
+    with Daemon(exe, "-t", "1", text="bind") as node:
+        assert not [name for name in text_stats(node) if name.startswith("repl_")]
+        assert not [name for name in node.stats() if name.startswith("REPL_")]
 
 
 def text_set_all(node, keys, tag):
