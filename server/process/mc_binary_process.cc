@@ -412,11 +412,11 @@ void McBinaryProcessor::plan(const Header& header, std::string_view extras, stor
   meta.flags = static_cast<uint32_t>(load_be(extras, 0, 4));
   meta.expires_at = TextProcessor::expires_at(static_cast<int64_t>(load_be(extras, 4, 4)), store_.store().now_s());
   switch (static_cast<Opcode>(header.opcode)) {
-    case Opcode::add: case Opcode::addq: options.mode = store::PutMode::add; return;
+    case Opcode::add: case Opcode::addq: options.mode = store::PutMode::add; break;
     case Opcode::replace: case Opcode::replaceq: options.mode = store::PutMode::replace; break;
     default: options.mode = store::PutMode::set; break;
   }
-  // A nonzero cas stores only over the item with that cas (set and replace).
+  // A nonzero cas makes any of them (add too, as in memcached) store only over the item with that cas.
   if (header.cas != 0) options = store::PutOptions{store::PutMode::cas, header.cas};
 }
 
@@ -460,7 +460,7 @@ void McBinaryProcessor::answer_store(const Header& header, std::string_view key,
   const bool concat = is_concat(header.opcode);
   const auto opcode = static_cast<Opcode>(header.opcode);
   const bool adds = opcode == Opcode::add || opcode == Opcode::addq;
-  if (header.cas != 0 && !concat && !adds) {
+  if (header.cas != 0 && !concat) {
     switch (status) {
       case store::PutStatus::stored: counters_.cas_hits.add(); break;
       case store::PutStatus::exists: counters_.cas_badval.add(); break;

@@ -80,6 +80,23 @@ TEST_CASE("mc binary: add, replace and cas answer memcached's statuses") {
   CHECK(f.set("k", "t", 0, 0, f.text_cas("k"), Opcode::replace).status == code(Status::success));
 }
 
+TEST_CASE("mc binary: an add with a cas is a compare-and-swap, as memcached 1.6.18 answers it") {
+  // memcached turns set, add and replace with a nonzero cas into a cas store.
+  Fixture f;
+  CHECK(f.set("absent", "v", 0, 0, 12345, Opcode::add).status == code(Status::key_not_found));
+  CHECK_FALSE(f.get("absent").status == code(Status::success));
+  const Response stored = f.set("k", "v");
+  CHECK(f.set("k", "w", 0, 0, stored.cas + 1, Opcode::add).status == code(Status::key_exists));
+  const Response swapped = f.set("k", "x", 0, 0, stored.cas, Opcode::add);
+  CHECK(swapped.status == code(Status::success));
+  CHECK(swapped.cas != stored.cas);
+  CHECK(f.get("k").value == "x");
+  CHECK(f.one(request(Opcode::addq, store_extras(0, 0), "k", "y", 3, stored.cas)).status ==
+        code(Status::key_exists));
+  CHECK(f.send(request(Opcode::addq, store_extras(0, 0), "k", "z", 4, swapped.cas)).empty());
+  CHECK(f.get("k").value == "z");
+}
+
 TEST_CASE("mc binary: quiet stores answer only on error") {
   Fixture f;
   CHECK(f.send(request(Opcode::setq, store_extras(0, 0), "k", "v", 5)).empty());
