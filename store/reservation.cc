@@ -65,7 +65,10 @@ void StoreThread::reserve_shared(std::string_view key, ItemFields f, uint8_t ttl
   assert(r.segment_ == nullptr);
   r.status_ = PutStatus::no_memory;
   // Charged at its widest header: the exact one depends on the segment.
-  if (!impl_.charge_upload(upper_bytes)) return;
+  if (!impl_.charge_upload(upper_bytes)) {
+    r.upload_full_ = true;
+    return;
+  }
   const Placement p = place_shared(impl_, state_, f, ttl_class);
   if (p.segment == nullptr) {
     impl_.release_upload(upper_bytes);
@@ -102,7 +105,10 @@ void StoreThread::reserve_large(std::string_view key, const ItemFields& f, uint8
   // The first piece: a whole block, or exactly what the item needs when it
   // is smaller than a block.
   const uint64_t first_piece = std::min<uint64_t>(segment_header_bytes + r.item_bytes_, impl_.block_bytes);
-  if (!impl_.charge_upload(first_piece)) return;
+  if (!impl_.charge_upload(first_piece)) {
+    r.upload_full_ = true;
+    return;
+  }
   Segment* s = impl_.new_segment(state_, SegmentKind::large, ttl_class,
                                  first_piece < impl_.block_bytes ? first_piece : 0);
   if (s == nullptr) {
@@ -182,6 +188,7 @@ Reservation& Reservation::operator=(Reservation&& o) noexcept {
     expires_at_ = o.expires_at_;
     options_ = o.options_;
     status_ = std::exchange(o.status_, PutStatus::aborted);
+    upload_full_ = std::exchange(o.upload_full_, false);
   }
   // The moved-from reservation holds nothing.
   assert(o.segment_ == nullptr);
@@ -230,37 +237,15 @@ void Reservation::release() {
 bool Reservation::append(std::string_view bytes) {
   if (!ok()) return false;
   assert(bytes.size() <= remaining());
-  StoreImpl& impl = thread_->impl_;
   while (!bytes.empty()) {
     if (write_ == write_end_) {
-      // Only large items reach the end of a block with bytes to go.
-      assert(segment_->kind == SegmentKind::large);
-      // Whole blocks, but the last piece is cut to what is left.
-      const uint64_t piece = std::min<uint64_t>(impl.block_bytes, chain_header_bytes + remaining());
-      assert(piece > chain_header_bytes);
-      if (!impl.charge_upload(piece)) {
+      const Claim claim = claim_piece();
+      if (claim == Claim::upload_full) {
+        upload_full_ = true;
         status_ = PutStatus::no_memory;
         release();
-        return false;
       }
-      char* next = impl.alloc_piece(thread_->state_, piece);
-      if (next == nullptr) {
-        impl.release_upload(piece);
-        status_ = PutStatus::no_memory;
-        release();
-        return false;
-      }
-      upload_charged_ += piece;
-      std::memset(next, 0, chain_header_bytes);
-      if (block_ == segment_->block()) {
-        segment_->chain_next = next;
-      } else {
-        std::memcpy(block_, &next, sizeof(next));
-      }
-      ++segment_->blocks;
-      block_ = next;
-      write_ = next + chain_header_bytes;
-      write_end_ = next + piece;
+      if (claim != Claim::claimed) return false;
     }
     const size_t n = std::min<size_t>(bytes.size(), static_cast<size_t>(write_end_ - write_));
     std::memcpy(write_, bytes.data(), n);
@@ -271,6 +256,38 @@ bool Reservation::append(std::string_view bytes) {
   assert(write_ <= write_end_);
   assert(written_ <= value_size_);
   return true;
+}
+
+Reservation::Claim Reservation::claim_piece() {
+  assert(ok());
+  assert(write_ == write_end_ && remaining() > 0);
+  // Only large items reach the end of a block with bytes to go.
+  assert(segment_->kind == SegmentKind::large);
+  StoreImpl& impl = thread_->impl_;
+  // Whole blocks, but the last piece is cut to what is left.
+  const uint64_t piece = std::min<uint64_t>(impl.block_bytes, chain_header_bytes + remaining());
+  assert(piece > chain_header_bytes);
+  if (!impl.charge_upload(piece)) return Claim::upload_full;
+  char* next = impl.alloc_piece(thread_->state_, piece);
+  if (next == nullptr) {
+    impl.release_upload(piece);
+    status_ = PutStatus::no_memory;
+    release();
+    return Claim::failed;
+  }
+  upload_charged_ += piece;
+  std::memset(next, 0, chain_header_bytes);
+  if (block_ == segment_->block()) {
+    segment_->chain_next = next;
+  } else {
+    std::memcpy(block_, &next, sizeof(next));
+  }
+  ++segment_->blocks;
+  block_ = next;
+  write_ = next + chain_header_bytes;
+  write_end_ = next + piece;
+  assert(room() > 0);
+  return Claim::claimed;
 }
 
 PutStatus Reservation::commit() {

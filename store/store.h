@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -215,6 +216,26 @@ class Reservation : NonCopyable {
   PutStatus commit();
   void abort();
 
+  // The reservation failed at upload_bytes_max alone (no memory was
+  // claimed past it): once values still arriving finish, reserving again
+  // may succeed. A writer that can stop reading its input (a peer's
+  // replication stream) waits and retries instead of losing the value.
+  bool upload_full() const { return upload_full_; }
+  // For such a writer: bytes append() takes without claiming a block
+  // (0 when the next one must be claimed first, before append()).
+  uint64_t room() const {
+    assert(ok());
+    return std::min<uint64_t>(remaining(), static_cast<uint64_t>(write_end_ - write_));
+  }
+  enum class Claim : uint8_t {
+    claimed,      // room() > 0 now
+    upload_full,  // refused at upload_bytes_max; nothing changed, try again later
+    failed,       // out of memory: the reservation is dead, as after a failed append()
+  };
+  // Claims the next block of a large value ahead of append(), when room()
+  // is 0 and bytes remain.
+  Claim claim_piece();
+
  private:
   friend class StoreThread;
   void release();
@@ -234,6 +255,7 @@ class Reservation : NonCopyable {
   uint32_t expires_at_ = 0;
   PutOptions options_;
   PutStatus status_ = PutStatus::aborted;
+  bool upload_full_ = false;
 };
 
 class Store : NonCopyable {

@@ -30,6 +30,9 @@ size_t Connection::consume(std::string_view input, size_t worker_held_other) {
     assert(result.used <= input.size() - used_total);
     used_total += result.used;
     if (result.paused) paused_ = true;
+    // With nothing queued only the session's own wait pauses, and only the
+    // idle-upload list (mid_request) resumes a connection without a send.
+    assert(!(result.paused && out.empty() && !session_->mid_request()));
     if (result.close_after_reply) {
       close_after_reply_ = true;
       return input.size();

@@ -510,8 +510,10 @@ void EventLoop::unlist_mid_request(Connection& c) {
 
 // Once a tick: closes the listed connections that are still in the middle
 // of a request and have neither received nor sent a byte for
-// upload_idle_ticks_ whole ticks (so at least upload_idle_ms_max), and
-// unlists those no longer in the middle of one or closing anyway.
+// upload_idle_ticks_ whole ticks (so at least upload_idle_ms_max), resumes
+// the paused ones that may resume (a session waiting for something of its
+// own: it retries), and unlists those no longer in the middle of one or
+// closing anyway.
 // Closing drops the reservation of a streamed value: its memory returns
 // to the store. One log line per tick sums them up, however many there are.
 void EventLoop::abort_idle_uploads() {
@@ -526,6 +528,10 @@ void EventLoop::abort_idle_uploads() {
       counters_.upload_aborts.add();
       begin_close(*c, "idle in the middle of a request");
       progress(*c);  // may finalize c; next is another connection
+    } else if (c->paused() && !c->close_after_flush && c->may_resume(held_bytes_ - c->out.held_bytes())) {
+      // Resuming lists nothing new (c is listed) and may close only c.
+      resume(*c);
+      progress(*c);
     }
     c = next;
   }

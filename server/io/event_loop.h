@@ -20,7 +20,12 @@
 // text data block, a replication frame) joins a list; each tick walks only
 // that list, drops the connections that reached a frame boundary, and closes
 // those idle for upload_idle_ms_max, which drops their reservation. A paused
-// connection whose client reads nothing is idle too.
+// connection whose client reads nothing is idle too. A listed connection
+// that is paused but may resume is resumed on the tick: that is how a
+// session that paused to wait for something of its own (a replication
+// stream's value waiting for the store's upload budget, session.h) is
+// retried once a second, and upload_idle_ms_max bounds the wait, since a
+// paused connection receives nothing.
 //
 // TLS (tls/tls_channel.h), when WorkerShared::tls is set: every client
 // connection gets a TlsChannel. Received bytes go through it before feed(),

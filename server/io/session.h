@@ -62,7 +62,13 @@ class ConnectionPause final : public PauseCheck {
 // What one Session::consume() did.
 struct ConsumeResult {
   size_t used = 0;                 // input bytes consumed
-  bool paused = false;             // stopped because the connection must pause
+  // Stopped because the connection must pause, or because the session
+  // waits for something outside the connection (a store budget): then it
+  // must be in the middle of a request (mid_request), and the connection
+  // feeds it again (with what it did not use) on the next housekeeping tick
+  // once nothing of its own holds it back (event_loop.h). The idle-upload
+  // limit bounds that wait.
+  bool paused = false;
   bool close_after_reply = false;  // send what is queued, then close; the rest of the input is not answered
   bool handed_over = false;        // take_successor() continues with the rest of the input
 };

@@ -106,6 +106,7 @@ void visit_replication_fields(const replication::ReplicationStats& s, Visit&& vi
   visit("REPL_APPLIED", s.applied);
   visit("REPL_IGNORED_OLDER", s.ignored_older);
   visit("REPL_APPLY_FAILED", s.apply_failed);
+  visit("REPL_APPLY_WAITS", s.apply_waits);
   visit("REPL_TOO_BIG", s.too_big);
   visit("REPL_RESYNCS", s.resyncs_started);
   visit("REPL_RESYNCS_DONE", s.resyncs_done);

@@ -1,10 +1,14 @@
 // ReplicationSession: a binary connection whose first frame was an admitted
 // replication hello (BinarySession hands over to it). Every byte from then on
 // is the peer's stream, applied by replication::IncomingStream as it
-// arrives; it answers nothing but the handshake, so it never pauses. A byte
-// that is not an opcode, a failed proof or a refused version ends it.
+// arrives; it answers nothing but the handshake. It pauses only while a
+// streamed value waits for the store's upload budget (IncomingStream says
+// wait): the connection is then not read, and is fed again on the worker's
+// housekeeping tick (event_loop.h). A byte that is not an opcode, a failed
+// proof or a refused version ends it.
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -22,9 +26,12 @@ class ReplicationSession final : public Session {
 
   ConsumeResult consume(std::string_view input, OutputQueue& out, const PauseCheck&) override {
     ConsumeResult result;
-    result.used = input.size();
     std::string reply;
-    if (stream_->feed(input, reply) == replication::StreamStatus::close) result.close_after_reply = true;
+    const replication::StreamStatus status = stream_->feed(input, reply, result.used);
+    result.close_after_reply = status == replication::StreamStatus::close;
+    result.paused = status == replication::StreamStatus::wait;
+    // A waiting stream is in the middle of a value: what bounds the wait.
+    assert(!(result.paused && stream_->at_frame_boundary()));
     if (!reply.empty()) out.append(reply);
     return result;
   }

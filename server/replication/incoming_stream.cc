@@ -70,6 +70,12 @@ std::unique_ptr<IncomingStream> IncomingStream::challenge(const IncomingContext&
 IncomingStream::~IncomingStream() {
   if (!counted_) return;
   context_.counters.streams.set(context_.counters.streams.get() - 1);
+  if (wait_ != Wait::none) {
+    emit(context_.config.info,
+         "replication: stream from node %s closed while a value waited %llu ms for the upload budget; "
+         "the peer sends it again when it reconnects (resync)",
+         peer_node_id_.c_str(), static_cast<unsigned long long>(monotonic_ms() - wait_started_ms_));
+  }
   emit(context_.config.info, "replication: stream from node %s closed", peer_node_id_.c_str());
 }
 
@@ -147,7 +153,9 @@ StreamStatus IncomingStream::check_proof(std::string_view& bytes, std::string& r
   return StreamStatus::ok;
 }
 
-StreamStatus IncomingStream::feed(std::string_view bytes, std::string& reply) {
+StreamStatus IncomingStream::feed(std::string_view bytes, std::string& reply, size_t& used) {
+  const size_t given = bytes.size();
+  used = given;
   if (phase_ == Phase::closed) return StreamStatus::close;
   if (phase_ == Phase::awaiting_proof) {
     if (check_proof(bytes, reply) == StreamStatus::close) return StreamStatus::close;
@@ -160,11 +168,29 @@ StreamStatus IncomingStream::feed(std::string_view bytes, std::string& reply) {
   // One reading of the wall clock per received chunk: the skew bound is in
   // seconds, a chunk takes microseconds.
   wall_ms_ = context_.clock.wall_ms();
+  const auto wait_here = [&] {
+    assert(wait_ != Wait::none);
+    used = given - bytes.size();
+    return StreamStatus::wait;
+  };
+  if (wait_ != Wait::none && !retry_wait()) return wait_here();
   while (true) {
-    size_t used = 0;
-    const DecodeEvent event = decoder_.next(bytes, used);
-    bytes.remove_prefix(used);
-    if (event.kind == DecodeKind::need_more) return StreamStatus::ok;
+    // A value being written is handed only what its reservation has room
+    // for, so that a block refused at the upload budget waits with the
+    // bytes still unread.
+    std::string_view input = bytes;
+    if (put_active_ && !skip_put_ && reservation_.ok() && reservation_.remaining() > 0 && !bytes.empty()) {
+      if (!claim_room()) return wait_here();
+      if (reservation_.ok()) input = bytes.substr(0, reservation_.room());
+    }
+    size_t step = 0;
+    const DecodeEvent event = decoder_.next(input, step);
+    bytes.remove_prefix(step);
+    if (event.kind == DecodeKind::need_more) {
+      // It used all of `input`: a cut one was not empty, so this progresses.
+      if (bytes.empty()) return StreamStatus::ok;
+      continue;
+    }
     if (event.kind == DecodeKind::bad_opcode) {
       char why[64];
       std::snprintf(why, sizeof(why), "byte %u where an opcode belongs", static_cast<unsigned>(event.byte));
@@ -177,6 +203,7 @@ StreamStatus IncomingStream::feed(std::string_view bytes, std::string& reply) {
       return StreamStatus::close;
     }
     apply(event);
+    if (wait_ != Wait::none) return wait_here();
   }
 }
 
@@ -328,6 +355,61 @@ void IncomingStream::begin_streamed_put(const DecodeEvent& event) {
   if (skip_put_) return;
   const store::ItemMeta meta{event.meta.flags, event.meta.expires_at, event.meta.version};
   reservation_ = store_.reserve(event.key, event.value_size, meta, store::PutOptions{store::PutMode::newer, 0});
+  if (reservation_.ok() || !reservation_.upload_full()) return;
+  // Only a value that waits pays for a copy of its key.
+  pending_key_.assign(event.key);
+  pending_meta_ = meta;
+  pending_value_size_ = event.value_size;
+  start_waiting(Wait::reserve);
+}
+
+bool IncomingStream::claim_room() {
+  assert(put_active_ && !skip_put_);
+  assert(reservation_.ok() && reservation_.remaining() > 0);
+  if (reservation_.room() > 0) return true;
+  // Out of memory kills the reservation: the rest of the value is read and
+  // dropped, counted at put_end like a failed append.
+  if (reservation_.claim_piece() != store::Reservation::Claim::upload_full) return true;
+  start_waiting(Wait::piece);
+  return false;
+}
+
+void IncomingStream::start_waiting(Wait what) {
+  assert(what != Wait::none);
+  assert(put_active_ && !skip_put_);
+  wait_ = what;
+  if (!value_waited_) {
+    value_waited_ = true;
+    wait_started_ms_ = monotonic_ms();
+    context_.counters.apply_waits.add();
+  }
+  if (wait_streak_) return;
+  wait_streak_ = true;
+  emit(context_.config.info,
+       "replication: stream from node %s: a value waits for the upload budget (UPLOAD_BYTES_MAX, held by "
+       "values still arriving); the stream is not read until it frees, for at most --upload-timeout",
+       peer_node_id_.c_str());
+}
+
+bool IncomingStream::retry_wait() {
+  assert(put_active_ && !skip_put_);
+  switch (wait_) {
+    case Wait::reserve:
+      reservation_ = store_.reserve(pending_key_, pending_value_size_, pending_meta_,
+                                    store::PutOptions{store::PutMode::newer, 0});
+      if (!reservation_.ok() && reservation_.upload_full()) return false;
+      std::string().swap(pending_key_);
+      break;
+    case Wait::piece:
+      assert(reservation_.ok() && reservation_.room() == 0);
+      if (reservation_.claim_piece() == store::Reservation::Claim::upload_full) return false;
+      break;
+    case Wait::none:
+      assert(false && "retry_wait() without a wait");
+      return true;
+  }
+  wait_ = Wait::none;
+  return true;
 }
 
 void IncomingStream::end_streamed_put() {
@@ -338,6 +420,9 @@ void IncomingStream::end_streamed_put() {
   put_active_ = false;
   skip_put_ = false;
   assert(!reservation_.ok());
+  assert(wait_ == Wait::none);
+  if (!value_waited_) wait_streak_ = false;
+  value_waited_ = false;
   count(status);
 }
 

@@ -25,6 +25,18 @@
 //
 // Store calls never block; a streamed value goes through a Reservation as
 // its bytes arrive. The only bytes ever sent back are the handshake's.
+//
+// A streamed value refused at the store's upload budget alone (values still
+// arriving, a client's or a peer's, hold it all: Reservation::upload_full)
+// is not lost: the stream stops where it is (feed() says wait, with the
+// bytes it did not use) and retries the same claim each time it is fed
+// again. Its connection is not read meanwhile, so the peer's link blocks on
+// TCP and its log keeps the writes (or cuts the peer and resyncs it, which
+// is as correct). The connection layer feeds a waiting stream again on its
+// housekeeping tick, and closes it after --upload-timeout without a byte,
+// like any request stalled half-way (server/io/event_loop.h): the peer then
+// reconnects and resyncs. Counted once per value (REPL_APPLY_WAITS), logged
+// once per run of values that wait.
 #pragma once
 
 #include <sys/socket.h>
@@ -44,6 +56,7 @@ namespace ringcache::replication {
 
 enum class StreamStatus : uint8_t {
   ok,
+  wait,   // a streamed value waits for the upload budget: feed the bytes not used again later
   close,  // a protocol error, a failed authentication or a refused version: close the connection
 };
 
@@ -59,10 +72,11 @@ class IncomingStream : NonCopyable {
                                                    std::string& reply);
   ~IncomingStream();
 
-  // Decodes and applies all of `bytes`; bytes to send back (the handshake's)
-  // are appended to `reply`. May throw std::bad_alloc (a split key or value
-  // could not be buffered): close the connection then.
-  StreamStatus feed(std::string_view bytes, std::string& reply);
+  // Decodes and applies `bytes`, all of them unless it says wait; `used`
+  // says how many. Bytes to send back (the handshake's) are appended to
+  // `reply`. May throw std::bad_alloc (a split key or value could not be
+  // buffered): close the connection then.
+  StreamStatus feed(std::string_view bytes, std::string& reply, size_t& used);
 
   // Turns on the keepalive that closes this stream's connection once its
   // sender is gone without a word (ReplicationTuning::incoming_keepalive_*).
@@ -76,10 +90,17 @@ class IncomingStream : NonCopyable {
   bool at_frame_boundary() const {
     return phase_ == Phase::streaming && decoder_.at_frame_boundary() && !put_active_;
   }
-  size_t buffered_bytes() const { return decoder_.buffered_bytes() + proof_.capacity(); }
+  size_t buffered_bytes() const {
+    return decoder_.buffered_bytes() + proof_.capacity() + pending_key_.capacity();
+  }
 
  private:
   enum class Phase : uint8_t { awaiting_proof, streaming, closed };
+  enum class Wait : uint8_t {
+    none,
+    reserve,  // the reservation of the value pending_* announce
+    piece,    // the reservation's next block
+  };
 
   IncomingStream(const IncomingContext& context, store::StoreThread& store, std::string peer_node_id,
                  std::string peer_address);
@@ -91,6 +112,11 @@ class IncomingStream : NonCopyable {
   void apply(const DecodeEvent& event);
   void apply_put(const DecodeEvent& event);
   void begin_streamed_put(const DecodeEvent& event);
+  // Makes room in the reservation for the next value bytes; false when it waits.
+  bool claim_room();
+  void start_waiting(Wait what);
+  // Where a waiting stream resumes; false while it still waits.
+  bool retry_wait();
   void end_streamed_put();
   void apply_flush(const DecodeEvent& event);
   void check_mesh(uint64_t peers_listed);
@@ -111,6 +137,15 @@ class IncomingStream : NonCopyable {
   store::Reservation reservation_;
   bool put_active_ = false;
   bool skip_put_ = false;  // the streamed PUT is not newer: read and drop its bytes
+  // The streamed PUT being reserved: its key (copied: the decoder's view
+  // does not outlive the call) and fields, for a retry after a wait.
+  std::string pending_key_;
+  store::ItemMeta pending_meta_{};
+  uint64_t pending_value_size_ = 0;
+  Wait wait_ = Wait::none;
+  uint64_t wait_started_ms_ = 0;  // monotonic_ms() when this value began to wait
+  bool value_waited_ = false;     // the current value waited (counted once)
+  bool wait_streak_ = false;      // logged; until a value goes through without waiting
   bool warned_too_big_ = false;
   bool warned_mesh_ = false;
 };

@@ -40,6 +40,7 @@ struct alignas(server::cache_line_bytes) ReceiverCounters {
   SingleWriterCounter applied;           // PUT/DEL stored because newer
   SingleWriterCounter ignored_older;     // PUT/DEL the store already had a newer version for
   SingleWriterCounter apply_failed;      // not stored for lack of memory
+  SingleWriterCounter apply_waits;       // streamed values that waited for the upload budget
   SingleWriterCounter too_big;           // frames over this node's --max-item
   SingleWriterCounter resyncs_received;  // RESYNC_BEGIN seen
   SingleWriterCounter flushes_received;  // FLUSH frames applied (live or before a resync)
@@ -61,6 +62,7 @@ struct ReplicationStats {
   uint64_t applied = 0;
   uint64_t ignored_older = 0;
   uint64_t apply_failed = 0;
+  uint64_t apply_waits = 0;
   uint64_t too_big = 0;
   uint64_t resyncs_started = 0;
   uint64_t resyncs_done = 0;

@@ -181,6 +181,7 @@ ReplicationStats Replicator::stats() const {
     s.applied += r.applied.get();
     s.ignored_older += r.ignored_older.get();
     s.apply_failed += r.apply_failed.get();
+    s.apply_waits += r.apply_waits.get();
     s.too_big += r.too_big.get();
     s.resyncs_received += r.resyncs_received.get();
     s.flushes_received += r.flushes_received.get();

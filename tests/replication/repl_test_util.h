@@ -78,10 +78,14 @@ struct StreamFixture {
   struct Stream {
     std::unique_ptr<IncomingStream> stream;
     // Feeds bytes; a stream that is not authenticating never replies.
-    StreamStatus feed(std::string_view bytes) {
+    // Only a stream that waits leaves bytes unused (`used`).
+    StreamStatus feed(std::string_view bytes, size_t* used = nullptr) {
       std::string reply;
-      const StreamStatus status = stream->feed(bytes, reply);
+      size_t took = 0;
+      const StreamStatus status = stream->feed(bytes, reply, took);
       CHECK(reply.empty());
+      CHECK((status == StreamStatus::wait || took == bytes.size()));
+      if (used != nullptr) *used = took;
       return status;
     }
     bool at_frame_boundary() const { return stream->at_frame_boundary(); }
@@ -272,7 +276,8 @@ class Receiver {
       if (!readable(fd)) continue;
       const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
       if (got <= 0) return;
-      const StreamStatus fed = stream->feed(std::string_view(buffer, static_cast<size_t>(got)), reply);
+      size_t used = 0;
+      const StreamStatus fed = stream->feed(std::string_view(buffer, static_cast<size_t>(got)), reply, used);
       if (!reply.empty()) (void)::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
       reply.clear();
       CHECK(fed == StreamStatus::ok);

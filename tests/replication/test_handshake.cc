@@ -268,10 +268,11 @@ TEST_CASE("an acceptor applies nothing until the proof is right, then answers AU
   CHECK(f.counters.streams.get() == 0);
   const std::string frames = put_frame("k", "v", make_version(1000, 5));
   std::string reply;
+  size_t used = 0;
   // The proof in pieces, then frames in the same read.
-  CHECK(a.stream->feed(std::string_view(a.response).substr(0, 10), reply) == StreamStatus::ok);
+  CHECK(a.stream->feed(std::string_view(a.response).substr(0, 10), reply, used) == StreamStatus::ok);
   CHECK(reply.empty());
-  CHECK(a.stream->feed(a.response.substr(10) + frames, reply) == StreamStatus::ok);
+  CHECK(a.stream->feed(a.response.substr(10) + frames, reply, used) == StreamStatus::ok);
   CHECK(reply == std::string(1, static_cast<char>(auth_ok_byte)));
   CHECK(a.stream->authenticated());
   CHECK(f.counters.streams.get() == 1);
@@ -296,7 +297,8 @@ TEST_CASE("a wrong secret, a replayed proof or frames instead of a proof are ref
     }
     if (attempt == 2) sent = put_frame("k", "forged", make_version(1000, 5));
     std::string reply;
-    CHECK(a.stream->feed(sent + put_frame("k2", "forged", make_version(1000, 5)), reply) == StreamStatus::close);
+    size_t used = 0;
+    CHECK(a.stream->feed(sent + put_frame("k2", "forged", make_version(1000, 5)), reply, used) == StreamStatus::close);
     CHECK(reply == std::string(1, static_cast<char>(refusal_byte)));
     CHECK(!get_string(f.thread, "k"));
     CHECK(!get_string(f.thread, "k2"));
@@ -304,7 +306,7 @@ TEST_CASE("a wrong secret, a replayed proof or frames instead of a proof are ref
     CHECK(f.counters.streams.get() == 0);
     CHECK(LogCapture::contains("127.0.0.1:5000"));
     reply.clear();
-    CHECK(a.stream->feed(put_frame("k3", "v", make_version(1000, 5)), reply) == StreamStatus::close);
+    CHECK(a.stream->feed(put_frame("k3", "v", make_version(1000, 5)), reply, used) == StreamStatus::close);
     CHECK(reply.empty());
   }
 }

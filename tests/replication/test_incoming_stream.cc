@@ -92,6 +92,64 @@ TEST_CASE("a streamed value is applied as its bytes arrive, newest-wins too") {
   CHECK(f.counters.ignored_older.get() == 1);
 }
 
+TEST_CASE("a streamed value refused at the upload budget waits with its bytes unread, then is applied") {
+  store::StoreConfig c = versioned_config();
+  const uint64_t block = c.segment_size_bytes;
+  c.upload_bytes_max = 2 * block;
+  Fixture f(c);
+  f.config.item_bytes_max = 4 * block;
+  f.config.info = &LogCapture::sink;
+  LogCapture::clear();
+  auto s = f.stream();
+  // Two values still arriving hold the whole budget.
+  store::Reservation held[2] = {f.thread.reserve("held-1", 2 * block), f.thread.reserve("held-2", 2 * block)};
+  REQUIRE(held[0].ok());
+  REQUIRE(held[1].ok());
+  std::string value(block + block / 2, '\0');
+  for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 7 + 3);
+  const std::string frames = put_frame("big", value, make_version(10, 2)) + put_frame("after", "v", make_version(11, 2));
+  std::string_view rest(frames);
+  size_t used = 0;
+  CHECK(s.feed(rest, &used) == StreamStatus::wait);
+  CHECK(used > 0);
+  CHECK(used < 100);  // its header, not its value
+  rest.remove_prefix(used);
+  CHECK(!s.at_frame_boundary());
+  CHECK(f.counters.apply_waits.get() == 1);
+  CHECK(LogCapture::contains("waits for the upload budget"));
+  // Fed again while the budget is still held: nothing is used.
+  CHECK(s.feed(rest, &used) == StreamStatus::wait);
+  CHECK(used == 0);
+  // One block freed: the value's first block, then a wait for its second.
+  held[0].abort();
+  CHECK(s.feed(rest, &used) == StreamStatus::wait);
+  CHECK(used > 0);
+  CHECK(used < block);
+  rest.remove_prefix(used);
+  CHECK(!get_string(f.thread, "big"));
+  CHECK(f.counters.apply_waits.get() == 1);
+  held[1].abort();
+  CHECK(s.feed(rest, &used) == StreamStatus::ok);
+  CHECK(used == rest.size());
+  CHECK(s.at_frame_boundary());
+  CHECK(get_string(f.thread, "big") == value);
+  CHECK(get_string(f.thread, "after") == "v");
+  CHECK(f.counters.applied.get() == 2);
+  CHECK(f.counters.apply_failed.get() == 0);
+  CHECK(f.counters.apply_waits.get() == 1);
+  CHECK(f.store.stats().upload_bytes == 0);
+
+  // A stream closed while it waits says so and holds nothing after.
+  store::Reservation again[2] = {f.thread.reserve("held-3", 2 * block), f.thread.reserve("held-4", 2 * block)};
+  REQUIRE(again[1].ok());
+  auto closed = f.stream();
+  CHECK(closed.feed(put_frame("big-2", value, make_version(12, 2))) == StreamStatus::wait);
+  closed.stream.reset();
+  CHECK(LogCapture::contains("closed while a value waited"));
+  CHECK(f.store.stats().upload_bytes == 2 * block);
+  CHECK(f.counters.apply_failed.get() == 0);
+}
+
 TEST_CASE("every version applied moves the local clock past it") {
   Fixture f;
   auto s = f.stream();

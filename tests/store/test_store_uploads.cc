@@ -72,6 +72,63 @@ TEST_CASE("upload bytes: a large reservation is charged block by block as it cla
   CHECK(store.stats().upload_refusals == 0);
 }
 
+TEST_CASE("upload bytes: a refusal at the limit alone says upload_full; a block claimed ahead can wait") {
+  Store store(upload_config(64, 4));
+  StoreThread t(store);
+  // Three values still arriving hold three of the four blocks.
+  std::vector<Reservation> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(t.reserve("held-" + std::to_string(i), 2 * block_bytes));
+    REQUIRE(held.back().ok());
+  }
+  CHECK(upload_bytes(store) == 3 * block_bytes);
+  const std::string v = make_value(3, 1, block_bytes + block_bytes / 2);  // two blocks
+  Reservation r = t.reserve("waits", v.size());
+  REQUIRE(r.ok());
+  CHECK(!r.upload_full());
+  REQUIRE(r.room() > 0);
+  REQUIRE(r.room() < v.size());
+  const size_t first = r.room();
+  REQUIRE(r.append(std::string_view(v).substr(0, first)));
+  CHECK(r.room() == 0);
+  // The next block is refused at the limit: nothing changes, it may retry.
+  CHECK(r.claim_piece() == Reservation::Claim::upload_full);
+  CHECK(r.ok());
+  CHECK(r.room() == 0);
+  CHECK(upload_bytes(store) == 4 * block_bytes);
+  // A new reservation is refused the same way, holding nothing.
+  Reservation refused = t.reserve("refused", v.size());
+  CHECK(!refused.ok());
+  CHECK(refused.upload_full());
+  CHECK(refused.status() == PutStatus::no_memory);
+  CHECK(upload_bytes(store) == 4 * block_bytes);
+  // A value the store could never hold is no_memory, not upload_full.
+  Reservation huge = t.reserve("huge", uint64_t{1} << 40);
+  CHECK(!huge.ok());
+  CHECK(!huge.upload_full());
+  // An upload that ends frees a block: the claim goes through.
+  held[0].abort();
+  CHECK(r.claim_piece() == Reservation::Claim::claimed);
+  CHECK(r.room() > 0);
+  REQUIRE(r.append(std::string_view(v).substr(first)));
+  CHECK(r.commit() == PutStatus::stored);
+  CHECK(*get_string(t, "waits") == v);
+  // append() across a refused block still ends the reservation.
+  Reservation dies = t.reserve("dies", v.size());
+  REQUIRE(dies.ok());
+  held[1].abort();
+  held[2].abort();
+  Reservation blocker = t.reserve("blocker", 2 * block_bytes);
+  Reservation blocker2 = t.reserve("blocker2", 2 * block_bytes);
+  Reservation blocker3 = t.reserve("blocker3", 2 * block_bytes);
+  REQUIRE(blocker3.ok());
+  CHECK(!dies.append(v));
+  CHECK(!dies.ok());
+  CHECK(dies.upload_full());
+  CHECK(dies.commit() == PutStatus::no_memory);
+  CHECK(upload_bytes(store) == 3 * block_bytes);
+}
+
 TEST_CASE("upload bytes: a reservation in a shared segment is charged its item bytes") {
   Store store(upload_config(64, 32));
   StoreThread t(store);
