@@ -29,7 +29,8 @@ SENT_BYTES = 64 * 1024
 # One block under a value of several: a wait before the first block and one
 # between two blocks.
 VALUES = {b"repl-one-block": 512 * 1024, b"repl-three-blocks": 3 * MIB}
-HELD_S = 3
+# Long enough for the housekeeping tick (once a second) to retry at least once.
+HELD_S = 1.5
 
 
 def stall(node, i):
