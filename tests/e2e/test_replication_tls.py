@@ -102,7 +102,11 @@ def test_node_with_a_certificate_of_another_ca_is_refused(exe):
     with Certificates(nodes=3) as certs, \
             tls_cluster(exe, certs, certs_of={2: ("other-node", "ca.pem")}) as cluster:
         first, second, third = cluster.nodes
-        wait_for(lambda: all(stat(n, "REPL_TLS_FAILURES") >= 1 for n in cluster.nodes),
+        # Each side counts and logs its own end of a refused handshake, each
+        # in its own time: wait for all of them before looking.
+        wait_for(lambda: (all(stat(n, "REPL_TLS_FAILURES") >= 1 for n in cluster.nodes) and
+                          all(stat(n, "TLS_HANDSHAKE_ERRORS") >= 1 for n in (first, second)) and
+                          third.log_count("TLS handshake failed") >= 2),
                  lambda: "\n\n".join(n.log() for n in cluster.nodes), TIMEOUT_S)
         for node in (first, second):
             line = node.line_with("replication: peer 127.0.0.1:%d TLS handshake failed" % third.port)
