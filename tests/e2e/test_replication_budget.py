@@ -73,6 +73,16 @@ def get_on(node, key):
         return c.get(key)
 
 
+def every_value_on_both(a, b, timeout):
+    """Waits until both nodes hold every value; none failed on b. Returns
+    b's REPL_ and UPLOAD_ stats."""
+    keys = list(VALUES)
+    wait_until_all([a, b], keys, [pattern(VALUES[k], VALUES[k]) for k in keys], timeout=timeout)
+    s = repl_stats(b)
+    assert s["REPL_APPLY_FAILED"] == 0, s
+    return s
+
+
 def value_waits_for_the_upload_budget(cluster):
     """Both values wait for their first block; then two freed blocks let the
     small one through and the large one waits for its second block."""
@@ -102,10 +112,7 @@ def value_waits_for_the_upload_budget(cluster):
         finally:
             for sock in socks:
                 sock.close()
-        keys = list(VALUES)
-        wait_until_all([a, b], keys, [pattern(VALUES[k], VALUES[k]) for k in keys], timeout=15)
-        s = repl_stats(b)
-        assert s["REPL_APPLY_FAILED"] == 0, s
+        s = every_value_on_both(a, b, timeout=15)
         assert s["UPLOAD_ABORTS"] == 0, s
         assert s["UPLOAD_BYTES"] == 0, s
         # One line for the run of values that waited.
@@ -159,10 +166,7 @@ def test_a_wait_past_the_upload_timeout_closes_the_stream_and_the_peer_resyncs(e
             trickler.join(timeout=5)
             for sock in socks:
                 sock.close()
-        keys = list(VALUES)
-        wait_until_all([a, b], keys, [pattern(VALUES[k], VALUES[k]) for k in keys], timeout=20)
-        s = repl_stats(b)
-        assert s["REPL_APPLY_FAILED"] == 0, s
+        s = every_value_on_both(a, b, timeout=20)
         assert s["REPL_RESYNCS_RECEIVED"] > resyncs, s
 
 
