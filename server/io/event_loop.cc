@@ -393,10 +393,14 @@ void EventLoop::on_send(const UserData& data, int32_t res) {
     begin_close(*c, "send error");
   }
   // After a TLS failure the stash is never answered: only the alert goes out.
-  if (!c->closing && c->paused() && !c->close_after_flush && c->may_resume(held_bytes_ - c->out.held_bytes())) {
+  if (!c->closing && may_resume(*c)) {
     resume(*c);
   }
   progress(*c);
+}
+
+bool EventLoop::may_resume(const Connection& c) const {
+  return c.paused() && !c.close_after_flush && c.may_resume(held_bytes_ - c.out.held_bytes());
 }
 
 // Moves a connection on after any event: send what is queued, read again if
@@ -528,7 +532,7 @@ void EventLoop::abort_idle_uploads() {
       counters_.upload_aborts.add();
       begin_close(*c, "idle in the middle of a request");
       progress(*c);  // may finalize c; next is another connection
-    } else if (c->paused() && !c->close_after_flush && c->may_resume(held_bytes_ - c->out.held_bytes())) {
+    } else if (may_resume(*c)) {
       // Resuming lists nothing new (c is listed) and may close only c.
       resume(*c);
       progress(*c);

@@ -111,6 +111,8 @@ class EventLoop : NonCopyable {
   void try_send_tls(Connection& c);
   void tls_failed(Connection& c);
   void on_handshake_done(Connection& c);
+  // Paused, not closing after a flush, and its output small enough again.
+  bool may_resume(const Connection& c) const;
   void resume(Connection& c);
   void after_input(Connection& c, bool was_paused);
   bool charge_input(Connection& c);
