@@ -292,6 +292,11 @@ struct Replicator::StopDrain {
   uint64_t bytes_sent_before = 0;
   // By the links' index: streaming, or rejoining, when the stop came.
   std::vector<bool> owed;
+
+  // Whether link i still ticks (connects, times out): every link until the
+  // stop; then only one owed the writes and rejoining (cut for lag), since
+  // no other starts an attempt nor times one out: it is not waited for.
+  bool ticks(size_t i, const PeerLink& link) const { return !started || (owed[i] && link.rejoining()); }
 };
 
 void Replicator::begin_stop(StopDrain& stop, const std::vector<std::unique_ptr<PeerLink>>& links, int64_t now_ms) {
@@ -376,10 +381,8 @@ void Replicator::loop(ReplicationLog& log, std::vector<std::unique_ptr<PeerLink>
       (void)append(log, links, now_ms, false, frame);
       next_heartbeat_ms = now_ms + config_.tuning.heartbeat_interval_ms;
     }
-    // Stopping, only a link rejoining (cut for lag) goes on connecting; no
-    // other starts an attempt, nor times one out: it is not waited for.
     for (size_t i = 0; i < links.size(); ++i) {
-      if (!stop.started || (stop.owed[i] && links[i]->rejoining())) links[i]->tick(now_ms);
+      if (stop.ticks(i, *links[i])) links[i]->tick(now_ms);
     }
     bool more = false;
     for (auto& link : links) {
@@ -391,9 +394,7 @@ void Replicator::loop(ReplicationLog& log, std::vector<std::unique_ptr<PeerLink>
     int64_t deadline_ms = next_heartbeat_ms;
     if (stop.started) deadline_ms = stop.deadline_ms;
     for (size_t i = 0; i < links.size(); ++i) {
-      if (!stop.started || (stop.owed[i] && links[i]->rejoining())) {
-        deadline_ms = std::min(deadline_ms, links[i]->deadline_ms());
-      }
+      if (stop.ticks(i, *links[i])) deadline_ms = std::min(deadline_ms, links[i]->deadline_ms());
     }
     int timeout_ms = more ? 0 : static_cast<int>(std::clamp<int64_t>(deadline_ms - now_ms, 0, 1000));
     sleeping_.store(true, std::memory_order_seq_cst);
