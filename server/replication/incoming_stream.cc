@@ -17,6 +17,9 @@
 namespace ringcache::replication {
 namespace {
 
+// Every write a peer sends applies only over an older version of its key.
+constexpr store::PutOptions newest_wins{store::PutMode::newer, 0};
+
 DecoderLimits decoder_limits(const ReplicationConfig& config) {
   DecoderLimits limits;
   limits.item_bytes_max = config.item_bytes_max;
@@ -343,7 +346,7 @@ void IncomingStream::apply_put(const DecodeEvent& event) {
     return;
   }
   const store::ItemMeta meta{event.meta.flags, event.meta.expires_at, event.meta.version};
-  count(store_.put(event.key, event.data, meta, store::PutOptions{store::PutMode::newer, 0}));
+  count(store_.put(event.key, event.data, meta, newest_wins));
 }
 
 void IncomingStream::begin_streamed_put(const DecodeEvent& event) {
@@ -354,7 +357,7 @@ void IncomingStream::begin_streamed_put(const DecodeEvent& event) {
   skip_put_ = holds_newer(event.key, event.meta.version);
   if (skip_put_) return;
   const store::ItemMeta meta{event.meta.flags, event.meta.expires_at, event.meta.version};
-  reservation_ = store_.reserve(event.key, event.value_size, meta, store::PutOptions{store::PutMode::newer, 0});
+  reservation_ = store_.reserve(event.key, event.value_size, meta, newest_wins);
   if (reservation_.ok() || !reservation_.upload_full()) return;
   // Only a value that waits pays for a copy of its key.
   pending_key_.assign(event.key);
@@ -395,8 +398,7 @@ bool IncomingStream::retry_wait() {
   assert(put_active_ && !skip_put_);
   switch (wait_) {
     case Wait::reserve:
-      reservation_ = store_.reserve(pending_key_, pending_value_size_, pending_meta_,
-                                    store::PutOptions{store::PutMode::newer, 0});
+      reservation_ = store_.reserve(pending_key_, pending_value_size_, pending_meta_, newest_wins);
       if (!reservation_.ok() && reservation_.upload_full()) return false;
       std::string().swap(pending_key_);
       break;
