@@ -34,12 +34,16 @@ PeerLink::Received PeerLink::receive(int fd, char* buffer, size_t size, ssize_t&
   return Received::failed;
 }
 
-PeerLink::PeerLink(PeerAddress address, size_t index, uint64_t epoll_tag, LinkShared& shared)
+PeerLink::PeerLink(PeerAddress address, size_t index, uint64_t epoll_tag, LinkShared& shared,
+                   PeerResolver* resolver)
     : address_(std::move(address)),
       index_(index),
       epoll_tag_(epoll_tag),
       shared_(shared),
-      backoff_ms_(shared.config.tuning.backoff_ms_min) {}
+      resolver_(resolver),
+      backoff_ms_(shared.config.tuning.backoff_ms_min) {
+  assert((resolver_ == nullptr) == is_numeric_host(address_.host));
+}
 
 PeerLink::~PeerLink() { close_socket(); }
 
@@ -47,6 +51,9 @@ int64_t PeerLink::deadline_ms() const {
   switch (state_) {
     case LinkState::waiting:
       return next_attempt_ms_;
+    case LinkState::resolving:
+      // The resolver wakes the replication thread when its answer is in.
+      return no_deadline_ms;
     case LinkState::connecting:
       return connect_started_ms_ + shared_.config.tuning.connect_timeout_ms;
     case LinkState::securing:
@@ -67,6 +74,8 @@ uint64_t PeerLink::queued_bytes() const {
 void PeerLink::tick(int64_t now_ms) {
   if (state_ == LinkState::waiting && now_ms >= next_attempt_ms_) {
     start_attempt(now_ms);
+  } else if (state_ == LinkState::resolving) {
+    check_resolver(now_ms);
   } else if (state_ == LinkState::connecting &&
              now_ms - connect_started_ms_ >= shared_.config.tuning.connect_timeout_ms) {
     close_socket();
@@ -85,12 +94,39 @@ void PeerLink::tick(int64_t now_ms) {
 }
 
 void PeerLink::start_attempt(int64_t now_ms) {
-  std::string error;
   // Resolved again at every attempt: the peer's address may have changed.
+  if (resolver_ != nullptr) {
+    resolver_->ask();
+    state_ = LinkState::resolving;
+    return;
+  }
+  std::string error;
   if (!resolve_peer_address(address_, addresses_, error)) {
     fail_attempt("cannot resolve: " + error, now_ms);
     return;
   }
+  on_resolved(now_ms);
+}
+
+void PeerLink::check_resolver(int64_t now_ms) {
+  assert(state_ == LinkState::resolving);
+  assert(resolver_ != nullptr);
+  std::string error;
+  switch (resolver_->take(addresses_, error)) {
+    case PeerResolver::Answer::pending:
+      return;
+    case PeerResolver::Answer::failed:
+      fail_attempt("cannot resolve: " + error, now_ms);
+      return;
+    case PeerResolver::Answer::resolved:
+      on_resolved(now_ms);
+      return;
+  }
+}
+
+void PeerLink::on_resolved(int64_t now_ms) {
+  assert(!addresses_.empty());
+  assert(!(addresses_.size() > peer_addresses_max));
   shared_.allowlist.update(index_, addresses_);
   address_index_ = 0;
   try_next_address(now_ms);

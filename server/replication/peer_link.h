@@ -1,9 +1,13 @@
 // PeerLink: this node's outgoing connection to one peer, owned by the
 // replication thread. It carries one direction only: our writes to the peer.
 //
-//   waiting --(due: resolve, connect)--> connecting --> [securing] --> [authenticating] --> streaming
-//      ^                                     |                |                |                |
-//      +------------- failure, backoff ------+-- TLS failed --+-- bad proof ---+-- error, cut --+
+//   waiting --(due)--> [resolving] --> connecting --> [securing] --> [authenticating] --> streaming
+//      ^                    |               |               |                |                |
+//      +-- failure, backoff +---------------+- TLS failed --+-- bad proof ---+-- error, cut --+
+//
+// A peer given by name is looked up again at every attempt, on its own
+// thread (peer_resolver.h): the link waits in `resolving` while the
+// replication thread serves the others. A numeric address is read at once.
 //
 // With TLS (--tls-cert and --tls-ca, docs/replication.md "TLS"), the
 // connection is first secured: a client-side TlsChannel on memory BIOs
@@ -61,6 +65,7 @@
 #include "server/replication/handshake.h"
 #include "server/replication/peer_address.h"
 #include "server/replication/peer_allowlist.h"
+#include "server/replication/peer_resolver.h"
 #include "server/replication/piece_queue.h"
 #include "server/replication/replication_config.h"
 #include "server/replication/replication_log.h"
@@ -86,13 +91,14 @@ struct LinkShared {
   int epoll_fd;
 };
 
-enum class LinkState : uint8_t { waiting, connecting, securing, authenticating, streaming };
+enum class LinkState : uint8_t { waiting, resolving, connecting, securing, authenticating, streaming };
 
 class PeerLink : NonCopyable {
  public:
   // index: the peer's place in --peer; epoll_tag: the epoll data this
-  // link's socket is registered with.
-  PeerLink(PeerAddress address, size_t index, uint64_t epoll_tag, LinkShared& shared);
+  // link's socket is registered with; resolver: resolves the peer's name,
+  // nullptr for a numeric address (it must outlive the link).
+  PeerLink(PeerAddress address, size_t index, uint64_t epoll_tag, LinkShared& shared, PeerResolver* resolver);
   ~PeerLink();
 
   const PeerAddress& address() const { return address_; }
@@ -141,6 +147,10 @@ class PeerLink : NonCopyable {
   enum class Received : uint8_t { bytes, closed, drained, failed, tls_failed };
 
   void start_attempt(int64_t now_ms);
+  // Takes the resolver's answer once it is in.
+  void check_resolver(int64_t now_ms);
+  // The peer's addresses are known: try them in order.
+  void on_resolved(int64_t now_ms);
   void try_next_address(int64_t now_ms);
   void on_connected(int64_t now_ms);
   // The connection is ready for the replication handshake (TLS done, or none).
@@ -189,6 +199,7 @@ class PeerLink : NonCopyable {
   const size_t index_;
   const uint64_t epoll_tag_;
   LinkShared& shared_;
+  PeerResolver* const resolver_;
 
   LinkState state_ = LinkState::waiting;
   int fd_ = -1;

@@ -197,6 +197,7 @@ ReplicationStats Replicator::stats() const {
 
 bool Replicator::start(std::string& error) {
   assert(!thread_.joinable());
+  assert(resolvers_.empty());
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -213,6 +214,17 @@ bool Replicator::start(std::string& error) {
       return false;
     }
   }
+  for (const PeerAddress& peer : config_.peers) {
+    if (is_numeric_host(peer.host)) {
+      resolvers_.push_back(nullptr);
+      continue;
+    }
+    // Answers are rare: signalled whether the thread sleeps or not, so that
+    // none waits for the next heartbeat (the rings' check of `sleeping_`
+    // does not cover them).
+    resolvers_.push_back(std::make_unique<PeerResolver>(peer, [this] { signal_wake_fd(); }));
+    if (!resolvers_.back()->start(error)) return false;
+  }
   try {
     thread_ = std::thread([this] { run(); });
   } catch (const std::exception& e) {
@@ -223,19 +235,26 @@ bool Replicator::start(std::string& error) {
 }
 
 void Replicator::stop() {
-  if (!thread_.joinable()) return;
-  const uint64_t one = 1;
-  while (::write(stop_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    while (::write(stop_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+    thread_.join();
   }
-  thread_.join();
+  // After the links that ask them; before wake_fd_ closes (they wake the thread).
+  resolvers_.clear();
 }
 
 void Replicator::wake() {
   if (sleeping_.load(std::memory_order_seq_cst) && sleeping_.exchange(false, std::memory_order_seq_cst)) {
-    const uint64_t one = 1;
-    // EAGAIN only when the counter is saturated: the thread is awake anyway.
-    while (::write(wake_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
-    }
+    signal_wake_fd();
+  }
+}
+
+void Replicator::signal_wake_fd() {
+  const uint64_t one = 1;
+  // EAGAIN only when the counter is saturated: the thread is awake anyway.
+  while (::write(wake_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
   }
 }
 
@@ -254,7 +273,8 @@ void Replicator::run() {
     // Links (holding pins) go before the log and the store handle.
     std::vector<std::unique_ptr<PeerLink>> links;
     for (size_t i = 0; i < config_.peers.size(); ++i) {
-      links.push_back(std::make_unique<PeerLink>(config_.peers[i], i, epoll_tag_link_base + i, shared));
+      links.push_back(
+          std::make_unique<PeerLink>(config_.peers[i], i, epoll_tag_link_base + i, shared, resolvers_[i].get()));
     }
     emit(config_.info, "replication: node id %s (version tag %u), %zu peers", config_.node_id.c_str(),
          static_cast<unsigned>(clock_.tag()), config_.peers.size());

@@ -57,6 +57,7 @@
 #include "common/non_copyable.h"
 #include "server/replication/handoff_ring.h"
 #include "server/replication/peer_allowlist.h"
+#include "server/replication/peer_resolver.h"
 #include "server/replication/replication_config.h"
 #include "server/replication/replication_stats.h"
 #include "server/replication/trust_log.h"
@@ -126,7 +127,8 @@ class Replicator : NonCopyable {
   Replicator(store::Store& store, ReplicationConfig config);
   ~Replicator();
 
-  // Creates the eventfds, the epoll set and the thread. False with `error`.
+  // Creates the eventfds, the epoll set, the thread and the resolvers of the
+  // peers given by name (peer_resolver.h). False with `error`.
   bool start(std::string& error);
   // Sends what is queued to the streaming peers (bounded by
   // stop_drain_ms_max, see "Stopping" above), then stops and joins the
@@ -155,6 +157,8 @@ class Replicator : NonCopyable {
               bool lookup, std::string_view bytes);
   void trim(ReplicationLog& log, std::vector<std::unique_ptr<PeerLink>>& links);
   bool rings_empty() const;
+  // Wakes the thread from epoll_wait, or makes its next one return at once.
+  void signal_wake_fd();
 
   // What the stop's drain owes, and to whom.
   struct StopDrain;
@@ -173,6 +177,9 @@ class Replicator : NonCopyable {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   int stop_fd_ = -1;
+  // By the peers' index: the resolver of a peer given by name (nullptr for
+  // an address), started with the thread, ended after it.
+  std::vector<std::unique_ptr<PeerResolver>> resolvers_;
   std::thread thread_;
   alignas(64) std::atomic<bool> sleeping_{false};
 };
