@@ -137,6 +137,10 @@ std::string format_stats(const StatsSnapshot& s) {
   append_field(out, "TLS_HANDSHAKES_TLS13", s.tls_handshakes_tls13);
   append_field(out, "TLS_HANDSHAKE_ERRORS", s.tls_handshake_errors);
   append_field(out, "TLS_HANDSHAKE_TIMEOUTS", s.tls_handshake_timeouts);
+  // Compaction (docs/store.md): segments whose live items were moved to a
+  // merge segment instead of being evicted, and those items.
+  append_field(out, "MERGED_SEGMENTS", s.store.merged_segments);
+  append_field(out, "MERGED_ITEMS", s.store.merged_items);
   return out;
 }
 

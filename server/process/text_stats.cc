@@ -132,6 +132,8 @@ std::string format_text_stats(const TextStatsContext& context, const store::Stor
   stat(out, "expired", store.expirations);
   stat(out, "evictions", store.evictions);
   stat(out, "evicted_segments", store.evicted_segments);
+  stat(out, "merged_segments", store.merged_segments);
+  stat(out, "merged_items", store.merged_items);
   // Values still arriving, as in the binary STATS (server/resource_limits.h).
   stat(out, "upload_bytes", store.upload_bytes);
   stat(out, "upload_bytes_max", store.upload_bytes_max);

@@ -5,7 +5,8 @@ import random
 import threading
 import time
 
-from clients import EBIG, EINVAL, ENOTFOUND, MIB, OK, STATS_FRAME, Client, del_frame, field, get_frame, put_frame
+from clients import (EBIG, EINVAL, ENOTFOUND, MIB, OK, STATS_FRAME, Client, TextClient, del_frame, field, get_frame,
+                     put_frame)
 from daemon import Daemon
 from harness import pattern, run_tests
 
@@ -86,6 +87,37 @@ def test_stats_fields_and_counts(exe):
         assert sum(map(int, s["THREAD_CONNECTIONS"].split(","))) == 2
         time.sleep(1.1)
         assert int(c.stats()["UPTIME"]) >= 1
+
+
+def test_overwrites_at_the_limit_are_compacted_and_lose_nothing(exe):
+    """Keys overwritten at random leave old segments partly dead: the store
+    compacts them (their live items move, docs/store.md) instead of evicting,
+    every key keeps its newest value, and both ports' stats say so."""
+    keys = 6000
+    rounds = 20
+    rng = random.Random(7)
+
+    def value(i, rnd):
+        return (b"%d:%d " % (i, rnd)) * 100
+
+    with Daemon(exe, "-t", "1", "-m", "16", text="bind") as d, d.client() as c:
+        newest = {i: 0 for i in range(keys)}
+        c.put_many([(b"key-%d" % i, value(i, 0)) for i in range(keys)])
+        for rnd in range(1, rounds + 1):
+            chosen = rng.sample(range(keys), keys // 3)
+            c.put_many([(b"key-%d" % i, value(i, rnd)) for i in chosen])
+            newest.update((i, rnd) for i in chosen)
+        s = c.stats()
+        print("  %s" % " ".join("%s=%s" % (k, s[k]) for k in ("KEYS", "BYTES", "EVICTIONS", "EVICTED_SEGMENTS",
+                                                             "MERGED_SEGMENTS", "MERGED_ITEMS")), flush=True)
+        assert int(s["MERGED_SEGMENTS"]) > 0 and int(s["MERGED_ITEMS"]) > 0, s
+        assert s["EVICTIONS"] == "0" and s["KEYS"] == str(keys), s
+        for i in range(keys):
+            assert c.get(b"key-%d" % i) == value(i, newest[i]), "key-%d" % i
+        with TextClient(d.text_port) as t:
+            text = t.stats()
+        assert (text["merged_segments"], text["merged_items"]) == (s["MERGED_SEGMENTS"], s["MERGED_ITEMS"])
+        assert text["evicted_segments"] == s["EVICTED_SEGMENTS"]
 
 
 def test_ebig_keeps_the_stream_in_sync(exe):

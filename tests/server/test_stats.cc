@@ -97,7 +97,7 @@ TEST_CASE("counters of every thread are summed; per-thread lists keep their orde
   }
 }
 
-TEST_CASE("the upload fields, then the auth fields, then the TLS fields come last, in order") {
+TEST_CASE("the upload, auth, TLS and compaction fields come last, in order") {
   StatsRegistry registry(2);
   registry.thread(0).upload_aborts.add(3);
   registry.thread(1).upload_aborts.add(4);
@@ -115,18 +115,21 @@ TEST_CASE("the upload fields, then the auth fields, then the TLS fields come las
   store_stats.upload_bytes = 5 * store::mib_bytes;
   store_stats.upload_bytes_max = 34 * store::mib_bytes;
   store_stats.upload_refusals = 116;
+  store_stats.merged_segments = 8;
+  store_stats.merged_items = 900;
   const std::string text = format_stats(registry.collect(store_stats, 1));
   const std::vector<std::string> fields = split_fields(text);
-  REQUIRE(fields.size() > 12);
-  const std::vector<std::string> last(fields.end() - 12, fields.end());
+  REQUIRE(fields.size() > 14);
+  const std::vector<std::string> last(fields.end() - 14, fields.end());
   CHECK(last == std::vector<std::string>{"UPLOAD_BYTES=" + std::to_string(5 * store::mib_bytes),
                                          "UPLOAD_BYTES_MAX=" + std::to_string(34 * store::mib_bytes),
                                          "UPLOAD_REFUSED=116", "UPLOAD_ABORTS=7", "AUTH_CMDS=6", "AUTH_ERRORS=2",
                                          "TLS_CONNECTIONS_TLS12=1", "TLS_CONNECTIONS_TLS13=2",
                                          "TLS_HANDSHAKES_TLS12=3", "TLS_HANDSHAKES_TLS13=4",
-                                         "TLS_HANDSHAKE_ERRORS=6", "TLS_HANDSHAKE_TIMEOUTS=1"});
+                                         "TLS_HANDSHAKE_ERRORS=6", "TLS_HANDSHAKE_TIMEOUTS=1",
+                                         "MERGED_SEGMENTS=8", "MERGED_ITEMS=900"});
   // What came before them is unchanged: THREAD_ACCEPTED was the last field.
-  CHECK(fields[fields.size() - 13].rfind("THREAD_ACCEPTED=", 0) == 0);
+  CHECK(fields[fields.size() - 15].rfind("THREAD_ACCEPTED=", 0) == 0);
 }
 
 TEST_CASE("thread counters sit on separate cache lines") {
