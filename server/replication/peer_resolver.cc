@@ -6,6 +6,7 @@
 #include <cassert>
 #include <condition_variable>
 #include <mutex>
+#include <new>
 #include <system_error>
 
 namespace ringcache::replication {
@@ -96,7 +97,15 @@ void PeerResolver::run(const std::shared_ptr<State>& state) {
     lock.unlock();
     std::vector<ResolvedAddress> addresses;
     std::string error;
-    const bool resolved = resolve_peer_address(state->peer, addresses, error);
+    bool resolved = false;
+    try {
+      resolved = resolve_peer_address(state->peer, addresses, error);
+    } catch (const std::bad_alloc&) {
+      // Under the memory limit; nothing may escape a thread. Short enough
+      // for the string's own storage.
+      addresses.clear();
+      error = "no memory";
+    }
     lock.lock();
     if (state->closing) return;
     assert(state->phase == State::Phase::asked);
