@@ -29,8 +29,10 @@ struct ResolvedAddress {
   socklen_t length = 0;
 };
 
-// Resolves with getaddrinfo (may block on DNS: call it from the replication
-// thread only, never from a worker). Returns false with `error` set.
+// Resolves with getaddrinfo, which may block on DNS for a name: names are
+// resolved on a PeerResolver's thread (peer_resolver.h), only numeric
+// addresses on the replication thread, nothing on a worker. Returns false
+// with `error` set.
 bool resolve_peer_address(const PeerAddress& peer, std::vector<ResolvedAddress>& out,
                           std::string& error);
 
