@@ -120,27 +120,7 @@ std::string format_stats(const StatsSnapshot& s) {
   append_field(out, "BYTES_WRITTEN", s.bytes_sent);
   append_list(out, "THREAD_CONNECTIONS", s.thread_connections);
   append_list(out, "THREAD_ACCEPTED", s.thread_accepted);
-  // Values still arriving (server/resource_limits.h): held now, the bound,
-  // refusals at the bound, connections closed for stalling mid-request.
-  append_field(out, "UPLOAD_BYTES", s.store.upload_bytes);
-  append_field(out, "UPLOAD_BYTES_MAX", s.store.upload_bytes_max);
-  append_field(out, "UPLOAD_REFUSED", s.store.upload_refusals);
-  append_field(out, "UPLOAD_ABORTS", s.upload_aborts);
-  // Client authentication (--auth-file), both ports.
-  append_field(out, "AUTH_CMDS", s.auth_cmds);
-  append_field(out, "AUTH_ERRORS", s.auth_errors);
-  // TLS (--tls-cert), both ports: connections open and handshakes done by
-  // version, failed handshakes (timeouts included) and the timeouts.
-  append_field(out, "TLS_CONNECTIONS_TLS12", s.tls_connections_tls12);
-  append_field(out, "TLS_CONNECTIONS_TLS13", s.tls_connections_tls13);
-  append_field(out, "TLS_HANDSHAKES_TLS12", s.tls_handshakes_tls12);
-  append_field(out, "TLS_HANDSHAKES_TLS13", s.tls_handshakes_tls13);
-  append_field(out, "TLS_HANDSHAKE_ERRORS", s.tls_handshake_errors);
-  append_field(out, "TLS_HANDSHAKE_TIMEOUTS", s.tls_handshake_timeouts);
-  // Compaction (docs/store.md): segments whose live items were moved to a
-  // merge segment instead of being evicted, and those items.
-  append_field(out, "MERGED_SEGMENTS", s.store.merged_segments);
-  append_field(out, "MERGED_ITEMS", s.store.merged_items);
+  visit_shared_fields(s, [&out](const char* name, uint64_t value) { append_field(out, name, value); });
   return out;
 }
 

@@ -91,6 +91,30 @@ class StatsRegistry {
 // trailing newline or NUL.
 std::string format_stats(const StatsSnapshot& snapshot);
 
+// Calls visit(name, value) for each field both ports' stats show, in the
+// order of the binary STATS, which ends its own fields with them: values
+// still arriving (server/resource_limits.h), client authentication
+// (--auth-file), TLS (--tls-cert) and compaction (docs/store.md). The one
+// list of them: the text port's stats (text_stats.cc) name each in lower
+// case, TLS_ as memcached's ssl_, so a new counter reaches both.
+template <typename Visit>
+void visit_shared_fields(const StatsSnapshot& s, Visit&& visit) {
+  visit("UPLOAD_BYTES", s.store.upload_bytes);
+  visit("UPLOAD_BYTES_MAX", s.store.upload_bytes_max);
+  visit("UPLOAD_REFUSED", s.store.upload_refusals);
+  visit("UPLOAD_ABORTS", s.upload_aborts);
+  visit("AUTH_CMDS", s.auth_cmds);
+  visit("AUTH_ERRORS", s.auth_errors);
+  visit("TLS_CONNECTIONS_TLS12", s.tls_connections_tls12);
+  visit("TLS_CONNECTIONS_TLS13", s.tls_connections_tls13);
+  visit("TLS_HANDSHAKES_TLS12", s.tls_handshakes_tls12);
+  visit("TLS_HANDSHAKES_TLS13", s.tls_handshakes_tls13);
+  visit("TLS_HANDSHAKE_ERRORS", s.tls_handshake_errors);
+  visit("TLS_HANDSHAKE_TIMEOUTS", s.tls_handshake_timeouts);
+  visit("MERGED_SEGMENTS", s.store.merged_segments);
+  visit("MERGED_ITEMS", s.store.merged_items);
+}
+
 // Calls visit(name, value) for each replication field, in the order of the
 // binary STATS (docs/replication.md's table). The one list of them: the
 // binary STATS shows NAME=value, the text port's stats (text_stats.cc) a

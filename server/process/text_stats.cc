@@ -9,6 +9,8 @@
 #include <cassert>
 #include <cctype>
 #include <cstdio>
+#include <string>
+#include <string_view>
 
 namespace ringcache::server {
 
@@ -68,6 +70,16 @@ void stat(std::string& out, const char* name, const std::string& value) {
   out += "\r\n";
 }
 
+// A field of the binary STATS as the text port names it: lower case, and
+// TLS_ as memcached's ssl_ (its ssl_handshake_errors).
+void stat_of_binary_field(std::string& out, std::string_view binary_name, uint64_t value) {
+  constexpr std::string_view tls_prefix = "TLS_";
+  std::string name = binary_name.starts_with(tls_prefix) ? "ssl_" + std::string(binary_name.substr(tls_prefix.size()))
+                                                        : std::string(binary_name);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  stat(out, name.c_str(), value);
+}
+
 // memcached prints CPU time as seconds.microseconds.
 std::string cpu_time(const timeval& time) {
   char text[48];
@@ -118,9 +130,6 @@ std::string format_text_stats(const TextStatsContext& context, const store::Stor
   stat(out, "store_too_large", text.too_large.get() + binary.too_big);
   stat(out, "store_no_memory", text.no_memory.get() + binary.unstored);
   stat(out, "client_errors", text.client_errors.get());
-  // memcached's names; both ports (--auth-file).
-  stat(out, "auth_cmds", binary.auth_cmds);
-  stat(out, "auth_errors", binary.auth_errors);
   stat(out, "bytes_read", binary.bytes_received);
   stat(out, "bytes_written", binary.bytes_sent);
   stat(out, "limit_maxbytes", store.memory_limit_bytes);
@@ -132,26 +141,12 @@ std::string format_text_stats(const TextStatsContext& context, const store::Stor
   stat(out, "expired", store.expirations);
   stat(out, "evictions", store.evictions);
   stat(out, "evicted_segments", store.evicted_segments);
-  stat(out, "merged_segments", store.merged_segments);
-  stat(out, "merged_items", store.merged_items);
-  // Values still arriving, as in the binary STATS (server/resource_limits.h).
-  stat(out, "upload_bytes", store.upload_bytes);
-  stat(out, "upload_bytes_max", store.upload_bytes_max);
-  stat(out, "upload_refused", store.upload_refusals);
-  stat(out, "upload_aborts", binary.upload_aborts);
-  // TLS, as in the binary STATS; ssl_handshake_errors is memcached's name.
-  stat(out, "ssl_connections_tls12", binary.tls_connections_tls12);
-  stat(out, "ssl_connections_tls13", binary.tls_connections_tls13);
-  stat(out, "ssl_handshakes_tls12", binary.tls_handshakes_tls12);
-  stat(out, "ssl_handshakes_tls13", binary.tls_handshakes_tls13);
-  stat(out, "ssl_handshake_errors", binary.tls_handshake_errors);
-  stat(out, "ssl_handshake_timeouts", binary.tls_handshake_timeouts);
+  // The binary STATS' own last fields: uploads, auth_cmds and auth_errors
+  // (memcached's names), ssl_* (TLS), compaction.
+  visit_shared_fields(binary, [&out](const char* name, uint64_t value) { stat_of_binary_field(out, name, value); });
   if (context.replicator != nullptr) {
-    visit_replication_fields(context.replicator->stats(), [&out](const char* name, uint64_t value) {
-      std::string lower(name);
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      stat(out, lower.c_str(), value);
-    });
+    visit_replication_fields(context.replicator->stats(),
+                             [&out](const char* name, uint64_t value) { stat_of_binary_field(out, name, value); });
   }
   out += "END\r\n";
   return out;

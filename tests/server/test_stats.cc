@@ -2,12 +2,16 @@
 // add up.
 #include <doctest/doctest.h>
 
+#include <cctype>
 #include <map>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "server/process/binary_stats.h"
+#include "server/process/text_stats.h"
 
 using namespace ringcache;
 using namespace ringcache::server;
@@ -97,39 +101,76 @@ TEST_CASE("counters of every thread are summed; per-thread lists keep their orde
   }
 }
 
-TEST_CASE("the upload, auth, TLS and compaction fields come last, in order") {
-  StatsRegistry registry(2);
-  registry.thread(0).upload_aborts.add(3);
-  registry.thread(1).upload_aborts.add(4);
-  registry.thread(0).auth_cmds.add(5);
-  registry.thread(1).auth_cmds.add(1);
-  registry.thread(1).auth_errors.add(2);
-  registry.thread(0).tls_connections_tls12.add(1);
-  registry.thread(1).tls_connections_tls13.add(2);
-  registry.thread(0).tls_handshakes_tls12.add(3);
-  registry.thread(1).tls_handshakes_tls13.add(4);
-  registry.thread(0).tls_handshake_errors.add(5);
-  registry.thread(1).tls_handshake_errors.add(1);
-  registry.thread(1).tls_handshake_timeouts.add(1);
+// Counters behind the fields both ports show (visit_shared_fields).
+struct SharedFields {
+  StatsRegistry registry{2};
   store::StoreStats store_stats;
-  store_stats.upload_bytes = 5 * store::mib_bytes;
-  store_stats.upload_bytes_max = 34 * store::mib_bytes;
-  store_stats.upload_refusals = 116;
-  store_stats.merged_segments = 8;
-  store_stats.merged_items = 900;
-  const std::string text = format_stats(registry.collect(store_stats, 1));
-  const std::vector<std::string> fields = split_fields(text);
-  REQUIRE(fields.size() > 14);
-  const std::vector<std::string> last(fields.end() - 14, fields.end());
-  CHECK(last == std::vector<std::string>{"UPLOAD_BYTES=" + std::to_string(5 * store::mib_bytes),
-                                         "UPLOAD_BYTES_MAX=" + std::to_string(34 * store::mib_bytes),
-                                         "UPLOAD_REFUSED=116", "UPLOAD_ABORTS=7", "AUTH_CMDS=6", "AUTH_ERRORS=2",
-                                         "TLS_CONNECTIONS_TLS12=1", "TLS_CONNECTIONS_TLS13=2",
-                                         "TLS_HANDSHAKES_TLS12=3", "TLS_HANDSHAKES_TLS13=4",
-                                         "TLS_HANDSHAKE_ERRORS=6", "TLS_HANDSHAKE_TIMEOUTS=1",
-                                         "MERGED_SEGMENTS=8", "MERGED_ITEMS=900"});
+
+  SharedFields() {
+    registry.thread(0).upload_aborts.add(3);
+    registry.thread(1).upload_aborts.add(4);
+    registry.thread(0).auth_cmds.add(5);
+    registry.thread(1).auth_cmds.add(1);
+    registry.thread(1).auth_errors.add(2);
+    registry.thread(0).tls_connections_tls12.add(1);
+    registry.thread(1).tls_connections_tls13.add(2);
+    registry.thread(0).tls_handshakes_tls12.add(3);
+    registry.thread(1).tls_handshakes_tls13.add(4);
+    registry.thread(0).tls_handshake_errors.add(5);
+    registry.thread(1).tls_handshake_errors.add(1);
+    registry.thread(1).tls_handshake_timeouts.add(1);
+    store_stats.upload_bytes = 5 * store::mib_bytes;
+    store_stats.upload_bytes_max = 34 * store::mib_bytes;
+    store_stats.upload_refusals = 116;
+    store_stats.merged_segments = 8;
+    store_stats.merged_items = 900;
+  }
+
+  // Name and value of each, as the binary STATS writes them.
+  static std::vector<std::pair<std::string, std::string>> expected() {
+    return {{"UPLOAD_BYTES", std::to_string(5 * store::mib_bytes)},
+            {"UPLOAD_BYTES_MAX", std::to_string(34 * store::mib_bytes)},
+            {"UPLOAD_REFUSED", "116"},
+            {"UPLOAD_ABORTS", "7"},
+            {"AUTH_CMDS", "6"},
+            {"AUTH_ERRORS", "2"},
+            {"TLS_CONNECTIONS_TLS12", "1"},
+            {"TLS_CONNECTIONS_TLS13", "2"},
+            {"TLS_HANDSHAKES_TLS12", "3"},
+            {"TLS_HANDSHAKES_TLS13", "4"},
+            {"TLS_HANDSHAKE_ERRORS", "6"},
+            {"TLS_HANDSHAKE_TIMEOUTS", "1"},
+            {"MERGED_SEGMENTS", "8"},
+            {"MERGED_ITEMS", "900"}};
+  }
+};
+
+TEST_CASE("the upload, auth, TLS and compaction fields come last, in order") {
+  const SharedFields shared;
+  const std::vector<std::string> fields = split_fields(format_stats(shared.registry.collect(shared.store_stats, 1)));
+  const auto expected = SharedFields::expected();
+  REQUIRE(fields.size() > expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    CHECK(fields[fields.size() - expected.size() + i] == expected[i].first + "=" + expected[i].second);
+  }
   // What came before them is unchanged: THREAD_ACCEPTED was the last field.
-  CHECK(fields[fields.size() - 15].rfind("THREAD_ACCEPTED=", 0) == 0);
+  CHECK(fields[fields.size() - expected.size() - 1].rfind("THREAD_ACCEPTED=", 0) == 0);
+}
+
+TEST_CASE("the text stats show the same fields after evicted_segments, lower case, TLS_ as ssl_") {
+  const SharedFields shared;
+  const TextStatsRegistry text(2);
+  const std::string stats = format_text_stats(TextStatsContext{shared.registry, text, 1}, shared.store_stats, 0);
+  std::string expected_lines;
+  for (const auto& [name, value] : SharedFields::expected()) {
+    std::string lower = name.rfind("TLS_", 0) == 0 ? "ssl_" + name.substr(4) : name;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    expected_lines += "STAT " + lower + " " + value + "\r\n";
+  }
+  const size_t at = stats.find("STAT evicted_segments 0\r\n");
+  REQUIRE(at != std::string::npos);
+  CHECK(stats.substr(at + std::string_view("STAT evicted_segments 0\r\n").size()) == expected_lines + "END\r\n");
+  CHECK(stats.find("STAT ssl_handshake_errors 6\r\nSTAT ssl_handshake_timeouts 1\r\n") != std::string::npos);
 }
 
 TEST_CASE("thread counters sit on separate cache lines") {
