@@ -52,8 +52,8 @@ int64_t PeerLink::deadline_ms() const {
     case LinkState::waiting:
       return next_attempt_ms_;
     case LinkState::resolving:
-      // The resolver wakes the replication thread when its answer is in.
-      return no_deadline_ms;
+      // Or sooner: the resolver wakes the replication thread when its answer is in.
+      return resolve_started_ms_ + shared_.config.tuning.connect_timeout_ms;
     case LinkState::connecting:
       return connect_started_ms_ + shared_.config.tuning.connect_timeout_ms;
     case LinkState::securing:
@@ -76,6 +76,12 @@ void PeerLink::tick(int64_t now_ms) {
     start_attempt(now_ms);
   } else if (state_ == LinkState::resolving) {
     check_resolver(now_ms);
+    if (state_ == LinkState::resolving &&
+        now_ms - resolve_started_ms_ >= shared_.config.tuning.connect_timeout_ms) {
+      fail_attempt("cannot resolve: no answer within " +
+                       std::to_string(shared_.config.tuning.connect_timeout_ms) + " ms, still asking",
+                   now_ms);
+    }
   } else if (state_ == LinkState::connecting &&
              now_ms - connect_started_ms_ >= shared_.config.tuning.connect_timeout_ms) {
     close_socket();
@@ -98,6 +104,7 @@ void PeerLink::start_attempt(int64_t now_ms) {
   if (resolver_ != nullptr) {
     resolver_->ask();
     state_ = LinkState::resolving;
+    resolve_started_ms_ = now_ms;
     return;
   }
   std::string error;

@@ -7,7 +7,9 @@
 //
 // A peer given by name is looked up again at every attempt, on its own
 // thread (peer_resolver.h): the link waits in `resolving` while the
-// replication thread serves the others. A numeric address is read at once.
+// replication thread serves the others, for at most connect_timeout_ms (a
+// later attempt takes the answer of a resolution still going on). A
+// numeric address is read at once.
 //
 // With TLS (--tls-cert and --tls-ca, docs/replication.md "TLS"), the
 // connection is first secured: a client-side TlsChannel on memory BIOs
@@ -206,6 +208,7 @@ class PeerLink : NonCopyable {
   bool writable_ = false;
   int64_t next_attempt_ms_ = 0;
   int64_t backoff_ms_;
+  int64_t resolve_started_ms_ = 0;
   int64_t connect_started_ms_ = 0;
   std::vector<ResolvedAddress> addresses_;
   size_t address_index_ = 0;

@@ -69,8 +69,8 @@ bool PeerResolver::start(std::string& error) {
 void PeerResolver::ask() {
   {
     const std::lock_guard lock(state_->mutex);
-    assert(state_->phase == State::Phase::idle);
     assert(!state_->closing);
+    if (state_->phase != State::Phase::idle) return;
     state_->phase = State::Phase::asked;
   }
   state_->asked.notify_one();

@@ -43,7 +43,8 @@ class PeerResolver : NonCopyable {
 
   // Starts the thread. False with `error`.
   bool start(std::string& error);
-  // Starts a resolution; none may be asked or answered but not taken.
+  // Starts a resolution, unless one asked earlier has not been taken yet
+  // (still waiting for the DNS, or answered): its answer serves this ask.
   void ask();
   // The answer to what was asked: pending while the DNS is asked; then,
   // once, resolved (into `out`) or failed (`error` says why).

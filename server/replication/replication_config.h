@@ -42,7 +42,10 @@ struct ReplicationTuning {
   // records without data) is retried at most every backoff_ms_max, not ten
   // times a second with a resync each time.
   int64_t stable_link_ms_min = 2000;
-  // A connect that has not completed by then is abandoned and retried.
+  // A connect that has not completed by then is abandoned and retried. A
+  // peer's name not resolved by then fails the attempt too (logged, retried
+  // with backoff); the resolution itself cannot be cancelled and goes on on
+  // its thread (peer_resolver.h), and the next attempt takes its answer.
   int64_t connect_timeout_ms = 3000;
   // An authentication (handshake.h) the peer has not completed by then is
   // abandoned and retried, like a connect.

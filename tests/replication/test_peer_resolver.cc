@@ -77,6 +77,23 @@ TEST_CASE("a name is resolved on the resolver's thread, which wakes the caller o
   CHECK(wakeups.count == 3);
 }
 
+TEST_CASE("asking again before the answer is taken starts no second resolution: one answer serves both") {
+  Wakeups wakeups;
+  PeerResolver resolver(localhost_peer(8889), [&] { wakeups.add(); });
+  std::string error;
+  REQUIRE(resolver.start(error));
+  resolver.ask();
+  resolver.ask();
+  REQUIRE(wakeups.wait_for(1));
+  resolver.ask();  // answered, not taken yet
+  std::vector<ResolvedAddress> addresses;
+  REQUIRE(resolver.take(addresses, error) == PeerResolver::Answer::resolved);
+  CHECK(!addresses.empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const std::lock_guard lock(wakeups.mutex);
+  CHECK(wakeups.count == 1);
+}
+
 TEST_CASE("a resolver ended while it resolves returns at once and calls nobody after") {
   auto wakeups = std::make_shared<Wakeups>();
   for (int i = 0; i < 20; ++i) {
